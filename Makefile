@@ -1,0 +1,46 @@
+# Two commands: `make run` and `make test`. Everything else is a convenience.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# Stamps: reinstall only when pyproject.toml changes.
+RUNTIME_STAMP := $(VENV)/.installed-runtime
+DEV_STAMP     := $(VENV)/.installed-dev
+
+.PHONY: run test bench lint fmt clean help
+
+help:
+	@echo "make run    set up and start the vault with demo data (SQLite, http://localhost:8000)"
+	@echo "make test   set up and run the whole test suite"
+	@echo "make bench  run the benchmarks and print a table"
+	@echo "make lint   ruff + mypy"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(RUNTIME_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	@touch $@
+
+$(DEV_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@ $(RUNTIME_STAMP)
+
+run: $(RUNTIME_STAMP)
+	$(BIN)/vault serve --demo
+
+test: $(DEV_STAMP)
+	$(BIN)/pytest
+
+bench: $(DEV_STAMP)
+	$(BIN)/python -m bench
+
+lint: $(DEV_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy ledger clients vault
+
+fmt: $(DEV_STAMP)
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) vault-data .pytest_cache .mypy_cache .ruff_cache test-artifacts

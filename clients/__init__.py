@@ -1,0 +1,1 @@
+"""Clients of the vault's HTTP contracts: the service SDK and the auditor."""

@@ -1,0 +1,138 @@
+"""Ledger entries: their canonical bytes, their time stamps and the hash chain.
+
+The bytes of entry N are the JCS encoding of
+``{"v":1,"seq":N,"time":...,"kind":...,"prev":<b64 leaf hash of entry N-1 or "">,"body":{...}}``
+(ARCHITECTURE §2). Parsing insists the bytes are exactly that canonical form, so one
+entry has one byte string and one leaf hash.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+import orjson
+
+from ledger.canonical import canonical_json, check_value, encode_checked
+from ledger.errors import EncodingError
+from ledger.hasher import HASH_SIZE
+
+__all__ = ["VERSION", "Clock", "Entry", "encode_entry", "format_time", "parse_entry", "utc_now"]
+
+VERSION = 1
+Clock = Callable[[], datetime]
+
+_KIND = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+")
+_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
+_KEYS = frozenset({"v", "seq", "time", "kind", "prev", "body"})
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def format_time(moment: datetime) -> str:
+    """RFC 3339, UTC, millisecond precision, `Z`: e.g. 2026-11-22T10:04:05.123Z."""
+    if moment.tzinfo is None:
+        raise EncodingError("entry times must be timezone-aware")
+    m = moment.astimezone(UTC)
+    return f"{m:%Y-%m-%dT%H:%M:%S}.{m.microsecond // 1000:03d}Z"
+
+
+_known_kinds: set[str] = set()
+
+
+def check_kind(kind: str) -> None:
+    if type(kind) is str and kind in _known_kinds:
+        return
+    if type(kind) is not str or not _KIND.fullmatch(kind):
+        raise EncodingError(f"entry kind {kind!r} is not of the form 'noun.verb'")
+    if len(_known_kinds) < 256:  # a ledger has a few dozen kinds; remember them
+        _known_kinds.add(kind)
+
+
+class Entry(NamedTuple):
+    """A parsed entry (a NamedTuple: the streaming verifier builds one per entry)."""
+
+    seq: int
+    time: str
+    kind: str
+    prev: bytes
+    body: Mapping[str, Any]
+
+    def encode(self) -> bytes:
+        return encode_entry(self.seq, self.time, self.kind, self.prev, self.body)
+
+
+def encode_entry(seq: int, time: str, kind: str, prev: bytes, body: Mapping[str, Any]) -> bytes:
+    """The canonical bytes of an entry (what is hashed and served)."""
+    if type(seq) is not int or seq < 0:
+        raise EncodingError(f"seq must be a non-negative integer, got {seq!r}")
+    if type(time) is not str or not _TIME.fullmatch(time):
+        raise EncodingError(f"time {time!r} is not RFC 3339 UTC with milliseconds")
+    check_kind(kind)
+    if not (seq == 0 and prev == b"") and len(prev) != HASH_SIZE:
+        raise EncodingError("prev must be the 32-byte leaf hash of the previous entry")
+    if not isinstance(body, dict):
+        raise EncodingError("body must be a JSON object")
+    # Keys in JCS order: body, kind, prev, seq, time, v. kind and time are plain ASCII
+    # (checked above), so they need no escaping.
+    return b"".join(
+        (
+            b'{"body":',
+            canonical_json(body),
+            b',"kind":"',
+            kind.encode(),
+            b'","prev":"',
+            base64.b64encode(prev),
+            b'","seq":',
+            str(seq).encode(),
+            b',"time":"',
+            time.encode(),
+            b'","v":1}',
+        )
+    )
+
+
+def parse_entry(data: bytes) -> Entry:
+    """Parse entry bytes; EncodingError unless they are an entry in canonical form."""
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise EncodingError(f"not JSON: {exc}") from None
+    try:
+        if type(obj) is not dict or len(obj) != len(_KEYS):
+            raise KeyError
+        v, seq, time, kind, prev_text, body = (
+            obj["v"], obj["seq"], obj["time"], obj["kind"], obj["prev"], obj["body"]
+        )
+    except KeyError:
+        raise EncodingError(
+            "an entry has exactly the fields v, seq, time, kind, prev, body"
+        ) from None
+    if type(v) is not int or v != VERSION:
+        raise EncodingError(f"unknown entry version {v!r}")
+    if type(seq) is not int or seq < 0:
+        raise EncodingError(f"seq must be a non-negative integer, got {seq!r}")
+    if type(time) is not str or not _TIME.fullmatch(time):
+        raise EncodingError(f"time {time!r} is not RFC 3339 UTC with milliseconds")
+    check_kind(kind)
+    if type(body) is not dict:
+        raise EncodingError("body must be a JSON object")
+    if type(prev_text) is not str:
+        raise EncodingError("prev must be a base64 string")
+    try:
+        prev = binascii.a2b_base64(prev_text, strict_mode=True)
+    except (binascii.Error, ValueError):
+        raise EncodingError("prev is not valid base64") from None
+    if not (seq == 0 and prev == b"") and len(prev) != HASH_SIZE:
+        raise EncodingError("prev must be the 32-byte leaf hash of the previous entry")
+    # Re-encoding the parsed object must give back the very same bytes: this rejects
+    # whitespace, key order, escapes and number forms other than the canonical ones.
+    if encode_checked(obj, check_value(body)) != data:
+        raise EncodingError("entry bytes are not in canonical (RFC 8785) form")
+    return Entry(seq, time, kind, prev, body)

@@ -1,0 +1,228 @@
+"""C2SP signed-note with Ed25519 (signature type 0x01), and its key strings.
+
+Verifier key: ``<name>+<hex key id>+<base64(0x01 || public key)>``.
+Signer key:   ``PRIVATE+KEY+<name>+<hex key id>+<base64(0x01 || seed)>``.
+Key ID = SHA-256(name || 0x0A || 0x01 || public key)[:4], big-endian.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import nacl.exceptions
+import nacl.signing
+
+from ledger.errors import KeyFormatError, NoteError, SignatureError
+
+__all__ = [
+    "MAX_SIGNATURES",
+    "Note",
+    "NoteSignature",
+    "Signer",
+    "Verifier",
+    "open_note",
+    "sign_note",
+]
+
+ED25519 = 0x01
+MAX_SIGNATURES = 100
+_DASH = "\u2014 "
+
+
+def _key_id(name: str, public_key: bytes) -> int:
+    digest = hashlib.sha256(name.encode() + b"\n" + bytes([ED25519]) + public_key).digest()
+    return int.from_bytes(digest[:4], "big")
+
+
+def _check_name(name: str) -> None:
+    if not name or "+" in name or any(c.isspace() for c in name):
+        raise KeyFormatError(f"key name {name!r} must be non-empty, without spaces or '+'")
+
+
+def _b64(text: str, what: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise KeyFormatError(f"{what} is not valid base64") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Verifier:
+    """A known Ed25519 note key."""
+
+    name: str
+    key_id: int
+    public_key: bytes
+
+    @classmethod
+    def parse(cls, vkey: str) -> Verifier:
+        parts = vkey.strip().split("+", 2)
+        if len(parts) != 3 or len(parts[1]) != 8:
+            raise KeyFormatError("verifier key must be <name>+<8 hex digits>+<base64 key>")
+        name, hex_id, material = parts
+        _check_name(name)
+        try:
+            key_id = int(hex_id, 16)
+        except ValueError:
+            raise KeyFormatError("verifier key id is not hexadecimal") from None
+        raw = _b64(material, "verifier key")
+        if len(raw) != 33 or raw[0] != ED25519:
+            raise KeyFormatError("verifier key must be type 0x01 followed by 32 bytes")
+        if _key_id(name, raw[1:]) != key_id:
+            raise KeyFormatError("verifier key id does not match its name and key")
+        return cls(name, key_id, raw[1:])
+
+    def __str__(self) -> str:
+        material = base64.b64encode(bytes([ED25519]) + self.public_key).decode()
+        return f"{self.name}+{self.key_id:08x}+{material}"
+
+    def verify(self, text: bytes, signature: bytes) -> bool:
+        try:
+            nacl.signing.VerifyKey(self.public_key).verify(text, signature)
+        except (nacl.exceptions.BadSignatureError, ValueError, TypeError):
+            return False
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class Signer:
+    """An Ed25519 note key that can sign."""
+
+    name: str
+    key_id: int
+    seed: bytes
+
+    @classmethod
+    def generate(cls, name: str) -> Signer:
+        _check_name(name)
+        key = nacl.signing.SigningKey.generate()
+        return cls(name, _key_id(name, bytes(key.verify_key)), bytes(key))
+
+    @classmethod
+    def parse(cls, skey: str) -> Signer:
+        parts = skey.strip().split("+", 4)
+        if len(parts) != 5 or parts[:2] != ["PRIVATE", "KEY"] or len(parts[3]) != 8:
+            raise KeyFormatError("signer key must be PRIVATE+KEY+<name>+<hex id>+<base64>")
+        name, hex_id, material = parts[2:]
+        _check_name(name)
+        raw = _b64(material, "signer key")
+        if len(raw) != 33 or raw[0] != ED25519:
+            raise KeyFormatError("signer key must be type 0x01 followed by a 32-byte seed")
+        signer = cls(name, 0, raw[1:])
+        key_id = _key_id(name, signer.public_key)
+        try:
+            if int(hex_id, 16) != key_id:
+                raise KeyFormatError("signer key id does not match its name and key")
+        except ValueError:
+            raise KeyFormatError("signer key id is not hexadecimal") from None
+        return cls(name, key_id, raw[1:])
+
+    @property
+    def public_key(self) -> bytes:
+        return bytes(nacl.signing.SigningKey(self.seed).verify_key)
+
+    def verifier(self) -> Verifier:
+        return Verifier(self.name, self.key_id, self.public_key)
+
+    def __str__(self) -> str:
+        material = base64.b64encode(bytes([ED25519]) + self.seed).decode()
+        return f"PRIVATE+KEY+{self.name}+{self.key_id:08x}+{material}"
+
+    def __repr__(self) -> str:  # never print the seed by accident
+        return f"Signer(name={self.name!r}, key_id={self.key_id:08x})"
+
+    def sign(self, text: bytes) -> bytes:
+        return nacl.signing.SigningKey(self.seed).sign(text).signature
+
+
+@dataclass(frozen=True, slots=True)
+class NoteSignature:
+    name: str
+    key_id: int
+    signature: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    text: str
+    signatures: tuple[NoteSignature, ...]
+    verified_by: tuple[Verifier, ...] = ()
+
+
+def _check_text(text: str) -> None:
+    if not text.endswith("\n"):
+        raise NoteError("note text must end with a newline")
+    if any(c < " " and c != "\n" for c in text):
+        raise NoteError("note text must not contain control characters other than newline")
+
+
+def sign_note(text: str, signers: Sequence[Signer]) -> str:
+    """The signed note of `text` (which must end in a newline) by every signer."""
+    _check_text(text)
+    if not signers:
+        raise NoteError("a note needs at least one signer")
+    data = text.encode()
+    lines = []
+    for s in signers:
+        blob = s.key_id.to_bytes(4, "big") + s.sign(data)
+        lines.append(f"{_DASH}{s.name} {base64.b64encode(blob).decode()}\n")
+    return text + "\n" + "".join(lines)
+
+
+def parse_note(note: str | bytes) -> Note:
+    """Split a signed note into text and signatures, without verifying anything."""
+    if isinstance(note, bytes):
+        try:
+            note = note.decode("utf-8")
+        except UnicodeDecodeError:
+            raise NoteError("note is not valid UTF-8") from None
+    _check_text(note)
+    split = note.rfind("\n\n")
+    if split < 0:
+        raise NoteError("note has no blank line before its signatures")
+    text, sig_block = note[: split + 1], note[split + 2 :]
+    sigs: list[NoteSignature] = []
+    for line in sig_block.split("\n")[:-1]:
+        if not line.startswith(_DASH):
+            raise NoteError(f"malformed signature line {line[:40]!r}")
+        name, sep, b64 = line[len(_DASH) :].partition(" ")
+        if not sep or not name or " " in b64:
+            raise NoteError(f"malformed signature line {line[:40]!r}")
+        try:
+            blob = base64.b64decode(b64, validate=True)
+        except (binascii.Error, ValueError):
+            raise NoteError(f"signature by {name!r} is not valid base64") from None
+        if len(blob) < 5:
+            raise NoteError(f"signature by {name!r} is too short")
+        sigs.append(NoteSignature(name, int.from_bytes(blob[:4], "big"), blob[4:]))
+        if len(sigs) > MAX_SIGNATURES:
+            raise NoteError(f"note has more than {MAX_SIGNATURES} signatures")
+    if not sigs:
+        raise NoteError("note has no signatures")
+    return Note(text, tuple(sigs))
+
+
+def open_note(note: str | bytes, *, expected_verifiers: Iterable[Verifier]) -> Note:
+    """Parse a note and verify it against the known keys.
+
+    Signatures by unknown keys (name and key ID not both matching) are ignored; a
+    signature by a known key that fails is an error; at least one must verify.
+    """
+    parsed = parse_note(note)
+    known = {(v.name, v.key_id): v for v in expected_verifiers}
+    data = parsed.text.encode()
+    good: list[Verifier] = []
+    for sig in parsed.signatures:
+        v = known.get((sig.name, sig.key_id))
+        if v is None:
+            continue
+        if not v.verify(data, sig.signature):
+            raise SignatureError(f"signature by {sig.name}+{sig.key_id:08x} does not verify")
+        good.append(v)
+    if not good:
+        raise NoteError("note is not signed by any expected key")
+    return Note(parsed.text, parsed.signatures, tuple(good))

@@ -1,0 +1,161 @@
+"""The store protocol, the append logic every store shares, and the in-memory store.
+
+Appending assigns `seq`, `time` and `prev` in the writer, computes leaf hashes and the
+interior nodes each leaf completes, and moves the tree head forward. A store only has
+to keep the rows and serialise writers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ledger import proof
+from ledger.entry import Clock, encode_entry, format_time, utc_now
+from ledger.errors import RangeError
+from ledger.hasher import leaf_hash
+from ledger.tree import CompactRange, TreeHead
+
+__all__ = [
+    "MAX_PAGE",
+    "Appended",
+    "HeadState",
+    "LedgerReader",
+    "LedgerWriter",
+    "MemoryLedger",
+    "plan_append",
+]
+
+MAX_PAGE = 1000
+
+EntryItem = tuple[str, Mapping[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    seq: int
+    time: str
+    leaf_hash: bytes
+    data: bytes
+
+
+@dataclass(slots=True)
+class HeadState:
+    """What a writer needs to append: the right border, the last leaf and its time."""
+
+    border: CompactRange = field(default_factory=CompactRange)
+    last_leaf: bytes = b""
+    last_time: str = ""
+
+    @property
+    def size(self) -> int:
+        return self.border.size
+
+
+@dataclass(slots=True)
+class AppendPlan:
+    entries: list[Appended]
+    nodes: list[tuple[int, int, bytes]]  # (level, index, hash) of completed interior nodes
+
+
+def plan_append(head: HeadState, items: Iterable[EntryItem], now: str) -> AppendPlan:
+    """Encode `items` after `head`, advancing `head` in place.
+
+    Entry times never go backwards: a writer whose clock is behind the last entry's
+    takes the last entry's time, so time order always matches `seq` order.
+    """
+    time = max(now, head.last_time)
+    border, prev = head.border, head.last_leaf
+    entries: list[Appended] = []
+    nodes: list[tuple[int, int, bytes]] = []
+    for kind, body in items:
+        seq = border.size
+        data = encode_entry(seq, time, kind, prev, body)
+        h = leaf_hash(data)
+        nodes.extend(border.append(h))
+        entries.append(Appended(seq, time, h, data))
+        prev = h
+    head.last_leaf, head.last_time = prev, time
+    return AppendPlan(entries, nodes)
+
+
+class LedgerReader(Protocol):
+    def tree_head(self) -> TreeHead: ...
+    def root_at(self, size: int) -> bytes: ...
+    def entries(self, start: int, limit: int) -> list[bytes]: ...
+    def iter_entries(self, start: int = 0) -> Iterator[tuple[int, bytes, bytes]]: ...
+    def inclusion_proof(self, index: int, tree_size: int) -> list[bytes]: ...
+    def consistency_proof(self, first: int, second: int) -> list[bytes]: ...
+
+
+class LedgerWriter(LedgerReader, Protocol):
+    def append(self, kind: str, body: Mapping[str, Any]) -> Appended: ...
+    def append_many(self, items: Iterable[EntryItem]) -> list[Appended]: ...
+
+
+def check_page(start: int, limit: int, size: int) -> None:
+    if start < 0 or not 1 <= limit <= MAX_PAGE:
+        raise RangeError(f"start must be >= 0 and limit between 1 and {MAX_PAGE}")
+    if start > size:
+        raise RangeError(f"start {start} is beyond the end of the ledger ({size} entries)")
+
+
+def check_tree_size(tree_size: int, size: int) -> None:
+    if not 0 <= tree_size <= size:
+        raise RangeError(f"tree_size {tree_size} is outside 0..{size} (the current size)")
+
+
+class MemoryLedger:
+    """A ledger held in memory: for tests, tools and the reference for the SQL store."""
+
+    def __init__(self, *, clock: Clock = utc_now) -> None:
+        self._clock = clock
+        self._head = HeadState()
+        self._data: list[bytes] = []
+        self._levels: list[list[bytes]] = [[]]  # _levels[l][i]: node (l, i)
+
+    def append(self, kind: str, body: Mapping[str, Any]) -> Appended:
+        return self.append_many([(kind, body)])[0]
+
+    def append_many(self, items: Iterable[EntryItem]) -> list[Appended]:
+        head = HeadState(CompactRange(self._head.size, list(self._head.border.hashes)),
+                         self._head.last_leaf, self._head.last_time)
+        plan = plan_append(head, list(items), format_time(self._clock()))
+        # Only now, with every entry encoded, does the ledger change: all or nothing.
+        for e in plan.entries:
+            self._data.append(e.data)
+            self._levels[0].append(e.leaf_hash)
+        for level, index, h in plan.nodes:
+            if level == len(self._levels):
+                self._levels.append([])
+            assert len(self._levels[level]) == index
+            self._levels[level].append(h)
+        self._head = head
+        return plan.entries
+
+    def node_hashes(self, nodes: Sequence[tuple[int, int]]) -> list[bytes]:
+        return [self._levels[level][index] for level, index in nodes]
+
+    def tree_head(self) -> TreeHead:
+        return self._head.border.head()
+
+    def root_at(self, size: int) -> bytes:
+        check_tree_size(size, self._head.size)
+        return proof.root_at(self, size)
+
+    def entries(self, start: int, limit: int) -> list[bytes]:
+        check_page(start, limit, self._head.size)
+        return self._data[start : start + limit]
+
+    def iter_entries(self, start: int = 0) -> Iterator[tuple[int, bytes, bytes]]:
+        for seq in range(start, len(self._data)):
+            yield seq, self._levels[0][seq], self._data[seq]
+
+    def inclusion_proof(self, index: int, tree_size: int) -> list[bytes]:
+        check_tree_size(tree_size, self._head.size)
+        return proof.inclusion_proof(self, index, tree_size)
+
+    def consistency_proof(self, first: int, second: int) -> list[bytes]:
+        check_tree_size(second, self._head.size)
+        return proof.consistency_proof(self, first, second)

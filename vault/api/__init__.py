@@ -1,0 +1,1 @@
+"""HTTP: thin routes, their dependencies, and the one error-to-HTTP mapping."""

@@ -1,0 +1,51 @@
+"""Request dependencies: the app's state and the auditor's credentials."""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.engine import Engine
+
+from ledger.note import Signer
+from vault.config import Settings
+from vault.errors import NotAuthorized
+from vault.services.checkpoints import CheckpointPublisher
+
+__all__ = ["AppState", "Auditor", "State", "get_state", "require_auditor"]
+
+
+@dataclass(slots=True)
+class AppState:
+    settings: Settings
+    engine: Engine
+    signer: Signer
+    publisher: CheckpointPublisher
+
+
+def get_state(request: Request) -> AppState:
+    state: AppState = request.app.state.vault
+    return state
+
+
+State = Annotated[AppState, Depends(get_state)]
+
+
+def require_auditor(request: Request, state: State) -> None:
+    """Entries and proofs need an auditor key unless the operator made the ledger public."""
+    if state.settings.ledger_public:
+        return
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise NotAuthorized("this ledger needs an auditor API key (Authorization: Bearer ...)")
+    # Compare against every key so timing does not reveal which one nearly matched.
+    matched = False
+    for key in state.settings.auditor_keys:
+        matched |= hmac.compare_digest(token.encode(), key.encode())
+    if not matched:
+        raise NotAuthorized("the auditor API key is not valid")
+
+
+Auditor = Depends(require_auditor)

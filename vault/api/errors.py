@@ -1,0 +1,83 @@
+"""The one place where errors become HTTP responses: RFC 9457 problem details."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ledger.errors import LedgerError, RangeError
+from vault.errors import InvalidRequest, NotAuthorized
+
+__all__ = ["PROBLEM_JSON", "install_error_handlers", "problem"]
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+
+def problem(
+    status: int,
+    detail: str,
+    *,
+    slug: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    """A problem details response. `slug` names a vault-specific problem type."""
+    body: dict[str, Any] = {
+        "type": f"urn:citizen-vault:problem:{slug}" if slug else "about:blank",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        **extra,
+    }
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _validation_detail(exc: RequestValidationError) -> tuple[str, list[dict[str, Any]]]:
+    errors = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("query", "body", "path"))
+        errors.append({"field": loc or "request", "message": err.get("msg", "invalid")})
+    summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors) or "invalid request"
+    return summary, errors
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        detail, errors = _validation_detail(exc)
+        return problem(400, detail, slug="invalid-request", errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return problem(exc.status_code, str(exc.detail), headers=exc.headers)
+
+    @app.exception_handler(RangeError)
+    async def _range(_: Request, exc: RangeError) -> JSONResponse:
+        return problem(400, str(exc), slug="out-of-range")
+
+    @app.exception_handler(InvalidRequest)
+    async def _bad(_: Request, exc: InvalidRequest) -> JSONResponse:
+        return problem(400, str(exc), slug="invalid-request")
+
+    @app.exception_handler(NotAuthorized)
+    async def _unauthorized(_: Request, exc: NotAuthorized) -> JSONResponse:
+        return problem(401, str(exc), slug="unauthorized",
+                       headers={"WWW-Authenticate": 'Bearer realm="ledger"'})
+
+    @app.exception_handler(LedgerError)
+    async def _ledger(_: Request, exc: LedgerError) -> JSONResponse:
+        log.error("ledger error: %s", exc)
+        return problem(503, "the ledger is unavailable; try again later", slug="ledger-unavailable")
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error", exc_info=exc)
+        return problem(500, "an unexpected error occurred; it has been logged")

@@ -1,0 +1,80 @@
+"""GET /ledger/*: checkpoint, key, entries and proofs (ARCHITECTURE §2, a contract)."""
+
+from __future__ import annotations
+
+import base64
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import PlainTextResponse, Response
+
+from ledger.sqlstore import SqlLedger
+from ledger.store import MAX_PAGE
+from vault.api.deps import Auditor, State
+from vault.errors import InvalidRequest
+from vault.services.checkpoints import publish_checkpoint
+from vault.storage.database import read_only
+
+router = APIRouter(prefix="/ledger", tags=["ledger"])
+
+# Indices beyond 2**62 cannot exist; bounding them keeps database integers in range.
+_MAX_INDEX = 2**62
+Index = Annotated[int, Query(ge=0, le=_MAX_INDEX)]
+Size = Annotated[int, Query(ge=1, le=_MAX_INDEX)]
+NDJSON = "application/x-ndjson"
+
+
+def _b64(hashes: list[bytes]) -> list[str]:
+    return [base64.b64encode(h).decode() for h in hashes]
+
+
+@router.get("/checkpoint", response_class=PlainTextResponse,
+            summary="The latest signed checkpoint (C2SP signed note)")
+def checkpoint(state: State) -> PlainTextResponse:
+    with read_only(state.engine).begin() as conn:
+        latest = SqlLedger(conn).latest_checkpoint()
+    if latest is None:  # the publisher signs one before the app serves; be safe anyway
+        note = publish_checkpoint(state.engine, state.signer).note
+    else:
+        note = latest[1]
+    return PlainTextResponse(note, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/key", response_class=PlainTextResponse, summary="The C2SP verifier key")
+def key(state: State) -> PlainTextResponse:
+    return PlainTextResponse(str(state.signer.verifier()) + "\n")
+
+
+@router.get("/entries", dependencies=[Auditor], summary="Entries as NDJSON, exact hashed bytes",
+            response_class=Response, responses={200: {"content": {NDJSON: {}}}})
+def entries(
+    state: State,
+    start: Annotated[int, Query(ge=0, le=_MAX_INDEX)] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
+) -> Response:
+    with read_only(state.engine).begin() as conn:
+        lines = SqlLedger(conn).entries(start, limit)
+    body = b"".join(line + b"\n" for line in lines)
+    return Response(body, media_type=NDJSON)
+
+
+@router.get("/proofs/inclusion", dependencies=[Auditor], summary="RFC 9162 inclusion proof")
+def inclusion(state: State, index: Index, tree_size: Size) -> dict[str, Any]:
+    if index >= tree_size:
+        raise InvalidRequest(f"index {index} is not inside a tree of size {tree_size}")
+    with read_only(state.engine).begin() as conn:
+        hashes = SqlLedger(conn).inclusion_proof(index, tree_size)
+    return {"index": index, "tree_size": tree_size, "hashes": _b64(hashes)}
+
+
+@router.get("/proofs/consistency", dependencies=[Auditor], summary="RFC 9162 consistency proof")
+def consistency(
+    state: State,
+    first: Annotated[int, Query(alias="from", ge=1, le=_MAX_INDEX)],
+    second: Annotated[int, Query(alias="to", ge=1, le=_MAX_INDEX)],
+) -> dict[str, Any]:
+    if first > second:
+        raise InvalidRequest(f"from ({first}) must not be greater than to ({second})")
+    with read_only(state.engine).begin() as conn:
+        hashes = SqlLedger(conn).consistency_proof(first, second)
+    return {"from": first, "to": second, "hashes": _b64(hashes)}

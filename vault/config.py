@@ -1,0 +1,69 @@
+"""Settings: one object, built once from arguments and VAULT_* variables, passed in."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+
+class Settings(BaseSettings):
+    """Everything the vault can be told. Environment: VAULT_<NAME>."""
+
+    model_config = SettingsConfigDict(env_prefix="VAULT_", extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    #: Where citizens and services reach the vault; sets the WebAuthn RP ID and origin
+    #: and the OAuth issuer. WebAuthn needs a name (localhost), never an IP address.
+    public_url: str | None = None
+    data_dir: Path = Path("vault-data")
+    #: SQLite by default (a file in data_dir); postgresql://... in production.
+    database_url: str | None = None
+    #: Checkpoint origin and ledger key name; default "<host[:port]>/ledger".
+    ledger_origin: str | None = None
+    #: Serve /ledger/entries and /ledger/proofs/* without an auditor API key.
+    ledger_public: bool = False
+    #: Comma-separated bearer keys for auditors (when the ledger is not public).
+    auditor_api_keys: SecretStr = SecretStr("")
+    #: Ed25519 signer key (C2SP "PRIVATE+KEY+..." form); else a key file in data_dir.
+    ledger_signing_key: SecretStr | None = None
+    #: Production refuses unsafe defaults (e.g. generating keys silently).
+    production: bool = False
+    demo: bool = False
+    checkpoint_interval: float = Field(0.25, gt=0, le=1.0)
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("public_url must be an http(s) URL with a host name")
+        return v.rstrip("/")
+
+    @property
+    def base_url(self) -> str:
+        return self.public_url or f"http://localhost:{self.port}"
+
+    @property
+    def database(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'vault.db'}"
+
+    @property
+    def default_origin(self) -> str:
+        return f"{urlsplit(self.base_url).netloc}/ledger"
+
+    @property
+    def auditor_keys(self) -> list[str]:
+        raw = self.auditor_api_keys.get_secret_value()
+        return [k.strip() for k in raw.split(",") if k.strip()]
+
+    @property
+    def key_dir(self) -> Path:
+        return self.data_dir / "keys"

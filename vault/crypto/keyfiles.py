@@ -1,0 +1,65 @@
+"""Key files under the data directory, created on first run with mode 0600."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from ledger.errors import KeyFormatError
+from ledger.note import Signer
+from vault.errors import ConfigError
+
+__all__ = ["load_ledger_signer", "read_secret_file", "write_secret_file"]
+
+LEDGER_KEY_FILE = "ledger.key"
+
+
+def write_secret_file(path: Path, content: str) -> None:
+    """Create `path` with mode 0600 (never overwrite: O_EXCL)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(content + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_secret_file(path: Path) -> str:
+    mode = path.stat().st_mode
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigError(f"{path} is readable by others (mode {mode & 0o777:o}); chmod 600 it")
+    return path.read_text().strip()
+
+
+def load_ledger_signer(
+    key_dir: Path, *, origin: str | None, secret: str | None, create: bool
+) -> Signer:
+    """The ledger's checkpoint signer: from `secret`, else the key file, else a new one.
+
+    A key is bound to its name (the checkpoint origin); asking for another origin with
+    an existing key is an error rather than a silent new log identity.
+    """
+    path = key_dir / LEDGER_KEY_FILE
+    try:
+        if secret:
+            signer = Signer.parse(secret)
+        elif path.exists():
+            signer = Signer.parse(read_secret_file(path))
+        elif create:
+            if origin is None:
+                raise ConfigError("cannot create a ledger key without an origin")
+            signer = Signer.generate(origin)
+            write_secret_file(path, str(signer))
+        else:
+            raise ConfigError(
+                f"no ledger signing key: set VAULT_LEDGER_SIGNING_KEY or create {path}"
+            )
+    except KeyFormatError as exc:
+        raise ConfigError(f"ledger signing key is malformed: {exc}") from None
+    if origin is not None and signer.name != origin:
+        raise ConfigError(
+            f"the ledger key signs for origin {signer.name!r} but {origin!r} was asked for; "
+            f"set VAULT_LEDGER_ORIGIN={signer.name} (a log keeps one identity)"
+        )
+    return signer

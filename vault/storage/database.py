@@ -1,0 +1,80 @@
+"""Database engines: SQLite (embedded default) and PostgreSQL (production).
+
+SQLite runs in WAL mode with `synchronous=FULL` and `foreign_keys=ON`. The driver's own
+implicit transactions are turned off and every transaction begins with
+`BEGIN IMMEDIATE`, so a transaction that reads and then writes holds the write lock
+from its first statement and waits (busy timeout) instead of failing on a stale
+snapshot. Read-only work uses `read_only(engine)`, which begins a deferred transaction
+and never waits for writers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+__all__ = ["BUSY_TIMEOUT_MS", "is_sqlite", "make_engine", "read_only", "sqlite_url"]
+
+BUSY_TIMEOUT_MS = 30_000
+_READ_ONLY = "vault_read_only"
+
+
+def sqlite_url(path: str) -> str:
+    return f"sqlite:///{path}"
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def make_engine(url: str, *, pool_size: int = 20, echo: bool = False) -> Engine:
+    """An engine configured for the vault's transactions on SQLite or PostgreSQL."""
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    if url.startswith("sqlite"):
+        return _sqlite_engine(url, pool_size=pool_size, echo=echo)
+    # Keep the pool above the number of threads that may hold a connection at once
+    # (FastAPI runs sync endpoints on a 40-thread pool).
+    return sa.create_engine(
+        url, pool_size=pool_size, max_overflow=2 * pool_size, pool_pre_ping=True, echo=echo
+    )
+
+
+def _sqlite_engine(url: str, *, pool_size: int, echo: bool) -> Engine:
+    engine = sa.create_engine(
+        url,
+        echo=echo,
+        pool_size=pool_size,
+        max_overflow=2 * pool_size,
+        connect_args={
+            "check_same_thread": False,
+            "timeout": BUSY_TIMEOUT_MS / 1000,
+            "isolation_level": None,  # we issue BEGIN ourselves
+        },
+    )
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: sa.Connection) -> None:
+        if conn.get_execution_options().get(_READ_ONLY):
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def read_only(engine: Engine) -> Engine:
+    """The same engine and pool, for transactions that only read."""
+    return engine.execution_options(**{_READ_ONLY: True})
