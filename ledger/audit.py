@@ -37,7 +37,7 @@ class LogVerified:
 class LogAuditor:
     """Feed entries in order; it raises LogInvalid at the first one that is wrong."""
 
-    __slots__ = ("_border", "_checkpoint", "_checked_cp", "_prev", "_time")
+    __slots__ = ("_border", "_checked_cp", "_checkpoint", "_prev", "_time")
 
     def __init__(self, checkpoint: Checkpoint | None = None) -> None:
         self._border = CompactRange()

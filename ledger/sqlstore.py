@@ -195,7 +195,7 @@ class SqlLedger:
         self, columns: str, table: str, key: str, values: list[int]
     ) -> Sequence[Any]:
         marks = ", ".join([self._p] * len(values))
-        sql = f"SELECT {columns} FROM {table} WHERE {key} IN ({marks})"  # noqa: S608
+        sql = f"SELECT {columns} FROM {table} WHERE {key} IN ({marks})"
         return self._conn.exec_driver_sql(sql, tuple(values)).all()
 
     def root_at(self, size: int) -> bytes:

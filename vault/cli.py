@@ -24,8 +24,10 @@ from vault.crypto import load_ledger_signer
 from vault.errors import VaultError
 from vault.storage.database import make_engine, read_only
 
-app = typer.Typer(help="Citizen Data Vault: encrypted personal data, grants and a verifiable ledger.",
-                  no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="Citizen Data Vault: encrypted personal data, grants and a verifiable ledger.",
+    no_args_is_help=True, add_completion=False,
+)
 ledger_app = typer.Typer(help="Verify and export the ledger.", no_args_is_help=True)
 app.add_typer(ledger_app, name="ledger")
 

@@ -17,7 +17,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VAULT_", extra="forbid")
 
     host: str = "127.0.0.1"
-    port: int = Field(8000, ge=1, le=65535)
+    port: int = Field(default=8000, ge=1, le=65535)
     #: Where citizens and services reach the vault; sets the WebAuthn RP ID and origin
     #: and the OAuth issuer. WebAuthn needs a name (localhost), never an IP address.
     public_url: str | None = None
@@ -35,7 +35,7 @@ class Settings(BaseSettings):
     #: Production refuses unsafe defaults (e.g. generating keys silently).
     production: bool = False
     demo: bool = False
-    checkpoint_interval: float = Field(0.25, gt=0, le=1.0)
+    checkpoint_interval: float = Field(default=0.25, gt=0, le=1.0)
 
     @field_validator("public_url")
     @classmethod

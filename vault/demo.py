@@ -6,6 +6,7 @@ Only ids, pseudonyms and codes: demo entries follow the same no-personal-data ru
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 from sqlalchemy.engine import Engine
 
@@ -21,7 +22,7 @@ def seed_demo(engine: Engine) -> int:
         if ledger.size() > 0:
             return 0
         subject = "sub_" + secrets.token_urlsafe(16)
-        items = [
+        items: list[tuple[str, dict[str, Any]]] = [
             ("service.registered", {
                 "service_id": "svc_blue_badge",
                 "name": "Blue Badge team, Riverside Council",

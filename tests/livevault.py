@@ -1,0 +1,48 @@
+"""A real vault served by uvicorn on a free loopback port, for tests over real sockets."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import uvicorn
+
+from vault.app import create_app
+from vault.config import Settings
+
+
+@dataclass(frozen=True)
+class LiveVault:
+    url: str
+    settings: Settings
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def serve(settings: Settings) -> Iterator[LiveVault]:
+    """Serve `settings` (its port is replaced by a free one) until the block ends."""
+    port = free_port()
+    settings = settings.model_copy(update={"port": port})
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
+                                           log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the vault did not start")
+        time.sleep(0.02)
+    try:
+        yield LiveVault(f"http://localhost:{port}", settings)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
