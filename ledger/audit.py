@@ -63,6 +63,10 @@ class LogAuditor:
                                     f"entries {i}..{entry.seq - 1} are missing")
             raise LogInvalid(i, f"found seq {entry.seq} where seq {i} belongs: "
                                 "entries are duplicated or out of order")
+        h = leaf_hash(data)
+        if stored_leaf_hash is not None and stored_leaf_hash != h:
+            raise LogInvalid(i, "entry bytes do not match their stored leaf hash: "
+                                "the entry was altered")
         if entry.prev != self._prev:
             # The chain is broken between i-1 and i: entry i-1 no longer hashes to what
             # entry i committed to. Name the entry whose bytes changed.
@@ -72,10 +76,6 @@ class LogAuditor:
         if entry.time < self._time:
             raise LogInvalid(i, f"time {entry.time} is earlier than the previous entry's "
                                 f"{self._time}")
-        h = leaf_hash(data)
-        if stored_leaf_hash is not None and stored_leaf_hash != h:
-            raise LogInvalid(i, "entry bytes do not match their stored leaf hash: "
-                                "the entry was altered")
         self._border.append(h)
         self._prev, self._time = h, entry.time
         cp = self._checkpoint
@@ -86,7 +86,7 @@ class LogAuditor:
     def _check_root(self, cp: Checkpoint) -> None:
         root = self._border.root()
         if root != cp.root:
-            raise LogInvalid(cp.size - 1, f"the root of entries 0..{cp.size - 1} is "
+            raise LogInvalid(max(cp.size - 1, 0), f"the root of entries 0..{cp.size - 1} is "
                              f"{base64.b64encode(root).decode()}, the signed checkpoint says "
                              f"{base64.b64encode(cp.root).decode()}")
         self._checked_cp = True

@@ -45,44 +45,10 @@ def _reject(value: Any) -> None:
 
 
 def check_value(value: Any, depth: int = 0) -> bool:
-    """Raise EncodingError unless JCS can hold `value`; True if a key needs UTF-16 order.
-
-    Scalars are checked inline rather than by recursion: this runs for every entry the
-    streaming verifier reads.
-    """
-    if depth > MAX_DEPTH:
-        raise EncodingError(f"value is nested deeper than {MAX_DEPTH} levels")
+    """Raise EncodingError unless JCS can hold `value`; True if a key needs UTF-16 order."""
     t = type(value)
-    if t is dict:
-        astral = False
-        for k, v in value.items():
-            if type(k) is not str:
-                raise EncodingError(f"object key {k!r} is not a string")
-            if not k.isascii():
-                astral = astral or _astral(k)
-            tv = type(v)
-            if tv is str or tv is bool or v is None:
-                continue
-            if tv is int:
-                _check_int(v)
-            elif tv is dict or tv is list or tv is tuple:
-                astral = check_value(v, depth + 1) or astral
-            else:
-                _reject(v)
-        return astral
-    if t is list or t is tuple:
-        astral = False
-        for v in value:
-            tv = type(v)
-            if tv is str or tv is bool or v is None:
-                continue
-            if tv is int:
-                _check_int(v)
-            elif tv is dict or tv is list or tv is tuple:
-                astral = check_value(v, depth + 1) or astral
-            else:
-                _reject(v)
-        return astral
+    if t is dict or t is list or t is tuple:
+        return _check_container(value, depth)
     if t is str or t is bool or value is None:
         return False
     if t is int:
@@ -90,6 +56,33 @@ def check_value(value: Any, depth: int = 0) -> bool:
         return False
     _reject(value)
     return False  # unreachable: _reject raises
+
+
+def _check_container(value: dict[Any, Any] | list[Any] | tuple[Any, ...], depth: int) -> bool:
+    # Scalars are checked inline rather than by a call each: this runs for every entry
+    # the streaming verifier reads.
+    if depth >= MAX_DEPTH:
+        raise EncodingError(f"value is nested deeper than {MAX_DEPTH} levels")
+    astral = False
+    items: Any = value
+    if type(value) is dict:
+        for k in value:
+            if type(k) is not str:
+                raise EncodingError(f"object key {k!r} is not a string")
+            if not k.isascii():
+                astral = astral or _astral(k)
+        items = value.values()
+    for v in items:
+        tv = type(v)
+        if tv is str or tv is bool or v is None:
+            continue
+        if tv is int:
+            _check_int(v)
+        elif tv is dict or tv is list or tv is tuple:
+            astral = _check_container(v, depth + 1) or astral
+        else:
+            _reject(v)
+    return astral
 
 
 def encode_checked(value: Any, astral: bool) -> bytes:

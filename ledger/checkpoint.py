@@ -36,8 +36,8 @@ def parse_checkpoint(text: str) -> Checkpoint:
     origin, size, root_b64, *ext = lines[:-1]
     if not origin:
         raise NoteError("checkpoint origin line is empty")
-    if not _SIZE.fullmatch(size):
-        raise NoteError(f"checkpoint size {size!r} is not a decimal number")
+    if not _SIZE.fullmatch(size) or int(size) >= 2**64:
+        raise NoteError(f"checkpoint size {size!r} is not a decimal number below 2**64")
     try:
         root = base64.b64decode(root_b64, validate=True)
     except (binascii.Error, ValueError):

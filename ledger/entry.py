@@ -27,7 +27,7 @@ VERSION = 1
 Clock = Callable[[], datetime]
 
 _KIND = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+")
-_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
+_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z")
 _KEYS = frozenset({"v", "seq", "time", "kind", "prev", "body"})
 
 
@@ -46,6 +46,23 @@ def format_time(moment: datetime) -> str:
 _known_kinds: set[str] = set()
 
 
+_last_good_time = ""
+
+
+def check_time(time: str) -> None:
+    """RFC 3339, UTC, milliseconds, `Z`, and a real calendar instant."""
+    global _last_good_time
+    if time == _last_good_time and type(time) is str:
+        return  # entries of one batch share their time: check it once
+    if type(time) is not str or not _TIME.fullmatch(time):
+        raise EncodingError(f"time {time!r} is not RFC 3339 UTC with milliseconds")
+    try:
+        datetime.fromisoformat(time[:-1])  # the shape is fixed above; this checks ranges
+    except ValueError:
+        raise EncodingError(f"time {time!r} is not a real date and time") from None
+    _last_good_time = time
+
+
 def check_kind(kind: str) -> None:
     if type(kind) is str and kind in _known_kinds:
         return
@@ -53,6 +70,14 @@ def check_kind(kind: str) -> None:
         raise EncodingError(f"entry kind {kind!r} is not of the form 'noun.verb'")
     if len(_known_kinds) < 256:  # a ledger has a few dozen kinds; remember them
         _known_kinds.add(kind)
+
+
+def _check_prev(seq: int, prev: bytes) -> None:
+    if len(prev) != (HASH_SIZE if seq else 0):
+        raise EncodingError(
+            "prev must be empty for entry 0 and the 32-byte leaf hash of the previous entry "
+            "otherwise"
+        )
 
 
 class Entry(NamedTuple):
@@ -72,11 +97,9 @@ def encode_entry(seq: int, time: str, kind: str, prev: bytes, body: Mapping[str,
     """The canonical bytes of an entry (what is hashed and served)."""
     if type(seq) is not int or seq < 0:
         raise EncodingError(f"seq must be a non-negative integer, got {seq!r}")
-    if type(time) is not str or not _TIME.fullmatch(time):
-        raise EncodingError(f"time {time!r} is not RFC 3339 UTC with milliseconds")
+    check_time(time)
     check_kind(kind)
-    if not (seq == 0 and prev == b"") and len(prev) != HASH_SIZE:
-        raise EncodingError("prev must be the 32-byte leaf hash of the previous entry")
+    _check_prev(seq, prev)
     if not isinstance(body, dict):
         raise EncodingError("body must be a JSON object")
     # Keys in JCS order: body, kind, prev, seq, time, v. kind and time are plain ASCII
@@ -118,8 +141,7 @@ def parse_entry(data: bytes) -> Entry:
         raise EncodingError(f"unknown entry version {v!r}")
     if type(seq) is not int or seq < 0:
         raise EncodingError(f"seq must be a non-negative integer, got {seq!r}")
-    if type(time) is not str or not _TIME.fullmatch(time):
-        raise EncodingError(f"time {time!r} is not RFC 3339 UTC with milliseconds")
+    check_time(time)
     check_kind(kind)
     if type(body) is not dict:
         raise EncodingError("body must be a JSON object")
@@ -129,8 +151,10 @@ def parse_entry(data: bytes) -> Entry:
         prev = binascii.a2b_base64(prev_text, strict_mode=True)
     except (binascii.Error, ValueError):
         raise EncodingError("prev is not valid base64") from None
-    if not (seq == 0 and prev == b"") and len(prev) != HASH_SIZE:
-        raise EncodingError("prev must be the 32-byte leaf hash of the previous entry")
+    # Base64 with stray low bits decodes to the same bytes: only one spelling is canonical.
+    if binascii.b2a_base64(prev, newline=False).decode() != prev_text:
+        raise EncodingError("prev is not in canonical base64")
+    _check_prev(seq, prev)
     # Re-encoding the parsed object must give back the very same bytes: this rejects
     # whitespace, key order, escapes and number forms other than the canonical ones.
     if encode_checked(obj, check_value(body)) != data:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import nacl.exceptions
 import nacl.signing
@@ -43,6 +44,16 @@ def _check_name(name: str) -> None:
         raise KeyFormatError(f"key name {name!r} must be non-empty, without spaces or '+'")
 
 
+_HEX8 = re.compile("[0-9a-fA-F]{8}")
+
+
+def _parse_key_id(text: str) -> int:
+    # int(x, 16) alone would also take non-ASCII digits and underscores.
+    if not _HEX8.fullmatch(text):
+        raise KeyFormatError("key id must be 8 hexadecimal digits")
+    return int(text, 16)
+
+
 def _b64(text: str, what: str) -> bytes:
     try:
         return base64.b64decode(text, validate=True)
@@ -57,6 +68,14 @@ class Verifier:
     name: str
     key_id: int
     public_key: bytes
+    _key: nacl.signing.VerifyKey = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        try:
+            key = nacl.signing.VerifyKey(self.public_key)
+        except (ValueError, TypeError, nacl.exceptions.CryptoError):
+            raise KeyFormatError("verifier key is not an Ed25519 public key") from None
+        object.__setattr__(self, "_key", key)  # built once: verifying is the hot path
 
     @classmethod
     def parse(cls, vkey: str) -> Verifier:
@@ -65,10 +84,7 @@ class Verifier:
             raise KeyFormatError("verifier key must be <name>+<8 hex digits>+<base64 key>")
         name, hex_id, material = parts
         _check_name(name)
-        try:
-            key_id = int(hex_id, 16)
-        except ValueError:
-            raise KeyFormatError("verifier key id is not hexadecimal") from None
+        key_id = _parse_key_id(hex_id)
         raw = _b64(material, "verifier key")
         if len(raw) != 33 or raw[0] != ED25519:
             raise KeyFormatError("verifier key must be type 0x01 followed by 32 bytes")
@@ -82,7 +98,7 @@ class Verifier:
 
     def verify(self, text: bytes, signature: bytes) -> bool:
         try:
-            nacl.signing.VerifyKey(self.public_key).verify(text, signature)
+            self._key.verify(text, signature)
         except (nacl.exceptions.BadSignatureError, ValueError, TypeError):
             return False
         return True
@@ -114,11 +130,8 @@ class Signer:
             raise KeyFormatError("signer key must be type 0x01 followed by a 32-byte seed")
         signer = cls(name, 0, raw[1:])
         key_id = _key_id(name, signer.public_key)
-        try:
-            if int(hex_id, 16) != key_id:
-                raise KeyFormatError("signer key id does not match its name and key")
-        except ValueError:
-            raise KeyFormatError("signer key id is not hexadecimal") from None
+        if _parse_key_id(hex_id) != key_id:
+            raise KeyFormatError("signer key id does not match its name and key")
         return cls(name, key_id, raw[1:])
 
     @property
@@ -153,10 +166,13 @@ class Note:
     verified_by: tuple[Verifier, ...] = ()
 
 
+_CONTROL = re.compile("[\x00-\x09\x0b-\x1f]")
+
+
 def _check_text(text: str) -> None:
     if not text.endswith("\n"):
         raise NoteError("note text must end with a newline")
-    if any(c < " " and c != "\n" for c in text):
+    if _CONTROL.search(text):
         raise NoteError("note text must not contain control characters other than newline")
 
 

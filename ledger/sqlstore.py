@@ -4,9 +4,9 @@ Tables: `ledger_entries` (seq, leaf hash, entry bytes), `ledger_nodes` (interior
 perfect-subtree hashes by in-order id), `ledger_head` (one row: size, root, right
 border, last leaf and time) and `ledger_checkpoints` (signed notes).
 
-Writers are serialised on the head row: PostgreSQL takes `SELECT ... FOR UPDATE`; on
-SQLite the first statement is an UPDATE of the head, which takes the database's single
-write lock (or fails rather than append on a stale snapshot). Indices come from the
+Writers are serialised on the head row: each append starts with an
+`UPDATE ledger_head ... RETURNING`, a row lock on PostgreSQL and the database's single
+write lock on SQLite (which fails rather than append on a stale snapshot). Indices come from the
 head row, never from a database sequence. A crash before COMMIT leaves nothing behind.
 """
 
@@ -117,7 +117,6 @@ class SqlLedger:
         self._conn = conn
         self._clock = clock
         self._p = _placeholder(conn)
-        self._sqlite = conn.dialect.name == "sqlite"
 
     # -- writing -----------------------------------------------------------------
 
@@ -149,20 +148,17 @@ class SqlLedger:
         return plan.entries
 
     def _lock_head(self) -> HeadState:
-        run = self._conn.exec_driver_sql
-        if self._sqlite:
-            # Take SQLite's write lock before reading, so the head cannot be stale.
-            run("UPDATE ledger_head SET size = size WHERE id = 1")
-            lock = ""
-        else:
-            lock = " FOR UPDATE"
-        row = run(
-            f"SELECT size, last_leaf, last_time, border FROM ledger_head WHERE id = 1{lock}"
+        # One statement both takes the lock and reads the head: on PostgreSQL the UPDATE
+        # locks the row like SELECT ... FOR UPDATE; on SQLite it takes the database's write
+        # lock before anything is read, so the head cannot be stale.
+        row = self._conn.exec_driver_sql(
+            "UPDATE ledger_head SET size = size WHERE id = 1 "
+            "RETURNING size, last_leaf, last_time, border"
         ).first()
         if row is None:
             raise StoreError("the ledger tables are not initialised (no head row)")
         size, last_leaf, last_time, border = row
-        return HeadState(CompactRange.from_bytes(size, bytes(border)), bytes(last_leaf), last_time)
+        return HeadState(CompactRange.from_bytes(size, _blob(border)), _blob(last_leaf), last_time)
 
     # -- reading -----------------------------------------------------------------
 

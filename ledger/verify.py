@@ -6,6 +6,7 @@ hasher, so it imports nothing else of substance (errors are plain exception clas
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -55,19 +56,24 @@ def root_from_inclusion_proof(
     if tree_size <= 0 or not 0 <= index < tree_size:
         raise RangeError(f"index {index} is outside a tree of size {tree_size}")
     _check_hash(leaf_hash, "leaf hash")
-    _check_path(proof)
     fn, sn = index, tree_size - 1
-    r = leaf_hash
-    for p in proof:
+    r = bytes(leaf_hash)
+    # The loop inlines node_hash (SHA-256(0x01 || left || right)): auditors run it once
+    # per entry they check, and a call per level would double its cost.
+    sha256 = hashlib.sha256
+    for i, p in enumerate(proof):
+        if type(p) is not bytes or len(p) != HASH_SIZE:
+            _check_hash(p, f"proof hash {i}")
+            p = bytes(p)
         if sn == 0:
             raise ProofError(f"proof has more hashes than a tree of size {tree_size} needs")
         if fn & 1 or fn == sn:
-            r = node_hash(p, r)
+            r = sha256(b"\x01" + p + r).digest()
             while not fn & 1 and fn != 0:
                 fn >>= 1
                 sn >>= 1
         else:
-            r = node_hash(r, p)
+            r = sha256(b"\x01" + r + p).digest()
         fn >>= 1
         sn >>= 1
     if sn != 0:

@@ -1,0 +1,114 @@
+"""Run every ledger benchmark and print the table: ``python -m bench [--quick] [--json F]``.
+
+Each row is measured beside a floor taken in the same run (see each module's
+docstring). The full run builds a 1,000,000-entry ledger as setup (not measured) in a
+temporary directory removed at the end, and takes about two minutes on 2 cores.
+`--quick` is a smoke run of a few seconds at small scale: its numbers are not
+comparable with the goals. The exit code is 0 when every benchmark ran, whether or not
+it met its goal (look for FAIL), and 1 when one raised.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.ledger_append import bench_batched_appends, bench_single_appends
+from bench.ledger_proofs import bench_proofs
+from bench.ledger_verify import bench_audit, bench_proof_checks
+from bench.report import Failure, Result, print_table, write_json
+from bench.workload import BigLedger, build_big_ledger, progress
+
+
+@dataclass(frozen=True, slots=True)
+class Scale:
+    batched: int  # entries appended per repeat, 100 per transaction
+    single: int  # entries appended per repeat, one per transaction
+    append_repeats: int
+    big: int  # size of the ledger for proofs and the audit
+    proofs: int  # random proofs built / checked
+    check_repeats: int
+    audit_repeats: int
+
+
+FULL = Scale(batched=20_000, single=1_000, append_repeats=5, big=1_000_000, proofs=1_000,
+             check_repeats=5, audit_repeats=3)
+QUICK = Scale(batched=2_000, single=100, append_repeats=2, big=20_000, proofs=200,
+              check_repeats=3, audit_repeats=1)
+
+
+def _run(
+    name: str,
+    fn: Callable[[], Result | list[Result]],
+    results: list[Result],
+    failures: list[Failure],
+) -> None:
+    progress(f"{name} ...")
+    t0 = time.perf_counter()
+    try:
+        out = fn()
+    except Exception as exc:
+        traceback.print_exc()
+        failures.append(Failure(name, f"{type(exc).__name__}: {exc}"))
+        return
+    results.extend(out if isinstance(out, list) else [out])
+    progress(f"{name} done in {time.perf_counter() - t0:.1f} s")
+
+
+def run_all(scale: Scale, workdir: Path) -> tuple[list[Result], list[Failure]]:
+    results: list[Result] = []
+    failures: list[Failure] = []
+    s = scale
+    _run("append, 100 per transaction",
+         lambda: bench_batched_appends(workdir, n=s.batched, repeats=s.append_repeats),
+         results, failures)
+    _run("append, 1 per transaction",
+         lambda: bench_single_appends(workdir, n=s.single, repeats=s.append_repeats),
+         results, failures)
+    progress(f"setup: building a {s.big:,}-entry ledger (not measured)")
+    try:
+        big: BigLedger | None = build_big_ledger(workdir, s.big)
+    except Exception as exc:
+        traceback.print_exc()
+        failures.append(Failure("setup: big ledger", f"{type(exc).__name__}: {exc}"))
+        big = None
+    if big is not None:
+        b = big
+        _run("proof building", lambda: bench_proofs(b, count=s.proofs), results, failures)
+        _run("proof checks",
+             lambda: bench_proof_checks(b, count=s.proofs, repeats=s.check_repeats),
+             results, failures)
+        _run("audit of the export",
+             lambda: bench_audit(b, workdir, repeats=s.audit_repeats), results, failures)
+    return results, failures
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small-scale smoke run (seconds)")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write results as JSON")
+    args = parser.parse_args()
+    scale = QUICK if args.quick else FULL
+    load_before = os.getloadavg()[0]
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="ledger-bench-") as tmp:
+        results, failures = run_all(scale, Path(tmp))
+    elapsed = time.perf_counter() - t0
+    mode = "QUICK smoke run: small scale, not comparable with the goals" if args.quick else "full"
+    print_table(results, failures,
+                title=f"Ledger benchmarks ({mode}); {elapsed:.0f} s; "
+                      f"load average at start {load_before:.2f}")
+    if args.json:
+        write_json(args.json, results, failures,
+                   {"quick": args.quick, "seconds": elapsed, "load_before": load_before})
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
