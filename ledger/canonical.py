@@ -44,11 +44,15 @@ def _reject(value: Any) -> None:
     raise EncodingError(f"{type(value).__name__} values cannot be encoded as canonical JSON")
 
 
-def check_value(value: Any, depth: int = 0) -> bool:
-    """Raise EncodingError unless JCS can hold `value`; True if a key needs UTF-16 order."""
+def check_value(value: Any, depth: int = 0, *, parsed_ascii: bool = False) -> bool:
+    """Raise EncodingError unless JCS can hold `value`; True if a key needs UTF-16 order.
+
+    `parsed_ascii`: the value was parsed from pure-ASCII JSON, so its keys are strings
+    and none can be astral; only the values need checking.
+    """
     t = type(value)
     if t is dict or t is list or t is tuple:
-        return _check_container(value, depth)
+        return _check_container(value, depth, not parsed_ascii)
     if t is str or t is bool or value is None:
         return False
     if t is int:
@@ -58,7 +62,8 @@ def check_value(value: Any, depth: int = 0) -> bool:
     return False  # unreachable: _reject raises
 
 
-def _check_container(value: dict[Any, Any] | list[Any] | tuple[Any, ...], depth: int) -> bool:
+def _check_container(value: dict[Any, Any] | list[Any] | tuple[Any, ...], depth: int,
+                     check_keys: bool) -> bool:
     # Scalars are checked inline rather than by a call each: this runs for every entry
     # the streaming verifier reads.
     if depth >= MAX_DEPTH:
@@ -66,21 +71,22 @@ def _check_container(value: dict[Any, Any] | list[Any] | tuple[Any, ...], depth:
     astral = False
     items: Any = value
     if type(value) is dict:
-        for k in value:
-            if type(k) is not str:
-                raise EncodingError(f"object key {k!r} is not a string")
-            if not k.isascii():
-                astral = astral or _astral(k)
+        if check_keys:
+            for k in value:
+                if type(k) is not str:
+                    raise EncodingError(f"object key {k!r} is not a string")
+                if not k.isascii():
+                    astral = astral or _astral(k)
         items = value.values()
     for v in items:
         tv = type(v)
-        if tv is str or tv is bool or v is None:
+        if tv is str:
             continue
         if tv is int:
             _check_int(v)
         elif tv is dict or tv is list or tv is tuple:
-            astral = _check_container(v, depth + 1) or astral
-        else:
+            astral = _check_container(v, depth + 1, check_keys) or astral
+        elif not (tv is bool or v is None):
             _reject(v)
     return astral
 

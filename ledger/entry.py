@@ -39,11 +39,14 @@ def format_time(moment: datetime) -> str:
     """RFC 3339, UTC, millisecond precision, `Z`: e.g. 2026-11-22T10:04:05.123Z."""
     if moment.tzinfo is None:
         raise EncodingError("entry times must be timezone-aware")
-    m = moment.astimezone(UTC)
-    return f"{m:%Y-%m-%dT%H:%M:%S}.{m.microsecond // 1000:03d}Z"
+    # isoformat is implemented in C; strftime costs ten times as much on every append.
+    text = moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds")
+    if len(text) != 23:  # years before 1000 or after 9999 have no 4-digit RFC 3339 form
+        raise EncodingError(f"time {moment!r} is outside the years 1000-9999")
+    return text + "Z"
 
 
-_known_kinds: set[str] = set()
+_known_kinds: set[str] = set()  # kinds already seen to be well formed
 
 
 _last_good_time = ""
@@ -68,7 +71,7 @@ def check_kind(kind: str) -> None:
         return
     if type(kind) is not str or not _KIND.fullmatch(kind):
         raise EncodingError(f"entry kind {kind!r} is not of the form 'noun.verb'")
-    if len(_known_kinds) < 256:  # a ledger has a few dozen kinds; remember them
+    if len(_known_kinds) < 256:
         _known_kinds.add(kind)
 
 
@@ -157,6 +160,6 @@ def parse_entry(data: bytes) -> Entry:
     _check_prev(seq, prev)
     # Re-encoding the parsed object must give back the very same bytes: this rejects
     # whitespace, key order, escapes and number forms other than the canonical ones.
-    if encode_checked(obj, check_value(body)) != data:
+    if encode_checked(obj, check_value(body, parsed_ascii=data.isascii())) != data:
         raise EncodingError("entry bytes are not in canonical (RFC 8785) form")
     return Entry(seq, time, kind, prev, body)

@@ -127,34 +127,43 @@ class SqlLedger:
         items = list(items)
         if not items:
             return []
-        head = self._lock_head()
-        plan = plan_append(head, items, format_time(self._clock()))
-        p, run = self._p, self._conn.exec_driver_sql
-        run(
-            f"INSERT INTO ledger_entries (seq, leaf_hash, data) VALUES ({p}, {p}, {p})",
-            [(e.seq, e.leaf_hash, e.data) for e in plan.entries],
-        )
-        if plan.nodes:
-            run(
-                f"INSERT INTO ledger_nodes (id, hash) VALUES ({p}, {p})",
-                [(node_id(level, index), h) for level, index, h in plan.nodes],
+        # The append is a fixed handful of statements on the caller's connection, run on
+        # its DBAPI cursor: still the caller's transaction, without SQLAlchemy's
+        # per-statement machinery, which costs more than SQLite itself here.
+        cur = self._conn.connection.cursor()
+        try:
+            head = self._lock_head(cur)
+            plan = plan_append(head, items, format_time(self._clock()))
+            p = self._p
+            cur.executemany(
+                f"INSERT INTO ledger_entries (seq, leaf_hash, data) VALUES ({p}, {p}, {p})",
+                [(e.seq, e.leaf_hash, e.data) for e in plan.entries],
             )
-        border = head.border
-        run(
-            f"UPDATE ledger_head SET size = {p}, root = {p}, last_leaf = {p}, "
-            f"last_time = {p}, border = {p} WHERE id = 1",
-            (border.size, border.root(), head.last_leaf, head.last_time, border.to_bytes()),
-        )
+            if plan.nodes:
+                cur.executemany(
+                    f"INSERT INTO ledger_nodes (id, hash) VALUES ({p}, {p})",
+                    [(node_id(level, index), h) for level, index, h in plan.nodes],
+                )
+            border = head.border
+            cur.execute(
+                f"UPDATE ledger_head SET size = {p}, root = {p}, last_leaf = {p}, "
+                f"last_time = {p}, border = {p} WHERE id = 1",
+                (border.size, border.root(), head.last_leaf, head.last_time, border.to_bytes()),
+            )
+        finally:
+            cur.close()
         return plan.entries
 
-    def _lock_head(self) -> HeadState:
+    @staticmethod
+    def _lock_head(cur: Any) -> HeadState:
         # One statement both takes the lock and reads the head: on PostgreSQL the UPDATE
         # locks the row like SELECT ... FOR UPDATE; on SQLite it takes the database's write
         # lock before anything is read, so the head cannot be stale.
-        row = self._conn.exec_driver_sql(
+        cur.execute(
             "UPDATE ledger_head SET size = size WHERE id = 1 "
             "RETURNING size, last_leaf, last_time, border"
-        ).first()
+        )
+        row = cur.fetchone()
         if row is None:
             raise StoreError("the ledger tables are not initialised (no head row)")
         size, last_leaf, last_time, border = row

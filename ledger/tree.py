@@ -7,6 +7,7 @@ subtree, written once when it completes, so any root or proof needs O(log n) rea
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -14,6 +15,8 @@ from ledger.errors import StoreError
 from ledger.hasher import EMPTY_ROOT, HASH_SIZE, node_hash
 
 __all__ = ["CompactRange", "TreeHead", "node_id", "perfect_subtrees"]
+
+_sha256 = hashlib.sha256
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +84,15 @@ class CompactRange:
         hashes.append(h)
         self.size += 1
         return completed
+
+    def push(self, leaf: bytes) -> None:
+        """`append` for callers that need no completed nodes (the streaming verifier)."""
+        h, s, hashes = leaf, self.size, self.hashes
+        while s & 1:
+            h = _sha256(b"\x01" + hashes.pop() + h).digest()  # node_hash, inlined
+            s >>= 1
+        hashes.append(h)
+        self.size += 1
 
     def root(self) -> bytes:
         if not self.hashes:

@@ -199,3 +199,17 @@ def test_demo_seeds_once(tmp_path: Path) -> None:
         with TestClient(create_app(s)) as c:
             cp = checkpoint(c)
     assert cp.size == 3
+
+
+def test_app_serves_the_ledger_from_either_database(database_url: str, tmp_path: Path) -> None:
+    s = Settings(data_dir=tmp_path, database_url=database_url, ledger_public=True,
+                 checkpoint_interval=0.05)
+    with TestClient(create_app(s)) as c:
+        append(s, 300)
+        cp, elapsed = wait_for_checkpoint(c, 300, timeout=2.0)
+        assert cp.size == 300 and elapsed < 1.0
+        lines = c.get("/ledger/entries", params={"start": 290, "limit": 10}).content.split(b"\n")
+        doc = c.get("/ledger/proofs/inclusion", params={"index": 299, "tree_size": 300}).json()
+        verify_inclusion(leaf_hash=leaf_hash(lines[9]), index=299, tree_size=300,
+                         proof=[base64.b64decode(h) for h in doc["hashes"]],
+                         expected_root=cp.root)

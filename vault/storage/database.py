@@ -67,10 +67,11 @@ def _sqlite_engine(url: str, *, pool_size: int, echo: bool) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _begin(conn: sa.Connection) -> None:
-        if conn.get_execution_options().get(_READ_ONLY):
-            conn.exec_driver_sql("BEGIN")
-        else:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Straight to the driver: this runs once per transaction, on the hot path.
+        read_only = conn.get_execution_options().get(_READ_ONLY)
+        conn.connection.driver_connection.execute(  # type: ignore[union-attr]
+            "BEGIN" if read_only else "BEGIN IMMEDIATE"
+        )
 
     return engine
 
