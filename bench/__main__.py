@@ -23,6 +23,7 @@ from bench.ledger_append import bench_batched_appends, bench_single_appends
 from bench.ledger_proofs import bench_proofs
 from bench.ledger_verify import bench_audit, bench_proof_checks
 from bench.report import Failure, Result, print_table, write_json
+from bench.vault_crypto import bench_envelope
 from bench.workload import BigLedger, build_big_ledger, progress
 
 
@@ -35,12 +36,14 @@ class Scale:
     proofs: int  # random proofs built / checked
     check_repeats: int
     audit_repeats: int
+    envelope: int  # 1 KiB values sealed/opened per repeat
+    envelope_repeats: int
 
 
 FULL = Scale(batched=20_000, single=1_000, append_repeats=5, big=1_000_000, proofs=1_000,
-             check_repeats=5, audit_repeats=3)
+             check_repeats=5, audit_repeats=3, envelope=20_000, envelope_repeats=5)
 QUICK = Scale(batched=2_000, single=100, append_repeats=2, big=20_000, proofs=200,
-              check_repeats=3, audit_repeats=1)
+              check_repeats=3, audit_repeats=1, envelope=2_000, envelope_repeats=2)
 
 
 def _run(
@@ -71,6 +74,8 @@ def run_all(scale: Scale, workdir: Path) -> tuple[list[Result], list[Failure]]:
     _run("append, 1 per transaction",
          lambda: bench_single_appends(workdir, n=s.single, repeats=s.append_repeats),
          results, failures)
+    _run("envelope seal/open, 1 KiB",
+         lambda: bench_envelope(n=s.envelope, repeats=s.envelope_repeats), results, failures)
     progress(f"setup: building a {s.big:,}-entry ledger (not measured)")
     try:
         big: BigLedger | None = build_big_ledger(workdir, s.big)

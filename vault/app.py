@@ -1,4 +1,8 @@
-"""The ASGI app: vault API, wallet (later) and ledger, built from one Settings object."""
+"""The ASGI app: vault API, wallet and ledger, built from one Settings object.
+
+This module is the composition root: the one place that wires the packages together
+(it may import the wallet; everything else keeps ledger <- vault <- wallet).
+"""
 
 from __future__ import annotations
 
@@ -9,32 +13,48 @@ from fastapi import FastAPI
 
 from vault.api.deps import AppState
 from vault.api.errors import install_error_handlers
+from vault.api.health import metrics_registry
+from vault.api.health import router as health_router
 from vault.api.ledger_routes import router as ledger_router
 from vault.config import Settings
-from vault.crypto import load_ledger_signer
+from vault.crypto import load_keyring, load_ledger_signer
 from vault.demo import seed_demo
+from vault.logs import configure_logging, log_requests
 from vault.services.checkpoints import CheckpointPublisher
+from vault.services.context import VaultContext
+from vault.services.sweeper import Sweeper
 from vault.storage.database import make_engine
 from vault.storage.schema import migrate
+from wallet.http_errors import install_wallet_error_handlers
+from wallet.passkeys import PasskeyApprovalVerifier, RelyingParty
 
-__all__ = ["create_app"]
+__all__ = ["build_state", "create_app"]
+
+
+def _secret(value: object) -> str | None:
+    return value.get_secret_value() if value is not None else None  # type: ignore[attr-defined]
 
 
 def build_state(settings: Settings) -> AppState:
     """Open the database, migrate it and load the keys: everything a request needs."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    key_dir = settings.key_dir
-    secret = settings.ledger_signing_key.get_secret_value() if settings.ledger_signing_key else None
     signer = load_ledger_signer(
-        key_dir,
+        settings.key_dir,
         origin=settings.ledger_origin or _existing_or_default_origin(settings),
-        secret=secret,
+        secret=_secret(settings.ledger_signing_key),
         create=not settings.production,
     )
+    keyring = load_keyring(settings.key_dir, master_key=_secret(settings.master_key),
+                           production=settings.production)
     engine = make_engine(settings.database)
     migrate(engine)
     publisher = CheckpointPublisher(engine, signer, interval=settings.checkpoint_interval)
-    return AppState(settings, engine, signer, publisher)
+    ctx = VaultContext(
+        engine=engine, keyring=keyring,
+        approvals=PasskeyApprovalVerifier(RelyingParty.from_public_url(settings.base_url)),
+        after_commit=publisher.nudge)
+    return AppState(settings, engine, signer, publisher, ctx,
+                    Sweeper(ctx, interval=settings.sweep_interval), metrics_registry(engine))
 
 
 def _existing_or_default_origin(settings: Settings) -> str | None:
@@ -49,14 +69,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(settings.log_level)
         state = build_state(settings)
         if settings.demo:
-            seed_demo(state.engine)
+            seed_demo(state.ctx, settings.base_url)
         state.publisher.start()
+        state.sweeper.start()
         app.state.vault = state
         try:
             yield
         finally:
+            state.sweeper.stop()
             state.publisher.stop()
             state.engine.dispose()
 
@@ -67,10 +90,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    install_wallet_error_handlers(app)
+    app.middleware("http")(log_requests)
+    app.include_router(health_router)
     app.include_router(ledger_router)
-
-    @app.get("/healthz", tags=["health"], summary="Liveness")
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
     return app

@@ -32,10 +32,16 @@ class Settings(BaseSettings):
     auditor_api_keys: SecretStr = SecretStr("")
     #: Ed25519 signer key (C2SP "PRIVATE+KEY+..." form); else a key file in data_dir.
     ledger_signing_key: SecretStr | None = None
+    #: The key-encryption key(s): comma-separated base64 32-byte keys, the first current.
+    #: Without it, a key file under data_dir/keys (created on first run, mode 0600).
+    master_key: SecretStr | None = None
     #: Production refuses unsafe defaults (e.g. generating keys silently).
     production: bool = False
     demo: bool = False
     checkpoint_interval: float = Field(default=0.25, gt=0, le=1.0)
+    #: How often unanswered requests lapse and ended grants expire (seconds).
+    sweep_interval: float = Field(default=5.0, gt=0, le=3600)
+    log_level: str = "INFO"
 
     @field_validator("public_url")
     @classmethod

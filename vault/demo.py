@@ -1,40 +1,163 @@
-"""Demo content for `vault serve --demo`, so that a newcomer sees a live, verifiable ledger.
+"""Demo content for `vault serve --demo`: a living system drawn from real city use cases.
 
-Only ids, pseudonyms and codes: demo entries follow the same no-personal-data rule.
+Services: a council's Blue Badge team, a school's free-school-meals check, a GP practice
+receiving a citizen's wearable observations, a council tax team reading an attendance
+allowance award that a benefits agency wrote. One demo citizen (fictional data) with a
+demo passkey held by the vault itself, so that the demo grants carry real, verifiable
+approvals; grants in several states; a few reads. Everything goes through the same
+use cases as real traffic, so the demo ledger verifies like any other.
 """
 
 from __future__ import annotations
 
-import secrets
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy.engine import Engine
+from sqlmodel import select
 
-from ledger.sqlstore import SqlLedger
+from vault.domain.grants import Access, GrantAction
+from vault.services import access, citizens, grants, records, registry
+from vault.services.citizens import get_citizen
+from vault.services.context import VaultContext, unit_of_work
+from vault.storage.tables import ServiceRow
+from wallet.passkeys import RelyingParty, register_passkey, registration_options, user_handle
+from wallet.passkeys.software import SoftAuthenticator
 
-__all__ = ["seed_demo"]
+__all__ = ["DemoSummary", "seed_demo"]
+
+# Each demo service's public key (a valid P-256 point; the demo never signs with it).
+_JWK = {"kty": "EC", "crv": "P-256", "x": "axfR8uEsQkf4vOblY6RA8ncDfYEt6zOg9KE5RdiYwpY",
+        "y": "T-NC4v4af5uO5-tKfA-eFivOM1drMV7Oy7ZAaDe_UfU"}
+
+_RECORDS: list[tuple[str, Any]] = [
+    ("identity.name", {"given": "Sam", "family": "Rivers"}),
+    ("identity.date_of_birth", "1955-04-02"),
+    ("contact.email", "sam.rivers@example.org"),
+    ("contact.phone", "+447700900123"),
+    ("address.home", {"lines": ["4 Willow Lane"], "town": "Riverside", "postcode": "RV1 2AB",
+                      "local_authority": "Riverside"}),
+    ("benefits.universal_credit", {"receiving": True, "since": "2023-09-01"}),
+    ("health.gp_practice", {"name": "Riverside Health Centre", "ods_code": "Y01234"}),
+    ("household.children", [{"given": "Alex", "date_of_birth": "2016-06-15",
+                             "school_urn": "123456"}]),
+    ("education.school", {"name": "Riverside Primary School", "urn": "123456"}),
+    ("health.observations", [
+        {"kind": "heart_rate", "value": 72, "unit": "bpm", "at": "2026-11-20T08:00:00Z"},
+        {"kind": "steps", "value": 6412, "unit": "steps", "at": "2026-11-20T20:00:00Z"}]),
+]
 
 
-def seed_demo(engine: Engine) -> int:
-    """Append the demo entries to an empty ledger; return how many were added."""
-    with engine.begin() as conn:
-        ledger = SqlLedger(conn)
-        if ledger.size() > 0:
-            return 0
-        subject = "sub_" + secrets.token_urlsafe(16)
-        items: list[tuple[str, dict[str, Any]]] = [
-            ("service.registered", {
-                "service_id": "svc_blue_badge",
-                "name": "Blue Badge team, Riverside Council",
-                "purposes": ["eligibility_assessment"],
-                "categories": ["identity.name", "address.home", "benefits.attendance_allowance"],
-            }),
-            ("service.registered", {
-                "service_id": "svc_school_meals",
-                "name": "Free school meals check, Riverside schools",
-                "purposes": ["eligibility_assessment"],
-                "derived": ["eligible_free_school_meals"],
-            }),
-            ("citizen.enrolled", {"subject": subject}),
-        ]
-        return len(ledger.append_many(items))
+@dataclass(frozen=True)
+class DemoSummary:
+    citizen_id: str
+    services: dict[str, str]
+    grants: dict[str, str]
+
+
+def _service(ctx: VaultContext, base: str, name: str, description: str, **kw: Any) -> str:
+    return registry.register_service(ctx, registry.Registration(
+        name=name, description=description, jwk=_JWK,
+        redirect_uris=[f"{base}/demo/callback"], privacy_notice_url=f"{base}/privacy",
+        dpia_url=f"{base}/dpia", **kw))
+
+
+def _passkey(ctx: VaultContext, rp: RelyingParty, citizen_id: str,
+             device: SoftAuthenticator) -> None:
+    options, challenge = registration_options(rp, user_id=user_handle(citizen_id),
+                                              user_name="Sam Rivers", exclude=[])
+    with unit_of_work(ctx) as work:
+        row = get_citizen(work, citizen_id)
+        key = ctx.keyring.unwrap(row.kek_id, row.wrapped_key, citizen_id=citizen_id)
+        register_passkey(work, rp, citizen_id=citizen_id, credential=device.create(options),
+                         expected_challenge=challenge, label="Demo phone", data_key=key)
+
+
+def seed_demo(ctx: VaultContext, base_url: str) -> DemoSummary | None:
+    """Load the demo into an empty vault; None if it holds services already."""
+    with unit_of_work(ctx) as work:
+        if work.session.execute(select(ServiceRow.id).limit(1)).first() is not None:
+            return None
+    base = base_url.rstrip("/")
+    agency = _service(ctx, base, "Benefits Agency (demo)",
+                      "Awards benefits and writes the award into the citizen's vault.",
+                      purposes=["service_provision"],
+                      categories=["benefits.attendance_allowance"])
+    services = {
+        "blue_badge": _service(
+            ctx, base, "Blue Badge team, Riverside Council",
+            "Decides who can have a Blue Badge for disabled parking.",
+            purposes=["eligibility_assessment"],
+            categories=["identity.name", "address.home"],
+            derived=["age_over_65", "receives:attendance_allowance"], max_days=90),
+        "school_meals": _service(
+            ctx, base, "Free school meals, Riverside schools",
+            "Checks whether a family can get free school meals, without seeing why.",
+            purposes=["eligibility_assessment"], categories=["education.school"],
+            derived=["eligible_free_school_meals"], max_days=365),
+        "gp": _service(
+            ctx, base, "Riverside Health Centre",
+            "Your GP practice: sees the readings from your wearable that you share.",
+            purposes=["health_monitoring"], categories=["health.observations"], max_days=180),
+        "council_tax": _service(
+            ctx, base, "Council Tax team, Riverside Council",
+            "Gives a council tax discount to people who get Attendance Allowance.",
+            purposes=["eligibility_assessment"],
+            categories=["benefits.attendance_allowance"], max_days=30),
+        "agency": agency,
+    }
+    citizen = citizens.enrol_citizen(ctx)
+    for category, value in _RECORDS:
+        records.write_record(ctx, citizen.id, category, value)
+    records.write_record(ctx, citizen.id, "benefits.attendance_allowance",
+                         {"award": "lower", "since": "2024-02-01", "awarded_by": agency},
+                         source=agency)
+    rp = RelyingParty.from_public_url(base)
+    device = SoftAuthenticator(origin=base)
+    _passkey(ctx, rp, citizen.id, device)
+
+    def ask(service: str, **kw: Any) -> grants.GrantView:
+        return grants.request_grant(ctx, service_id=services[service], citizen_id=citizen.id,
+                                    data_life="P30D", **kw)
+
+    def approve(g: grants.GrantView) -> None:
+        grants.approve_grant(ctx, g.id, citizen_id=citizen.id,
+                             proof=device.proof(challenge=g.terms_hash))
+
+    badge = ask("blue_badge", purpose="eligibility_assessment",
+                categories=["address.home"],
+                derived=["age_over_65", "receives:attendance_allowance"],
+                access=Access("periodic", max_reads=5), duration=timedelta(days=60),
+                justification="To check whether you can have a Blue Badge.")
+    approve(badge)
+    for _ in range(2):
+        access.read_under_grant(ctx, service_id=services["blue_badge"], grant_id=badge.id)
+    tax = ask("council_tax", purpose="eligibility_assessment",
+              categories=["benefits.attendance_allowance"], access=Access("one_time"),
+              duration=timedelta(days=14),
+              justification="To give you the council tax discount for Attendance Allowance.")
+    approve(tax)
+    access.read_under_grant(ctx, service_id=services["council_tax"], grant_id=tax.id)
+    gp = ask("gp", purpose="health_monitoring", categories=["health.observations"],
+             access=Access("periodic", min_interval="P1D"), duration=timedelta(days=90),
+             justification="So your nurse can see your heart rate and steps each day.")
+    approve(gp)
+    access.read_under_grant(ctx, service_id=services["gp"], grant_id=gp.id)
+    pause = grants.signing_challenge(ctx, gp.id, citizen_id=citizen.id,
+                                     action=GrantAction.PAUSE)
+    grants.pause_grant(ctx, gp.id, citizen_id=citizen.id,
+                       proof=device.proof(challenge=pause))
+    meals = ask("school_meals", purpose="eligibility_assessment",
+                categories=["education.school"], derived=["eligible_free_school_meals"],
+                access=Access("one_time"), duration=timedelta(days=30),
+                justification="To see if Alex can have free school meals this year.")
+    declined = ask("council_tax", purpose="eligibility_assessment",
+                   categories=["benefits.attendance_allowance"], access=Access("one_time"),
+                   duration=timedelta(days=7), justification="To review your discount.")
+    grants.deny_grant(ctx, declined.id, citizen_id=citizen.id)
+    return DemoSummary(citizen.id, services, {
+        "blue_badge (approved, read twice)": badge.id,
+        "council_tax (read once: exhausted)": tax.id,
+        "gp (paused)": gp.id,
+        "school_meals (waiting for the citizen)": meals.id,
+        "council_tax review (declined)": declined.id})

@@ -21,7 +21,7 @@ runner = CliRunner()
 
 
 def _settings(tmp_path: Path, **kw: object) -> Settings:
-    return Settings(data_dir=tmp_path, demo=True, checkpoint_interval=0.05, **kw)  # type: ignore[arg-type]
+    return Settings(data_dir=tmp_path, checkpoint_interval=0.05, **kw)  # type: ignore[arg-type]
 
 
 def _grow(settings: Settings, n: int) -> None:
@@ -43,11 +43,11 @@ def test_verify_a_live_vault_with_a_pinned_key(tmp_path: Path) -> None:
     with serve(_settings(tmp_path, ledger_public=True)) as vault:
         _grow(vault.settings, 2500)  # more than two pages of entries
         key = runner.invoke(app, ["key", vault.url]).output.strip()
-        _wait_for_size(vault.url, 2503)
+        _wait_for_size(vault.url, 2500)
         r = runner.invoke(app, ["verify", vault.url, "--key", key, "--json"])
     assert r.exit_code == 0, r.output
     doc = json.loads(r.output)
-    assert doc["ok"] and doc["key_pinned"] and doc["size"] == 2503
+    assert doc["ok"] and doc["key_pinned"] and doc["size"] == 2500
 
 
 def test_verify_fails_with_another_key(tmp_path: Path) -> None:
@@ -60,10 +60,12 @@ def test_verify_fails_with_another_key(tmp_path: Path) -> None:
 
 def test_verify_names_a_tampered_entry(tmp_path: Path) -> None:
     with serve(_settings(tmp_path, ledger_public=True)) as vault:
+        _grow(vault.settings, 3)
+        _wait_for_size(vault.url, 3)
         db = sqlite3.connect(tmp_path / "vault.db")
         (data,) = db.execute("SELECT data FROM ledger_entries WHERE seq = 1").fetchone()
         db.execute("UPDATE ledger_entries SET data = ? WHERE seq = 1",
-                   (data.replace(b"Riverside", b"Riversidf"),))
+                   (data.replace(b'"g1"', b'"g7"'),))
         db.commit()
         r = runner.invoke(app, ["verify", vault.url, "--json"])
     assert r.exit_code == 1
@@ -72,6 +74,8 @@ def test_verify_names_a_tampered_entry(tmp_path: Path) -> None:
 
 def test_private_ledger_needs_the_api_key(tmp_path: Path) -> None:
     with serve(_settings(tmp_path, ledger_public=False, auditor_api_keys="sekrit")) as vault:
+        _grow(vault.settings, 5)  # entries to fetch, behind the key
+        _wait_for_size(vault.url, 5)
         denied = runner.invoke(app, ["verify", vault.url, "--json"])
         allowed = runner.invoke(app, ["verify", vault.url, "--api-key", "sekrit", "--json"])
     assert denied.exit_code == 1 and "401" in json.loads(denied.output)["reason"]

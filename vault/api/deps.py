@@ -7,12 +7,15 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+from prometheus_client import CollectorRegistry
 from sqlalchemy.engine import Engine
 
 from ledger.note import Signer
 from vault.config import Settings
 from vault.errors import NotAuthorized
 from vault.services.checkpoints import CheckpointPublisher
+from vault.services.context import VaultContext
+from vault.services.sweeper import Sweeper
 
 __all__ = ["AppState", "Auditor", "State", "get_state", "require_auditor"]
 
@@ -23,6 +26,9 @@ class AppState:
     engine: Engine
     signer: Signer
     publisher: CheckpointPublisher
+    ctx: VaultContext
+    sweeper: Sweeper
+    metrics: CollectorRegistry
 
 
 def get_state(request: Request) -> AppState:

@@ -13,7 +13,9 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ledger.errors import LedgerError, RangeError
-from vault.errors import InvalidRequest, NotAuthorized
+from vault.crypto.errors import CryptoError
+from vault.domain.errors import AccessDenied, DomainError, IllegalTransition
+from vault.errors import ConfigError, InvalidRequest, NotAuthorized, NotFound
 
 __all__ = ["PROBLEM_JSON", "install_error_handlers", "problem"]
 
@@ -73,6 +75,33 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unauthorized(_: Request, exc: NotAuthorized) -> JSONResponse:
         return problem(401, str(exc), slug="unauthorized",
                        headers={"WWW-Authenticate": 'Bearer realm="ledger"'})
+
+    @app.exception_handler(NotFound)
+    async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
+        return problem(404, str(exc), slug="not-found")
+
+    @app.exception_handler(AccessDenied)
+    async def _denied(_: Request, exc: AccessDenied) -> JSONResponse:
+        return problem(403, str(exc), slug=f"access-denied:{exc.reason}", reason=exc.reason)
+
+    @app.exception_handler(IllegalTransition)
+    async def _conflict(_: Request, exc: IllegalTransition) -> JSONResponse:
+        return problem(409, str(exc), slug="illegal-transition")
+
+    @app.exception_handler(DomainError)
+    async def _domain(_: Request, exc: DomainError) -> JSONResponse:
+        return problem(400, str(exc), slug="rejected")
+
+    @app.exception_handler(CryptoError)
+    async def _crypto(_: Request, exc: CryptoError) -> JSONResponse:
+        # A ciphertext that does not open means the stored data or keys were damaged.
+        log.error("crypto failure: %s", type(exc).__name__)
+        return problem(500, "stored data failed its integrity check; the operator has been told")
+
+    @app.exception_handler(ConfigError)
+    async def _config(_: Request, exc: ConfigError) -> JSONResponse:
+        log.error("configuration error: %s", exc)
+        return problem(503, "the vault is not configured correctly", slug="misconfigured")
 
     @app.exception_handler(LedgerError)
     async def _ledger(_: Request, exc: LedgerError) -> JSONResponse:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
+import tempfile
 from pathlib import Path
 
 from ledger.errors import KeyFormatError
 from ledger.note import Signer
 from vault.errors import ConfigError
 
-__all__ = ["load_ledger_signer", "read_secret_file", "write_secret_file"]
+__all__ = ["load_ledger_signer", "read_secret_file", "replace_secret_file", "write_secret_file"]
 
 LEDGER_KEY_FILE = "ledger.key"
 
@@ -23,6 +25,42 @@ def write_secret_file(path: Path, content: str) -> None:
         f.write(content + "\n")
         f.flush()
         os.fsync(f.fileno())
+
+
+def replace_secret_file(path: Path, content: str) -> None:
+    """Write `path` atomically with mode 0600, creating or replacing it.
+
+    The content goes to a new temporary file (mode 0600) in the same directory, is
+    flushed to disk, then renamed over `path`, and the directory is synced: a reader or
+    a crash half way sees the old file or the new one, never a mix.
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "w") as f:
+            os.fchmod(f.fileno(), 0o600)  # mkstemp already uses 0600; be explicit
+            f.write(content + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename in `directory` durable (POSIX; a no-op where dirs cannot be opened)."""
+    try:
+        dfd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
 
 
 def read_secret_file(path: Path) -> str:

@@ -16,7 +16,14 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-__all__ = ["BUSY_TIMEOUT_MS", "is_sqlite", "make_engine", "read_only", "sqlite_url"]
+__all__ = [
+    "BUSY_TIMEOUT_MS",
+    "flush_deleted",
+    "is_sqlite",
+    "make_engine",
+    "read_only",
+    "sqlite_url",
+]
 
 BUSY_TIMEOUT_MS = 30_000
 _READ_ONLY = "vault_read_only"
@@ -62,6 +69,9 @@ def _sqlite_engine(url: str, *, pool_size: int, echo: bool) -> Engine:
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=FULL")
         cur.execute("PRAGMA foreign_keys=ON")
+        # Deleted rows are overwritten with zeros, so an erased citizen's wrapped key does
+        # not linger in free pages (crypto-shredding must leave no copy of the key).
+        cur.execute("PRAGMA secure_delete=ON")
         cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cur.close()
 
@@ -74,6 +84,22 @@ def _sqlite_engine(url: str, *, pool_size: int, echo: bool) -> Engine:
         )
 
     return engine
+
+
+def flush_deleted(engine: Engine) -> bool:
+    """Best effort: push deleted pages out of SQLite's write-ahead log and truncate it.
+
+    After an erasure the WAL may still hold old copies of the deleted pages; a TRUNCATE
+    checkpoint writes the (zeroed) pages back and empties the log. Returns False when
+    readers kept it from completing (the next checkpoint will); PostgreSQL: nothing to do
+    here (VACUUM reclaims dead rows).
+    """
+    if not is_sqlite(engine):
+        return True
+    with engine.connect() as conn:
+        busy, _, _ = conn.connection.driver_connection.execute(  # type: ignore[union-attr]
+            "PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    return bool(busy == 0)
 
 
 def read_only(engine: Engine) -> Engine:

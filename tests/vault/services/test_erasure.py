@@ -1,0 +1,49 @@
+"""Erasure by crypto-shredding: nothing of the citizen decrypts afterwards, the ledger
+still verifies, and it holds nothing that leads back to the citizen."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from support.vaultworld import ask, world
+
+from ledger.audit import audit_log
+from ledger.sqlstore import SqlLedger
+from vault.errors import NotFound
+from vault.services import citizens, grants, records
+from vault.services.context import VaultContext
+from vault.storage.database import read_only
+from vault.storage.tables import CitizenRow, GrantRow, RecordRow
+
+
+def test_erasure(ctx: VaultContext) -> None:
+    w = world(ctx)
+    g = ask(ctx, w)
+    seq = citizens.erase_citizen(ctx, w.citizen_id)
+    with read_only(ctx.engine).begin() as conn:
+        ledger = SqlLedger(conn)
+        audit_log((d, h) for _, h, d in ledger.iter_entries())
+        last = ledger.entries(seq - 1, 2)
+        for table in (CitizenRow, RecordRow, GrantRow):
+            assert conn.execute(table.__table__.select()).first() is None  # type: ignore[attr-defined]
+    assert b'"kind":"grant.denied"' in last[0] and b"citizen_erased" in last[0]
+    assert b'"kind":"citizen.erased"' in last[1]
+    with pytest.raises(NotFound):
+        records.read_records(ctx, w.citizen_id)
+    with pytest.raises(NotFound):
+        grants.get_grant(ctx, g.id)
+    with pytest.raises(NotFound):
+        citizens.erase_citizen(ctx, w.citizen_id)
+
+
+def test_the_erased_key_leaves_no_copy_in_sqlite_files(sqlite_ctx: VaultContext) -> None:
+    ctx = sqlite_ctx
+    w = world(ctx)
+    with read_only(ctx.engine).begin() as conn:
+        wrapped = conn.execute(CitizenRow.__table__.select()).first().wrapped_key  # type: ignore[attr-defined,union-attr]
+    citizens.erase_citizen(ctx, w.citizen_id)
+    db = Path(ctx.engine.url.database or "")
+    for path in (db, Path(f"{db}-wal")):
+        if path.exists():
+            assert wrapped not in path.read_bytes(), f"the erased key lingers in {path.name}"

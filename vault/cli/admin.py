@@ -1,0 +1,193 @@
+"""The operator's commands: services, citizens, keys and the database."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from vault.cli.common import Database, DataDir, Json, err, fail_cleanly, out, progress, settings
+from vault.config import Settings
+from vault.services import citizens, records, registry
+from vault.services.context import VaultContext
+from vault.services.keys import rotate_keys
+from vault.storage.database import make_engine
+from vault.storage.schema import current_revision, migrate
+
+service_app = typer.Typer(help="Register and manage services.", no_args_is_help=True)
+citizen_app = typer.Typer(help="Enrol, inspect and erase citizens.", no_args_is_help=True)
+keys_app = typer.Typer(help="Key-encryption keys.", no_args_is_help=True)
+db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
+
+
+@contextmanager
+def vault_context(cfg: Settings) -> Iterator[VaultContext]:
+    from vault.app import build_state
+
+    with fail_cleanly():
+        state = build_state(cfg)
+        try:
+            yield state.ctx
+        finally:
+            state.engine.dispose()
+
+
+def _secret(cfg: Settings) -> str | None:
+    return cfg.master_key.get_secret_value() if cfg.master_key else None
+
+
+@service_app.command("add")
+def service_add(
+    name: Annotated[str, typer.Option(help="The service's name, as citizens will see it.")],
+    jwks_file: Annotated[Path, typer.Option("--jwks-file", exists=True, dir_okay=False,
+                                            help="The service's public key: a JWK or JWKS.")],
+    redirect_uri: Annotated[list[str], typer.Option("--redirect-uri", help="Repeatable.")],
+    purpose: Annotated[list[str], typer.Option("--purpose", help="Purpose code; repeatable.")],
+    category: Annotated[list[str], typer.Option("--category", help="Repeatable.")],
+    derived: Annotated[list[str] | None, typer.Option("--derived", help="Repeatable.")] = None,
+    description: Annotated[str, typer.Option(help="What the service does.")] = "",
+    max_days: Annotated[int, typer.Option("--max-days", help="Longest grant.")] = 365,
+    webhook_url: Annotated[str | None, typer.Option("--webhook-url")] = None,
+    privacy_notice_url: Annotated[str | None, typer.Option("--privacy-notice-url")] = None,
+    dpia_url: Annotated[str | None, typer.Option("--dpia-url")] = None,
+    database: Database = None,
+    data_dir: DataDir = None,
+    as_json: Json = False,
+) -> None:
+    """Register a service; prints its client_id."""
+    try:
+        doc = json.loads(jwks_file.read_text())
+    except (OSError, ValueError) as exc:
+        err.print(f"[red]error:[/] {jwks_file} is not JSON: {exc}")
+        raise typer.Exit(2) from None
+    keys = doc.get("keys") if isinstance(doc, dict) and "keys" in doc else [doc]
+    if not isinstance(keys, list) or len(keys) != 1 or not isinstance(keys[0], dict):
+        err.print("[red]error:[/] the JWKS file must hold exactly one public key")
+        raise typer.Exit(2)
+    cfg = settings(database_url=database, data_dir=data_dir)
+    with vault_context(cfg) as ctx:
+        client_id = registry.register_service(ctx, registry.Registration(
+            name=name, description=description or name, purposes=purpose,
+            categories=category, derived=derived or (), jwk=keys[0],
+            redirect_uris=redirect_uri, max_days=max_days, webhook_url=webhook_url,
+            privacy_notice_url=privacy_notice_url or f"{cfg.base_url}/privacy",
+            dpia_url=dpia_url))
+    if as_json:
+        out.print_json(json.dumps({"client_id": client_id}))
+    else:
+        out.print(client_id)
+
+
+@service_app.command("list")
+def service_list(database: Database = None, data_dir: DataDir = None,
+                 as_json: Json = False) -> None:
+    """Every registered service."""
+    with vault_context(settings(database_url=database, data_dir=data_dir)) as ctx:
+        rows = registry.list_services(ctx)
+    docs = [{"client_id": r.id, "name": r.name, "active": r.active, "purposes": r.purposes,
+             "categories": r.categories, "derived": r.derived, "max_days": r.max_days}
+            for r in rows]
+    if as_json:
+        out.print_json(json.dumps(docs))
+        return
+    for d in docs:
+        status = "active" if d["active"] else "[red]suspended[/]"
+        out.print(f"{d['client_id']}  {d['name']}  ({status})  purposes: "
+                  f"{', '.join(d['purposes'])}")  # type: ignore[arg-type]
+
+
+@service_app.command("suspend")
+def service_suspend(client_id: str, database: Database = None,
+                    data_dir: DataDir = None) -> None:
+    """Stop a service at once: none of its grants allows a read while suspended."""
+    with vault_context(settings(database_url=database, data_dir=data_dir)) as ctx:
+        registry.suspend_service(ctx, client_id)
+    out.print(f"{client_id} suspended")
+
+
+@citizen_app.command("enrol")
+def citizen_enrol(database: Database = None, data_dir: DataDir = None,
+                  as_json: Json = False) -> None:
+    """Enrol a new citizen (the wallet does this at sign-up); prints the citizen id."""
+    with vault_context(settings(database_url=database, data_dir=data_dir)) as ctx:
+        c = citizens.enrol_citizen(ctx)
+    if as_json:
+        out.print_json(json.dumps({"citizen_id": c.id, "subject": c.subject}))
+    else:
+        out.print(c.id)
+
+
+@citizen_app.command("write")
+def citizen_write(
+    citizen_id: str,
+    category: str,
+    value: Annotated[str, typer.Argument(help="The value as JSON.")],
+    source: Annotated[str, typer.Option(help="'citizen' or the issuing service's id.")]
+    = "citizen",
+    database: Database = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Write a record (validated against its category) for a citizen."""
+    try:
+        parsed = json.loads(value)
+    except ValueError as exc:
+        err.print(f"[red]error:[/] the value is not JSON: {exc}")
+        raise typer.Exit(2) from None
+    with vault_context(settings(database_url=database, data_dir=data_dir)) as ctx:
+        rec = records.write_record(ctx, citizen_id, category, parsed, source=source)
+    out.print(f"{category} version {rec.version} written")
+
+
+@citizen_app.command("export")
+def citizen_export(citizen_id: str, database: Database = None,
+                   data_dir: DataDir = None) -> None:
+    """Print everything held for a citizen as JSON (their right of access)."""
+    with vault_context(settings(database_url=database, data_dir=data_dir)) as ctx:
+        doc = records.export_all(ctx, citizen_id)
+    out.print_json(json.dumps(doc))
+
+
+@citizen_app.command("erase")
+def citizen_erase(
+    citizen_id: str,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    database: Database = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Erase a citizen for good: their key is destroyed, so nothing of theirs can be read."""
+    if not yes:
+        typer.confirm(f"Erase {citizen_id} for good?", abort=True)
+    with vault_context(settings(database_url=database, data_dir=data_dir)) as ctx:
+        seq = citizens.erase_citizen(ctx, citizen_id)
+    out.print(f"{citizen_id} erased (ledger entry {seq})")
+
+
+@keys_app.command("rotate")
+def keys_rotate(database: Database = None, data_dir: DataDir = None) -> None:
+    """Re-wrap every data key under a new KEK. Safe to interrupt; run again to finish."""
+    cfg = settings(database_url=database, data_dir=data_dir)
+    with vault_context(cfg) as ctx:
+        bar = progress(1, "re-wrapping", threshold=1)
+        with bar:
+            task = bar.add_task("data keys", total=None)
+            done = rotate_keys(ctx, cfg.key_dir, master_key=_secret(cfg),
+                               on_progress=lambda n, t: bar.update(task, completed=n, total=t))
+    out.print(f"[green]✓[/] {done.rewrapped:,} data keys now under {done.kek_id}"
+              + (f"; retired {', '.join(done.retired)}" if done.retired else ""))
+
+
+@db_app.command("upgrade")
+def db_upgrade(database: Database = None, data_dir: DataDir = None) -> None:
+    """Bring the database schema up to date (the server also does this on start)."""
+    cfg = settings(database_url=database, data_dir=data_dir)
+    with fail_cleanly():
+        engine = make_engine(cfg.database)
+        try:
+            migrate(engine)
+            out.print(f"schema at {current_revision(engine)}")
+        finally:
+            engine.dispose()

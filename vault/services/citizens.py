@@ -1,0 +1,69 @@
+"""Enrolling and erasing citizens."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import delete
+from sqlmodel import col, select
+
+from vault.crypto import envelope
+from vault.errors import NotFound
+from vault.services.context import VaultContext, Work, new_id, unit_of_work
+from vault.storage.database import flush_deleted
+from vault.storage.tables import CitizenRow, GrantRow
+
+__all__ = ["Citizen", "enrol_citizen", "erase_citizen", "get_citizen"]
+
+_LIVE = ("requested", "approved", "paused")
+
+
+@dataclass(frozen=True, slots=True)
+class Citizen:
+    id: str
+    subject: str
+
+
+def get_citizen(work: Work, citizen_id: str) -> CitizenRow:
+    row = work.session.get(CitizenRow, citizen_id)
+    if row is None:
+        raise NotFound("no such citizen")
+    return row
+
+
+def enrol_citizen(ctx: VaultContext) -> Citizen:
+    """A new citizen: a random id, a random ledger pseudonym and a fresh data key."""
+    citizen_id, subject = new_id("cit"), new_id("sub")
+    kek_id, wrapped = ctx.keyring.wrap(envelope.new_key(), citizen_id=citizen_id)
+    with unit_of_work(ctx) as work:
+        work.session.add(CitizenRow(id=citizen_id, subject=subject, kek_id=kek_id,
+                                    wrapped_key=wrapped, created_at=work.now))
+        work.ledger.append("citizen.enrolled", {"subject": subject})
+    return Citizen(citizen_id, subject)
+
+
+def erase_citizen(ctx: VaultContext, citizen_id: str) -> int:
+    """The right to be forgotten, by crypto-shredding; returns the ledger index.
+
+    Live grants end first (each with its ledger entry), then the citizen's row goes
+    with the data key that sealed every record, and the records and grants with it.
+    The ledger keeps its entries, but the pseudonym in them now leads nowhere.
+    """
+    with unit_of_work(ctx) as work:
+        citizen = get_citizen(work, citizen_id)
+        live = work.session.execute(
+            select(GrantRow.id, col(GrantRow.state), col(GrantRow.service_id))
+            .where(GrantRow.citizen_id == citizen_id, col(GrantRow.state).in_(_LIVE))
+        ).all()
+        items = [
+            ("grant.denied" if state == "requested" else "grant.revoked",
+             {"grant_id": gid, "service_id": sid, "subject": citizen.subject,
+              "reason": "citizen_erased"})
+            for gid, state, sid in live
+        ]
+        items.append(("citizen.erased", {"subject": citizen.subject}))
+        appended = work.ledger.append_many(items)
+        # Foreign keys cascade to records and grants; one statement, whatever the count.
+        work.session.execute(delete(CitizenRow).where(col(CitizenRow.id) == citizen_id))
+    flush_deleted(ctx.engine)
+    return appended[-1].seq

@@ -1,0 +1,51 @@
+"""What every use case needs, passed in once: database, keys, clock, approval checks."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from ledger.entry import Clock, utc_now
+from ledger.sqlstore import SqlLedger
+from vault.crypto import Keyring
+from vault.services.approvals import ApprovalVerifier
+
+__all__ = ["VaultContext", "Work", "new_id", "unit_of_work"]
+
+
+def new_id(prefix: str) -> str:
+    """A random identifier: 128 bits, URL-safe, with a prefix saying what it names."""
+    return f"{prefix}_{secrets.token_urlsafe(16)}"
+
+
+@dataclass(frozen=True)
+class VaultContext:
+    engine: Engine
+    keyring: Keyring
+    approvals: ApprovalVerifier
+    clock: Clock = utc_now
+    #: Called after every commit (the checkpoint publisher's nudge).
+    after_commit: Callable[[], None] = field(default=lambda: None)
+
+
+@dataclass(frozen=True)
+class Work:
+    """One transaction: the session, the ledger on the same connection, and its time."""
+
+    session: Session
+    ledger: SqlLedger
+    now: datetime
+
+
+@contextmanager
+def unit_of_work(ctx: VaultContext) -> Iterator[Work]:
+    """A state change and its ledger entries commit together, or neither does."""
+    with Session(ctx.engine, expire_on_commit=False) as session, session.begin():
+        yield Work(session, SqlLedger(session.connection(), clock=ctx.clock), ctx.clock())
+    ctx.after_commit()

@@ -1,0 +1,240 @@
+"""Grants: requested by a service, answered by the citizen, ended by either or by time.
+
+Every transition is one transaction holding the new state and its ledger entry. The
+grant row is locked first (PostgreSQL: FOR UPDATE; SQLite: the write lock every vault
+transaction takes), so two transitions of one grant never interleave.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from sqlmodel import col, select
+
+from vault.domain.grants import (
+    ENTRY_KIND,
+    Access,
+    GrantAction,
+    GrantState,
+    GrantTerms,
+    lapse_deadline,
+    next_state,
+    request_terms,
+)
+from vault.errors import NotFound
+from vault.services.approvals import ApprovalProof, action_challenge
+from vault.services.citizens import get_citizen
+from vault.services.context import VaultContext, Work, new_id, unit_of_work
+from vault.services.registry import get_service, service_profile
+from vault.storage.tables import GrantRow
+
+__all__ = [
+    "GrantView",
+    "approve_grant",
+    "cancel_grant",
+    "deny_grant",
+    "get_grant",
+    "grants_of_citizen",
+    "pause_grant",
+    "request_grant",
+    "resume_grant",
+    "revoke_grant",
+    "signing_challenge",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class GrantView:
+    id: str
+    service_id: str
+    citizen_id: str
+    state: GrantState
+    terms: GrantTerms
+    terms_hash: bytes
+    reads: int
+    requested_at: datetime
+    updated_at: datetime
+
+
+def view(row: GrantRow) -> GrantView:
+    return GrantView(row.id, row.service_id, row.citizen_id, GrantState(row.state),
+                     GrantTerms.from_json(orjson.loads(row.terms)), row.terms_hash, row.reads,
+                     row.requested_at, row.updated_at)
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def request_grant(
+    ctx: VaultContext,
+    *,
+    service_id: str,
+    citizen_id: str,
+    purpose: str,
+    categories: Sequence[str] = (),
+    derived: Sequence[str] = (),
+    duration: timedelta | None = None,
+    not_before: datetime | None = None,
+    expires_at: datetime | None = None,
+    access: Access,
+    data_life: str,
+    justification: str,
+) -> GrantView:
+    """A service asks; the request waits for the citizen (and lapses if unanswered)."""
+    with unit_of_work(ctx) as work:
+        service = get_service(work, service_id)
+        citizen = get_citizen(work, citizen_id)
+        terms = request_terms(
+            service_profile(service), grant_id=new_id("gr"), purpose=purpose,
+            categories=categories, derived=derived, duration=duration, not_before=not_before,
+            expires_at=expires_at, access=access, data_life=data_life,
+            justification=justification, now=work.now)
+        terms_json = terms.to_json()
+        terms_hash = terms.terms_hash()
+        row = GrantRow(
+            id=terms.grant_id, service_id=service_id, citizen_id=citizen_id,
+            terms=orjson.dumps(terms_json, option=orjson.OPT_SORT_KEYS).decode(),
+            terms_hash=terms_hash, state=GrantState.REQUESTED.value, reads=0,
+            requested_at=work.now, updated_at=work.now,
+            due_at=lapse_deadline(work.now, terms), last_seq=-1)
+        entry = work.ledger.append("grant.requested", {
+            "grant_id": terms.grant_id, "service_id": service_id,
+            "subject": citizen.subject, "terms": terms_json, "terms_hash": b64(terms_hash)})
+        row.last_seq = entry.seq
+        work.session.add(row)
+        return view(row)
+
+
+def lock_grant(work: Work, grant_id: str) -> GrantRow:
+    row = work.session.execute(
+        select(GrantRow).where(GrantRow.id == grant_id).with_for_update()
+    ).scalar_one_or_none()
+    if row is None:
+        raise NotFound("no such grant")
+    return row  # type: ignore[no-any-return]
+
+
+def transition(
+    work: Work, row: GrantRow, action: GrantAction, **extra: Any
+) -> GrantState:
+    """Move a locked grant to its next state and append the matching entry."""
+    state = next_state(GrantState(row.state), action)
+    row.state = state.value
+    row.updated_at = work.now
+    if state in (GrantState.APPROVED, GrantState.PAUSED):
+        row.due_at = parse_time(orjson.loads(row.terms)["expires_at"])
+    citizen = get_citizen(work, row.citizen_id)
+    entry = work.ledger.append(ENTRY_KIND[action], {
+        "grant_id": row.id, "service_id": row.service_id, "subject": citizen.subject,
+        **extra})
+    row.last_seq = entry.seq
+    work.session.add(row)
+    return state
+
+
+def _citizen_grant(work: Work, grant_id: str, citizen_id: str) -> GrantRow:
+    row = lock_grant(work, grant_id)
+    if row.citizen_id != citizen_id:
+        raise NotFound("no such grant")  # never reveal another citizen's grant
+    return row
+
+
+def approve_grant(
+    ctx: VaultContext, grant_id: str, *, citizen_id: str, proof: ApprovalProof
+) -> GrantView:
+    """The citizen says yes, with a passkey assertion over the exact terms hash."""
+    with unit_of_work(ctx) as work:
+        row = _citizen_grant(work, grant_id, citizen_id)
+        ctx.approvals.verify(work.session, citizen_id=citizen_id, challenge=row.terms_hash,
+                             proof=proof)
+        transition(work, row, GrantAction.APPROVE, terms_hash=b64(row.terms_hash),
+                   assertion=proof.to_json())
+        return view(row)
+
+
+def deny_grant(ctx: VaultContext, grant_id: str, *, citizen_id: str) -> GrantView:
+    with unit_of_work(ctx) as work:
+        row = _citizen_grant(work, grant_id, citizen_id)
+        transition(work, row, GrantAction.DENY)
+        return view(row)
+
+
+def _signed_action(
+    ctx: VaultContext, grant_id: str, citizen_id: str, action: GrantAction,
+    proof: ApprovalProof,
+) -> GrantView:
+    with unit_of_work(ctx) as work:
+        row = _citizen_grant(work, grant_id, citizen_id)
+        challenge = action_challenge(grant_id=grant_id, action=action.value,
+                                     terms_hash=row.terms_hash, after=row.last_seq)
+        ctx.approvals.verify(work.session, citizen_id=citizen_id, challenge=challenge,
+                             proof=proof)
+        transition(work, row, action, by="citizen", challenge=b64(challenge),
+                   assertion=proof.to_json())
+        return view(row)
+
+
+def signing_challenge(
+    ctx: VaultContext, grant_id: str, *, citizen_id: str, action: GrantAction
+) -> bytes:
+    """What the citizen's passkey must sign to take `action` on this grant now:
+    the terms hash to approve, an action challenge to pause, resume or revoke."""
+    with unit_of_work(ctx) as work:
+        row = work.session.get(GrantRow, grant_id)
+        if row is None or row.citizen_id != citizen_id:
+            raise NotFound("no such grant")
+        if action is GrantAction.APPROVE:
+            return row.terms_hash
+        return action_challenge(grant_id=grant_id, action=action.value,
+                                terms_hash=row.terms_hash, after=row.last_seq)
+
+
+def pause_grant(ctx: VaultContext, grant_id: str, *, citizen_id: str,
+                proof: ApprovalProof) -> GrantView:
+    return _signed_action(ctx, grant_id, citizen_id, GrantAction.PAUSE, proof)
+
+
+def resume_grant(ctx: VaultContext, grant_id: str, *, citizen_id: str,
+                 proof: ApprovalProof) -> GrantView:
+    return _signed_action(ctx, grant_id, citizen_id, GrantAction.RESUME, proof)
+
+
+def revoke_grant(ctx: VaultContext, grant_id: str, *, citizen_id: str,
+                 proof: ApprovalProof) -> GrantView:
+    return _signed_action(ctx, grant_id, citizen_id, GrantAction.REVOKE, proof)
+
+
+def cancel_grant(ctx: VaultContext, grant_id: str, *, service_id: str) -> GrantView:
+    """The service withdraws a request it made, before the citizen answered."""
+    with unit_of_work(ctx) as work:
+        row = lock_grant(work, grant_id)
+        if row.service_id != service_id:
+            raise NotFound("no such grant")
+        transition(work, row, GrantAction.CANCEL)
+        return view(row)
+
+
+def get_grant(ctx: VaultContext, grant_id: str) -> GrantView:
+    with unit_of_work(ctx) as work:
+        row = work.session.get(GrantRow, grant_id)
+        if row is None:
+            raise NotFound("no such grant")
+        return view(row)
+
+
+def grants_of_citizen(ctx: VaultContext, citizen_id: str) -> list[GrantView]:
+    with unit_of_work(ctx) as work:
+        rows = work.session.execute(
+            select(GrantRow).where(GrantRow.citizen_id == citizen_id)
+            .order_by(col(GrantRow.requested_at).desc())).scalars().all()
+        return [view(r) for r in rows]

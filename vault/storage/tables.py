@@ -1,0 +1,112 @@
+"""The vault's tables. Only ciphertext and non-personal metadata live here.
+
+A citizen is a random id and a random ledger pseudonym; everything they told the vault
+is a record sealed under their own data key. Services, grants and their terms are
+not personal data (terms name categories, never values).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Column, ForeignKey, LargeBinary, String, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from vault.storage.types import UtcDateTime
+
+__all__ = ["CitizenRow", "GrantRow", "PasskeyRow", "RecordRow", "ServiceRow", "metadata"]
+
+metadata = SQLModel.metadata
+
+
+def _utc(*, nullable: bool = False, index: bool = False) -> Any:
+    return Field(sa_column=Column(UtcDateTime(), nullable=nullable, index=index))
+
+
+class CitizenRow(SQLModel, table=True):
+    __tablename__ = "citizens"
+
+    id: str = Field(primary_key=True, max_length=40)
+    #: Random pseudonym used on the ledger; deleted on erasure, so entries become unlinkable.
+    subject: str = Field(max_length=40, unique=True)
+    #: The citizen's data key, sealed under the KEK named by kek_id.
+    kek_id: str = Field(max_length=40, index=True)
+    wrapped_key: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: datetime = _utc()
+
+
+class RecordRow(SQLModel, table=True):
+    __tablename__ = "records"
+    __table_args__ = (UniqueConstraint("citizen_id", "category", "version"),)
+
+    id: str = Field(primary_key=True, max_length=40)
+    citizen_id: str = Field(sa_column=Column(
+        String(40), ForeignKey("citizens.id", ondelete="CASCADE"), nullable=False, index=True))
+    category: str = Field(max_length=64)
+    version: int
+    #: The value, sealed under the citizen's data key (AD: citizen, record, category, version).
+    ciphertext: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    #: Provenance: "citizen" or the id of the issuing service.
+    source: str = Field(max_length=40)
+    created_at: datetime = _utc()
+
+
+class ServiceRow(SQLModel, table=True):
+    __tablename__ = "services"
+
+    id: str = Field(primary_key=True, max_length=40)
+    name: str = Field(max_length=200)
+    description: str = Field(max_length=2000)
+    purposes: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    categories: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    derived: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    max_days: int
+    jwk: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    redirect_uris: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    webhook_url: str | None = Field(default=None, max_length=2000)
+    privacy_notice_url: str = Field(max_length=2000)
+    dpia_url: str | None = Field(default=None, max_length=2000)
+    active: bool = True
+    created_at: datetime = _utc()
+
+
+class GrantRow(SQLModel, table=True):
+    __tablename__ = "grants"
+
+    id: str = Field(primary_key=True, max_length=40)
+    service_id: str = Field(sa_column=Column(
+        String(40), ForeignKey("services.id"), nullable=False, index=True))
+    citizen_id: str = Field(sa_column=Column(
+        String(40), ForeignKey("citizens.id", ondelete="CASCADE"), nullable=False, index=True))
+    #: The terms exactly as hashed (JCS text) and their SHA-256.
+    terms: str
+    terms_hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    state: str = Field(max_length=16, index=True)
+    reads: int = 0
+    last_read_at: datetime | None = _utc(nullable=True)
+    requested_at: datetime = _utc()
+    updated_at: datetime = _utc()
+    #: When the sweeper must act: requests lapse, approved or paused grants expire.
+    due_at: datetime = _utc(index=True)
+    #: Ledger index of this grant's latest transition (grant.* entry): signed actions
+    #: commit to it, so an old signature (a pause, say) can never be replayed later.
+    last_seq: int
+
+
+class PasskeyRow(SQLModel, table=True):
+    __tablename__ = "passkeys"
+
+    #: base64url credential id, as WebAuthn names it.
+    credential_id: str = Field(primary_key=True, max_length=1400)
+    citizen_id: str = Field(sa_column=Column(
+        String(40), ForeignKey("citizens.id", ondelete="CASCADE"), nullable=False, index=True))
+    #: COSE public key (not personal data: also published on the ledger).
+    public_key: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    #: WebAuthn counters are unsigned 32-bit: BIGINT, not INTEGER (PostgreSQL's is signed).
+    sign_count: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    #: The citizen's own name for it ("my phone") may be personal: sealed like a record.
+    label_sealed: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
+    transports: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: datetime = _utc()
+    last_used_at: datetime | None = _utc(nullable=True)
