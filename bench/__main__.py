@@ -23,6 +23,7 @@ from bench.ledger_append import bench_batched_appends, bench_single_appends
 from bench.ledger_proofs import bench_proofs
 from bench.ledger_verify import bench_audit, bench_proof_checks
 from bench.report import Failure, Result, print_table, write_json
+from bench.vault_access import bench_erasure, bench_reads
 from bench.vault_crypto import bench_envelope
 from bench.workload import BigLedger, build_big_ledger, progress
 
@@ -38,12 +39,17 @@ class Scale:
     audit_repeats: int
     envelope: int  # 1 KiB values sealed/opened per repeat
     envelope_repeats: int
+    reads: int  # reads under a grant per repeat
+    erase_records: int  # records of the citizen erased
+    vault_repeats: int
 
 
 FULL = Scale(batched=20_000, single=1_000, append_repeats=5, big=1_000_000, proofs=1_000,
-             check_repeats=5, audit_repeats=3, envelope=20_000, envelope_repeats=5)
+             check_repeats=5, audit_repeats=3, envelope=20_000, envelope_repeats=5,
+             reads=1_000, erase_records=1_000, vault_repeats=3)
 QUICK = Scale(batched=2_000, single=100, append_repeats=2, big=20_000, proofs=200,
-              check_repeats=3, audit_repeats=1, envelope=2_000, envelope_repeats=2)
+              check_repeats=3, audit_repeats=1, envelope=2_000, envelope_repeats=2,
+              reads=100, erase_records=100, vault_repeats=1)
 
 
 def _run(
@@ -76,6 +82,11 @@ def run_all(scale: Scale, workdir: Path) -> tuple[list[Result], list[Failure]]:
          results, failures)
     _run("envelope seal/open, 1 KiB",
          lambda: bench_envelope(n=s.envelope, repeats=s.envelope_repeats), results, failures)
+    _run("reads under a grant",
+         lambda: bench_reads(workdir, n=s.reads, repeats=s.vault_repeats), results, failures)
+    _run("erasure",
+         lambda: bench_erasure(workdir, records_per_citizen=s.erase_records,
+                               repeats=s.vault_repeats), results, failures)
     progress(f"setup: building a {s.big:,}-entry ledger (not measured)")
     try:
         big: BigLedger | None = build_big_ledger(workdir, s.big)

@@ -99,12 +99,41 @@ class Keyring:
         self.source = source
         self.path = path
         self._keks = by_id
+        self._mtime = self._file_mtime()
+
+    def _file_mtime(self) -> tuple[int, int, int] | None:
+        """The key file's identity: every change replaces it (a new inode), and its
+        timestamps alone are too coarse to tell writes milliseconds apart."""
+        try:
+            st = self.path.stat() if self.path is not None else None
+        except OSError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size) if st is not None else None
 
     def get(self, kek_id: str) -> Kek:
         try:
             return self._keks[kek_id]
         except KeyError:
-            raise UnknownKek(kek_id) from None
+            pass
+        # `vault keys rotate` may have added it from another process: a file-managed
+        # keyring looks at its file again (once) before giving up.
+        if self.source == "file" and self.path is not None and self._reload():
+            return self.get(kek_id) if kek_id in self._keks else self._unknown(kek_id)
+        return self._unknown(kek_id)
+
+    @staticmethod
+    def _unknown(kek_id: str) -> Kek:
+        raise UnknownKek(kek_id)
+
+    def _reload(self) -> bool:
+        """Adopt the key file's KEKs (the file's current one becomes current here too)."""
+        assert self.path is not None
+        try:
+            fresh = _file_keyring(self.path)
+        except (ConfigError, OSError):
+            return False
+        self._keks, self.current, self._mtime = fresh._keks, fresh.current, fresh._mtime
+        return True
 
     def ids(self) -> list[str]:
         """Every KEK id, the current one first (then, from the key file, newest first;
@@ -131,6 +160,10 @@ class Keyring:
         """Seal `data_key` under the current KEK, bound to the citizen and the KEK id."""
         if not isinstance(data_key, bytes) or len(data_key) != KEY_SIZE:
             raise CryptoError(f"a data key must be {KEY_SIZE} bytes")
+        # Never wrap under a KEK that a rotation elsewhere has replaced (and may soon
+        # retire): if the key file changed, adopt it first.
+        if self.source == "file" and self._file_mtime() != self._mtime:
+            self._reload()
         kek = self.current
         return kek.id, seal(kek.key, data_key, ad=data_key_ad(citizen_id=citizen_id,
                                                                kek_id=kek.id))

@@ -76,7 +76,9 @@ def rotate_keys(
     with unit_of_work(ctx) as work:
         work.ledger.append("key.rotated", {"kek_id": current, "retired": list(retired),
                                            "rewrapped": done})
-    if master_key is None:
+    if master_key is None and _pending(ctx, current) == 0:
+        # Checked again just before: a process that wrapped under an old KEK meanwhile
+        # keeps it alive until the next rotation re-wraps its rows.
         for old in retired:
             drop_kek(key_dir, old)
     return Rotated(current, done, retired)
