@@ -6,6 +6,7 @@ This module is the composition root: the one place that wires the packages toget
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -71,8 +72,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.log_level)
         state = build_state(settings)
-        if settings.demo:
-            seed_demo(state.ctx, settings.base_url)
+        if settings.demo and (demo := seed_demo(state.ctx, settings.base_url)) is not None:
+            logging.getLogger("vault.demo").info(
+                "demo loaded", extra={"citizen_id": demo.citizen_id, "services": demo.services,
+                                      "grants": demo.grants})
         state.publisher.start()
         state.sweeper.start()
         app.state.vault = state

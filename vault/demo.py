@@ -18,10 +18,9 @@ from sqlmodel import select
 
 from vault.domain.grants import Access, GrantAction
 from vault.services import access, citizens, grants, records, registry
-from vault.services.citizens import get_citizen
 from vault.services.context import VaultContext, unit_of_work
 from vault.storage.tables import ServiceRow
-from wallet.passkeys import RelyingParty, register_passkey, registration_options, user_handle
+from wallet.passkeys import RelyingParty, add_passkey, registration_options, user_handle
 from wallet.passkeys.software import SoftAuthenticator
 
 __all__ = ["DemoSummary", "seed_demo"]
@@ -60,17 +59,6 @@ def _service(ctx: VaultContext, base: str, name: str, description: str, **kw: An
         name=name, description=description, jwk=_JWK,
         redirect_uris=[f"{base}/demo/callback"], privacy_notice_url=f"{base}/privacy",
         dpia_url=f"{base}/dpia", **kw))
-
-
-def _passkey(ctx: VaultContext, rp: RelyingParty, citizen_id: str,
-             device: SoftAuthenticator) -> None:
-    options, challenge = registration_options(rp, user_id=user_handle(citizen_id),
-                                              user_name="Sam Rivers", exclude=[])
-    with unit_of_work(ctx) as work:
-        row = get_citizen(work, citizen_id)
-        key = ctx.keyring.unwrap(row.kek_id, row.wrapped_key, citizen_id=citizen_id)
-        register_passkey(work, rp, citizen_id=citizen_id, credential=device.create(options),
-                         expected_challenge=challenge, label="Demo phone", data_key=key)
 
 
 def seed_demo(ctx: VaultContext, base_url: str) -> DemoSummary | None:
@@ -114,7 +102,10 @@ def seed_demo(ctx: VaultContext, base_url: str) -> DemoSummary | None:
                          source=agency)
     rp = RelyingParty.from_public_url(base)
     device = SoftAuthenticator(origin=base)
-    _passkey(ctx, rp, citizen.id, device)
+    options, challenge = registration_options(rp, user_id=user_handle(citizen.id),
+                                              user_name="Sam Rivers", exclude=[])
+    add_passkey(ctx, rp, citizen_id=citizen.id, credential=device.create(options),
+                expected_challenge=challenge, label="Demo phone")
 
     def ask(service: str, **kw: Any) -> grants.GrantView:
         return grants.request_grant(ctx, service_id=services[service], citizen_id=citizen.id,

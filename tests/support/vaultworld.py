@@ -8,9 +8,9 @@ from typing import Any
 
 from vault.domain.grants import Access
 from vault.services import citizens, grants, records, registry
-from vault.services.citizens import get_citizen
-from vault.services.context import VaultContext, unit_of_work
-from wallet.passkeys import RelyingParty, register_passkey, registration_options, user_handle
+from vault.services.context import VaultContext
+from wallet.passkeys import RelyingParty, registration_options, user_handle
+from wallet.passkeys import add_passkey as keep_passkey
 from wallet.passkeys.software import SoftAuthenticator
 
 JWK = {"kty": "EC", "crv": "P-256",
@@ -76,9 +76,6 @@ def add_passkey(ctx: VaultContext, citizen_id: str,
     rp = RelyingParty.from_public_url(device.origin)
     options, challenge = registration_options(rp, user_id=user_handle(citizen_id),
                                               user_name="citizen", exclude=[])
-    with unit_of_work(ctx) as work:
-        row = get_citizen(work, citizen_id)
-        key = ctx.keyring.unwrap(row.kek_id, row.wrapped_key, citizen_id=citizen_id)
-        register_passkey(work, rp, citizen_id=citizen_id, credential=device.create(options),
-                         expected_challenge=challenge, label="My phone", data_key=key)
+    keep_passkey(ctx, rp, citizen_id=citizen_id, credential=device.create(options),
+                 expected_challenge=challenge, label="My phone")
     return device

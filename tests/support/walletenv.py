@@ -7,12 +7,12 @@ the browser's answer (here a `SoftAuthenticator`), verification.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlmodel import Session
+from support.vaultworld import Clock
 
 from ledger.entry import Entry, parse_entry
 from ledger.sqlstore import SqlLedger
@@ -37,17 +37,6 @@ from wallet.passkeys.software import SoftAuthenticator
 __all__ = ["ORIGIN", "Clock", "Wallet", "make_wallet"]
 
 ORIGIN = "http://localhost:8000"
-
-
-@dataclass
-class Clock:
-    now: datetime = field(default_factory=lambda: datetime(2026, 11, 22, 9, 0, tzinfo=UTC))
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **kw: float) -> None:
-        self.now += timedelta(**kw)
 
 
 @dataclass

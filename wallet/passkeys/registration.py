@@ -28,7 +28,8 @@ from webauthn.helpers.structs import (
 
 from vault.crypto import envelope
 from vault.services.citizens import get_citizen
-from vault.services.context import Work
+from vault.services.context import VaultContext, Work, unit_of_work
+from vault.services.records import data_key
 from vault.storage.tables import PasskeyRow
 from wallet.errors import InvalidLabel, PasskeyRejected
 from wallet.passkeys.challenges import CHALLENGE_TTL, new_challenge
@@ -46,6 +47,7 @@ from wallet.passkeys.relying_party import RelyingParty
 __all__ = [
     "LABEL_CATEGORY",
     "MAX_LABEL_LENGTH",
+    "add_passkey",
     "check_label",
     "label_ad",
     "register_passkey",
@@ -212,3 +214,20 @@ def register_passkey(
         "subject": citizen.subject, "credential_id": credential_id,
         "public_key": b64url_encode(verified.credential_public_key), "alg": alg})
     return row
+
+
+def add_passkey(
+    ctx: VaultContext,
+    rp: RelyingParty,
+    *,
+    citizen_id: str,
+    credential: Mapping[str, Any],
+    expected_challenge: bytes,
+    label: str,
+) -> PasskeyRow:
+    """`register_passkey` in a transaction of its own, unwrapping the citizen's key."""
+    with unit_of_work(ctx) as work:
+        key = data_key(ctx, get_citizen(work, citizen_id))
+        return register_passkey(work, rp, citizen_id=citizen_id, credential=credential,
+                                expected_challenge=expected_challenge, label=label,
+                                data_key=key)
