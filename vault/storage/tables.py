@@ -10,7 +10,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, ForeignKey, LargeBinary, String, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    ForeignKey,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlmodel import Field, SQLModel
 
 from vault.storage.types import UtcDateTime
@@ -80,7 +89,7 @@ class GrantRow(SQLModel, table=True):
     citizen_id: str = Field(sa_column=Column(
         String(40), ForeignKey("citizens.id", ondelete="CASCADE"), nullable=False, index=True))
     #: The terms exactly as hashed (JCS text) and their SHA-256.
-    terms: str
+    terms: str = Field(sa_column=Column(Text, nullable=False))
     terms_hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     state: str = Field(max_length=16, index=True)
     reads: int = 0
@@ -91,7 +100,7 @@ class GrantRow(SQLModel, table=True):
     due_at: datetime = _utc(index=True)
     #: Ledger index of this grant's latest transition (grant.* entry): signed actions
     #: commit to it, so an old signature (a pause, say) can never be replayed later.
-    last_seq: int
+    last_seq: int = Field(sa_column=Column(BigInteger, nullable=False))
 
 
 class PasskeyRow(SQLModel, table=True):
