@@ -50,7 +50,7 @@ class Wallet:
 
     def data_key(self, citizen_id: str) -> bytes:
         with unit_of_work(self.ctx) as work:
-            row = get_citizen(work, citizen_id)
+            row = get_citizen(work.session, citizen_id)
             return self.ctx.keyring.unwrap(row.kek_id, row.wrapped_key, citizen_id=citizen_id)
 
     def start_registration(self, citizen_id: str) -> tuple[dict[str, Any], str]:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
@@ -17,7 +18,14 @@ from vault.crypto.errors import CryptoError
 from vault.domain.errors import AccessDenied, DomainError, IllegalTransition
 from vault.errors import ConfigError, InvalidRequest, NotAuthorized, NotFound
 
-__all__ = ["PROBLEM_JSON", "install_error_handlers", "problem"]
+__all__ = [
+    "PROBLEM_JSON",
+    "RULES",
+    "ProblemRule",
+    "install_error_handlers",
+    "map_errors",
+    "problem",
+]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +61,55 @@ def _validation_detail(exc: RequestValidationError) -> tuple[str, list[dict[str,
     return summary, errors
 
 
+@dataclass(frozen=True, slots=True)
+class ProblemRule:
+    """How one family of errors becomes a problem: status, type slug and, for errors whose
+    message is for the operator's eyes only, a fixed `detail` (the error is logged)."""
+
+    status: int
+    slug: str | None
+    detail: str | None = None
+    headers: Mapping[str, str] | None = None
+
+
+#: The vault's errors, most specific first (Starlette picks the nearest class anyway).
+RULES: dict[type[Exception], ProblemRule] = {
+    RangeError: ProblemRule(400, "out-of-range"),
+    InvalidRequest: ProblemRule(400, "invalid-request"),
+    NotAuthorized: ProblemRule(401, "unauthorized",
+                               headers={"WWW-Authenticate": 'Bearer realm="ledger"'}),
+    NotFound: ProblemRule(404, "not-found"),
+    AccessDenied: ProblemRule(403, "access-denied"),
+    IllegalTransition: ProblemRule(409, "illegal-transition"),
+    DomainError: ProblemRule(400, "rejected"),
+    # A ciphertext that does not open means the stored data or keys were damaged.
+    CryptoError: ProblemRule(500, None, "stored data failed its integrity check; "
+                                        "the operator has been told"),
+    ConfigError: ProblemRule(503, "misconfigured", "the vault is not configured correctly"),
+    LedgerError: ProblemRule(503, "ledger-unavailable",
+                             "the ledger is unavailable; try again later"),
+}
+
+
+def _handler(rule: ProblemRule) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
+    async def handle(_: Request, exc: Exception) -> JSONResponse:
+        if rule.detail is not None:
+            log.error("%s: %s", type(exc).__name__, exc)
+            return problem(rule.status, rule.detail, slug=rule.slug, headers=rule.headers)
+        # Errors with a `reason` code (AccessDenied, PasskeyRejected) expose it to clients.
+        reason = getattr(exc, "reason", None)
+        extra = {"reason": reason} if isinstance(reason, str) else {}
+        slug = f"{rule.slug}:{reason}" if extra and rule.slug else rule.slug
+        return problem(rule.status, str(exc), slug=slug, headers=rule.headers, **extra)
+
+    return handle
+
+
+def map_errors(app: FastAPI, rules: Mapping[type[Exception], ProblemRule]) -> None:
+    for cls, rule in rules.items():
+        app.add_exception_handler(cls, _handler(rule))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -63,50 +120,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         return problem(exc.status_code, str(exc.detail), headers=exc.headers)
 
-    @app.exception_handler(RangeError)
-    async def _range(_: Request, exc: RangeError) -> JSONResponse:
-        return problem(400, str(exc), slug="out-of-range")
-
-    @app.exception_handler(InvalidRequest)
-    async def _bad(_: Request, exc: InvalidRequest) -> JSONResponse:
-        return problem(400, str(exc), slug="invalid-request")
-
-    @app.exception_handler(NotAuthorized)
-    async def _unauthorized(_: Request, exc: NotAuthorized) -> JSONResponse:
-        return problem(401, str(exc), slug="unauthorized",
-                       headers={"WWW-Authenticate": 'Bearer realm="ledger"'})
-
-    @app.exception_handler(NotFound)
-    async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
-        return problem(404, str(exc), slug="not-found")
-
-    @app.exception_handler(AccessDenied)
-    async def _denied(_: Request, exc: AccessDenied) -> JSONResponse:
-        return problem(403, str(exc), slug=f"access-denied:{exc.reason}", reason=exc.reason)
-
-    @app.exception_handler(IllegalTransition)
-    async def _conflict(_: Request, exc: IllegalTransition) -> JSONResponse:
-        return problem(409, str(exc), slug="illegal-transition")
-
-    @app.exception_handler(DomainError)
-    async def _domain(_: Request, exc: DomainError) -> JSONResponse:
-        return problem(400, str(exc), slug="rejected")
-
-    @app.exception_handler(CryptoError)
-    async def _crypto(_: Request, exc: CryptoError) -> JSONResponse:
-        # A ciphertext that does not open means the stored data or keys were damaged.
-        log.error("crypto failure: %s", type(exc).__name__)
-        return problem(500, "stored data failed its integrity check; the operator has been told")
-
-    @app.exception_handler(ConfigError)
-    async def _config(_: Request, exc: ConfigError) -> JSONResponse:
-        log.error("configuration error: %s", exc)
-        return problem(503, "the vault is not configured correctly", slug="misconfigured")
-
-    @app.exception_handler(LedgerError)
-    async def _ledger(_: Request, exc: LedgerError) -> JSONResponse:
-        log.error("ledger error: %s", exc)
-        return problem(503, "the ledger is unavailable; try again later", slug="ledger-unavailable")
+    map_errors(app, RULES)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

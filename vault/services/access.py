@@ -17,6 +17,7 @@ from vault.domain.grants import GrantAction, GrantState, GrantTerms, check_read,
 from vault.errors import NotFound
 from vault.services.context import VaultContext, Work, unit_of_work
 from vault.services.grants import lock_grant, transition
+from vault.services.records import open_record
 from vault.storage.tables import CitizenRow, GrantRow, RecordRow, ServiceRow
 
 __all__ = ["Release", "read_in", "read_under_grant"]
@@ -94,8 +95,8 @@ def read_in(ctx: VaultContext, work: Work, *, service_id: str, grant_id: str) ->
     for rec in conn.execute(_RECORDS, {"citizen_id": row.id, "categories": sorted(needed)}):
         newest[rec.category] = rec  # ordered by version: the last one wins
     values = {
-        cat: orjson.loads(envelope.open_sealed(key, rec.ciphertext, ad=envelope.record_ad(
-            citizen_id=row.id, record_id=rec.id, category=cat, version=rec.version)))
+        cat: open_record(key, citizen_id=row.id, record_id=rec.id, category=cat,
+                         version=rec.version, ciphertext=rec.ciphertext)
         for cat, rec in newest.items()
     }
     data = {cat: values[cat] for cat in terms.categories if cat in values}

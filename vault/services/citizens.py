@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import delete
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from vault.crypto import envelope
 from vault.errors import NotFound
-from vault.services.context import VaultContext, Work, new_id, unit_of_work
+from vault.services.context import VaultContext, new_id, unit_of_work
 from vault.storage.database import flush_deleted
 from vault.storage.tables import CitizenRow, GrantRow
 
@@ -24,8 +24,8 @@ class Citizen:
     subject: str
 
 
-def get_citizen(work: Work, citizen_id: str) -> CitizenRow:
-    row = work.session.get(CitizenRow, citizen_id)
+def get_citizen(session: Session, citizen_id: str) -> CitizenRow:
+    row = session.get(CitizenRow, citizen_id)
     if row is None:
         raise NotFound("no such citizen")
     return row
@@ -50,7 +50,7 @@ def erase_citizen(ctx: VaultContext, citizen_id: str) -> int:
     The ledger keeps its entries, but the pseudonym in them now leads nowhere.
     """
     with unit_of_work(ctx) as work:
-        citizen = get_citizen(work, citizen_id)
+        citizen = get_citizen(work.session, citizen_id)
         live = work.session.execute(
             select(GrantRow.id, col(GrantRow.state), col(GrantRow.service_id))
             .where(GrantRow.citizen_id == citizen_id, col(GrantRow.state).in_(_LIVE))

@@ -15,8 +15,9 @@ from ledger.entry import Clock, utc_now
 from ledger.sqlstore import SqlLedger
 from vault.crypto import Keyring
 from vault.services.approvals import ApprovalVerifier
+from vault.storage.database import read_only
 
-__all__ = ["VaultContext", "Work", "new_id", "unit_of_work"]
+__all__ = ["VaultContext", "Work", "new_id", "reading", "unit_of_work"]
 
 
 def new_id(prefix: str) -> str:
@@ -41,6 +42,14 @@ class Work:
     session: Session
     ledger: SqlLedger
     now: datetime
+
+
+@contextmanager
+def reading(ctx: VaultContext) -> Iterator[Session]:
+    """A read-only transaction: a deferred BEGIN on SQLite, so it never waits for (or
+    holds up) writers, and no ledger, because nothing changes."""
+    with Session(read_only(ctx.engine), expire_on_commit=False) as session, session.begin():
+        yield session
 
 
 @contextmanager

@@ -29,7 +29,7 @@ from vault.domain.grants import (
 from vault.errors import NotFound
 from vault.services.approvals import ApprovalProof, action_challenge
 from vault.services.citizens import get_citizen
-from vault.services.context import VaultContext, Work, new_id, unit_of_work
+from vault.services.context import VaultContext, Work, new_id, reading, unit_of_work
 from vault.services.registry import get_service, service_profile
 from vault.storage.tables import GrantRow
 
@@ -71,10 +71,6 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def parse_time(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
 def request_grant(
     ctx: VaultContext,
     *,
@@ -92,8 +88,8 @@ def request_grant(
 ) -> GrantView:
     """A service asks; the request waits for the citizen (and lapses if unanswered)."""
     with unit_of_work(ctx) as work:
-        service = get_service(work, service_id)
-        citizen = get_citizen(work, citizen_id)
+        service = get_service(work.session, service_id)
+        citizen = get_citizen(work.session, citizen_id)
         terms = request_terms(
             service_profile(service), grant_id=new_id("gr"), purpose=purpose,
             categories=categories, derived=derived, duration=duration, not_before=not_before,
@@ -132,8 +128,8 @@ def transition(
     row.state = state.value
     row.updated_at = work.now
     if state in (GrantState.APPROVED, GrantState.PAUSED):
-        row.due_at = parse_time(orjson.loads(row.terms)["expires_at"])
-    citizen = get_citizen(work, row.citizen_id)
+        row.due_at = GrantTerms.from_json(orjson.loads(row.terms)).ends
+    citizen = get_citizen(work.session, row.citizen_id)
     entry = work.ledger.append(ENTRY_KIND[action], {
         "grant_id": row.id, "service_id": row.service_id, "subject": citizen.subject,
         **extra})
@@ -189,8 +185,8 @@ def signing_challenge(
 ) -> bytes:
     """What the citizen's passkey must sign to take `action` on this grant now:
     the terms hash to approve, an action challenge to pause, resume or revoke."""
-    with unit_of_work(ctx) as work:
-        row = work.session.get(GrantRow, grant_id)
+    with reading(ctx) as session:
+        row = session.get(GrantRow, grant_id)
         if row is None or row.citizen_id != citizen_id:
             raise NotFound("no such grant")
         if action is GrantAction.APPROVE:
@@ -225,8 +221,8 @@ def cancel_grant(ctx: VaultContext, grant_id: str, *, service_id: str) -> GrantV
 
 
 def get_grant(ctx: VaultContext, grant_id: str) -> GrantView:
-    with unit_of_work(ctx) as work:
-        row = work.session.get(GrantRow, grant_id)
+    with reading(ctx) as session:
+        row = session.get(GrantRow, grant_id)
         if row is None:
             raise NotFound("no such grant")
         return view(row)

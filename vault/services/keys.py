@@ -16,7 +16,7 @@ from sqlalchemy import func
 from sqlmodel import select
 
 from vault.crypto import Keyring, add_new_kek, drop_kek
-from vault.services.context import VaultContext, unit_of_work
+from vault.services.context import VaultContext, reading, unit_of_work
 from vault.storage.tables import CitizenRow
 
 __all__ = ["Rotated", "rotate_keys"]
@@ -32,8 +32,8 @@ class Rotated:
 
 
 def _pending(ctx: VaultContext, current: str) -> int:
-    with unit_of_work(ctx) as work:
-        return int(work.session.execute(
+    with reading(ctx) as session:
+        return int(session.execute(
             select(func.count()).select_from(CitizenRow).where(CitizenRow.kek_id != current)
         ).scalar() or 0)
 

@@ -9,19 +9,20 @@ from typing import Any
 
 import orjson
 from sqlalchemy import delete, func
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from vault.crypto import envelope
 from vault.domain.categories import validate_value
 from vault.errors import NotFound
 from vault.services.citizens import get_citizen
-from vault.services.context import VaultContext, Work, new_id, unit_of_work
+from vault.services.context import VaultContext, new_id, reading, unit_of_work
 from vault.storage.tables import CitizenRow, RecordRow
 
 __all__ = [
     "RecordView",
     "delete_records",
     "latest_values",
+    "open_record",
     "read_records",
     "write_record",
 ]
@@ -48,7 +49,7 @@ def write_record(
     validate_value(category, value)
     plaintext = orjson.dumps(value)
     with unit_of_work(ctx) as work:
-        citizen = get_citizen(work, citizen_id)
+        citizen = get_citizen(work.session, citizen_id)
         version = 1 + (work.session.execute(
             select(func.max(RecordRow.version)).where(
                 col(RecordRow.citizen_id) == citizen_id, col(RecordRow.category) == category)
@@ -66,51 +67,64 @@ def write_record(
     return RecordView(record_id, category, version, value, source, work.now)
 
 
-def _open(ctx: VaultContext, key: bytes, row: RecordRow) -> RecordView:
-    ad = envelope.record_ad(citizen_id=row.citizen_id, record_id=row.id,
-                            category=row.category, version=row.version)
-    value = orjson.loads(envelope.open_sealed(key, row.ciphertext, ad=ad))
+def open_record(key: bytes, *, citizen_id: str, record_id: str, category: str, version: int,
+                ciphertext: bytes) -> Any:
+    """The value sealed in one record (DecryptionFailed if anything does not match)."""
+    ad = envelope.record_ad(citizen_id=citizen_id, record_id=record_id, category=category,
+                            version=version)
+    return orjson.loads(envelope.open_sealed(key, ciphertext, ad=ad))
+
+
+def _view(key: bytes, row: RecordRow) -> RecordView:
+    value = open_record(key, citizen_id=row.citizen_id, record_id=row.id,
+                        category=row.category, version=row.version, ciphertext=row.ciphertext)
     return RecordView(row.id, row.category, row.version, value, row.source, row.created_at)
 
 
 def latest_values(
-    ctx: VaultContext, work: Work, citizen: CitizenRow, categories: tuple[str, ...] | None = None
+    ctx: VaultContext, session: Session, citizen: CitizenRow,
+    categories: tuple[str, ...] | None = None,
 ) -> dict[str, RecordView]:
     """The newest version of each (or each named) category, decrypted."""
-    query = select(RecordRow).where(RecordRow.citizen_id == citizen.id)
+    query = select(RecordRow).where(col(RecordRow.citizen_id) == citizen.id)
     if categories is not None:
         query = query.where(col(RecordRow.category).in_(categories))
-    rows = work.session.execute(query.order_by(col(RecordRow.version))).scalars().all()
+    rows = session.execute(query.order_by(col(RecordRow.version))).scalars().all()
     newest: dict[str, RecordRow] = {}
     for row in rows:
-        newest[row.category] = row
+        newest[row.category] = row  # ordered by version: the last one wins
     if not newest:
         return {}
     key = data_key(ctx, citizen)
-    return {cat: _open(ctx, key, row) for cat, row in newest.items()}
+    return {cat: _view(key, row) for cat, row in newest.items()}
 
 
 def read_records(ctx: VaultContext, citizen_id: str) -> dict[str, RecordView]:
     """The citizen's own view of their data: the newest version of every category."""
-    with unit_of_work(ctx) as work:
-        return latest_values(ctx, work, get_citizen(work, citizen_id))
+    with reading(ctx) as session:
+        return latest_values(ctx, session, get_citizen(session, citizen_id))
+
+
+def _all_versions(session: Session, citizen_id: str, category: str | None) -> list[RecordRow]:
+    query = select(RecordRow).where(col(RecordRow.citizen_id) == citizen_id)
+    if category is not None:
+        query = query.where(col(RecordRow.category) == category)
+    return list(session.execute(
+        query.order_by(col(RecordRow.category), col(RecordRow.version))).scalars())
 
 
 def record_history(ctx: VaultContext, citizen_id: str, category: str) -> list[RecordView]:
-    with unit_of_work(ctx) as work:
-        citizen = get_citizen(work, citizen_id)
-        rows = work.session.execute(
-            select(RecordRow).where(RecordRow.citizen_id == citizen_id,
-                                    col(RecordRow.category) == category)
-            .order_by(col(RecordRow.version))).scalars().all()
-        key = data_key(ctx, citizen)
-        return [_open(ctx, key, r) for r in rows]
+    with reading(ctx) as session:
+        citizen = get_citizen(session, citizen_id)
+        rows = _all_versions(session, citizen_id, category)
+        key = data_key(ctx, citizen) if rows else b""
+        return [_view(key, r) for r in rows]
 
 
 def delete_records(ctx: VaultContext, citizen_id: str, category: str) -> int:
     """Delete every version of one category; returns how many were deleted."""
     with unit_of_work(ctx) as work:
-        citizen = get_citizen(work, citizen_id)
+        citizen = get_citizen(work.session, citizen_id)
         gone = work.session.execute(
             delete(RecordRow).where(col(RecordRow.citizen_id) == citizen_id,
                                     col(RecordRow.category) == category))
@@ -124,16 +138,17 @@ def delete_records(ctx: VaultContext, citizen_id: str, category: str) -> int:
 
 def export_all(ctx: VaultContext, citizen_id: str) -> Mapping[str, list[dict[str, Any]]]:
     """Everything the vault holds for the citizen, every version, for download."""
-    with unit_of_work(ctx) as work:
-        citizen = get_citizen(work, citizen_id)
-        rows = work.session.execute(
-            select(RecordRow).where(RecordRow.citizen_id == citizen_id)
-            .order_by(RecordRow.category, col(RecordRow.version))).scalars().all()
+    out: dict[str, list[dict[str, Any]]] = {}
+    for view in _every_view(ctx, citizen_id):
+        out.setdefault(view.category, []).append({
+            "version": view.version, "value": view.value, "source": view.source,
+            "written_at": view.created_at.isoformat()})
+    return out
+
+
+def _every_view(ctx: VaultContext, citizen_id: str) -> list[RecordView]:
+    with reading(ctx) as session:
+        citizen = get_citizen(session, citizen_id)
+        rows = _all_versions(session, citizen_id, None)
         key = data_key(ctx, citizen) if rows else b""
-        out: dict[str, list[dict[str, Any]]] = {}
-        for row in rows:
-            view = _open(ctx, key, row)
-            out.setdefault(row.category, []).append({
-                "version": view.version, "value": view.value, "source": view.source,
-                "written_at": view.created_at.isoformat()})
-        return out
+        return [_view(key, r) for r in rows]

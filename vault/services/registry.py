@@ -6,11 +6,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from vault.domain.services import ServiceProfile, validate_registration
 from vault.errors import NotFound
-from vault.services.context import VaultContext, Work, new_id, unit_of_work
+from vault.services.context import VaultContext, new_id, reading, unit_of_work
 from vault.storage.tables import ServiceRow
 
 __all__ = [
@@ -62,8 +62,8 @@ def register_service(ctx: VaultContext, reg: Registration) -> str:
     return service_id
 
 
-def get_service(work: Work, service_id: str) -> ServiceRow:
-    row = work.session.get(ServiceRow, service_id)
+def get_service(session: Session, service_id: str) -> ServiceRow:
+    row = session.get(ServiceRow, service_id)
     if row is None:
         raise NotFound(f"no service {service_id}")
     return row
@@ -79,7 +79,7 @@ def service_profile(row: ServiceRow) -> ServiceProfile:
 def suspend_service(ctx: VaultContext, service_id: str) -> None:
     """Stop a service at once: its grants stay, but no read succeeds while suspended."""
     with unit_of_work(ctx) as work:
-        row = get_service(work, service_id)
+        row = get_service(work.session, service_id)
         if not row.active:
             return
         row.active = False
@@ -89,6 +89,6 @@ def suspend_service(ctx: VaultContext, service_id: str) -> None:
 
 
 def list_services(ctx: VaultContext) -> list[ServiceRow]:
-    with unit_of_work(ctx) as work:
-        return list(work.session.execute(select(ServiceRow).order_by(col(ServiceRow.created_at)))
+    with reading(ctx) as session:
+        return list(session.execute(select(ServiceRow).order_by(col(ServiceRow.created_at)))
                     .scalars())

@@ -81,7 +81,7 @@ def remove_passkey(work: Work, *, citizen_id: str, credential_id: str,
         raise LastPasskey(
             "this is your only passkey: add another one, or keep recovery codes, "
             "before you remove it")
-    citizen = get_citizen(work, citizen_id)
+    citizen = get_citizen(work.session, citizen_id)
     work.session.delete(row)
     work.session.flush()
     return work.ledger.append("passkey.removed", {

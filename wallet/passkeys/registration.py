@@ -175,7 +175,7 @@ def register_passkey(
     pseudonym, the credential id, the public key and its algorithm: no label, no name.
     """
     kept_label = check_label(label)
-    citizen = get_citizen(work, citizen_id)
+    citizen = get_citizen(work.session, citizen_id)
     parsed = _parse(credential)
     _check_parts(rp, parsed, expected_challenge)
     try:
@@ -227,7 +227,7 @@ def add_passkey(
 ) -> PasskeyRow:
     """`register_passkey` in a transaction of its own, unwrapping the citizen's key."""
     with unit_of_work(ctx) as work:
-        key = data_key(ctx, get_citizen(work, citizen_id))
+        key = data_key(ctx, get_citizen(work.session, citizen_id))
         return register_passkey(work, rp, citizen_id=citizen_id, credential=credential,
                                 expected_challenge=expected_challenge, label=label,
                                 data_key=key)
