@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import uvicorn
+from fastapi import FastAPI
 
 from vault.app import create_app
 from vault.config import Settings
@@ -19,6 +20,8 @@ from vault.config import Settings
 class LiveVault:
     url: str
     settings: Settings
+    #: The served app; once started, `app.state.vault` is its AppState (same process).
+    app: FastAPI | None = None
 
 
 def free_port() -> int:
@@ -32,7 +35,8 @@ def serve(settings: Settings) -> Iterator[LiveVault]:
     """Serve `settings` (its port is replaced by a free one) until the block ends."""
     port = free_port()
     settings = settings.model_copy(update={"port": port})
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
+    app = create_app(settings)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
                                            log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -42,7 +46,7 @@ def serve(settings: Settings) -> Iterator[LiveVault]:
             raise RuntimeError("the vault did not start")
         time.sleep(0.02)
     try:
-        yield LiveVault(f"http://localhost:{port}", settings)
+        yield LiveVault(f"http://localhost:{port}", settings, app)
     finally:
         server.should_exit = True
         thread.join(timeout=10)

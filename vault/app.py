@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import FastAPI
 
@@ -18,7 +19,7 @@ from vault.api.health import metrics_registry
 from vault.api.health import router as health_router
 from vault.api.ledger_routes import router as ledger_router
 from vault.config import Settings
-from vault.crypto import load_keyring, load_ledger_signer
+from vault.crypto import load_app_secret, load_keyring, load_ledger_signer
 from vault.demo import seed_demo
 from vault.logs import configure_logging, log_requests
 from vault.services.checkpoints import CheckpointPublisher
@@ -26,8 +27,8 @@ from vault.services.context import VaultContext
 from vault.services.sweeper import Sweeper
 from vault.storage.database import make_engine
 from vault.storage.schema import migrate
-from wallet.http_errors import install_wallet_error_handlers
 from wallet.passkeys import PasskeyApprovalVerifier, RelyingParty
+from wallet.web import build_wallet, install_wallet
 
 __all__ = ["build_state", "create_app"]
 
@@ -76,6 +77,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             logging.getLogger("vault.demo").info(
                 "demo loaded", extra={"citizen_id": demo.citizen_id, "services": demo.services,
                                       "grants": demo.grants})
+        app.state.wallet = build_wallet(
+            state.ctx, public_url=settings.base_url, signer=state.signer,
+            secret=load_app_secret(settings.key_dir, secret=_secret(settings.app_secret),
+                                   production=settings.production),
+            idle=timedelta(minutes=settings.session_idle_minutes),
+            absolute=timedelta(hours=settings.session_max_hours))
         state.publisher.start()
         state.sweeper.start()
         app.state.vault = state
@@ -93,8 +100,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    install_wallet_error_handlers(app)
     app.middleware("http")(log_requests)
     app.include_router(health_router)
     app.include_router(ledger_router)
+    install_wallet(app, public_url=settings.base_url)
     return app

@@ -35,6 +35,12 @@ class Settings(BaseSettings):
     #: The key-encryption key(s): comma-separated base64 32-byte keys, the first current.
     #: Without it, a key file under data_dir/keys (created on first run, mode 0600).
     master_key: SecretStr | None = None
+    #: The web app's secret (CSRF tokens, recovery-code hashes): base64, >= 32 bytes,
+    #: shared by every worker. Without it, a key file under data_dir/keys.
+    app_secret: SecretStr | None = None
+    #: Wallet sessions end after this long without a request, and after this long at all.
+    session_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    session_max_hours: int = Field(default=12, ge=1, le=24 * 30)
     #: Production refuses unsafe defaults (e.g. generating keys silently).
     production: bool = False
     demo: bool = False

@@ -4,7 +4,11 @@ VaultError                         (vault.errors)
 └── WalletError                    base of every wallet error
     ├── PasskeyRejected            a passkey response failed a check; `reason` says which
     ├── InvalidLabel               a passkey name that is too long or has control characters
-    └── LastPasskey                removing the only passkey of a citizen without recovery
+    ├── LastPasskey                removing the only passkey of a citizen without recovery
+    ├── RecoveryRefused            a recovery code that is wrong or was used already
+    ├── NotSignedIn                a page or action that needs a signed-in citizen
+    ├── CsrfRejected               a state-changing request without this session's token
+    └── TooManyAttempts            too many sign-in or recovery attempts; `retry_after` s
 
 Not in this tree, on purpose: `wallet.passkeys.offline.AssertionRejected`, raised by the
 pure offline check, which imports nothing from the vault so an auditor can run it alone
@@ -17,7 +21,17 @@ from __future__ import annotations
 
 from vault.errors import VaultError
 
-__all__ = ["REJECT_REASONS", "InvalidLabel", "LastPasskey", "PasskeyRejected", "WalletError"]
+__all__ = [
+    "REJECT_REASONS",
+    "CsrfRejected",
+    "InvalidLabel",
+    "LastPasskey",
+    "NotSignedIn",
+    "PasskeyRejected",
+    "RecoveryRefused",
+    "TooManyAttempts",
+    "WalletError",
+]
 
 #: Every value `PasskeyRejected.reason` takes.
 REJECT_REASONS = frozenset({
@@ -65,3 +79,23 @@ class InvalidLabel(WalletError):
 
 class LastPasskey(WalletError):
     """Removing this passkey would lock the citizen out of their wallet."""
+
+
+class RecoveryRefused(WalletError):
+    """A recovery code that does not match an unused code of any citizen."""
+
+
+class NotSignedIn(WalletError):
+    """The request needs a signed-in citizen (none, or the session timed out)."""
+
+
+class CsrfRejected(WalletError):
+    """A state-changing request that did not come from the wallet's own pages."""
+
+
+class TooManyAttempts(WalletError):
+    """Rate limited: try again after `retry_after` seconds."""
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ledger.errors import LedgerError, RangeError
@@ -21,6 +21,7 @@ from vault.errors import ConfigError, InvalidRequest, NotAuthorized, NotFound
 __all__ = [
     "PROBLEM_JSON",
     "RULES",
+    "ProblemPage",
     "ProblemRule",
     "install_error_handlers",
     "map_errors",
@@ -50,6 +51,16 @@ def problem(
     }
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON,
                         headers=dict(headers) if headers else None)
+
+
+#: A hook on `app.state.problem_page`: given a request and a problem's status and detail,
+#: a page for people (the wallet's HTML error page) or None for problem JSON.
+ProblemPage = Callable[[Request, int, str], Response | None]
+
+
+def _for_people(request: Request, status: int, detail: str) -> Response | None:
+    page: ProblemPage | None = getattr(request.app.state, "problem_page", None)
+    return page(request, status, detail) if page is not None else None
 
 
 def _validation_detail(exc: RequestValidationError) -> tuple[str, list[dict[str, Any]]]:
@@ -91,11 +102,14 @@ RULES: dict[type[Exception], ProblemRule] = {
 }
 
 
-def _handler(rule: ProblemRule) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
-    async def handle(_: Request, exc: Exception) -> JSONResponse:
+def _handler(rule: ProblemRule) -> Callable[[Request, Exception], Awaitable[Response]]:
+    async def handle(request: Request, exc: Exception) -> Response:
         if rule.detail is not None:
             log.error("%s: %s", type(exc).__name__, exc)
-            return problem(rule.status, rule.detail, slug=rule.slug, headers=rule.headers)
+            return _for_people(request, rule.status, rule.detail) or problem(
+                rule.status, rule.detail, slug=rule.slug, headers=rule.headers)
+        if (page := _for_people(request, rule.status, str(exc))) is not None:
+            return page
         # Errors with a `reason` code (AccessDenied, PasskeyRejected) expose it to clients.
         reason = getattr(exc, "reason", None)
         extra = {"reason": reason} if isinstance(reason, str) else {}
@@ -112,17 +126,20 @@ def map_errors(app: FastAPI, rules: Mapping[type[Exception], ProblemRule]) -> No
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
         detail, errors = _validation_detail(exc)
-        return problem(400, detail, slug="invalid-request", errors=errors)
+        return _for_people(request, 400, detail) or problem(
+            400, detail, slug="invalid-request", errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return problem(exc.status_code, str(exc.detail), headers=exc.headers)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        return _for_people(request, exc.status_code, str(exc.detail)) or problem(
+            exc.status_code, str(exc.detail), headers=exc.headers)
 
     map_errors(app, RULES)
 
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unexpected error", exc_info=exc)
-        return problem(500, "an unexpected error occurred; it has been logged")
+        detail = "an unexpected error occurred; it has been logged"
+        return _for_people(request, 500, detail) or problem(500, detail)

@@ -15,7 +15,7 @@ from vault.crypto.envelope import (
     seal,
 )
 from vault.crypto.errors import CryptoError, DecryptionFailed, UnknownKek
-from vault.crypto.keyfiles import load_ledger_signer
+from vault.crypto.keyfiles import load_app_secret, load_ledger_signer
 from vault.crypto.keyring import (
     MASTER_KEY_FILE,
     Kek,
@@ -41,6 +41,7 @@ __all__ = [
     "data_key_ad",
     "drop_kek",
     "kek_id",
+    "load_app_secret",
     "load_keyring",
     "load_ledger_signer",
     "new_key",

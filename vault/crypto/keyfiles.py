@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import os
+import secrets
 import stat
 import tempfile
 from pathlib import Path
@@ -12,7 +15,13 @@ from ledger.errors import KeyFormatError
 from ledger.note import Signer
 from vault.errors import ConfigError
 
-__all__ = ["load_ledger_signer", "read_secret_file", "replace_secret_file", "write_secret_file"]
+__all__ = [
+    "load_app_secret",
+    "load_ledger_signer",
+    "read_secret_file",
+    "replace_secret_file",
+    "write_secret_file",
+]
 
 LEDGER_KEY_FILE = "ledger.key"
 
@@ -101,3 +110,35 @@ def load_ledger_signer(
             f"set VAULT_LEDGER_ORIGIN={signer.name} (a log keeps one identity)"
         )
     return signer
+
+
+APP_SECRET_FILE = "app.key"  # noqa: S105 (a file name, not a secret)
+
+
+def _decode_secret(text: str, where: str) -> bytes:
+    try:
+        key = base64.b64decode(text.strip(), validate=True)
+    except binascii.Error:
+        key = b""
+    if len(key) < 32:
+        raise ConfigError(f"{where} must be at least 32 random bytes, base64-encoded")
+    return key
+
+
+def load_app_secret(key_dir: Path, *, secret: str | None, production: bool) -> bytes:
+    """The web app's own secret (CSRF tokens, recovery-code hashes): from `secret`, else
+    the key file, else a new key file. Every worker must share it, and production
+    refuses to make one up: a silent new secret would void every recovery code.
+    """
+    if secret:
+        return _decode_secret(secret, "VAULT_APP_SECRET")
+    path = key_dir / APP_SECRET_FILE
+    if path.exists():
+        return _decode_secret(read_secret_file(path), str(path))
+    if production:
+        raise ConfigError(f"no app secret: set VAULT_APP_SECRET or create {path} "
+                          "(32 random bytes, base64)")
+    key = secrets.token_bytes(32)
+    with contextlib.suppress(FileExistsError):  # another worker made it first: use theirs
+        write_secret_file(path, base64.b64encode(key).decode())
+    return _decode_secret(read_secret_file(path), str(path))

@@ -9,6 +9,7 @@ of the kind `ENTRY_KIND` names. The terms themselves live in `vault.domain.terms
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -34,6 +35,7 @@ __all__ = [
     "GrantAction",
     "GrantState",
     "GrantTerms",
+    "PlainTerms",
     "allowed_actions",
     "check_read",
     "check_scope",
@@ -44,6 +46,7 @@ __all__ = [
     "lapse_deadline",
     "next_state",
     "parse_utc",
+    "plain_terms",
     "read_limit",
     "request_terms",
 ]
@@ -315,53 +318,78 @@ def _when(dt: datetime) -> str:
     return f"{dt.day} {_MONTHS[dt.month - 1]} {dt.year} at {dt:%H:%M} UTC"
 
 
-def describe(
+@dataclass(frozen=True, slots=True)
+class PlainTerms:
+    """Grant terms in plain English, one sentence per fact, for the consent screen."""
+
+    intro: str
+    why: str
+    sees: str | None
+    answers: str | None
+    when: str
+    how_often: str
+    keep: str
+    justification: str
+    law: str
+    rights: str
+
+    def lines(self) -> list[str]:
+        return [line for line in (self.intro, self.why, self.sees, self.answers, self.when,
+                                  self.how_often, self.keep, self.justification, self.law,
+                                  self.rights) if line is not None]
+
+
+def _how_often(access: Access) -> str:
+    if access.mode == "one_time":
+        return "They can look once."
+    if access.max_reads is None:
+        how = "more than once"
+    else:
+        how = f"up to {access.max_reads} time{'' if access.max_reads == 1 else 's'}"
+    if access.interval is not None:
+        every = describe_duration(access.interval)
+        if every.startswith("1 ") and " and " not in every:
+            every = every[2:]  # "once every day", not "once every 1 day"
+        how += f", and no more often than once every {every}"
+    return f"They can look {how}."
+
+
+def plain_terms(
     terms: GrantTerms, *, service_name: str, purpose: Purpose | None = None
-) -> list[str]:
-    """Plain-English lines for the consent screen, from the same terms that are hashed.
+) -> PlainTerms:
+    """The consent screen's sentences, from the same terms that are hashed.
 
     `purpose` defaults to the catalog's entry for `terms.purpose`.
     """
     if purpose is None:
         purpose = purpose_catalog()[terms.purpose]
-    lines = [f"{service_name} is asking to use some of your information.", f"Why: {purpose.text}"]
+    sees = answers = None
     if terms.categories:
         labels = [category_catalog()[c].label if c in category_catalog() else c
                   for c in terms.categories]
-        lines.append(f"They will see: {', '.join(labels)}.")
+        sees = f"They will see: {', '.join(labels)}."
     if terms.derived:
-        answers = [resolve_derived(d).label for d in terms.derived]
-        lines.append(
-            "They will only get a yes or no answer (not your details) to: "
-            + "; ".join(answers) + "."
-        )
-    lines.append(
-        f"From {_when(terms.starts)} until {_when(terms.ends)} "
-        f"({describe_duration(terms.ends - terms.starts)})."
-    )
-    access = terms.access
-    if access.mode == "one_time":
-        lines.append("They can look once.")
-    else:
-        if access.max_reads is None:
-            how = "more than once"
-        else:
-            how = f"up to {access.max_reads} time{'' if access.max_reads == 1 else 's'}"
-        if access.interval is not None:
-            every = describe_duration(access.interval)
-            if every.startswith("1 ") and " and " not in every:
-                every = every[2:]  # "once every day", not "once every 1 day"
-            how += f", and no more often than once every {every}"
-        lines.append(f"They can look {how}.")
+        answers = ("They will only get a yes or no answer (not your details) to: "
+                   + "; ".join(resolve_derived(d).label for d in terms.derived) + ".")
     life = parse_duration(terms.data_life)
-    if life:
-        lines.append(
-            f"They may keep what they see for {describe_duration(life)}, "
-            "then they must delete it."
-        )
-    else:
-        lines.append("They must not keep what they see: they use it and then delete it.")
-    lines.append(f"What they told us: \u201c{terms.justification}\u201d")
-    lines.append(f"The law they rely on: {purpose.lawful_basis_text}.")
-    lines.append("You can say no. If you say yes, you can pause it or stop it at any time.")
-    return lines
+    keep = (f"They may keep what they see for {describe_duration(life)}, then they must "
+            "delete it." if life else
+            "They must not keep what they see: they use it and then delete it.")
+    return PlainTerms(
+        intro=f"{service_name} is asking to use some of your information.",
+        why=f"Why: {purpose.text}",
+        sees=sees, answers=answers,
+        when=(f"From {_when(terms.starts)} until {_when(terms.ends)} "
+              f"({describe_duration(terms.ends - terms.starts)})."),
+        how_often=_how_often(terms.access),
+        keep=keep,
+        justification=f"What they told us: \u201c{terms.justification}\u201d",
+        law=f"The law they rely on: {purpose.lawful_basis_text}.",
+        rights="You can say no. If you say yes, you can pause it or stop it at any time.")
+
+
+def describe(
+    terms: GrantTerms, *, service_name: str, purpose: Purpose | None = None
+) -> list[str]:
+    """Plain-English lines for the consent screen, from the same terms that are hashed."""
+    return plain_terms(terms, service_name=service_name, purpose=purpose).lines()

@@ -7,7 +7,7 @@ from functools import lru_cache
 from typing import Any
 
 import orjson
-from sqlalchemy import bindparam, update
+from sqlalchemy import bindparam, insert, update
 from sqlmodel import col, select
 
 from ledger.canonical import canonical_json
@@ -18,7 +18,7 @@ from vault.errors import NotFound
 from vault.services.context import VaultContext, Work, unit_of_work
 from vault.services.grants import lock_grant, transition
 from vault.services.records import open_record
-from vault.storage.tables import CitizenRow, GrantRow, RecordRow, ServiceRow
+from vault.storage.tables import AccessRow, CitizenRow, GrantRow, RecordRow, ServiceRow
 
 __all__ = ["Release", "read_in", "read_under_grant"]
 
@@ -66,6 +66,7 @@ _RECORDS = (
            col(RecordRow.category).in_(bindparam("categories", expanding=True)))
     .order_by(col(RecordRow.version))
 )
+_LOG_ACCESS = insert(AccessRow)
 _COUNT_READ = (
     update(GrantRow).where(col(GrantRow.id) == bindparam("grant_id"))
     .values(reads=bindparam("reads"), last_read_at=bindparam("now"))
@@ -111,6 +112,10 @@ def read_in(ctx: VaultContext, work: Work, *, service_id: str, grant_id: str) ->
         "grant_id": grant_id, "service_id": service_id, "subject": row.subject,
         "categories": sorted(data), "derived": sorted(derived),
         "commitment": envelope.commit(envelope.commitment_key(key), canonical_json(released))})
+    # The citizen's own view of it (the activity page), erased with them.
+    conn.execute(_LOG_ACCESS, {"seq": entry.seq, "grant_id": grant_id, "citizen_id": row.id,
+                               "service_id": service_id, "categories": sorted(data),
+                               "derived": sorted(derived), "at": work.now})
     if exhausted_after(terms, reads):
         transition(work, lock_grant(work, grant_id), GrantAction.EXHAUST)
     return Release(grant_id, row.subject, data, derived, entry.seq)

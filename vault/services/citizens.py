@@ -9,11 +9,11 @@ from sqlmodel import Session, col, select
 
 from vault.crypto import envelope
 from vault.errors import NotFound
-from vault.services.context import VaultContext, new_id, unit_of_work
+from vault.services.context import VaultContext, Work, new_id, unit_of_work
 from vault.storage.database import flush_deleted
 from vault.storage.tables import CitizenRow, GrantRow
 
-__all__ = ["Citizen", "enrol_citizen", "erase_citizen", "get_citizen"]
+__all__ = ["Citizen", "enrol_citizen", "enrol_in", "erase_citizen", "get_citizen"]
 
 _LIVE = ("requested", "approved", "paused")
 
@@ -31,15 +31,26 @@ def get_citizen(session: Session, citizen_id: str) -> CitizenRow:
     return row
 
 
+def enrol_in(ctx: VaultContext, work: Work, citizen_id: str | None = None
+             ) -> tuple[Citizen, bytes]:
+    """A new citizen inside the caller's transaction (the wallet's sign-up adds the first
+    passkey in the same one): a random id unless given, a random ledger pseudonym and a
+    fresh data key, returned unwrapped for the caller's first writes."""
+    citizen_id, subject = citizen_id or new_id("cit"), new_id("sub")
+    key = envelope.new_key()
+    kek_id, wrapped = ctx.keyring.wrap(key, citizen_id=citizen_id)
+    work.session.add(CitizenRow(id=citizen_id, subject=subject, kek_id=kek_id,
+                                wrapped_key=wrapped, created_at=work.now))
+    work.session.flush()  # the citizen row before anything that points at it
+    work.ledger.append("citizen.enrolled", {"subject": subject})
+    return Citizen(citizen_id, subject), key
+
+
 def enrol_citizen(ctx: VaultContext) -> Citizen:
-    """A new citizen: a random id, a random ledger pseudonym and a fresh data key."""
-    citizen_id, subject = new_id("cit"), new_id("sub")
-    kek_id, wrapped = ctx.keyring.wrap(envelope.new_key(), citizen_id=citizen_id)
+    """A new citizen in a transaction of its own."""
     with unit_of_work(ctx) as work:
-        work.session.add(CitizenRow(id=citizen_id, subject=subject, kek_id=kek_id,
-                                    wrapped_key=wrapped, created_at=work.now))
-        work.ledger.append("citizen.enrolled", {"subject": subject})
-    return Citizen(citizen_id, subject)
+        citizen, _ = enrol_in(ctx, work)
+    return citizen
 
 
 def erase_citizen(ctx: VaultContext, citizen_id: str) -> int:

@@ -31,7 +31,7 @@ from vault.services.approvals import ApprovalProof, action_challenge
 from vault.services.citizens import get_citizen
 from vault.services.context import VaultContext, Work, new_id, reading, unit_of_work
 from vault.services.registry import get_service, service_profile
-from vault.storage.tables import GrantRow
+from vault.storage.tables import GrantEventRow, GrantRow
 
 __all__ = [
     "GrantView",
@@ -108,6 +108,9 @@ def request_grant(
             "subject": citizen.subject, "terms": terms_json, "terms_hash": b64(terms_hash)})
         row.last_seq = entry.seq
         work.session.add(row)
+        work.session.flush()  # the grant row before the event that points at it
+        work.session.add(GrantEventRow(seq=entry.seq, grant_id=row.id,
+                                       kind="grant.requested", at=work.now))
         return view(row)
 
 
@@ -130,11 +133,13 @@ def transition(
     if state in (GrantState.APPROVED, GrantState.PAUSED):
         row.due_at = GrantTerms.from_json(orjson.loads(row.terms)).ends
     citizen = get_citizen(work.session, row.citizen_id)
-    entry = work.ledger.append(ENTRY_KIND[action], {
+    kind = ENTRY_KIND[action]
+    entry = work.ledger.append(kind, {
         "grant_id": row.id, "service_id": row.service_id, "subject": citizen.subject,
         **extra})
     row.last_seq = entry.seq
     work.session.add(row)
+    work.session.add(GrantEventRow(seq=entry.seq, grant_id=row.id, kind=kind, at=work.now))
     return state
 
 

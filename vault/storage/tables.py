@@ -15,6 +15,8 @@ from sqlalchemy import (
     BigInteger,
     Column,
     ForeignKey,
+    Index,
+    Integer,
     LargeBinary,
     String,
     Text,
@@ -24,9 +26,24 @@ from sqlmodel import Field, SQLModel
 
 from vault.storage.types import UtcDateTime
 
-__all__ = ["CitizenRow", "GrantRow", "PasskeyRow", "RecordRow", "ServiceRow", "metadata"]
+__all__ = [
+    "AccessRow",
+    "CeremonyRow",
+    "CitizenRow",
+    "GrantEventRow",
+    "GrantRow",
+    "PasskeyRow",
+    "RecordRow",
+    "RecoveryCodeRow",
+    "ServiceRow",
+    "WalletSessionRow",
+    "metadata",
+]
 
 metadata = SQLModel.metadata
+
+#: A ledger index as a key: BIGINT, but INTEGER on SQLite, where only that is a rowid alias.
+_SEQ = BigInteger().with_variant(Integer(), "sqlite")
 
 
 def _utc(*, nullable: bool = False, index: bool = False) -> Any:
@@ -119,3 +136,84 @@ class PasskeyRow(SQLModel, table=True):
     transports: list[str] = Field(sa_column=Column(JSON, nullable=False))
     created_at: datetime = _utc()
     last_used_at: datetime | None = _utc(nullable=True)
+
+
+def _citizen_fk(*, index: bool = True) -> Any:
+    return Field(sa_column=Column(
+        String(40), ForeignKey("citizens.id", ondelete="CASCADE"), nullable=False, index=index))
+
+
+class GrantEventRow(SQLModel, table=True):
+    """A grant's story for its citizen's wallet: one row per `grant.*` ledger entry.
+
+    The ledger holds the entries themselves; this index finds them (a receipt needs the
+    index of the approval) without scanning the log, and goes with the grant on erasure.
+    """
+
+    __tablename__ = "grant_events"
+
+    seq: int = Field(sa_column=Column(_SEQ, primary_key=True, autoincrement=False))
+    grant_id: str = Field(sa_column=Column(
+        String(40), ForeignKey("grants.id", ondelete="CASCADE"), nullable=False, index=True))
+    kind: str = Field(max_length=32)
+    at: datetime = _utc()
+
+
+class AccessRow(SQLModel, table=True):
+    """One read by a service (its `data.accessed` entry), for the citizen's activity page.
+
+    Names categories and answers, never values; erased with the citizen.
+    """
+
+    __tablename__ = "accesses"
+    __table_args__ = (
+        Index("ix_accesses_citizen_seq", "citizen_id", "seq"),
+        Index("ix_accesses_grant_seq", "grant_id", "seq"),
+    )
+
+    seq: int = Field(sa_column=Column(_SEQ, primary_key=True, autoincrement=False))
+    grant_id: str = Field(sa_column=Column(
+        String(40), ForeignKey("grants.id", ondelete="CASCADE"), nullable=False))
+    citizen_id: str = _citizen_fk(index=False)
+    service_id: str = Field(max_length=40)
+    categories: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    derived: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    at: datetime = _utc()
+
+
+class RecoveryCodeRow(SQLModel, table=True):
+    """A one-time recovery code, kept only as a keyed hash (HMAC-SHA-256, hex)."""
+
+    __tablename__ = "recovery_codes"
+
+    code_hash: str = Field(primary_key=True, max_length=64)
+    citizen_id: str = _citizen_fk()
+    created_at: datetime = _utc()
+    used_at: datetime | None = _utc(nullable=True)
+
+
+class WalletSessionRow(SQLModel, table=True):
+    """A signed-in browser. The cookie holds a random token; the table only its SHA-256."""
+
+    __tablename__ = "wallet_sessions"
+
+    token_hash: str = Field(primary_key=True, max_length=64)
+    citizen_id: str = _citizen_fk()
+    created_at: datetime = _utc()
+    seen_at: datetime = _utc()
+
+
+class CeremonyRow(SQLModel, table=True):
+    """A pending WebAuthn challenge: single use, short-lived, shared by all workers.
+
+    `citizen_id` has no foreign key: a sign-up ceremony names a citizen who does not
+    exist until it succeeds.
+    """
+
+    __tablename__ = "ceremonies"
+
+    id: str = Field(primary_key=True, max_length=40)
+    challenge: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    purpose: str = Field(max_length=16)
+    citizen_id: str | None = Field(default=None, max_length=40)
+    expires_at: datetime = _utc(index=True)

@@ -43,6 +43,7 @@ __all__ = [
     "PasskeyApprovalVerifier",
     "approval_options",
     "authentication_options",
+    "proof_from_browser",
     "verify_sign_in",
 ]
 
@@ -110,6 +111,16 @@ def _from_browser(credential: Mapping[str, Any]) -> _Assertion:
             user_handle=None if handle is None else b64url_decode(handle, what="userHandle"))
     except AssertionRejected as exc:
         raise PasskeyRejected(exc.reason, str(exc)) from None
+
+
+def proof_from_browser(credential: Mapping[str, Any]) -> ApprovalProof:
+    """An approval proof from the assertion JSON a browser sent (PublicKeyCredential
+    .toJSON); `PasskeyRejected` if it is not one. The checks come after, in the vault."""
+    a = _from_browser(credential)
+    return ApprovalProof(credential_id=a.credential_id,
+                         authenticator_data=b64url_encode(a.authenticator_data),
+                         client_data_json=b64url_encode(a.client_data_json),
+                         signature=b64url_encode(a.signature))
 
 
 def _from_proof(proof: ApprovalProof) -> _Assertion:

@@ -1,0 +1,14 @@
+"""The wallet's pages and actions, under /wallet."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+__all__ = ["routers"]
+
+
+def routers() -> list[APIRouter]:
+    from wallet.routes import account, auth, data, grants, home, passkeys
+
+    return [home.router, auth.router, grants.router, data.router, passkeys.router,
+            account.router]

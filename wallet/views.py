@@ -1,0 +1,115 @@
+"""How grants, accesses and events read on the wallet's pages: plain words, no codes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from vault.domain.categories import categories as category_catalog
+from vault.domain.derived import resolve_derived
+from vault.domain.errors import UnknownDerived
+from vault.domain.grants import GrantState, PlainTerms, plain_terms
+from vault.domain.purposes import Purpose
+from vault.domain.purposes import purposes as purpose_catalog
+from vault.services.grants import GrantView
+
+__all__ = [
+    "EVENT_WORDS",
+    "STATE_WORDS",
+    "GrantCard",
+    "category_label",
+    "derived_label",
+    "grant_card",
+    "when",
+]
+
+_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
+           "September", "October", "November", "December")
+
+#: A state in words, and the tag style that shows it (the text is always there too).
+STATE_WORDS: dict[GrantState, tuple[str, str]] = {
+    GrantState.REQUESTED: ("Waiting for your answer", "requested"),
+    GrantState.APPROVED: ("Active", "approved"),
+    GrantState.PAUSED: ("Paused", "paused"),
+    GrantState.DENIED: ("You said no", "ended"),
+    GrantState.CANCELLED: ("Withdrawn by the service", "ended"),
+    GrantState.LAPSED: ("Not answered in time", "ended"),
+    GrantState.REVOKED: ("You stopped it", "ended"),
+    GrantState.EXPIRED: ("Ended: time is up", "ended"),
+    GrantState.EXHAUSTED: ("Ended: all looks used", "ended"),
+}
+
+EVENT_WORDS: dict[str, str] = {
+    "grant.requested": "The service asked",
+    "grant.approved": "You said yes with your passkey",
+    "grant.denied": "You said no",
+    "grant.cancelled": "The service withdrew its request",
+    "grant.lapsed": "The request ran out of time",
+    "grant.paused": "You paused it",
+    "grant.resumed": "You turned it back on",
+    "grant.revoked": "You stopped it",
+    "grant.expired": "It ended: time was up",
+    "grant.exhausted": "It ended: the service used all its looks",
+}
+
+
+def when(dt: datetime) -> str:
+    """A time as people write it: 3 March 2026, 14:05 UTC."""
+    return f"{dt.day} {_MONTHS[dt.month - 1]} {dt.year}, {dt:%H:%M} UTC"
+
+
+def category_label(code: str) -> str:
+    found = category_catalog().get(code)
+    return found.label if found is not None else code
+
+
+def derived_label(name: str) -> str:
+    try:
+        return resolve_derived(name).label
+    except UnknownDerived:
+        return name
+
+
+@dataclass(frozen=True, slots=True)
+class GrantCard:
+    """One grant as the wallet shows it."""
+
+    grant: GrantView
+    service_name: str
+    purpose: Purpose
+    plain: PlainTerms
+    state_words: str
+    tag: str
+    sees: tuple[str, ...]
+    answers: tuple[str, ...]
+
+    @property
+    def id(self) -> str:
+        return self.grant.id
+
+    @property
+    def starts(self) -> str:
+        return when(self.grant.terms.starts)
+
+    @property
+    def ends(self) -> str:
+        return when(self.grant.terms.ends)
+
+    @property
+    def asked(self) -> str:
+        return when(self.grant.requested_at)
+
+
+def grant_card(grant: GrantView, service_name: str) -> GrantCard:
+    purpose = purpose_catalog()[grant.terms.purpose]
+    words, tag = STATE_WORDS[grant.state]
+    return GrantCard(
+        grant, service_name, purpose,
+        plain_terms(grant.terms, service_name=service_name, purpose=purpose), words, tag,
+        tuple(category_label(c) for c in grant.terms.categories),
+        tuple(derived_label(d) for d in grant.terms.derived))
+
+
+def grant_cards(grants: Iterable[GrantView], names: dict[str, str]) -> list[GrantCard]:
+    return [grant_card(g, names.get(g.service_id, "A service")) for g in grants]

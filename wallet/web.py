@@ -1,0 +1,79 @@
+"""The wallet as part of the vault's ASGI app: its state, its middleware, its routes.
+
+`vault.app` (the composition root) calls `install_wallet(app, settings)` when it builds
+the app, and `build_wallet(...)` when it starts; the routes find the result in
+`app.state.wallet`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from ledger.note import Signer
+from vault.services.context import VaultContext
+from wallet.passkeys.challenges import SqlChallengeStore
+from wallet.passkeys.relying_party import RelyingParty
+from wallet.security import AttemptLimiter, CookieNames, WalletHeaders
+from wallet.sessions import SessionPolicy, SessionStore
+
+__all__ = ["WalletState", "build_wallet", "install_wallet"]
+
+_HERE = Path(__file__).parent
+
+
+def _templates() -> Jinja2Templates:
+    templates = Jinja2Templates(directory=_HERE / "templates")
+    templates.env.autoescape = True  # every template, whatever its file name
+    return templates
+
+
+@dataclass
+class WalletState:
+    ctx: VaultContext
+    rp: RelyingParty
+    secret: bytes
+    cookies: CookieNames
+    sessions: SessionStore
+    challenges: SqlChallengeStore
+    #: Signs the checkpoint a consent receipt is proved against.
+    signer: Signer
+    templates: Jinja2Templates = field(default_factory=_templates)
+    #: Passkey sign-in: 20 tries a minute per address; recovery codes: 5 per 15 minutes.
+    sign_in_limit: AttemptLimiter = field(
+        default_factory=lambda: AttemptLimiter(limit=20, window=60))
+    recovery_limit: AttemptLimiter = field(
+        default_factory=lambda: AttemptLimiter(limit=5, window=15 * 60))
+
+
+def build_wallet(
+    ctx: VaultContext, *, public_url: str, secret: bytes, signer: Signer,
+    idle: timedelta, absolute: timedelta,
+) -> WalletState:
+    rp = RelyingParty.from_public_url(public_url)
+    return WalletState(
+        ctx=ctx, rp=rp, secret=secret, cookies=cookie_names(public_url),
+        sessions=SessionStore(ctx.engine, SessionPolicy(idle=idle, absolute=absolute)),
+        challenges=SqlChallengeStore(ctx.engine), signer=signer)
+
+
+def cookie_names(public_url: str) -> CookieNames:
+    return CookieNames(secure=public_url.startswith("https://"))
+
+
+def install_wallet(app: FastAPI, *, public_url: str) -> None:
+    """Routes, static files, security headers and error pages of the wallet."""
+    from wallet.http_errors import install_wallet_error_handlers
+    from wallet.routes import routers
+
+    cookies = cookie_names(public_url)
+    app.add_middleware(WalletHeaders, cookies=cookies, hsts=cookies.secure)
+    app.mount("/wallet/static", StaticFiles(directory=_HERE / "static"), name="wallet-static")
+    for router in routers():
+        app.include_router(router)
+    install_wallet_error_handlers(app)
