@@ -61,7 +61,8 @@ class SessionStore:
             row = session.get(WalletSessionRow, key)
             if row is None:
                 return None
-            if now - row.seen_at >= self.policy.idle or now - row.created_at >= self.policy.absolute:
+            idle, age = now - row.seen_at, now - row.created_at
+            if idle >= self.policy.idle or age >= self.policy.absolute:
                 session.execute(delete(WalletSessionRow)
                                 .where(col(WalletSessionRow.token_hash) == key))
                 session.commit()

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     )
     from wallet.passkeys.manage import (
         PasskeyView,
+        credential_ids,
         list_passkeys,
         remove_passkey,
         rename_passkey,
@@ -66,6 +67,7 @@ __all__ = [
     "approval_options",
     "authentication_options",
     "check_label",
+    "credential_ids",
     "label_ad",
     "list_passkeys",
     "new_challenge",
@@ -92,6 +94,7 @@ _HOME = {
     "MemoryChallengeStore": "challenges",
     "new_challenge": "challenges",
     "PasskeyView": "manage",
+    "credential_ids": "manage",
     "list_passkeys": "manage",
     "remove_passkey": "manage",
     "rename_passkey": "manage",

@@ -15,7 +15,7 @@ from vault.storage.tables import PasskeyRow
 from wallet.errors import LastPasskey
 from wallet.passkeys.registration import check_label, label_ad
 
-__all__ = ["PasskeyView", "list_passkeys", "remove_passkey", "rename_passkey"]
+__all__ = ["PasskeyView", "credential_ids", "list_passkeys", "remove_passkey", "rename_passkey"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +42,12 @@ def list_passkeys(session: Session, citizen_id: str, *, data_key: bytes) -> list
         .order_by(col(PasskeyRow.created_at), col(PasskeyRow.credential_id))).all()
     return [PasskeyView(r.credential_id, _label(r, data_key), tuple(r.transports),
                         r.created_at, r.last_used_at) for r in rows]
+
+
+def credential_ids(session: Session, citizen_id: str) -> list[str]:
+    """The citizen's credential ids (base64url): whom an approval prompt may ask."""
+    return list(session.exec(select(PasskeyRow.credential_id)
+                             .where(col(PasskeyRow.citizen_id) == citizen_id)).all())
 
 
 def _own(session: Session, citizen_id: str, credential_id: str) -> PasskeyRow:

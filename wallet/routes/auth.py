@@ -84,7 +84,7 @@ def signup(request: Request, wallet: Wallet, answer: Answer) -> JSONResponse:
 
 
 @router.get("/signin", response_class=HTMLResponse)
-def signin_page(request: Request, next: str = "") -> Response:  # noqa: A002 (the query name)
+def signin_page(request: Request, next: str = "") -> Response:
     if get_visitor(request, request.app.state.wallet).citizen_id is not None:
         return RedirectResponse(_safe_next(next), 303)
     return render(request, "signin.html", next_path=_safe_next(next))
