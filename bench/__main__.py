@@ -25,6 +25,7 @@ from bench.ledger_verify import bench_audit, bench_proof_checks
 from bench.report import Failure, Result, print_table, write_json
 from bench.vault_access import bench_erasure, bench_reads
 from bench.vault_crypto import bench_envelope
+from bench.wallet_pages import bench_dashboard, bench_passkey_verify
 from bench.workload import BigLedger, build_big_ledger, progress
 
 
@@ -42,14 +43,20 @@ class Scale:
     reads: int  # reads under a grant per repeat
     erase_records: int  # records of the citizen erased
     vault_repeats: int
+    wallet_grants: int  # grants of the busy citizen on the dashboard
+    wallet_accesses: int  # their access events
+    page_loads: int  # page renders timed per page
+    passkey_checks: int
 
 
 FULL = Scale(batched=20_000, single=1_000, append_repeats=5, big=1_000_000, proofs=1_000,
              check_repeats=5, audit_repeats=3, envelope=20_000, envelope_repeats=5,
-             reads=1_000, erase_records=1_000, vault_repeats=3)
+             reads=1_000, erase_records=1_000, vault_repeats=3,
+             wallet_grants=200, wallet_accesses=10_000, page_loads=200, passkey_checks=1_000)
 QUICK = Scale(batched=2_000, single=100, append_repeats=2, big=20_000, proofs=200,
               check_repeats=3, audit_repeats=1, envelope=2_000, envelope_repeats=2,
-              reads=100, erase_records=100, vault_repeats=1)
+              reads=100, erase_records=100, vault_repeats=1,
+              wallet_grants=20, wallet_accesses=200, page_loads=20, passkey_checks=50)
 
 
 def _run(
@@ -87,6 +94,12 @@ def run_all(scale: Scale, workdir: Path) -> tuple[list[Result], list[Failure]]:
     _run("erasure",
          lambda: bench_erasure(workdir, records_per_citizen=s.erase_records,
                                repeats=s.vault_repeats), results, failures)
+    _run("wallet pages",
+         lambda: bench_dashboard(workdir, grants_n=s.wallet_grants,
+                                 accesses_n=s.wallet_accesses, n=s.page_loads),
+         results, failures)
+    _run("passkey verification",
+         lambda: bench_passkey_verify(workdir, n=s.passkey_checks), results, failures)
     progress(f"setup: building a {s.big:,}-entry ledger (not measured)")
     try:
         big: BigLedger | None = build_big_ledger(workdir, s.big)

@@ -184,7 +184,8 @@ def _verify(
             .where(col(PasskeyRow.credential_id) == row.credential_id,
                    col(PasskeyRow.sign_count) == old)
             .values(sign_count=new, last_used_at=now))
-    result = cast("CursorResult[Any]", session.execute(stmt))
+    # Core, not the ORM's bulk UPDATE: a third of the cost of a verification otherwise.
+    result = cast("CursorResult[Any]", session.connection().execute(stmt))
     if result.rowcount != 1:
         raise PasskeyRejected(
             "counter_regression",
