@@ -10,6 +10,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from functools import partial
 
 from fastapi import FastAPI
 
@@ -20,7 +21,7 @@ from vault.api.health import router as health_router
 from vault.api.ledger_routes import router as ledger_router
 from vault.config import Settings
 from vault.crypto import load_app_secret, load_keyring, load_ledger_signer
-from vault.demo import seed_demo
+from vault.demo import seed_demo, welcome_demo_citizen
 from vault.logs import configure_logging, log_requests
 from vault.services.checkpoints import CheckpointPublisher
 from vault.services.context import VaultContext
@@ -82,7 +83,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             secret=load_app_secret(settings.key_dir, secret=_secret(settings.app_secret),
                                    production=settings.production),
             idle=timedelta(minutes=settings.session_idle_minutes),
-            absolute=timedelta(hours=settings.session_max_hours))
+            absolute=timedelta(hours=settings.session_max_hours),
+            after_sign_up=(partial(welcome_demo_citizen, state.ctx) if settings.demo
+                           else None))
         state.publisher.start()
         state.sweeper.start()
         app.state.vault = state

@@ -23,7 +23,7 @@ from vault.storage.tables import ServiceRow
 from wallet.passkeys import RelyingParty, add_passkey, registration_options, user_handle
 from wallet.passkeys.software import SoftAuthenticator
 
-__all__ = ["DemoSummary", "seed_demo"]
+__all__ = ["DemoSummary", "seed_demo", "welcome_demo_citizen"]
 
 # Each demo service's public key (a valid P-256 point; the demo never signs with it).
 _JWK = {"kty": "EC", "crv": "P-256", "x": "axfR8uEsQkf4vOblY6RA8ncDfYEt6zOg9KE5RdiYwpY",
@@ -152,3 +152,31 @@ def seed_demo(ctx: VaultContext, base_url: str) -> DemoSummary | None:
         "gp (paused)": gp.id,
         "school_meals (waiting for the citizen)": meals.id,
         "council_tax review (declined)": declined.id})
+
+
+def welcome_demo_citizen(ctx: VaultContext, citizen_id: str) -> list[str]:
+    """In the demo, a citizen who just signed up gets fictional records and two waiting
+    requests from the demo services, so the wallet has something to show at once.
+    Returns the new grant ids (none if the demo services are not there)."""
+    with unit_of_work(ctx) as work:
+        names = dict(work.session.execute(select(ServiceRow.name, ServiceRow.id)).all())
+    badge = names.get("Blue Badge team, Riverside Council")
+    meals = names.get("Free school meals, Riverside schools")
+    if badge is None or meals is None:
+        return []
+    for category, value in _RECORDS:
+        records.write_record(ctx, citizen_id, category, value)
+    asks = [
+        grants.request_grant(
+            ctx, service_id=badge, citizen_id=citizen_id, purpose="eligibility_assessment",
+            categories=["address.home"],
+            derived=["age_over_65", "receives:attendance_allowance"],
+            access=Access("periodic", max_reads=5), duration=timedelta(days=60),
+            data_life="P30D", justification="To check whether you can have a Blue Badge."),
+        grants.request_grant(
+            ctx, service_id=meals, citizen_id=citizen_id, purpose="eligibility_assessment",
+            categories=["education.school"], derived=["eligible_free_school_meals"],
+            access=Access("one_time"), duration=timedelta(days=30), data_life="P30D",
+            justification="To see if your child can have free school meals this year."),
+    ]
+    return [g.id for g in asks]

@@ -7,6 +7,7 @@ the app, and `build_wallet(...)` when it starts; the routes find the result in
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -49,17 +50,19 @@ class WalletState:
         default_factory=lambda: AttemptLimiter(limit=20, window=60))
     recovery_limit: AttemptLimiter = field(
         default_factory=lambda: AttemptLimiter(limit=5, window=15 * 60))
+    #: Called with a new citizen's id after sign-up (the demo gives them requests).
+    after_sign_up: Callable[[str], object] | None = None
 
 
 def build_wallet(
     ctx: VaultContext, *, public_url: str, secret: bytes, signer: Signer,
-    idle: timedelta, absolute: timedelta,
+    idle: timedelta, absolute: timedelta, after_sign_up: Callable[[str], object] | None = None,
 ) -> WalletState:
     rp = RelyingParty.from_public_url(public_url)
     return WalletState(
         ctx=ctx, rp=rp, secret=secret, cookies=cookie_names(public_url),
         sessions=SessionStore(ctx.engine, SessionPolicy(idle=idle, absolute=absolute)),
-        challenges=SqlChallengeStore(ctx.engine), signer=signer)
+        challenges=SqlChallengeStore(ctx.engine), signer=signer, after_sign_up=after_sign_up)
 
 
 def cookie_names(public_url: str) -> CookieNames:

@@ -80,6 +80,8 @@ def signup(request: Request, wallet: Wallet, answer: Answer) -> JSONResponse:
                                        now=wallet.ctx.clock())
     done = sign_up(wallet.ctx, wallet.rp, wallet.sessions, ceremony=ceremony,
                    credential=answer.credential, label=answer.fields.get("label", ""))
+    if wallet.after_sign_up is not None:
+        wallet.after_sign_up(done.citizen_id)
     return signed_in(wallet, done.token, "/wallet/welcome")
 
 
