@@ -17,7 +17,7 @@ from wallet.passkeys.registration import registration_options, user_handle
 from wallet.routes.deps import Citizen, Wallet, client_key, csrf_guard, get_visitor, render
 from wallet.web import WalletState
 
-__all__ = ["Answer", "router", "signed_in", "start_session_cookie"]
+__all__ = ["Answer", "end_session_cookie", "router", "signed_in", "start_session_cookie"]
 
 router = APIRouter(prefix="/wallet", dependencies=[Depends(csrf_guard)],
                    include_in_schema=False)
@@ -48,6 +48,11 @@ def _safe_next(path: str) -> str:
 def start_session_cookie(wallet: WalletState, response: Response, token: str) -> None:
     response.set_cookie(wallet.cookies.session, token, path="/", httponly=True,
                         samesite="strict", secure=wallet.cookies.secure)
+
+
+def end_session_cookie(wallet: WalletState, response: Response) -> None:
+    response.delete_cookie(wallet.cookies.session, path="/", httponly=True,
+                           samesite="strict", secure=wallet.cookies.secure)
 
 
 def signed_in(wallet: WalletState, token: str, redirect: str) -> JSONResponse:
@@ -116,8 +121,7 @@ def signin(request: Request, wallet: Wallet, answer: Answer) -> JSONResponse:
 def signout(request: Request, wallet: Wallet) -> Response:
     wallet.sessions.end(request.cookies.get(wallet.cookies.session))
     response = RedirectResponse("/wallet/signin", 303)
-    response.delete_cookie(wallet.cookies.session, path="/", httponly=True,
-                           samesite="strict", secure=wallet.cookies.secure)
+    end_session_cookie(wallet, response)
     return response
 
 

@@ -1,0 +1,338 @@
+"""The Passkeys page over HTTP: several passkeys (add, rename, remove; never the last one
+without recovery codes), recovery codes, and getting back in with one."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from sqlalchemy import text
+from sqlmodel import Session, col, select
+from support.webwallet import ORIGIN, Browser, WebWallet, open_wallet
+
+from ledger.entry import Entry, parse_entry
+from ledger.sqlstore import SqlLedger
+from vault.services.citizens import get_citizen
+from vault.storage.tables import PasskeyRow
+from wallet.passkeys.software import SoftAuthenticator
+
+_CODE = re.compile(r"<code>([0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4})</code>")
+_NAME = re.compile(r'<h3 id="passkey-\d+-name">(.*?)</h3>')
+
+
+# -- helpers ---------------------------------------------------------------------------
+
+
+def entries(web: WebWallet, kind: str) -> list[Entry]:
+    with web.ctx.engine.connect() as conn:
+        found = [parse_entry(data) for _, _, data in SqlLedger(conn).iter_entries()]
+    return [e for e in found if e.kind == kind]
+
+
+def subject(web: WebWallet, citizen_id: str) -> str:
+    with Session(web.ctx.engine) as session:
+        return get_citizen(session, citizen_id).subject
+
+
+def passkey_ids(web: WebWallet, citizen_id: str) -> list[str]:
+    with Session(web.ctx.engine) as session:
+        return list(session.exec(
+            select(PasskeyRow.credential_id).where(col(PasskeyRow.citizen_id) == citizen_id)
+            .order_by(col(PasskeyRow.created_at), col(PasskeyRow.credential_id))).all())
+
+
+def on_device(b: Browser, device: SoftAuthenticator) -> Browser:
+    """The same signed-in browser, with another passkey device at hand."""
+    return Browser(b.client, device=device, citizen_id=b.citizen_id)
+
+
+def add_passkey(b: Browser, label: str) -> SoftAuthenticator:
+    """Add a passkey on a new device through the page's passkey form."""
+    device = SoftAuthenticator(origin=ORIGIN)
+    r = on_device(b, device).passkey_post("/wallet/passkeys/add", {"label": label},
+                                          options_path="/wallet/passkeys/options")
+    assert r.status_code == 200, r.text
+    assert r.json() == {"redirect": "/wallet/passkeys?done=added"}
+    return device
+
+
+def sign_in(web: WebWallet, device: SoftAuthenticator) -> str | None:
+    """Sign in in a fresh browser with `device`; the citizen it signs in, or None."""
+    b = web.browser()
+    b.device = device
+    r = b.passkey_post("/wallet/signin")
+    if r.status_code != 200:
+        return None
+    citizen: str | None = web.state.sessions.resolve(
+        b.client.cookies.get(web.state.cookies.session), now=web.ctx.clock())
+    return citizen
+
+
+def page(b: Browser, query: str = "") -> str:
+    r = b.get("/wallet/passkeys" + query)
+    assert r.status_code == 200, r.text
+    html: str = r.text
+    return html
+
+
+def names(html: str) -> list[str]:
+    """The passkeys a page lists, by name, in order."""
+    return _NAME.findall(html)
+
+
+def get_codes(b: Browser) -> list[str]:
+    r = b.form("/wallet/recovery-codes")
+    assert r.status_code == 200, r.text
+    codes = _CODE.findall(r.text)
+    assert len(codes) == 10
+    return codes
+
+
+# -- the page --------------------------------------------------------------------------
+
+
+def test_page_lists_passkeys_and_needs_sign_in(tmp_path: Path) -> None:
+    with open_wallet(tmp_path) as web:
+        anon = web.browser().get("/wallet/passkeys", follow_redirects=False)
+        assert anon.status_code == 303
+        assert anon.headers["location"] == "/wallet/signin?next=/wallet/passkeys"
+
+        b = web.sign_up("My phone")
+        html = page(b)
+        assert "<h1>Your passkeys</h1>" in html
+        assert 'href="/wallet/passkeys" aria-current="page"' in html
+        assert names(html) == ["My phone"] and "Not used yet" in html
+        assert 'data-passkey="create"' in html and 'data-options="/wallet/passkeys/options"' \
+            in html and 'action="/wallet/passkeys/add"' in html
+        assert 'href="/wallet/account"' in html
+        assert "You have no recovery codes you can use" in html
+
+        assert sign_in(web, b.device) == b.citizen_id
+        assert "Not used yet" not in page(b)  # "Last used" now shows a time
+
+
+def test_done_codes_show_fixed_notices(tmp_path: Path) -> None:
+    with open_wallet(tmp_path) as web:
+        b = web.sign_up()
+        for done, words in [("added", "Your new passkey is saved"),
+                            ("renamed", "The passkey has its new name"),
+                            ("removed", "The passkey is removed"),
+                            ("recovered", "Add a passkey on this device now")]:
+            assert words in page(b, f"?done={done}")
+        odd = page(b, "?done=<b>hello</b>")
+        assert 'class="notice"' not in odd and "<b>hello</b>" not in odd
+
+
+# -- adding ----------------------------------------------------------------------------
+
+
+def test_a_second_passkey_is_listed_and_both_sign_in(tmp_path: Path, database_url: str
+                                                     ) -> None:
+    with open_wallet(tmp_path, database_url) as web:
+        b = web.sign_up("My phone")
+        assert b.citizen_id is not None
+        first = passkey_ids(web, b.citizen_id)
+        # The device is told which passkeys the account has already, so it does not
+        # make a second one for the same account.
+        options = b.json("/wallet/passkeys/options", {"label": "Laptop"}).json()
+        assert [c["id"] for c in options["publicKey"]["excludeCredentials"]] == first
+        assert options["publicKey"]["user"]["name"] == "Citizen Data Vault account"
+
+        laptop = add_passkey(b, "Laptop")
+        ids = passkey_ids(web, b.citizen_id)
+        assert len(ids) == 2
+        html = page(b, "?done=added")
+        assert names(html) == ["My phone", "Laptop"]
+        assert "Your new passkey is saved" in html
+        assert "Passkeys you have (2)" in html
+
+        assert sign_in(web, b.device) == b.citizen_id
+        assert sign_in(web, laptop) == b.citizen_id
+
+        registered = [e for e in entries(web, "passkey.registered")
+                      if e.body["subject"] == subject(web, b.citizen_id)]
+        assert [e.body["credential_id"] for e in registered] == ids
+
+
+def test_adding_needs_the_citizens_own_ceremony(tmp_path: Path) -> None:
+    with open_wallet(tmp_path) as web:
+        ada, bob = web.sign_up(), web.sign_up()
+        assert ada.citizen_id is not None and bob.citizen_id is not None
+        # Ada starts adding a passkey; Bob's session posts the answer to her ceremony.
+        got = ada.json("/wallet/passkeys/options", {}).json()
+        answer = SoftAuthenticator(origin=ORIGIN).create(got["publicKey"])
+        r = bob.json("/wallet/passkeys/add", {"credential": answer,
+                                              "ceremony": got["ceremony"], "fields": {}})
+        assert r.status_code == 400
+        assert r.json()["detail"] == "this passkey request was not started here; start again"
+        assert len(passkey_ids(web, bob.citizen_id)) == 1
+        assert len(passkey_ids(web, ada.citizen_id)) == 1
+
+        # A ceremony is used once: the same answer again is refused.
+        replay = ada.json("/wallet/passkeys/add", {"credential": answer,
+                                                   "ceremony": got["ceremony"], "fields": {}})
+        assert replay.status_code == 400
+        assert len(passkey_ids(web, ada.citizen_id)) == 1
+
+        # Signed out: no options, no passkey.
+        anon = web.browser().json("/wallet/passkeys/options", {})
+        assert anon.status_code == 401
+
+
+def test_a_name_that_cannot_be_kept_fails_before_the_device_is_asked(tmp_path: Path) -> None:
+    with open_wallet(tmp_path) as web:
+        b = web.sign_up()
+        r = b.json("/wallet/passkeys/options", {"label": "x" * 61})
+        assert r.status_code == 400
+        assert "at most 60 characters" in r.json()["detail"]
+
+
+# -- renaming --------------------------------------------------------------------------
+
+
+def test_rename_shows_the_new_name_and_keeps_it_sealed(tmp_path: Path) -> None:
+    with open_wallet(tmp_path) as web:
+        b = web.sign_up("My phone")
+        assert b.citizen_id is not None
+        [cid] = passkey_ids(web, b.citizen_id)
+        r = b.form("/wallet/passkeys/rename", {"credential_id": cid, "label": "Work laptop"})
+        assert r.status_code == 303
+        assert r.headers["location"] == "/wallet/passkeys?done=renamed"
+        html = page(b, "?done=renamed")
+        assert names(html) == ["Work laptop"]
+
+        with web.ctx.engine.connect() as conn:
+            rows = conn.execute(text("SELECT * FROM passkeys")).all()
+        assert rows
+        for row in rows:
+            for value in row:
+                raw = value if isinstance(value, bytes) else str(value).encode()
+                assert b"Work laptop" not in raw and b"My phone" not in raw
+
+        # An empty name removes it.
+        b.form("/wallet/passkeys/rename", {"credential_id": cid, "label": ""})
+        assert names(page(b)) == ["Passkey without a name"]
+
+
+def test_a_bad_name_is_explained_next_to_its_field(tmp_path: Path) -> None:
+    with open_wallet(tmp_path) as web:
+        b = web.sign_up("My phone")
+        assert b.citizen_id is not None
+        [cid] = passkey_ids(web, b.citizen_id)
+        r = b.form("/wallet/passkeys/rename", {"credential_id": cid, "label": "x" * 61})
+        assert r.status_code == 400
+        assert 'class="error" role="alert">The passkey was not renamed.' in r.text
+        assert 'id="label-1-error">A passkey name can be at most 60 characters.' in r.text
+        assert 'aria-describedby="label-1-hint label-1-error"' in r.text
+        assert 'aria-invalid="true"' in r.text
+        assert names(page(b)) == ["My phone"]
+
+
+def test_nobody_renames_or_removes_another_citizens_passkey(tmp_path: Path) -> None:
+    with open_wallet(tmp_path) as web:
+        ada, bob = web.sign_up("Ada's phone"), web.sign_up()
+        assert ada.citizen_id is not None
+        [cid] = passkey_ids(web, ada.citizen_id)
+        get_codes(bob)  # so "last passkey" is not what stops Bob
+        assert bob.form("/wallet/passkeys/rename",
+                        {"credential_id": cid, "label": "mine"}).status_code == 404
+        assert bob.form("/wallet/passkeys/remove", {"credential_id": cid}).status_code == 404
+        assert passkey_ids(web, ada.citizen_id) == [cid]
+        assert names(page(ada)) == ["Ada&#39;s phone"]
+
+
+# -- removing --------------------------------------------------------------------------
+
+
+def test_remove_one_of_two(tmp_path: Path, database_url: str) -> None:
+    with open_wallet(tmp_path, database_url) as web:
+        b = web.sign_up("My phone")
+        assert b.citizen_id is not None
+        laptop = add_passkey(b, "Laptop")
+        phone_id, laptop_id = passkey_ids(web, b.citizen_id)
+        r = b.form("/wallet/passkeys/remove", {"credential_id": phone_id})
+        assert r.status_code == 303
+        assert r.headers["location"] == "/wallet/passkeys?done=removed"
+        assert passkey_ids(web, b.citizen_id) == [laptop_id]
+        html = page(b, "?done=removed")
+        assert names(html) == ["Laptop"]
+
+        removed = entries(web, "passkey.removed")
+        assert [(e.body["credential_id"], e.body["subject"]) for e in removed] == \
+            [(phone_id, subject(web, b.citizen_id))]
+        assert sign_in(web, b.device) is None  # the removed passkey no longer signs in
+        assert sign_in(web, laptop) == b.citizen_id
+
+
+def test_the_last_passkey_stays_unless_recovery_codes_are_left(tmp_path: Path,
+                                                               database_url: str) -> None:
+    with open_wallet(tmp_path, database_url) as web:
+        b = web.sign_up("My phone")
+        assert b.citizen_id is not None
+        [cid] = passkey_ids(web, b.citizen_id)
+        r = b.form("/wallet/passkeys/remove", {"credential_id": cid})
+        assert r.status_code == 409
+        assert "This is your only passkey, so it was not removed" in r.text
+        assert names(r.text) == ["My phone"]  # the page again, the passkey still there
+        assert passkey_ids(web, b.citizen_id) == [cid]
+        assert entries(web, "passkey.removed") == []
+
+        get_codes(b)
+        r = b.form("/wallet/passkeys/remove", {"credential_id": cid})
+        assert r.status_code == 303
+        assert passkey_ids(web, b.citizen_id) == []
+        assert "You have no passkeys" in page(b)
+        assert len(entries(web, "passkey.removed")) == 1
+
+
+def test_forms_need_the_csrf_token(tmp_path: Path) -> None:
+    with open_wallet(tmp_path) as web:
+        b = web.sign_up("My phone")
+        assert b.citizen_id is not None
+        [cid] = passkey_ids(web, b.citizen_id)
+        r = b.form("/wallet/passkeys/rename", {"credential_id": cid, "label": "x"}, csrf="")
+        assert r.status_code == 403
+        assert names(page(b)) == ["My phone"]
+
+
+# -- recovery codes --------------------------------------------------------------------
+
+
+def test_recovery_gets_a_citizen_who_lost_every_device_back_in(tmp_path: Path) -> None:
+    with open_wallet(tmp_path) as web:
+        b = web.sign_up("Lost phone")
+        assert b.citizen_id is not None
+        codes = get_codes(b)
+        assert "You have <strong>10</strong> unused recovery codes." in page(b)
+
+        # A new browser on a new device, no passkey for this account.
+        fresh = web.browser()
+        r = fresh.form("/wallet/recover", {"code": codes[3].lower()})
+        assert r.status_code == 303
+        assert r.headers["location"] == "/wallet/passkeys?done=recovered"
+        html = page(fresh, "?done=recovered")
+        assert "Add a passkey on this device now" in html
+        assert names(html) == ["Lost phone"]  # it is the same account
+        assert "You have <strong>9</strong> unused recovery codes." in html
+
+        new_phone = add_passkey(fresh, "New phone")
+        assert sign_in(web, new_phone) == b.citizen_id
+
+        again = web.browser().form("/wallet/recover", {"code": codes[3]})
+        assert again.status_code == 400
+        assert "used already" in again.text
+
+
+def test_recovery_codes_are_rate_limited(tmp_path: Path) -> None:
+    with open_wallet(tmp_path) as web:
+        b = web.sign_up()
+        codes = get_codes(b)
+        guesser = web.browser()
+        for _ in range(5):
+            r = guesser.form("/wallet/recover", {"code": "AAAA-BBBB-CCCC"})
+            assert r.status_code == 400
+        # The sixth try in the window is refused, even with a right code.
+        r = guesser.form("/wallet/recover", {"code": codes[0]})
+        assert r.status_code == 429
+        assert int(r.headers["retry-after"]) > 0
+        assert guesser.client.cookies.get(web.state.cookies.session) is None
