@@ -212,6 +212,9 @@ def parse_note(note: str | bytes) -> Note:
             blob = base64.b64decode(b64, validate=True)
         except (binascii.Error, ValueError):
             raise NoteError(f"signature by {name!r} is not valid base64") from None
+        if base64.b64encode(blob).decode("ascii") != b64:
+            # Spare bits set in the last character: one note, one spelling.
+            raise NoteError(f"signature by {name!r} is not canonical base64")
         if len(blob) < 5:
             raise NoteError(f"signature by {name!r} is too short")
         sigs.append(NoteSignature(name, int.from_bytes(blob[:4], "big"), blob[4:]))

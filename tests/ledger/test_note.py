@@ -217,3 +217,21 @@ def test_sign_note_refuses_bad_text(text: str) -> None:
 def test_sign_note_needs_a_signer() -> None:
     with pytest.raises(NoteError):
         sign_note(TEXT, [])
+
+
+def test_signature_base64_must_be_canonical() -> None:
+    """A signature whose last base64 character has spare bits set decodes to the same
+    bytes, but one note has one spelling: it is refused, not silently accepted."""
+    signer = Signer.generate("example.com/log")
+    note = sign_note("example.com/log\n1\nAAAA\n", [signer])
+    text, _, sig_line = note.rstrip("\n").rpartition("\n")
+    prefix, _, b64 = sig_line.rpartition(" ")
+    # 4 + 64 = 68 bytes: one '=' pad, so the last data character carries 2 spare bits.
+    assert b64.endswith("=") and not b64.endswith("==")
+    alphabet = string.ascii_uppercase + string.ascii_lowercase + string.digits + "+/"
+    last = alphabet.index(b64[-2])
+    respelt = b64[:-2] + alphabet[last ^ 1] + "="
+    assert respelt != b64 and base64.b64decode(respelt) == base64.b64decode(b64)
+    parse_note(note)  # the canonical spelling is fine
+    with pytest.raises(NoteError, match="canonical"):
+        parse_note(f"{text}\n{prefix} {respelt}\n")

@@ -141,6 +141,7 @@ def signed_action(wallet: Wallet, citizen_id: Citizen, grant_id: str, action: Si
 def receipt(wallet: Wallet, citizen_id: Citizen, grant_id: str) -> Response:
     from wallet.receipts import build_receipt
 
-    body = build_receipt(wallet.ctx, wallet.signer, citizen_id=citizen_id, grant_id=grant_id)
+    body = build_receipt(wallet.ctx, wallet.signer, citizen_id=citizen_id, grant_id=grant_id,
+                         rp=wallet.rp)
     return JSONResponse(body, headers={
         "Content-Disposition": f'attachment; filename="consent-receipt-{grant_id}.json"'})
