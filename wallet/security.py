@@ -62,7 +62,9 @@ def check_csrf(
     allowed_origins: tuple[str, ...],
 ) -> None:
     """Refuse a state-changing request that did not come from the wallet's own page."""
-    if origin is not None and origin not in allowed_origins:
+    # "null": what a browser sends for a same-site form post when referrers are withheld
+    # (older pages, privacy settings); the session-bound token below still decides.
+    if origin is not None and origin != "null" and origin not in allowed_origins:
         raise CsrfRejected("this request came from another site, so it was refused")
     if not cookie_value or not sent or not hmac.compare_digest(
         csrf_token(secret, cookie_value), sent
@@ -157,7 +159,9 @@ _HEADERS: Mapping[str, str] = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    # same-origin, not no-referrer: with no-referrer Chromium sends "Origin: null" on the
+    # wallet's own form posts; other sites (a privacy notice link) still learn nothing.
+    "Referrer-Policy": "same-origin",
     "Cross-Origin-Opener-Policy": "same-origin",
     "Cross-Origin-Resource-Policy": "same-origin",
     "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=(), usb=()",

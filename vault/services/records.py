@@ -20,10 +20,13 @@ from vault.storage.tables import CitizenRow, RecordRow
 
 __all__ = [
     "RecordView",
+    "data_key",
     "delete_records",
+    "export_all",
     "latest_values",
     "open_record",
     "read_records",
+    "record_history",
     "write_record",
 ]
 

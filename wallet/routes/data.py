@@ -1,10 +1,207 @@
-"""(being written)"""
+"""My data: see every kind of information the vault can hold, add and change it (checked
+against the catalog's schemas), see where each came from, delete it, download it all."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Annotated
 
-from wallet.routes.deps import csrf_guard
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from vault.domain.categories import Category, categories
+from vault.domain.errors import InvalidValue
+from vault.errors import NotFound
+from vault.services import records
+from vault.services.activity import service_names
+from vault.services.citizens import get_citizen
+from vault.services.context import reading
+from wallet.forms import (
+    FormError,
+    FormReading,
+    Problem,
+    Shown,
+    edit_form,
+    explain,
+    form_from_value,
+    read_form,
+    show_value,
+)
+from wallet.routes.deps import Citizen, Wallet, csrf_guard, render
+from wallet.views import when
+from wallet.web import WalletState
+
+__all__ = ["router"]
 
 router = APIRouter(prefix="/wallet", dependencies=[Depends(csrf_guard)],
                    include_in_schema=False)
+
+#: Fixed words for ?done=: the query never puts its own text on the page.
+_DONE = {
+    "saved": "Saved.",
+    "deleted": "Deleted. Every version of it is gone from your vault.",
+}
+#: Headings for the catalog's kinds of information, by the first part of their code.
+_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("About you", ("identity", "contact")),
+    ("Where you live", ("address",)),
+    ("Money and benefits", ("benefits",)),
+    ("Health", ("health",)),
+    ("School and family", ("education", "household")),
+    ("Getting around", ("transport",)),
+)
+_NOT_FORM_FIELDS = frozenset({"csrf", "action"})
+
+
+@dataclass(frozen=True, slots=True)
+class Card:
+    """One kind of information on the My data page."""
+
+    code: str
+    label: str
+    description: str
+    shown: Shown | None
+    source: str = ""
+    added: str = ""
+    versions: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Version:
+    """One row of a record's history."""
+
+    version: int
+    added: str
+    source: str
+    shown: Shown
+
+
+def _source_words(source: str, names: Mapping[str, str]) -> str:
+    if source == "citizen":
+        return "You added this"
+    return f"From {names.get(source, 'a service')}"
+
+
+def _group_of(code: str) -> str:
+    head = code.split(".", 1)[0]
+    for title, heads in _GROUPS:
+        if head in heads:
+            return title
+    return head.replace("_", " ").capitalize()
+
+
+def _cards(views: Mapping[str, records.RecordView], names: Mapping[str, str]
+           ) -> list[tuple[str, list[Card]]]:
+    grouped: dict[str, list[Card]] = {title: [] for title, _ in _GROUPS}
+    for code, cat in categories().items():
+        view = views.get(code)
+        card = Card(code, cat.label, cat.description, None) if view is None else Card(
+            code, cat.label, cat.description, show_value(cat, view.value),
+            _source_words(view.source, names), when(view.created_at),
+            # Versions run 1, 2, 3...: deleting removes them all, so the newest is the count.
+            view.version)
+        grouped.setdefault(_group_of(code), []).append(card)
+    return [(title, cards) for title, cards in grouped.items() if cards]
+
+
+def _category(code: str) -> Category:
+    found = categories().get(code)
+    if found is None:
+        raise NotFound("there is no such kind of information")
+    return found
+
+
+async def posted_fields(request: Request) -> dict[str, str]:
+    """The text fields of a posted form (csrf_guard has read and cached it already)."""
+    form = await request.form()
+    return {k: v for k, v in form.items() if isinstance(v, str)}
+
+
+Posted = Annotated[dict[str, str], Depends(posted_fields)]
+
+
+@router.get("/data", response_class=HTMLResponse)
+def data_page(request: Request, wallet: Wallet, citizen_id: Citizen, done: str = ""
+              ) -> Response:
+    with reading(wallet.ctx) as session:
+        views = records.latest_values(wallet.ctx, session, get_citizen(session, citizen_id))
+        names = service_names(session, [v.source for v in views.values()
+                                        if v.source != "citizen"])
+    return render(request, "data.html", nav="data", groups=_cards(views, names),
+                  notice=_DONE.get(done))
+
+
+# Before /data/{code}: "export.json" is not a category.
+@router.get("/data/export.json")
+def export(wallet: Wallet, citizen_id: Citizen) -> Response:
+    body = {"exported_at": wallet.ctx.clock().isoformat(),
+            "categories": records.export_all(wallet.ctx, citizen_id)}
+    return Response(json.dumps(body, ensure_ascii=False, indent=2),
+                    media_type="application/json",
+                    headers={"Content-Disposition": 'attachment; filename="my-data.json"'})
+
+
+def _history(wallet: WalletState, views: Sequence[records.RecordView], category: Category
+             ) -> list[Version]:
+    with reading(wallet.ctx) as session:
+        names = service_names(session, [v.source for v in views if v.source != "citizen"])
+    return [Version(v.version, when(v.created_at), _source_words(v.source, names),
+                    show_value(category, v.value)) for v in reversed(views)]
+
+
+def _edit_page(request: Request, wallet: WalletState, citizen_id: str, category: Category,
+               fields: Mapping[str, str], *, problem: Problem | None = None, more: int = 0,
+               status_code: int = 200) -> Response:
+    views = records.record_history(wallet.ctx, citizen_id, category.code)
+    return render(request, "data_edit.html", status_code=status_code, nav="data",
+                  title=category.label, category=category, have=bool(views),
+                  form=edit_form(category, fields, problem=problem, more=more),
+                  history=_history(wallet, views, category))
+
+
+@router.get("/data/{code}", response_class=HTMLResponse)
+def edit_page(request: Request, wallet: Wallet, citizen_id: Citizen, code: str) -> Response:
+    category = _category(code)
+    views = records.record_history(wallet.ctx, citizen_id, code)
+    fields = form_from_value(category.schema, views[-1].value) if views else {}
+    return _edit_page(request, wallet, citizen_id, category, fields, more=1)
+
+
+@router.post("/data/{code}", response_class=HTMLResponse)
+def save(request: Request, wallet: Wallet, citizen_id: Citizen, code: str, posted: Posted
+         ) -> Response:
+    category = _category(code)
+    fields = {k: v for k, v in posted.items() if k not in _NOT_FORM_FIELDS}
+    if posted.get("action") == "more":  # "Add another": the same form, one more group
+        return _edit_page(request, wallet, citizen_id, category, fields, more=1)
+    got: FormReading | None = None
+    try:
+        got = read_form(category.schema, fields)
+        records.write_record(wallet.ctx, citizen_id, code, got.value)
+    except (FormError, InvalidValue) as exc:
+        return _edit_page(request, wallet, citizen_id, category, fields,
+                          problem=explain(category, exc, got), status_code=400)
+    return RedirectResponse("/wallet/data?done=saved", 303)
+
+
+@router.get("/data/{code}/delete", response_class=HTMLResponse)
+def delete_page(request: Request, wallet: Wallet, citizen_id: Citizen, code: str
+                ) -> Response:
+    category = _category(code)
+    views = records.record_history(wallet.ctx, citizen_id, code)
+    if not views:
+        raise NotFound(f"you have no {category.label} to delete")
+    return render(request, "data_delete.html", nav="data", title=f"Delete {category.label}",
+                  category=category, versions=len(views))
+
+
+@router.post("/data/{code}/delete")
+def delete(wallet: Wallet, citizen_id: Citizen, code: str) -> Response:
+    category = _category(code)
+    try:
+        records.delete_records(wallet.ctx, citizen_id, code)
+    except NotFound:
+        raise NotFound(f"you have no {category.label} to delete") from None
+    return RedirectResponse("/wallet/data?done=deleted", 303)

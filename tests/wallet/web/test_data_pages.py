@@ -1,0 +1,652 @@
+"""My data: the overview, forms made from the catalog's schemas, errors in plain words,
+history, delete, the JSON download, and that nobody sees anyone else's data."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from collections.abc import Iterator, Mapping
+from datetime import UTC, date, timedelta, timezone
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, reject, settings
+from hypothesis import strategies as st
+from jsonschema import Draft202012Validator
+from support.vaultworld import blue_badge
+from support.webwallet import Browser, WebWallet, open_wallet
+
+from vault.domain.categories import categories, validate_value
+from vault.domain.errors import InvalidValue
+from vault.services import records
+from wallet.forms import (
+    EXAMPLES,
+    MAX_GROUPS,
+    edit_form,
+    form_from_value,
+    layout_of,
+    read_form,
+    readable_date,
+    value_from_form,
+)
+
+SAVED = "/wallet/data?done=saved"
+
+
+@pytest.fixture
+def web(tmp_path: Path) -> Iterator[WebWallet]:
+    with open_wallet(tmp_path) as w:
+        yield w
+
+
+def history(web: WebWallet, b: Browser, code: str) -> list[tuple[int, Any, str]]:
+    assert b.citizen_id is not None
+    return [(v.version, v.value, v.source)
+            for v in records.record_history(web.ctx, b.citizen_id, code)]
+
+
+def newest(web: WebWallet, b: Browser, code: str) -> Any:
+    assert b.citizen_id is not None
+    return records.read_records(web.ctx, b.citizen_id)[code].value
+
+
+def text_of(page: httpx.Response) -> str:
+    """The page's words, with tags and extra spaces gone and entities decoded."""
+    return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", page.text)))
+
+
+def main_of(page: httpx.Response) -> str:
+    found = re.search(r"<main.*</main>", page.text, re.S)
+    assert found is not None
+    return found.group(0)
+
+
+class FormFields(HTMLParser):
+    """What a browser would post for the form with `action`, left as the page drew it."""
+
+    def __init__(self, action: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.action, self.inside = action, False
+        self.fields: dict[str, str] = {}
+        self._textarea: str | None = None
+        self._select: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if tag == "form":
+            self.inside = a.get("action") == self.action
+        if not self.inside:
+            return
+        if tag == "input" and ("checked" in a or a.get("type") not in ("checkbox", "radio")):
+            self.fields[a["name"]] = a.get("value", "")
+        elif tag == "textarea":
+            self._textarea = a["name"]
+            self.fields[a["name"]] = ""
+        elif tag == "select":
+            self._select = a["name"]
+            self.fields.setdefault(a["name"], "")
+        elif tag == "option" and self._select and "selected" in a:
+            self.fields[self._select] = a.get("value", "")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self.inside = False
+        elif tag == "textarea":
+            self._textarea = None
+        elif tag == "select":
+            self._select = None
+
+    def handle_data(self, data: str) -> None:
+        if self._textarea is not None:
+            self.fields[self._textarea] += data
+
+
+def drawn_fields(page: httpx.Response, action: str) -> dict[str, str]:
+    parser = FormFields(action)
+    parser.feed(page.text)
+    # A browser drops the one newline right after <textarea>: the parser does not.
+    return {k: v.removeprefix("\n") for k, v in parser.fields.items() if k != "csrf"}
+
+
+# --- the overview ---------------------------------------------------------------------------
+
+
+def test_overview_shows_values_readably_with_where_they_came_from(web: WebWallet) -> None:
+    b = web.sign_up()
+    assert b.citizen_id is not None
+    badge_team = blue_badge(web.ctx)
+    records.write_record(web.ctx, b.citizen_id, "transport.blue_badge",
+                         {"number": "AB12CD", "expires": "2027-03-01"}, source=badge_team)
+    records.write_record(web.ctx, b.citizen_id, "education.school",
+                         {"name": "Riverside Primary", "urn": "100000"}, source="svc_gone")
+    records.write_record(web.ctx, b.citizen_id, "benefits.universal_credit",
+                         {"receiving": True, "since": "2024-01-02"})
+    records.write_record(web.ctx, b.citizen_id, "health.prescriptions", [
+        {"medicine": "Aspirin", "dose": "75 mg", "since": "2024-05-17"},
+        {"medicine": "Ramipril", "dose": "5 mg", "since": "2023-11-30"}])
+    records.write_record(web.ctx, b.citizen_id, "identity.name",
+                         {"given": "Ada", "family": "King"})
+
+    page = b.get("/wallet/data")
+    assert page.status_code == 200
+    words = text_of(page)
+    assert "Ada King" in words                                   # a name, as people write it
+    assert "10 December 1950" in words                           # a date
+    assert re.search(r"12 St James&#39;s Square<br>London<br>SW1Y 4JH", page.text)  # lines
+    assert "Yes" in words and "2 January 2024" in words          # yes/no, a date in an object
+    assert re.search(r"<li>Medicine: Aspirin; Dose: 75 mg; Since when: 17 May 2024</li>",
+                     page.text)                                  # a list as a list
+    assert "From Blue Badge team on" in words                    # provenance: a service
+    assert "From a service on" in words                          # ... one no longer known
+    assert words.count("You added this on") == 5
+    assert "2 versions." in words                                # the name changed once
+    assert 'href="/wallet/data/identity.name">Change' in page.text
+    assert 'href="/wallet/data/contact.email">Add' in page.text  # not there yet
+    assert re.search(r'<a [^>]*href="/wallet/data/export.json"[^>]*>Download all my data '
+                     r"\(JSON\)</a>", page.text)
+    assert 'href="/wallet/data" aria-current="page"' in page.text
+    for cat in categories().values():  # every kind of information has its place
+        assert f'href="/wallet/data/{cat.code}"' in page.text
+        assert cat.label in words
+    assert [h for h in re.findall(r"<h2>([^<]+)</h2>", main_of(page))] == [
+        "About you", "Where you live", "Money and benefits", "Health", "School and family",
+        "Getting around"]
+
+
+def test_done_codes_are_fixed_words_and_query_text_is_never_shown(web: WebWallet) -> None:
+    b = web.sign_up()
+    assert '<div class="notice" role="status">Saved.</div>' in b.get(SAVED).text
+    page = b.get("/wallet/data", params={"done": "<b>you were hacked</b>"})
+    assert page.status_code == 200
+    assert "hacked" not in page.text
+    assert 'class="notice"' not in page.text
+
+
+# --- the edit form: one kind of field at a time -------------------------------------------
+
+
+def test_change_a_name(web: WebWallet) -> None:
+    b = web.sign_up()
+    page = b.get("/wallet/data/identity.name")
+    assert page.status_code == 200
+    assert re.search(r'id="f-given" name="f.given"[^>]*autocomplete="given-name"[^>]*'
+                     r'type="text" value="Ada"', page.text)
+    assert 'value="Lovelace"' in page.text
+    r = b.form("/wallet/data/identity.name", {"f.given": "  Grace ", "f.family": "Hopper"})
+    assert (r.status_code, r.headers["location"]) == (303, SAVED)
+    assert history(web, b, "identity.name")[-2:] == [
+        (1, {"given": "Ada", "family": "Lovelace"}, "citizen"),
+        (2, {"given": "Grace", "family": "Hopper"}, "citizen")]
+    assert "Grace Hopper" in text_of(b.get("/wallet/data"))
+
+
+def test_change_an_address_one_line_per_item(web: WebWallet) -> None:
+    b = web.sign_up()
+    page = b.get("/wallet/data/address.home")
+    assert re.search(r'<textarea id="f-lines" name="f.lines"[^>]*autocomplete="street-address"'
+                     r"[^>]*>\n12 St James&#39;s Square</textarea>", page.text)
+    r = b.form("/wallet/data/address.home", {
+        "f.lines": "Flat 2 \r\n\r\n 1 Main Street\r\n", "f.town": "Leeds",
+        "f.postcode": "LS1 1AA", "f.local_authority": "Leeds"})
+    assert r.status_code == 303
+    assert newest(web, b, "address.home") == {
+        "lines": ["Flat 2", "1 Main Street"], "town": "Leeds", "postcode": "LS1 1AA",
+        "local_authority": "Leeds"}
+
+
+def test_change_a_date_of_birth(web: WebWallet) -> None:
+    b = web.sign_up()
+    page = b.get("/wallet/data/identity.date_of_birth")
+    assert re.search(r'<input id="f-value" name="value"[^>]*autocomplete="bday"[^>]*'
+                     r'type="date" value="1950-12-10"', page.text)
+    assert b.form("/wallet/data/identity.date_of_birth",
+                  {"value": "2001-07-04"}).status_code == 303
+    assert newest(web, b, "identity.date_of_birth") == "2001-07-04"
+
+
+def test_choose_from_a_list(web: WebWallet) -> None:
+    b = web.sign_up()
+    page = b.get("/wallet/data/benefits.attendance_allowance")
+    assert re.search(r'<select id="f-award" name="f.award"[^>]*>\s*<option value="">Choose one'
+                     r'</option>\s*<option value="higher">Higher</option>'
+                     r'<option value="lower">Lower</option>', page.text)
+    r = b.form("/wallet/data/benefits.attendance_allowance", {
+        "f.award": "higher", "f.since": "2024-05-17", "f.awarded_by": "DWP"})
+    assert r.status_code == 303
+    assert newest(web, b, "benefits.attendance_allowance") == {
+        "award": "higher", "since": "2024-05-17", "awarded_by": "DWP"}
+    again = b.get("/wallet/data/benefits.attendance_allowance")
+    assert '<option value="higher" selected>Higher</option>' in again.text
+    # Not one of the choices: refused by the form, nothing written.
+    r = b.form("/wallet/data/benefits.attendance_allowance", {
+        "f.award": "highest", "f.since": "2024-05-17", "f.awarded_by": "DWP"})
+    assert r.status_code == 400
+    assert "Rate must be one of the choices in the list." in text_of(r)
+    assert len(history(web, b, "benefits.attendance_allowance")) == 1
+
+
+def test_answer_yes_or_no(web: WebWallet) -> None:
+    b = web.sign_up()
+    page = b.get("/wallet/data/benefits.universal_credit")
+    assert re.search(r"<fieldset>\s*<legend>Do you get Universal Credit now\?</legend>",
+                     page.text)
+    assert 'type="radio" id="f-receiving-yes" name="f.receiving" value="yes"' in page.text
+    assert 'type="radio" id="f-receiving-no" name="f.receiving" value="no"' in page.text
+    url = "/wallet/data/benefits.universal_credit"
+    assert b.form(url, {"f.receiving": "no", "f.since": ""}).status_code == 303
+    assert newest(web, b, "benefits.universal_credit") == {"receiving": False}  # empty: left out
+    assert b.form(url, {"f.receiving": "yes", "f.since": "2024-01-02"}).status_code == 303
+    assert newest(web, b, "benefits.universal_credit") == {"receiving": True,
+                                                           "since": "2024-01-02"}
+    assert re.search(r'id="f-receiving-yes" name="f.receiving" value="yes"\s*checked',
+                     b.get(url).text)
+    # No answer to a question that needs one.
+    r = b.form(url, {"f.since": "2024-01-02"})
+    assert r.status_code == 400
+    assert "Choose Yes or No for “Do you get Universal Credit now?”." in text_of(r)
+    assert 'href="#f-receiving-yes"' in r.text
+    assert len(history(web, b, "benefits.universal_credit")) == 2
+
+
+def test_email_and_phone_fields_have_their_input_types(web: WebWallet) -> None:
+    b = web.sign_up()
+    assert re.search(r'name="value"[^>]*autocomplete="email"[^>]*type="email"',
+                     b.get("/wallet/data/contact.email").text)
+    assert re.search(r'name="value"[^>]*autocomplete="tel"[^>]*type="tel"',
+                     b.get("/wallet/data/contact.phone").text)
+    assert b.form("/wallet/data/contact.phone", {"value": "+447700900123"}).status_code == 303
+    assert b.form("/wallet/data/contact.email", {"value": "ada@example.org"}).status_code == 303
+    assert newest(web, b, "contact.phone") == "+447700900123"
+    assert newest(web, b, "contact.email") == "ada@example.org"
+
+
+def test_a_long_list_is_edited_as_json_with_a_hint_and_an_example(web: WebWallet) -> None:
+    b = web.sign_up()
+    url = "/wallet/data/health.observations"
+    page = b.get(url)
+    assert re.search(r'<textarea id="f-value" name="value"', page.text)
+    words = text_of(page)
+    assert 'Each measurement needs "kind" (a measurement name such as heart_rate' in words
+    assert '"blood_pressure"' in words  # the example
+    readings: list[dict[str, Any]] = [
+        {"kind": "heart_rate", "value": 72, "unit": "bpm", "at": "2024-05-17T09:30:00Z"},
+        {"kind": "blood_pressure", "value": "120/80", "unit": "mmHg",
+         "at": "2024-05-17T09:31:00+01:00"}]
+    assert b.form(url, {"value": json.dumps(readings)}).status_code == 303
+    assert newest(web, b, "health.observations") == readings
+    shown = drawn_fields(b.get(url), url)
+    assert json.loads(shown["value"]) == readings  # prefilled with what is stored
+    # Not JSON: the citizen is told where, and keeps what they typed.
+    r = b.form(url, {"value": '[{"kind": "steps", "value": 10 "unit": "steps"}]'})
+    assert r.status_code == 400
+    assert "Health observations is not written correctly: look at line 1" in text_of(r)
+    assert "&#34;steps&#34;, &#34;value&#34;: 10 &#34;unit&#34;" in r.text
+    # JSON, but not a valid reading: the category's check names the item and field.
+    bad = [dict(readings[0], at="yesterday")]
+    r = b.form(url, {"value": json.dumps(bad)})
+    assert r.status_code == 400
+    assert "Health observations (item 1, at) is not a valid date and time." in text_of(r)
+    assert len(history(web, b, "health.observations")) == 1
+
+
+def test_a_short_list_has_a_group_per_item_to_add_change_and_remove(web: WebWallet) -> None:
+    b = web.sign_up()
+    url = "/wallet/data/household.children"
+    page = b.get(url)
+    assert "<legend>New child (leave it empty if you have none to add)</legend>" in page.text
+    assert 'name="f.0.given"' in page.text and 'name="f.1.given"' not in page.text
+    r = b.form(url, {"f.0.given": "Sam", "f.0.date_of_birth": "2015-03-01",
+                     "f.0.school_urn": ""})
+    assert r.status_code == 303
+    assert newest(web, b, "household.children") == [
+        {"given": "Sam", "date_of_birth": "2015-03-01"}]
+    # "Add another" draws one more group and saves nothing.
+    more = b.form(url, {"f.0.given": "Sam", "f.0.date_of_birth": "2015-03-01",
+                        "f.1.given": "Kit", "f.1.date_of_birth": "2017-06-30",
+                        "action": "more"})
+    assert more.status_code == 200
+    assert 'name="f.2.given"' in more.text and 'value="Kit"' in more.text
+    assert len(history(web, b, "household.children")) == 1
+    # Add two, with the empty group left empty.
+    page = b.get(url)
+    assert "<legend>Child 1</legend>" in page.text
+    r = b.form(url, {"f.0.given": "Sam", "f.0.date_of_birth": "2015-03-01",
+                     "f.1.given": "Kit", "f.1.date_of_birth": "2017-06-30",
+                     "f.1.school_urn": "100000", "f.2.given": "", "f.2.date_of_birth": ""})
+    assert r.status_code == 303
+    assert newest(web, b, "household.children") == [
+        {"given": "Sam", "date_of_birth": "2015-03-01"},
+        {"given": "Kit", "date_of_birth": "2017-06-30", "school_urn": "100000"}]
+    # Remove the first, change the second.
+    r = b.form(url, {"f.0.given": "Sam", "f.0.date_of_birth": "2015-03-01", "remove.0": "yes",
+                     "f.1.given": "Kit", "f.1.date_of_birth": "2017-06-29"})
+    assert r.status_code == 303
+    assert newest(web, b, "household.children") == [{"given": "Kit",
+                                                     "date_of_birth": "2017-06-29"}]
+    # An error names the group as the page numbers it, and links to its field.
+    r = b.form(url, {"f.0.given": "Kit", "f.0.date_of_birth": "2017-06-29",
+                     "f.1.given": "Jo", "f.1.date_of_birth": "2020-02-30"})
+    assert r.status_code == 400
+    assert "Date of birth (child 2) is not a valid date." in text_of(r)
+    assert 'href="#f-1-date_of_birth"' in r.text
+    assert re.search(r'id="f-1-date_of_birth"[^>]*aria-invalid="true"', r.text)
+
+
+def test_unknown_category_is_a_not_found_page(web: WebWallet) -> None:
+    b = web.sign_up()
+    for path in ("/wallet/data/identity.nickname", "/wallet/data/identity.nickname/delete"):
+        page = b.get(path)
+        assert page.status_code == 404
+        assert "<h1>Page not found</h1>" in page.text
+    r = b.form("/wallet/data/identity.nickname", {"value": "Ada"})
+    assert r.status_code == 404
+
+
+def test_the_change_page_shows_every_version_newest_first(web: WebWallet) -> None:
+    b = web.sign_up()
+    assert b.citizen_id is not None
+    badge_team = blue_badge(web.ctx)
+    records.write_record(web.ctx, b.citizen_id, "identity.name",
+                         {"given": "Augusta", "family": "Byron"}, source=badge_team)
+    b.form("/wallet/data/identity.name", {"f.given": "Ada", "f.family": "King"})
+    rows = re.findall(r'<h3 id="version-\d+">Version (\d+)[^<]*</h3>\s*<p class="muted">'
+                      r"([^<]+) on \d+ \w+ \d{4}, \d\d:\d\d UTC.</p>\s*<div>([^<]+)</div>",
+                      b.get("/wallet/data/identity.name").text)
+    assert rows == [("3", "You added this", "Ada King"),
+                    ("2", "From Blue Badge team", "Augusta Byron"),
+                    ("1", "You added this", "Ada Lovelace")]
+
+
+# --- mistakes: 400, the message at the top and at the field, nothing written ---------------
+
+
+@pytest.mark.parametrize(("code", "sent", "message", "target"), [
+    ("identity.date_of_birth", {"value": "1950-02-30"},
+     "Date of birth is not a valid date.", "f-value"),
+    ("contact.email", {"value": "ada@"},
+     "Email address is not a valid email address.", "f-value"),
+    ("identity.name", {"f.given": "", "f.family": "Lovelace-King"},
+     "First name is missing. Please fill it in.", "f-given"),
+    ("address.home", {"f.lines": "1 Main Street", "f.town": "Leeds", "f.postcode": "LS1",
+                      "f.local_authority": "Leeds"},
+     "Postcode must be a UK postcode such as SW1A 1AA.", "f-postcode"),
+    ("address.home", {"f.lines": "1 Main Street\n" + "x" * 101, "f.town": "Leeds",
+                      "f.postcode": "LS1 1AA", "f.local_authority": "Leeds"},
+     "Street address (line 2) must be at most 100 characters.", "f-lines"),
+    ("identity.date_of_birth", {"value": " "},
+     "Date of birth is empty. Please fill it in.", "f-value"),
+])
+def test_invalid_input_is_explained_and_changes_nothing(
+        web: WebWallet, code: str, sent: dict[str, str], message: str, target: str) -> None:
+    b = web.sign_up()
+    before = history(web, b, code)
+    r = b.form(f"/wallet/data/{code}", sent)
+    assert r.status_code == 400
+    assert history(web, b, code) == before
+    assert "<title>Error: " in r.text
+    summary = re.search(r'<div class="error" role="alert"[^>]*>(.*?)</div>', r.text, re.S)
+    assert summary is not None
+    assert f'<a href="#{target}">{html.escape(message)}</a>' in summary.group(1)
+    assert re.search(rf'<p class="field-error" id="{target}-error"><span class="visually-hidden">'
+                     rf"Error:</span> {re.escape(html.escape(message))}</p>", r.text)
+    assert re.search(rf'id="{target}"[^>]*aria-describedby="[^"]*{target}-error"[^>]*'
+                     r'aria-invalid="true"', r.text)
+    typed = drawn_fields(r, f"/wallet/data/{code}")  # what they typed is still there
+    for name, value in sent.items():
+        assert typed[name].strip() == value.replace("\r\n", "\n").strip()
+
+
+# --- delete ---------------------------------------------------------------------------------
+
+
+def test_delete_asks_first_then_removes_every_version(web: WebWallet) -> None:
+    b = web.sign_up()
+    b.form("/wallet/data/identity.name", {"f.given": "Ada", "f.family": "King"})
+    page = b.get("/wallet/data/identity.name/delete")
+    assert page.status_code == 200
+    assert "This deletes all 2 versions of your Name" in text_of(page)
+    assert re.search(r'<button type="submit" class="button warning">Yes, delete it</button>',
+                     page.text)
+    r = b.form("/wallet/data/identity.name/delete")
+    assert (r.status_code, r.headers["location"]) == (303, "/wallet/data?done=deleted")
+    assert history(web, b, "identity.name") == []
+    assert "Deleted." in b.get("/wallet/data?done=deleted").text
+    assert b.form("/wallet/data/identity.name/delete").status_code == 404
+    assert b.get("/wallet/data/identity.name/delete").status_code == 404
+
+
+# --- the download ---------------------------------------------------------------------------
+
+
+def test_export_is_an_attachment_with_every_version(tmp_path: Path, database_url: str) -> None:
+    with open_wallet(tmp_path, database_url) as web:
+        b = web.sign_up()
+        b.form("/wallet/data/identity.name", {"f.given": "Ada", "f.family": "King"})
+        b.form("/wallet/data/identity.name", {"f.given": "Ada", "f.family": "Byron"})
+        r = b.get("/wallet/data/export.json")
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("application/json")
+        assert r.headers["content-disposition"] == 'attachment; filename="my-data.json"'
+        assert r.headers["cache-control"] == "no-store"
+        doc = r.json()
+        assert set(doc) == {"exported_at", "categories"}
+        assert doc["exported_at"].endswith("+00:00")
+        names = doc["categories"]["identity.name"]
+        assert [(v["version"], v["value"]["family"], v["source"]) for v in names] == [
+            (1, "Lovelace", "citizen"), (2, "King", "citizen"), (3, "Byron", "citizen")]
+        assert doc["categories"]["identity.date_of_birth"][0]["value"] == "1950-12-10"
+        assert set(doc["categories"]) == {"identity.name", "identity.date_of_birth",
+                                          "address.home"}
+
+
+# --- who may do what ------------------------------------------------------------------------
+
+
+def test_a_signed_out_browser_is_sent_to_sign_in(web: WebWallet) -> None:
+    stranger = web.browser()
+    for path in ("/wallet/data", "/wallet/data/identity.name", "/wallet/data/export.json",
+                 "/wallet/data/identity.name/delete"):
+        r = stranger.get(path, follow_redirects=False)
+        assert r.status_code == 303
+        assert r.headers["location"] == f"/wallet/signin?next={path}"
+    # A post with the visitor's own valid token still needs a citizen.
+    r = stranger.form("/wallet/data/identity.name", {"f.given": "Eve", "f.family": "X"})
+    assert r.status_code == 401
+
+
+def test_without_the_csrf_token_nothing_is_written(web: WebWallet) -> None:
+    b = web.sign_up()
+    before = history(web, b, "identity.name")
+    for token in ("", "0" * 64):
+        r = b.form("/wallet/data/identity.name", {"f.given": "Eve", "f.family": "Evil"},
+                   csrf=token)
+        assert r.status_code == 403
+        r = b.form("/wallet/data/identity.name/delete", csrf=token)
+        assert r.status_code == 403
+    assert history(web, b, "identity.name") == before
+
+
+def test_one_citizen_never_sees_another_citizens_data(web: WebWallet) -> None:
+    a, b = web.sign_up(), web.sign_up("Other phone")
+    b.form("/wallet/data/identity.name", {"f.given": "Grace", "f.family": "Hopper"})
+    b.form("/wallet/data/contact.phone", {"value": "+447700900999"})
+    b.form("/wallet/data/household.children",
+           {"f.0.given": "Zebedee", "f.0.date_of_birth": "2016-01-01"})
+    secrets_of_b = ("Grace", "Hopper", "447700900999", "Zebedee")
+    assert all(s in b.get("/wallet/data").text for s in secrets_of_b[:2])
+    pages = [a.get(p) for p in ("/wallet/data", "/wallet/data/identity.name",
+                                "/wallet/data/contact.phone", "/wallet/data/household.children",
+                                "/wallet/data/export.json")]
+    for page in pages:
+        assert page.status_code == 200
+        assert not any(s in page.text for s in secrets_of_b), page.url
+    assert "Ada Lovelace" in text_of(pages[0])
+    assert "contact.phone" not in pages[-1].json()["categories"]
+    # A's own change leaves B's data as it was.
+    a.form("/wallet/data/identity.name", {"f.given": "Ada", "f.family": "King"})
+    assert newest(web, b, "identity.name") == {"given": "Grace", "family": "Hopper"}
+
+
+# --- every category's page shows what is stored, and posting it back changes nothing -------
+
+SAMPLES: dict[str, Any] = {
+    "identity.name": {"given": "Zoë", "family": "O'Brien <b>"},
+    "identity.date_of_birth": "1950-12-10",
+    "contact.email": "ada@example.org",
+    "contact.phone": "+447700900123",
+    "address.home": {"lines": ["Flat 2 & 3", "1 \"Main\" Street"], "town": "Leeds",
+                     "postcode": "LS1 1AA", "local_authority": "Leeds"},
+    "benefits.attendance_allowance": {"award": "lower", "since": "2024-02-01",
+                                      "awarded_by": "DWP"},
+    "benefits.universal_credit": {"receiving": False},
+    "health.gp_practice": {"name": "Riverside Health Centre", "ods_code": "A81001"},
+    "health.prescriptions": [{"medicine": "Aspirin", "dose": "75 mg", "since": "2024-05-17"}],
+    "health.observations": [{"kind": "steps", "value": "lots", "unit": "steps",
+                             "at": "2024-05-17T09:30:00Z"}],
+    "education.school": {"name": "Riverside Primary", "urn": "100000"},
+    "household.children": [{"given": "Sam", "date_of_birth": "2015-03-01",
+                            "school_urn": "100000"}],
+    "transport.blue_badge": {"number": "AB12CD", "expires": "2027-03-01"},
+}
+
+
+def test_every_category_has_a_sample() -> None:
+    assert set(SAMPLES) == set(categories())
+
+
+def test_each_page_is_prefilled_so_saving_unchanged_keeps_the_value(web: WebWallet) -> None:
+    b = web.sign_up()
+    assert b.citizen_id is not None
+    for code, value in SAMPLES.items():
+        records.write_record(web.ctx, b.citizen_id, code, value)
+        url = f"/wallet/data/{code}"
+        shown = drawn_fields(b.get(url), url)
+        assert b.form(url, shown).status_code == 303, code
+        assert [v for _, v, _ in history(web, b, code)[-2:]] == [value, value], code
+
+
+# --- forms.py: from a value to fields and back --------------------------------------------
+
+
+def test_layouts_follow_the_schemas() -> None:
+    cats = categories()
+    assert layout_of(cats["identity.name"].schema) == "object"
+    assert layout_of(cats["identity.date_of_birth"].schema) == "single"
+    assert layout_of(cats["health.prescriptions"].schema) == "items"
+    assert layout_of(cats["household.children"].schema) == "items"
+    # At most 1000 readings: a group of fields each would be too many.
+    assert cats["health.observations"].schema["maxItems"] > MAX_GROUPS
+    assert layout_of(cats["health.observations"].schema) == "json"
+    assert layout_of({"type": "object", "properties": {"a": {"type": "string"}}}) == "json"
+
+
+def test_examples_are_valid() -> None:
+    for code, example in EXAMPLES.items():
+        validate_value(code, example)
+
+
+def test_readable_dates() -> None:
+    assert readable_date("1950-12-10") == "10 December 1950"
+    assert readable_date("2024-02-30") == "2024-02-30"  # not a date: shown as it is
+
+
+def test_optional_fields_left_empty_are_left_out() -> None:
+    schema = categories()["household.children"].schema
+    got = read_form(schema, {"f.3.given": "Sam", "f.3.date_of_birth": "2015-03-01",
+                             "f.3.school_urn": "  ", "f.7.given": "", "f.9.given": "Kit",
+                             "remove.9": "yes"})
+    assert got.value == [{"given": "Sam", "date_of_birth": "2015-03-01"}]
+    assert got.groups == (3,)
+
+
+_TEXT = st.text(st.characters(exclude_categories=("Cc", "Cs")), max_size=30)
+_WHOLE = re.compile(r"[+-]?[0-9]+")
+
+
+def values(schema: Mapping[str, Any]) -> st.SearchStrategy[Any]:
+    """Values of the shapes the catalog uses, as a form can carry them: text without
+    surrounding spaces and not empty (an empty field means "not given")."""
+    if "enum" in schema:
+        return st.sampled_from(list(schema["enum"]))
+    if "anyOf" in schema:
+        return st.one_of([values(s) for s in schema["anyOf"]]).filter(
+            lambda v: not (isinstance(v, str) and _WHOLE.fullmatch(v)))
+    kind = schema.get("type")
+    if kind == "string":
+        fmt = schema.get("format")
+        if fmt == "date":
+            return st.dates(min_value=date(1000, 1, 1)).map(date.isoformat)
+        if fmt == "date-time":
+            zones = st.sampled_from([UTC, timezone(timedelta(hours=-5, minutes=-30))])
+            return st.datetimes(timezones=zones).map(lambda d: d.isoformat("T", "seconds"))
+        if fmt == "email":
+            return st.from_regex(r"[a-z0-9.]{1,12}@[a-z]{1,10}\.(org|uk)", fullmatch=True)
+        if "pattern" in schema:
+            return st.from_regex(schema["pattern"], fullmatch=True).map(str.strip)
+        return _TEXT.map(str.strip).filter(bool)
+    if kind == "boolean":
+        return st.booleans()
+    if kind in ("integer", "number"):
+        return st.integers(schema.get("minimum", -(2**40)), schema.get("maximum", 2**40))
+    if kind == "array":
+        # An empty list of lines is an empty box: "not given" (a list of groups may be empty).
+        least = 1 if schema["items"].get("type") == "string" else 0
+        return st.lists(values(schema["items"]), min_size=max(least, schema.get("minItems", 0)),
+                        max_size=min(schema.get("maxItems", 4), 4))
+    assert kind == "object", schema
+    props, required = schema["properties"], set(schema.get("required", ()))
+    return st.fixed_dictionaries(
+        {p: values(s) for p, s in props.items() if p in required},
+        optional={p: values(s) for p, s in props.items() if p not in required})
+
+
+#: Shapes the catalog does not use yet, which the forms still handle.
+EXTRA_SCHEMAS: list[dict[str, Any]] = [
+    {"type": "object", "additionalProperties": False, "required": ["count"], "properties": {
+        "count": {"type": "integer", "minimum": -1000, "maximum": 1000},
+        "level": {"enum": [1, 2, 3]}, "agreed": {"type": "boolean"},
+        "reading": {"anyOf": [{"type": "integer"}, {"type": "string", "minLength": 1}]},
+        "tags": {"type": "array", "items": {"type": "string", "minLength": 1}},
+        "more": {"type": "object", "properties": {"x": {"type": "string"}}}}},
+    {"type": "array", "items": {"type": "string", "minLength": 1}, "maxItems": 4},
+    {"type": "array", "maxItems": 5, "items": {
+        "type": "object", "additionalProperties": False, "required": ["n"],
+        "properties": {"n": {"type": "integer"}, "on": {"type": "boolean"},
+                       "lines": {"type": "array", "items": {"type": "string"}}}}},
+]
+
+
+def valid(schema: Mapping[str, Any], code: str | None, value: Any) -> bool:
+    if code is not None:
+        try:
+            validate_value(code, value)
+        except InvalidValue:
+            return False
+        return True
+    return bool(Draft202012Validator(dict(schema)).is_valid(value))
+
+
+_SHAPES = [(code, cat.schema) for code, cat in sorted(categories().items())] + [
+    (None, s) for s in EXTRA_SCHEMAS]
+
+
+@pytest.mark.parametrize(("code", "schema"), _SHAPES,
+                         ids=[c or f"extra{i}" for i, (c, _) in enumerate(_SHAPES)])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.filter_too_much,
+                                                                   HealthCheck.too_slow])
+@given(data=st.data())
+def test_form_round_trip(code: str | None, schema: Mapping[str, Any], data: st.DataObject
+                         ) -> None:
+    value = data.draw(values(schema))
+    if not valid(schema, code, value):
+        reject()
+    fields = form_from_value(schema, value)
+    assert value_from_form(schema, fields) == value
+    if code is not None:  # and the form draws those fields without losing any
+        form = edit_form(categories()[code], fields)
+        drawn = {f.name: f.text for f in form.all_fields if f.text}
+        assert drawn == {k: v for k, v in fields.items() if v}
