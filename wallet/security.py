@@ -62,9 +62,9 @@ def check_csrf(
     allowed_origins: tuple[str, ...],
 ) -> None:
     """Refuse a state-changing request that did not come from the wallet's own page."""
-    # "null": what a browser sends for a same-site form post when referrers are withheld
-    # (older pages, privacy settings); the session-bound token below still decides.
-    if origin is not None and origin != "null" and origin not in allowed_origins:
+    # "null" (sandboxed frames, opaque origins) is another site too: the wallet's pages
+    # send Referrer-Policy same-origin, so browsers send our origin on our own posts.
+    if origin is not None and origin not in allowed_origins:
         raise CsrfRejected("this request came from another site, so it was refused")
     if not cookie_value or not sent or not hmac.compare_digest(
         csrf_token(secret, cookie_value), sent
