@@ -70,7 +70,9 @@ def install_wallet_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(NotSignedIn)
     async def _not_signed_in(request: Request, exc: NotSignedIn) -> Response:
         if wants_page(request) and request.method == "GET":
-            return RedirectResponse(f"/wallet/signin?next={quote(request.url.path)}", 303)
+            query = request.url.query
+            target = request.url.path + (f"?{query}" if query else "")
+            return RedirectResponse(f"/wallet/signin?next={quote(target)}", 303)
         return problem(401, str(exc), slug="not-signed-in")
 
     @app.exception_handler(TooManyAttempts)

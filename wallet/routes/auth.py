@@ -29,7 +29,8 @@ class Answer(BaseModel):
     model_config = ConfigDict(extra="forbid")
     credential: dict[str, Any]
     ceremony: str | None = Field(default=None, max_length=40)
-    fields: dict[str, str] = Field(default_factory=dict, max_length=20)
+    fields: dict[str, Annotated[str, Field(max_length=500)]] = Field(
+        default_factory=dict, max_length=20)
 
 
 class Fields(BaseModel):
