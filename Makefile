@@ -37,7 +37,7 @@ bench: $(DEV_STAMP)
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy ledger clients vault
+	$(BIN)/mypy ledger clients vault wallet
 
 fmt: $(DEV_STAMP)
 	$(BIN)/ruff check --fix .

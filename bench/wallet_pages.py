@@ -68,8 +68,9 @@ def _fill(ctx: VaultContext, citizen_id: str, device: SoftAuthenticator, *, gran
         service = services[i % len(services)]
         g = grants.request_grant(
             ctx, service_id=service, citizen_id=citizen_id, purpose="service_provision",
-            categories=["address.home"], derived=["age_over_18"], access=Access("periodic", max_reads=100_000),
-            duration=timedelta(days=60), data_life="P1D", justification="To serve you.")
+            categories=["address.home"], derived=["age_over_18"],
+            access=Access("periodic", max_reads=100_000), duration=timedelta(days=60),
+            data_life="P1D", justification="To serve you.")
         if i % 10 == 0:
             continue  # waiting for an answer
         grants.approve_grant(ctx, g.id, citizen_id=citizen_id,
