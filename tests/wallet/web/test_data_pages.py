@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import UTC, date, timedelta, timezone
 from html.parser import HTMLParser
 from pathlib import Path
@@ -35,12 +35,6 @@ from wallet.forms import (
 )
 
 SAVED = "/wallet/data?done=saved"
-
-
-@pytest.fixture
-def web(tmp_path: Path) -> Iterator[WebWallet]:
-    with open_wallet(tmp_path) as w:
-        yield w
 
 
 def history(web: WebWallet, b: Browser, code: str) -> list[tuple[int, Any, str]]:

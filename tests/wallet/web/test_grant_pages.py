@@ -8,10 +8,8 @@ from __future__ import annotations
 import base64
 import dataclasses
 import re
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from html.parser import HTMLParser
-from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -20,7 +18,7 @@ import orjson
 import pytest
 from sqlmodel import Session, col, select
 from support.vaultworld import JWK, World, ask
-from support.webwallet import ORIGIN, Browser, WebWallet, open_wallet
+from support.webwallet import ORIGIN, Browser, WebWallet
 
 from ledger.entry import Entry, parse_entry, utc_now
 from ledger.sqlstore import SqlLedger
@@ -42,12 +40,6 @@ NAME = "Roads team"
 DESCRIPTION = "Looks after the roads and parking"
 PRIVACY = "https://roads.example.gov/privacy"
 DPIA = "https://roads.example.gov/dpia"
-
-
-@pytest.fixture
-def web(tmp_path: Path) -> Iterator[WebWallet]:
-    with open_wallet(tmp_path) as w:
-        yield w
 
 
 # -- a little DOM, to read pages by their structure ------------------------------------

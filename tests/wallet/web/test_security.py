@@ -43,12 +43,6 @@ DPIA = "https://roads.example.gov/dpia"
 HTTPS = "https://vault.example.org"
 
 
-@pytest.fixture
-def web(tmp_path: Path) -> Iterator[WebWallet]:
-    with open_wallet(tmp_path) as w:
-        yield w
-
-
 # -- helpers ---------------------------------------------------------------------------
 
 

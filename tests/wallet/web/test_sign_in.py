@@ -4,8 +4,6 @@ reason and words; "next" only to wallet pages; and attempts limited per client."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlmodel import Session
-from support.webwallet import ORIGIN, Browser, WebWallet, open_wallet
+from support.webwallet import ORIGIN, Browser, WebWallet
 from webauthn import verify_authentication_response, verify_registration_response
 
 from ledger.entry import Entry, parse_entry
@@ -29,12 +27,6 @@ from wallet.passkeys.software import SoftAuthenticator, b64url, unb64url
 from wallet.security import AttemptLimiter
 
 PROBLEM = "application/problem+json"
-
-
-@pytest.fixture
-def web(tmp_path: Path) -> Iterator[WebWallet]:
-    with open_wallet(tmp_path) as w:
-        yield w
 
 
 # -- helpers ---------------------------------------------------------------------------
