@@ -7,7 +7,7 @@ This module is the composition root: the one place that wires the packages toget
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from functools import partial
@@ -26,6 +26,7 @@ from vault.logs import configure_logging, log_requests
 from vault.services.checkpoints import CheckpointPublisher
 from vault.services.context import VaultContext
 from vault.services.sweeper import Sweeper
+from vault.services.webhooks import WebhookDispatcher
 from vault.storage.database import make_engine
 from vault.storage.schema import migrate
 from wallet.passkeys import PasskeyApprovalVerifier, RelyingParty
@@ -36,6 +37,11 @@ __all__ = ["build_state", "create_app"]
 
 def _secret(value: object) -> str | None:
     return value.get_secret_value() if value is not None else None  # type: ignore[attr-defined]
+
+
+def _call_each(calls: list[Callable[[], None]]) -> None:
+    for call in calls:
+        call()
 
 
 def build_state(settings: Settings) -> AppState:
@@ -51,13 +57,19 @@ def build_state(settings: Settings) -> AppState:
                            production=settings.production)
     engine = make_engine(settings.database)
     migrate(engine)
+    app_secret = load_app_secret(settings.key_dir, secret=_secret(settings.app_secret),
+                                 production=settings.production)
     publisher = CheckpointPublisher(engine, signer, interval=settings.checkpoint_interval)
+    nudges: list[Callable[[], None]] = [publisher.nudge]
     ctx = VaultContext(
         engine=engine, keyring=keyring,
         approvals=PasskeyApprovalVerifier(RelyingParty.from_public_url(settings.base_url)),
-        after_commit=publisher.nudge)
+        after_commit=partial(_call_each, nudges))
+    webhooks = WebhookDispatcher(ctx, app_secret=app_secret)
+    nudges.append(webhooks.nudge)
     return AppState(settings, engine, signer, publisher, ctx,
-                    Sweeper(ctx, interval=settings.sweep_interval), metrics_registry(engine))
+                    Sweeper(ctx, interval=settings.sweep_interval), metrics_registry(engine),
+                    app_secret, webhooks)
 
 
 def _existing_or_default_origin(settings: Settings) -> str | None:
@@ -80,18 +92,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                       "grants": demo.grants})
         app.state.wallet = build_wallet(
             state.ctx, public_url=settings.base_url, signer=state.signer,
-            secret=load_app_secret(settings.key_dir, secret=_secret(settings.app_secret),
-                                   production=settings.production),
+            secret=state.app_secret,
             idle=timedelta(minutes=settings.session_idle_minutes),
             absolute=timedelta(hours=settings.session_max_hours),
             after_sign_up=(partial(welcome_demo_citizen, state.ctx) if settings.demo
                            else None))
         state.publisher.start()
         state.sweeper.start()
+        state.webhooks.start()
         app.state.vault = state
         try:
             yield
         finally:
+            state.webhooks.stop()
             state.sweeper.stop()
             state.publisher.stop()
             state.engine.dispose()

@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     #: The web app's secret (CSRF tokens, recovery-code hashes): base64, >= 32 bytes,
     #: shared by every worker. Without it, a key file under data_dir/keys.
     app_secret: SecretStr | None = None
+    #: The ES256 key(s) signing access tokens: a PEM (or a private JWK); a second one is
+    #: the retiring key. Without it, keys/token.key (created on first run, mode 0600).
+    token_signing_key: SecretStr | None = None
     #: Wallet sessions end after this long without a request, and after this long at all.
     session_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
     session_max_hours: int = Field(default=12, ge=1, le=24 * 30)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import time
 from pathlib import Path
 
 import pytest
+from standardwebhooks import Webhook
 from typer.testing import CliRunner
 
 from vault.cli import app
+from vault.crypto.webhook_signing import signature_headers, webhook_secret
 
 runner = CliRunner()
 
@@ -59,3 +63,27 @@ def test_service_citizen_and_keys_commands(tmp_path: Path) -> None:
 def test_bad_input_is_a_clear_error(tmp_path: Path, args: list[str], message: str) -> None:
     r = runner.invoke(app, [*args, "--data-dir", str(tmp_path)])
     assert r.exit_code == 2 and message in r.output
+
+
+def test_webhook_secret_and_delivery_log(tmp_path: Path) -> None:
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(json.dumps(JWK))
+    data = tmp_path / "data"
+    added = json.loads(run(
+        "service", "add", "--name", "Blue Badge team", "--jwks-file", str(jwks),
+        "--redirect-uri", "https://badges.example.gov/cb", "--purpose",
+        "eligibility_assessment", "--category", "address.home", "--webhook-url",
+        "https://badges.example.gov/hooks", "--json", data_dir=data))
+    secret = added["webhook_secret"]
+    assert secret.startswith("whsec_")
+    assert run("service", "webhook-secret", added["client_id"], data_dir=data).strip() == secret
+    # The printed secret verifies what the vault signs for this service.
+    app_key = (data / "keys" / "app.key").read_text().strip()
+    raw = webhook_secret(base64.b64decode(app_key), added["client_id"])
+    body = b'{"type":"grant.approved"}'
+    headers = signature_headers(raw, message_id="msg_1", timestamp=int(time.time()), body=body)
+    assert Webhook(secret).verify(body, headers) == {"type": "grant.approved"}
+    assert json.loads(run("service", "deliveries", added["client_id"], "--json",
+                          data_dir=data)) == []
+    gone = runner.invoke(app, ["service", "deliveries", "svc_nope", "--data-dir", str(data)])
+    assert gone.exit_code == 2 and "no service" in gone.output

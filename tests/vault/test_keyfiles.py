@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 import stat
+import threading
 from pathlib import Path
 
 import pytest
 
 from ledger.note import Signer
-from vault.crypto.keyfiles import load_ledger_signer
+from vault.crypto.keyfiles import load_app_secret, load_ledger_signer
 from vault.errors import ConfigError
 
 
@@ -52,3 +53,25 @@ def test_signer_repr_does_not_leak_the_seed() -> None:
     material = str(s).split("+", 4)[4]  # base64 may itself contain "+"
     assert len(material) == 44
     assert material not in repr(s) and "PRIVATE" not in repr(s)
+
+
+def test_app_secret_made_once_by_racing_workers(tmp_path: Path) -> None:
+    """Workers starting together all get the same secret, never a half-written file."""
+    got: list[bytes] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(8)
+
+    def worker() -> None:
+        start.wait()
+        try:
+            got.append(load_app_secret(tmp_path / "keys", secret=None, production=False))
+        except BaseException as exc:  # collected for the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and len(set(got)) == 1 and len(got[0]) == 32
+    assert list((tmp_path / "keys").iterdir()) == [tmp_path / "keys" / "app.key"]

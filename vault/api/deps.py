@@ -16,6 +16,7 @@ from vault.errors import NotAuthorized
 from vault.services.checkpoints import CheckpointPublisher
 from vault.services.context import VaultContext
 from vault.services.sweeper import Sweeper
+from vault.services.webhooks import WebhookDispatcher
 
 __all__ = ["AppState", "Auditor", "State", "get_state", "require_auditor"]
 
@@ -29,6 +30,9 @@ class AppState:
     ctx: VaultContext
     sweeper: Sweeper
     metrics: CollectorRegistry
+    #: The web app's secret (CSRF, recovery codes, webhook signing secrets).
+    app_secret: bytes
+    webhooks: WebhookDispatcher
 
 
 def get_state(request: Request) -> AppState:

@@ -10,11 +10,14 @@ from typing import Annotated
 
 import typer
 
+from vault.api.deps import AppState
 from vault.cli.common import Database, DataDir, Json, err, fail_cleanly, out, progress, settings
 from vault.config import Settings
+from vault.crypto.webhook_signing import printable, webhook_secret
 from vault.services import citizens, records, registry
-from vault.services.context import VaultContext
+from vault.services.context import VaultContext, reading
 from vault.services.keys import rotate_keys
+from vault.services.webhooks import delivery_log
 from vault.storage.database import make_engine
 from vault.storage.schema import current_revision, migrate
 
@@ -25,15 +28,21 @@ db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
 
 
 @contextmanager
-def vault_context(cfg: Settings) -> Iterator[VaultContext]:
+def vault_state(cfg: Settings) -> Iterator[AppState]:
     from vault.app import build_state
 
     with fail_cleanly():
         state = build_state(cfg)
         try:
-            yield state.ctx
+            yield state
         finally:
             state.engine.dispose()
+
+
+@contextmanager
+def vault_context(cfg: Settings) -> Iterator[VaultContext]:
+    with vault_state(cfg) as state:
+        yield state.ctx
 
 
 def _secret(cfg: Settings) -> str | None:
@@ -69,17 +78,20 @@ def service_add(
         err.print("[red]error:[/] the JWKS file must hold exactly one public key")
         raise typer.Exit(2)
     cfg = settings(database_url=database, data_dir=data_dir)
-    with vault_context(cfg) as ctx:
-        client_id = registry.register_service(ctx, registry.Registration(
+    with vault_state(cfg) as state:
+        client_id = registry.register_service(state.ctx, registry.Registration(
             name=name, description=description or name, purposes=purpose,
             categories=category, derived=derived or (), jwk=keys[0],
             redirect_uris=redirect_uri, max_days=max_days, webhook_url=webhook_url,
             privacy_notice_url=privacy_notice_url or f"{cfg.base_url}/privacy",
             dpia_url=dpia_url))
+        secret = printable(webhook_secret(state.app_secret, client_id)) if webhook_url else None
     if as_json:
-        out.print_json(json.dumps({"client_id": client_id}))
-    else:
-        out.print(client_id)
+        out.print_json(json.dumps({"client_id": client_id, "webhook_secret": secret}))
+        return
+    out.print(client_id)
+    if secret:
+        out.print(f"webhook secret (give it to the service; it verifies deliveries): {secret}")
 
 
 @service_app.command("list")
@@ -98,6 +110,37 @@ def service_list(database: Database = None, data_dir: DataDir = None,
         status = "active" if d["active"] else "[red]suspended[/]"
         out.print(f"{d['client_id']}  {d['name']}  ({status})  purposes: "
                   f"{', '.join(d['purposes'])}")  # type: ignore[arg-type]
+
+
+@service_app.command("webhook-secret")
+def service_webhook_secret(client_id: str, database: Database = None,
+                           data_dir: DataDir = None) -> None:
+    """The secret a service checks webhook signatures with (Standard Webhooks)."""
+    with vault_state(settings(database_url=database, data_dir=data_dir)) as state:
+        with reading(state.ctx) as session:
+            registry.get_service(session, client_id)  # NotFound for a mistyped id
+        out.print(printable(webhook_secret(state.app_secret, client_id)))
+
+
+@service_app.command("deliveries")
+def service_deliveries(client_id: str, database: Database = None, data_dir: DataDir = None,
+                       limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+                       as_json: Json = False) -> None:
+    """The service's latest webhook delivery attempts, newest first."""
+    cfg = settings(database_url=database, data_dir=data_dir)
+    with vault_context(cfg) as ctx, reading(ctx) as session:
+        registry.get_service(session, client_id)
+        docs = [{"message_id": r.message_id, "attempt": r.attempt, "at": r.at.isoformat(),
+                 "status": r.status, "error": r.error, "ms": r.ms}
+                for r in delivery_log(session, client_id, limit=limit)]
+    if as_json:
+        out.print_json(json.dumps(docs))
+        return
+    if not docs:
+        out.print("no deliveries yet")
+    for d in docs:
+        outcome = d["status"] if d["error"] is None else f"[red]{d['error']}[/]"
+        out.print(f"{d['at']}  {d['message_id']}  attempt {d['attempt']}  {outcome}")
 
 
 @service_app.command("suspend")

@@ -138,7 +138,23 @@ def load_app_secret(key_dir: Path, *, secret: str | None, production: bool) -> b
     if production:
         raise ConfigError(f"no app secret: set VAULT_APP_SECRET or create {path} "
                           "(32 random bytes, base64)")
-    key = secrets.token_bytes(32)
-    with contextlib.suppress(FileExistsError):  # another worker made it first: use theirs
-        write_secret_file(path, base64.b64encode(key).decode())
+    _create_once(path, base64.b64encode(secrets.token_bytes(32)).decode())
     return _decode_secret(read_secret_file(path), str(path))
+
+
+def _create_once(path: Path, content: str) -> None:
+    """Create `path` whole or not at all: written under a temporary name, then linked
+    into place, which fails if another worker got there first (then theirs is used).
+    A plain O_EXCL create would let that worker read the file before it is written."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(content + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp_name, path)
+    finally:
+        os.unlink(tmp_name)
+    _fsync_dir(path.parent)

@@ -10,6 +10,7 @@ from sqlmodel import Session, col, select
 from vault.crypto import envelope
 from vault.errors import NotFound
 from vault.services.context import VaultContext, Work, new_id, unit_of_work
+from vault.services.webhooks import enqueue
 from vault.storage.database import flush_deleted
 from vault.storage.tables import CitizenRow, GrantRow
 
@@ -74,6 +75,10 @@ def erase_citizen(ctx: VaultContext, citizen_id: str) -> int:
         ]
         items.append(("citizen.erased", {"subject": citizen.subject}))
         appended = work.ledger.append_many(items)
+        for (kind, body), entry in zip(items[:-1], appended, strict=False):
+            enqueue(work, service_id=body["service_id"], event=kind, data={
+                "grant_id": body["grant_id"], "state": kind.removeprefix("grant."),
+                "ledger_index": entry.seq, "reason": "citizen_erased"})
         # Foreign keys cascade to records and grants; one statement, whatever the count.
         work.session.execute(delete(CitizenRow).where(col(CitizenRow.id) == citizen_id))
     flush_deleted(ctx.engine)

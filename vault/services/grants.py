@@ -31,6 +31,7 @@ from vault.services.approvals import ApprovalProof, action_challenge
 from vault.services.citizens import get_citizen
 from vault.services.context import VaultContext, Work, new_id, reading, unit_of_work
 from vault.services.registry import get_service, service_profile
+from vault.services.webhooks import enqueue
 from vault.storage.tables import GrantEventRow, GrantRow
 
 __all__ = [
@@ -138,6 +139,8 @@ def transition(
         "grant_id": row.id, "service_id": row.service_id, "subject": citizen.subject,
         **extra})
     row.last_seq = entry.seq
+    enqueue(work, service_id=row.service_id, event=kind,
+            data={"grant_id": row.id, "state": state.value, "ledger_index": entry.seq})
     work.session.add(row)
     work.session.add(GrantEventRow(seq=entry.seq, grant_id=row.id, kind=kind, at=work.now))
     return state

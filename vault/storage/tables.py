@@ -32,11 +32,14 @@ __all__ = [
     "CitizenRow",
     "GrantEventRow",
     "GrantRow",
+    "OAuthJtiRow",
     "PasskeyRow",
     "RecordRow",
     "RecoveryCodeRow",
     "ServiceRow",
     "WalletSessionRow",
+    "WebhookDeliveryRow",
+    "WebhookMessageRow",
     "metadata",
 ]
 
@@ -203,6 +206,47 @@ class WalletSessionRow(SQLModel, table=True):
     seen_at: datetime = _utc()
 
 
+class WebhookMessageRow(SQLModel, table=True):
+    """A webhook in the outbox: written with the change it reports, sent after commit."""
+
+    __tablename__ = "webhook_messages"
+    __table_args__ = (Index("ix_webhook_messages_due", "delivered_at", "failed_at",
+                            "next_attempt_at"),)
+
+    #: The Standard Webhooks `webhook-id` (the same on every retry).
+    id: str = Field(primary_key=True, max_length=40)
+    service_id: str = Field(sa_column=Column(
+        String(40), ForeignKey("services.id"), nullable=False, index=True))
+    event: str = Field(max_length=32)
+    #: The exact JSON body that is signed and sent (ids and states, no personal data).
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = _utc()
+    attempts: int = 0
+    next_attempt_at: datetime = _utc()
+    delivered_at: datetime | None = _utc(nullable=True)
+    #: Given up: retries exhausted, or the service answered 410 Gone.
+    failed_at: datetime | None = _utc(nullable=True)
+    last_status: int | None = None
+    last_error: str | None = Field(default=None, max_length=300)
+
+
+class WebhookDeliveryRow(SQLModel, table=True):
+    """One delivery attempt: the per-service delivery log."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: str = Field(sa_column=Column(
+        String(40), ForeignKey("webhook_messages.id", ondelete="CASCADE"), nullable=False,
+        index=True))
+    service_id: str = Field(max_length=40, index=True)
+    attempt: int
+    at: datetime = _utc()
+    status: int | None = None
+    error: str | None = Field(default=None, max_length=300)
+    ms: int
+
+
 class CeremonyRow(SQLModel, table=True):
     """A pending WebAuthn challenge: single use, short-lived, shared by all workers.
 
@@ -216,4 +260,18 @@ class CeremonyRow(SQLModel, table=True):
     challenge: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     purpose: str = Field(max_length=16)
     citizen_id: str | None = Field(default=None, max_length=40)
+    expires_at: datetime = _utc(index=True)
+
+
+class OAuthJtiRow(SQLModel, table=True):
+    """A client assertion's `jti` already used (RFC 7523 §3 item 7), kept until it expires.
+
+    `expires_at` is the assertion's `exp` plus the clock leeway: until then a replay
+    would still pass the expiry check, so the row must still be here to refuse it.
+    """
+
+    __tablename__ = "oauth_jti"
+
+    client_id: str = Field(primary_key=True, max_length=40)
+    jti: str = Field(primary_key=True, max_length=200)
     expires_at: datetime = _utc(index=True)

@@ -1,0 +1,167 @@
+"""Errors raised by `vault.oauth`, one per OAuth error code.
+
+VaultError (vault.errors)
+└── OAuthError                        base; `error` is the code, `description` the detail
+    ├── InvalidRequestError           invalid_request            RFC 6749 §5.2
+    ├── InvalidClientError            invalid_client             RFC 6749 §5.2
+    ├── InvalidGrantError             invalid_grant              RFC 6749 §5.2
+    ├── UnauthorizedClientError       unauthorized_client        RFC 6749 §5.2
+    ├── UnsupportedGrantTypeError     unsupported_grant_type     RFC 6749 §5.2
+    ├── InvalidScopeError             invalid_scope              RFC 6749 §5.2
+    ├── AccessDeniedError             access_denied              RFC 6749 §4.1.2.1
+    ├── UnsupportedResponseTypeError  unsupported_response_type  RFC 6749 §4.1.2.1
+    ├── ServerError                   server_error               RFC 6749 §4.1.2.1
+    ├── TemporarilyUnavailableError   temporarily_unavailable    RFC 6749 §4.1.2.1
+    ├── InvalidTokenError             invalid_token              RFC 6750 §3.1
+    ├── InsufficientScopeError        insufficient_scope         RFC 6750 §3.1
+    ├── InvalidAuthorizationDetailsError  invalid_authorization_details  RFC 9396 §5
+    ├── InvalidRequestUriError        invalid_request_uri        RFC 9126 §2.2 / OIDC Core
+    ├── AuthorizationPendingError     authorization_pending      CIBA §11
+    ├── SlowDownError                 slow_down                  CIBA §11
+    └── ExpiredTokenError             expired_token              CIBA §11
+
+The names follow oauthlib's (`...Error`), which also keeps them apart from
+`vault.errors.InvalidRequest` and `vault.domain.errors.AccessDenied`. None of them knows
+about HTTP: `vault/api/errors.py` maps `error` to a status (400; 401 for invalid_client
+and invalid_token; 403 for insufficient_scope) and the RFC 6749 §5.2 JSON body
+`{"error": ..., "error_description": ...}`.
+
+Descriptions are short, plain English and safe to send to the client: they never
+quote a token, a key or a claim value, only which rule failed.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from vault.errors import VaultError
+
+__all__ = [
+    "ERRORS_BY_CODE",
+    "AccessDeniedError",
+    "AuthorizationPendingError",
+    "ExpiredTokenError",
+    "InsufficientScopeError",
+    "InvalidAuthorizationDetailsError",
+    "InvalidClientError",
+    "InvalidGrantError",
+    "InvalidRequestError",
+    "InvalidRequestUriError",
+    "InvalidScopeError",
+    "InvalidTokenError",
+    "OAuthError",
+    "ServerError",
+    "SlowDownError",
+    "TemporarilyUnavailableError",
+    "UnauthorizedClientError",
+    "UnsupportedGrantTypeError",
+    "UnsupportedResponseTypeError",
+]
+
+
+class OAuthError(VaultError):
+    """Base of every OAuth error; `error` is the registered error code."""
+
+    error: ClassVar[str] = "invalid_request"
+
+    def __init__(self, description: str) -> None:
+        super().__init__(description)
+        self.description = description
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.description!r})"
+
+
+class InvalidRequestError(OAuthError):
+    """A parameter is missing, repeated, malformed or unsupported."""
+
+    error = "invalid_request"
+
+
+class InvalidClientError(OAuthError):
+    """Client authentication failed (unknown client, bad or replayed assertion)."""
+
+    error = "invalid_client"
+
+
+class InvalidGrantError(OAuthError):
+    """The code, refresh token or grant is invalid, expired, revoked or not this client's."""
+
+    error = "invalid_grant"
+
+
+class UnauthorizedClientError(OAuthError):
+    """The client may not use this grant type."""
+
+    error = "unauthorized_client"
+
+
+class UnsupportedGrantTypeError(OAuthError):
+    error = "unsupported_grant_type"
+
+
+class InvalidScopeError(OAuthError):
+    error = "invalid_scope"
+
+
+class AccessDeniedError(OAuthError):
+    """The citizen (or the vault's policy) said no."""
+
+    error = "access_denied"
+
+
+class UnsupportedResponseTypeError(OAuthError):
+    error = "unsupported_response_type"
+
+
+class ServerError(OAuthError):
+    error = "server_error"
+
+
+class TemporarilyUnavailableError(OAuthError):
+    error = "temporarily_unavailable"
+
+
+class InvalidTokenError(OAuthError):
+    """The access token is malformed, forged, expired or not for this resource."""
+
+    error = "invalid_token"
+
+
+class InsufficientScopeError(OAuthError):
+    error = "insufficient_scope"
+
+
+class InvalidAuthorizationDetailsError(OAuthError):
+    error = "invalid_authorization_details"
+
+
+class InvalidRequestUriError(OAuthError):
+    error = "invalid_request_uri"
+
+
+class AuthorizationPendingError(OAuthError):
+    error = "authorization_pending"
+
+
+class SlowDownError(OAuthError):
+    error = "slow_down"
+
+
+class ExpiredTokenError(OAuthError):
+    """CIBA: the auth_req_id has expired (not an expired access token: that is invalid_token)."""
+
+    error = "expired_token"
+
+
+#: Each error code and the exception class that carries it.
+ERRORS_BY_CODE: dict[str, type[OAuthError]] = {
+    cls.error: cls
+    for cls in (
+        InvalidRequestError, InvalidClientError, InvalidGrantError, UnauthorizedClientError,
+        UnsupportedGrantTypeError, InvalidScopeError, AccessDeniedError,
+        UnsupportedResponseTypeError, ServerError, TemporarilyUnavailableError,
+        InvalidTokenError, InsufficientScopeError, InvalidAuthorizationDetailsError,
+        InvalidRequestUriError, AuthorizationPendingError, SlowDownError, ExpiredTokenError,
+    )
+}
