@@ -23,7 +23,7 @@ from bench.ledger_append import bench_batched_appends, bench_single_appends
 from bench.ledger_proofs import bench_proofs
 from bench.ledger_verify import bench_audit, bench_proof_checks
 from bench.report import Failure, Result, print_table, write_json
-from bench.vault_access import bench_erasure, bench_reads
+from bench.vault_access import bench_erasure, bench_group_commit, bench_reads
 from bench.vault_crypto import bench_envelope
 from bench.wallet_pages import bench_dashboard, bench_passkey_verify
 from bench.workload import BigLedger, build_big_ledger, progress
@@ -91,6 +91,9 @@ def run_all(scale: Scale, workdir: Path) -> tuple[list[Result], list[Failure]]:
          lambda: bench_envelope(n=s.envelope, repeats=s.envelope_repeats), results, failures)
     _run("reads under a grant",
          lambda: bench_reads(workdir, n=s.reads, repeats=s.vault_repeats), results, failures)
+    _run("reads under a grant, 32 threads",
+         lambda: bench_group_commit(workdir, n=s.reads, repeats=s.vault_repeats),
+         results, failures)
     _run("erasure",
          lambda: bench_erasure(workdir, records_per_citizen=s.erase_records,
                                repeats=s.vault_repeats), results, failures)

@@ -39,8 +39,9 @@ _JWK = {"kty": "EC", "crv": "P-256", "x": "axfR8uEsQkf4vOblY6RA8ncDfYEt6zOg9KE5R
 
 
 def _csrf(client: TestClient) -> str:
-    text = client.get("/wallet/signup").text
-    return text.split('name="csrf-token" content="', 1)[1].split('"', 1)[0]
+    text: str = client.get("/wallet/signup").text
+    token: str = text.split('name="csrf-token" content="', 1)[1].split('"', 1)[0]
+    return token
 
 
 def _sign_up(client: TestClient, device: SoftAuthenticator) -> None:

@@ -63,6 +63,10 @@ def erase_citizen(ctx: VaultContext, citizen_id: str) -> int:
     """
     with unit_of_work(ctx) as work:
         citizen = get_citizen(work.session, citizen_id)
+        # Lock every grant of the citizen before the ledger head (as reads and transitions
+        # do: grant, then head), so an erasure and a read cannot deadlock on PostgreSQL.
+        work.session.execute(select(GrantRow.id).where(GrantRow.citizen_id == citizen_id)
+                             .order_by(GrantRow.id).with_for_update()).all()
         live = work.session.execute(
             select(GrantRow.id, col(GrantRow.state), col(GrantRow.service_id))
             .where(GrantRow.citizen_id == citizen_id, col(GrantRow.state).in_(_LIVE))

@@ -1,0 +1,360 @@
+"""Group commit: concurrent reads under grants share one transaction and one fsync.
+
+Every read logs a `data.accessed` entry that must commit before the read returns, so one
+read per transaction caps throughput at the disk's commit rate (SQLite with
+`synchronous=FULL`: one fsync per read). A `GroupCommitReader` takes reads from request
+threads and asyncio tasks. One writer thread takes the reads that are waiting (at most
+`max_batch`), runs each with `read_in` inside one `unit_of_work`, and gives each caller
+its own Release or error only after COMMIT.
+
+Isolation inside a batch: each read runs in a SAVEPOINT. A refused read (AccessDenied,
+NotFound) or one that fails unexpectedly is rolled back to its savepoint, taking its read
+count, ledger entry and accesses row with it, and the others go on. SqlLedger keeps no
+state between appends (each one starts by locking and reading the head row), so the next
+append continues from the restored head. If a failure leaves the transaction itself
+unusable (a failed ORM flush, a lost connection), the transaction is rolled back and the
+batch runs again without that read. Nothing has been returned yet, so every answer still
+comes from the one transaction that commits. If BEGIN or COMMIT fails, every read in the
+batch gets that error. So does every read if `ctx.after_commit` fails, as with
+`read_under_grant`: the accesses are then logged but nothing is released, which is the
+safe way to be wrong.
+
+Ordering: a read is queued before its batch's transaction begins, and `read_in` locks
+the grant row inside that transaction. So a revocation (a pause, a suspension...) that
+committed before a read was asked for is always seen by that read. The batch first locks
+all of its grant rows in id order, before any ledger append. Without that, on PostgreSQL
+a batch that holds the ledger head while waiting for grant B would deadlock with a
+revocation of B that is waiting for the head.
+
+VaultError (vault.errors)
+├── Overloaded      too many reads are already waiting; nothing was read (retry shortly)
+└── ReaderStopped   the reader is not running (not started, stopping or stopped);
+                    nothing was read
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager
+from dataclasses import dataclass
+from types import TracebackType
+
+from sqlalchemy import bindparam
+from sqlmodel import col, select
+
+from vault.errors import VaultError
+from vault.services.access import Release, read_in
+from vault.services.context import VaultContext, Work, unit_of_work
+from vault.storage.tables import GrantRow
+
+__all__ = ["BatchStats", "GroupCommitReader", "Overloaded", "ReaderStopped"]
+
+log = logging.getLogger(__name__)
+
+
+class Overloaded(VaultError):
+    """Too many reads are already waiting to be committed. Nothing was read or logged,
+    so the caller may retry shortly (HTTP 503 with Retry-After)."""
+
+
+class ReaderStopped(VaultError):
+    """The group-commit reader is not running (not started yet, stopping or stopped).
+    Nothing was read or logged."""
+
+
+@dataclass(frozen=True, slots=True)
+class BatchStats:
+    """Counters since start: committed batches, the reads they held, the largest one."""
+
+    batches: int
+    reads: int
+    largest: int
+
+    @property
+    def mean(self) -> float:
+        return self.reads / self.batches if self.batches else 0.0
+
+
+@dataclass(slots=True)
+class _Pending:
+    service_id: str
+    grant_id: str
+    queued_at: float  # time.monotonic()
+    future: Future[Release]
+
+
+class _Broken(Exception):
+    """A read left the batch's transaction unusable; `cause` is the read's own error."""
+
+    def __init__(self, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+class _Retry(Exception):
+    """Internal: leave the unit of work (rolling it back), then retry without read `index`."""
+
+    def __init__(self, index: int, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.index = index
+        self.cause = cause
+
+
+class GroupCommitReader:
+    """Reads under grants, many to a transaction. Thread-safe; `start()` before use.
+
+    `read` blocks the calling thread and `aread` awaits without blocking the event
+    loop. Both return only once the read's `data.accessed` entry has committed, or raise
+    the read's own error (AccessDenied, NotFound, ...), the batch's error if BEGIN or
+    COMMIT failed, Overloaded when `max_pending` reads are already waiting, or
+    ReaderStopped.
+
+    A batch holds at most `max_batch` reads; beyond `max_pending` waiting reads, new
+    ones are refused (backpressure, not an unbounded queue). The writer runs a batch as
+    soon as there are reads to run, or waits up to `max_wait` seconds after the oldest
+    waiting read arrived, for others to join it. Reads that queued while the previous
+    batch was committing are already older than that, so under load nothing waits.
+
+    The default `max_wait` is 0. The measurements on SQLite (2 cores): with 32 threads,
+    0, 0.5 and 2 ms gave the same throughput within noise, because the writer is
+    CPU-bound and batches form by themselves (about half of the callers in each). A read
+    made alone took 2.9 ms at 0 and 5.7 ms at 2 ms.
+    """
+
+    def __init__(self, ctx: VaultContext, *, max_batch: int = 64, max_wait: float = 0.0,
+                 max_pending: int = 512, name: str = "group-commit-reader") -> None:
+        if max_batch < 1 or max_pending < 1 or max_wait < 0:
+            raise ValueError("max_batch and max_pending must be >= 1 and max_wait >= 0")
+        self._ctx = ctx
+        self._max_batch = max_batch
+        self._max_wait = max_wait
+        self._max_pending = max_pending
+        self._name = name
+        self._queue: deque[_Pending] = deque()
+        self._cond = threading.Condition(threading.Lock())
+        self._running = False
+        self._thread: threading.Thread | None = None
+        self._batches = self._reads = self._largest = 0
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        with self._cond:
+            if self._thread is not None:
+                raise RuntimeError("a GroupCommitReader can be started only once")
+            self._running = True
+            self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+            self._thread.start()
+
+    def stop(self, *, drain: bool = True) -> None:
+        """Stop taking reads (new ones get ReaderStopped), then end the writer thread.
+
+        With `drain` the reads already queued still run and commit. Without it they fail
+        with ReaderStopped and are never run. In both cases a batch that has already
+        started finishes. Returns once the writer thread has exited. Safe to call more
+        than once.
+        """
+        with self._cond:
+            self._running = False
+            dropped = [] if drain else list(self._queue)
+            if not drain:
+                self._queue.clear()
+            self._cond.notify_all()
+            thread = self._thread
+        for p in dropped:
+            if p.future.set_running_or_notify_cancel():
+                p.future.set_exception(ReaderStopped("the vault is shutting down; "
+                                                     "the read was not made"))
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+
+    def __enter__(self) -> GroupCommitReader:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    def stats(self) -> BatchStats:
+        with self._cond:
+            return BatchStats(self._batches, self._reads, self._largest)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def read(self, *, service_id: str, grant_id: str) -> Release:
+        """Like `read_under_grant`, sharing its transaction with concurrent reads."""
+        return self.submit(service_id=service_id, grant_id=grant_id).result()
+
+    async def aread(self, *, service_id: str, grant_id: str) -> Release:
+        """`read` for asyncio. If the task is cancelled before the writer takes the read,
+        the read is never run. After that it commits whatever happens to the task."""
+        return await asyncio.wrap_future(self.submit(service_id=service_id,
+                                                     grant_id=grant_id))
+
+    def submit(self, *, service_id: str, grant_id: str) -> Future[Release]:
+        """Queue a read; the future resolves after its batch commits (or fails)."""
+        future: Future[Release] = Future()
+        with self._cond:
+            if not self._running:
+                raise ReaderStopped("the vault is not taking reads now (shutting down)")
+            if len(self._queue) >= self._max_pending:
+                raise Overloaded(f"{self._max_pending} reads are already waiting; "
+                                 "try again shortly")
+            self._queue.append(_Pending(service_id, grant_id, time.monotonic(), future))
+            # Wake the writer only when it may be waiting for this: the first read, or
+            # a full batch while it waits for company.
+            if len(self._queue) == 1 or len(self._queue) == self._max_batch:
+                self._cond.notify()
+        return future
+
+    # -- the writer ------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        batch: list[_Pending] | None = []
+        try:
+            while (batch := self._next_batch()) is not None:
+                self._commit(batch)
+        finally:
+            # Only an error that is not an Exception gets here with reads unanswered:
+            # never leave a caller waiting for a writer that has gone.
+            with self._cond:
+                self._running = False
+                left = [*(batch or ()), *self._queue]
+                self._queue.clear()
+            for p in left:
+                if not p.future.done():
+                    p.future.set_exception(ReaderStopped("the read was not made: the "
+                                                         "vault's writer stopped"))
+
+    def _next_batch(self) -> list[_Pending] | None:
+        """The next reads to run (maybe none, if all were cancelled); None once stopped
+        and the queue is empty."""
+        with self._cond:
+            while not self._queue:
+                if not self._running:
+                    return None
+                self._cond.wait()
+            if self._max_wait > 0:
+                deadline = self._queue[0].queued_at + self._max_wait
+                while self._running and len(self._queue) < self._max_batch:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._cond.wait(left)
+            taken = [self._queue.popleft()
+                     for _ in range(min(self._max_batch, len(self._queue)))]
+        # A read whose caller gave up (a cancelled asyncio task) before this is never run.
+        return [p for p in taken if p.future.set_running_or_notify_cancel()]
+
+    def _commit(self, batch: list[_Pending]) -> None:
+        todo = batch
+        while todo:
+            try:
+                outcomes = self._attempt(todo)
+            except _Retry as retry:
+                log.warning("a read broke its group commit and was dropped; rerunning the "
+                            "other %d: %s", len(todo) - 1, retry.cause)
+                todo[retry.index].future.set_exception(retry.cause)
+                todo = todo[:retry.index] + todo[retry.index + 1:]
+                continue
+            except Exception as exc:  # BEGIN, the grant locks or COMMIT: nothing committed
+                log.warning("a group commit of %d reads failed: %s", len(todo), exc)
+                for p in todo:
+                    p.future.set_exception(exc)
+                return
+            with self._cond:
+                self._batches += 1
+                self._reads += len(todo)
+                self._largest = max(self._largest, len(todo))
+            for p, outcome in zip(todo, outcomes, strict=True):
+                if isinstance(outcome, Exception):
+                    p.future.set_exception(outcome)
+                else:
+                    p.future.set_result(outcome)
+            return
+
+    def _attempt(self, todo: list[_Pending]) -> list[Release | Exception]:
+        """Run the reads in one transaction; their outcomes once it has committed."""
+        ctx = self._ctx
+        outcomes: list[Release | Exception] = []
+        with unit_of_work(ctx) as work:
+            _lock_grants(work, {p.grant_id for p in todo})
+            for i, p in enumerate(todo):
+                try:
+                    with _savepoint(work):
+                        outcomes.append(read_in(ctx, work, service_id=p.service_id,
+                                                grant_id=p.grant_id))
+                except _Broken as broken:
+                    raise _Retry(i, broken.cause) from broken.cause
+                except Exception as exc:  # the read's own error, rolled back to its savepoint
+                    outcomes.append(exc)
+        return outcomes
+
+
+_LOCK_GRANTS = (
+    select(GrantRow.id).where(col(GrantRow.id).in_(bindparam("ids", expanding=True)))
+    .order_by(col(GrantRow.id)).with_for_update()
+)
+
+
+def _lock_grants(work: Work, grant_ids: set[str]) -> None:
+    """Lock the batch's grant rows in one order before any ledger append.
+
+    Every other transaction that appends locks its grant first and the ledger head
+    second. If the batch locked grant B only after its first append, it would hold the
+    head while waiting for B, and a revocation of B would hold B while waiting for the
+    head: a deadlock on PostgreSQL. SQLite has no row locks (BEGIN IMMEDIATE took the
+    one write lock), so nothing is done there.
+    """
+    conn = work.session.connection()
+    if conn.dialect.name != "sqlite":
+        conn.execute(_LOCK_GRANTS, {"ids": sorted(grant_ids)})
+
+
+_SAVEPOINT = "vault_group_read"
+
+
+@contextmanager
+def _savepoint(work: Work) -> Iterator[None]:
+    """One read's SAVEPOINT. Its failure undoes only its own writes.
+
+    This is plain SQL on the DBAPI cursor, not `Session.begin_nested()`. The batch is
+    bound by one thread's CPU (the GIL), and begin_nested cost about 30% of a read (it
+    was measured). The ORM state is kept right by hand: the read's ORM changes (an
+    exhausted grant) are flushed inside its savepoint, and after a rollback the identity
+    map, which may hold undone state, is emptied. A failure that the savepoint cannot
+    contain (the ORM rolled back the whole transaction after a failed flush, or the
+    connection broke) raises _Broken.
+    """
+    session = work.session
+    cur = session.connection().connection.cursor()
+    try:
+        cur.execute(f"SAVEPOINT {_SAVEPOINT}")
+        try:
+            yield
+            if session.new or session.dirty or session.deleted:
+                session.flush()
+        except Exception as exc:
+            try:
+                cur.execute(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
+                cur.execute(f"RELEASE SAVEPOINT {_SAVEPOINT}")
+            except Exception:
+                raise _Broken(exc) from exc
+            if not session.is_active:
+                raise _Broken(exc) from exc
+            session.expunge_all()
+            raise
+        cur.execute(f"RELEASE SAVEPOINT {_SAVEPOINT}")
+    finally:
+        cur.close()
