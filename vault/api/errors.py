@@ -17,6 +17,8 @@ from ledger.errors import LedgerError, RangeError
 from vault.crypto.errors import CryptoError
 from vault.domain.errors import AccessDenied, DomainError, IllegalTransition
 from vault.errors import ConfigError, InvalidRequest, NotAuthorized, NotFound
+from vault.oauth.errors import OAuthError
+from vault.services.group_commit import Overloaded, ReaderStopped
 
 __all__ = [
     "PROBLEM_JSON",
@@ -25,6 +27,7 @@ __all__ = [
     "ProblemRule",
     "install_error_handlers",
     "map_errors",
+    "oauth_error",
     "problem",
 ]
 
@@ -97,9 +100,27 @@ RULES: dict[type[Exception], ProblemRule] = {
     CryptoError: ProblemRule(500, None, "stored data failed its integrity check; "
                                         "the operator has been told"),
     ConfigError: ProblemRule(503, "misconfigured", "the vault is not configured correctly"),
+    Overloaded: ProblemRule(503, "overloaded", headers={"Retry-After": "1"}),
+    ReaderStopped: ProblemRule(503, "shutting-down", headers={"Retry-After": "1"}),
     LedgerError: ProblemRule(503, "ledger-unavailable",
                              "the ledger is unavailable; try again later"),
 }
+
+
+#: RFC 6749 §5.2 / RFC 6750 §3.1: 400 unless the code says otherwise.
+_OAUTH_STATUS = {"invalid_client": 401, "invalid_token": 401, "insufficient_scope": 403,
+                 "server_error": 500, "temporarily_unavailable": 503}
+
+
+def oauth_error(exc: OAuthError) -> JSONResponse:
+    """An OAuth error as its RFC 6749 JSON: never cached, with the bearer challenge on
+    a bad token (RFC 6750 §3)."""
+    status = _OAUTH_STATUS.get(exc.error, 400)
+    headers = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+    if exc.error in ("invalid_token", "insufficient_scope"):
+        headers["WWW-Authenticate"] = f'Bearer error="{exc.error}"'
+    return JSONResponse({"error": exc.error, "error_description": exc.description},
+                        status_code=status, headers=headers)
 
 
 def _handler(rule: ProblemRule) -> Callable[[Request, Exception], Awaitable[Response]]:
@@ -137,6 +158,10 @@ def install_error_handlers(app: FastAPI) -> None:
             exc.status_code, str(exc.detail), headers=exc.headers)
 
     map_errors(app, RULES)
+
+    @app.exception_handler(OAuthError)
+    async def _oauth(_: Request, exc: OAuthError) -> Response:
+        return oauth_error(exc)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
