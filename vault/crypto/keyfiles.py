@@ -5,10 +5,12 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import fcntl
 import os
 import secrets
 import stat
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from ledger.errors import KeyFormatError
@@ -16,6 +18,7 @@ from ledger.note import Signer
 from vault.errors import ConfigError
 
 __all__ = [
+    "key_dir_lock",
     "load_app_secret",
     "load_ledger_signer",
     "read_secret_file",
@@ -70,6 +73,19 @@ def _fsync_dir(directory: Path) -> None:
         os.fsync(dfd)
     finally:
         os.close(dfd)
+
+
+@contextlib.contextmanager
+def key_dir_lock(key_dir: Path, lock_name: str) -> Iterator[None]:
+    """Hold an exclusive lock in the key directory: serialises creating and rotating one
+    kind of key across processes (closing the file releases it, even on a crash)."""
+    key_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(key_dir / lock_name, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def read_secret_file(path: Path) -> str:

@@ -21,10 +21,8 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import fcntl
 import hashlib
 import json
-import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +30,7 @@ from typing import Any, Literal
 
 from vault.crypto.envelope import KEY_SIZE, data_key_ad, new_key, open_sealed, seal
 from vault.crypto.errors import CryptoError, DecryptionFailed, UnknownKek
-from vault.crypto.keyfiles import read_secret_file, replace_secret_file
+from vault.crypto.keyfiles import key_dir_lock, read_secret_file, replace_secret_file
 from vault.errors import ConfigError
 
 __all__ = [
@@ -260,13 +258,8 @@ def _write_key_file(path: Path, keks: Sequence[Kek], current: str) -> None:
 @contextlib.contextmanager
 def _locked(key_dir: Path) -> Iterator[Path]:
     """Hold the key directory's lock (serialises creation and rotation across processes)."""
-    key_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(key_dir / _LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with key_dir_lock(key_dir, _LOCK_FILE):
         yield key_dir / MASTER_KEY_FILE
-    finally:
-        os.close(fd)  # closing releases the lock
 
 
 def load_keyring(key_dir: Path, *, master_key: str | None, production: bool) -> Keyring:

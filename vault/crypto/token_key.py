@@ -26,10 +26,8 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import fcntl
 import hashlib
 import json
-import os
 import re
 import threading
 from collections.abc import Iterator, Mapping
@@ -41,7 +39,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from jose import jws
 from jose.backends import ECKey
 
-from vault.crypto.keyfiles import read_secret_file, replace_secret_file
+from vault.crypto.keyfiles import key_dir_lock, read_secret_file, replace_secret_file
 from vault.errors import ConfigError
 
 __all__ = [
@@ -309,13 +307,8 @@ class TokenKeys:
 @contextlib.contextmanager
 def _locked(key_dir: Path) -> Iterator[Path]:
     """Hold the token key lock (serialises rotations across processes)."""
-    key_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(key_dir / _LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with key_dir_lock(key_dir, _LOCK_FILE):
         yield key_dir / TOKEN_KEY_FILE
-    finally:
-        os.close(fd)  # closing releases the lock
 
 
 def _file_keys(path: Path) -> TokenKeys:

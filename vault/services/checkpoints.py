@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
@@ -11,6 +10,7 @@ from sqlalchemy.engine import Engine
 from ledger.checkpoint import Checkpoint, sign_checkpoint
 from ledger.note import Signer
 from ledger.sqlstore import SqlLedger
+from vault.services.background import Periodic
 from vault.storage.database import read_only
 
 __all__ = ["CheckpointPublisher", "publish_checkpoint"]
@@ -43,7 +43,7 @@ def publish_checkpoint(engine: Engine, signer: Signer) -> Published:
     return Published(head.size, note, new=True)
 
 
-class CheckpointPublisher:
+class CheckpointPublisher(Periodic):
     """A background thread that publishes a checkpoint whenever the ledger grows.
 
     It polls every `interval` seconds (so commits by other processes are covered too)
@@ -51,37 +51,17 @@ class CheckpointPublisher:
     """
 
     def __init__(self, engine: Engine, signer: Signer, *, interval: float) -> None:
+        super().__init__(lambda: _publish_and_log(engine, signer),
+                         name="checkpoint-publisher", interval=interval)
         self._engine = engine
         self._signer = signer
-        self._interval = interval
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         publish_checkpoint(self._engine, self._signer)  # never serve without one
-        self._thread = threading.Thread(target=self._run, name="checkpoint-publisher",
-                                        daemon=True)
-        self._thread.start()
+        super().start()
 
-    def nudge(self) -> None:
-        self._wake.set()
 
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._wake.wait(self._interval)
-            self._wake.clear()
-            if self._stop.is_set():
-                return
-            try:
-                published = publish_checkpoint(self._engine, self._signer)
-                if published.new:
-                    log.debug("published checkpoint at size %d", published.size)
-            except Exception:  # keep publishing after a transient database error
-                log.exception("checkpoint publishing failed; retrying")
+def _publish_and_log(engine: Engine, signer: Signer) -> None:
+    published = publish_checkpoint(engine, signer)
+    if published.new:
+        log.debug("published checkpoint at size %d", published.size)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass
 
 from sqlmodel import col, select
 
 from vault.domain.grants import GrantAction, GrantState
+from vault.services.background import Periodic
 from vault.services.context import VaultContext, unit_of_work
 from vault.services.grants import transition
 from vault.storage.tables import GrantRow
@@ -53,30 +53,15 @@ def sweep(ctx: VaultContext) -> Swept:
             return Swept(lapsed, expired)
 
 
-class Sweeper:
+class Sweeper(Periodic):
     """Runs `sweep` every `interval` seconds in a background thread."""
 
     def __init__(self, ctx: VaultContext, *, interval: float) -> None:
-        self._ctx = ctx
-        self._interval = interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__(lambda: _sweep_and_log(ctx), name="grant-sweeper",
+                         interval=interval)
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="grant-sweeper", daemon=True)
-        self._thread.start()
 
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                swept = sweep(self._ctx)
-                if swept.lapsed or swept.expired:
-                    log.info("grants swept", extra={"lapsed": swept.lapsed,
-                                                    "expired": swept.expired})
-            except Exception:  # keep sweeping after a transient database error
-                log.exception("grant sweep failed; retrying")
+def _sweep_and_log(ctx: VaultContext) -> None:
+    swept = sweep(ctx)
+    if swept.lapsed or swept.expired:
+        log.info("grants swept", extra={"lapsed": swept.lapsed, "expired": swept.expired})

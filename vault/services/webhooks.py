@@ -14,7 +14,6 @@ services deduplicate by `webhook-id`.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from sqlmodel import Session, col, select
 
 from ledger.entry import format_time
 from vault.crypto.webhook_signing import signature_headers, webhook_secret
+from vault.services.background import Periodic
 from vault.services.context import VaultContext, Work, new_id, unit_of_work
 from vault.storage.tables import ServiceRow, WebhookDeliveryRow, WebhookMessageRow
 
@@ -171,41 +171,28 @@ def delivery_log(session: Session, service_id: str, *, limit: int = 50
         .order_by(col(WebhookDeliveryRow.id).desc()).limit(limit)).all())
 
 
-class WebhookDispatcher:
+class WebhookDispatcher(Periodic):
     """A daemon thread delivering due messages every `interval` seconds, and at once
     when nudged (after a commit that may have queued one)."""
 
     def __init__(self, ctx: VaultContext, *, app_secret: bytes, interval: float = 1.0,
                  client_factory: Callable[[], httpx.Client] = httpx.Client) -> None:
+        super().__init__(self._deliver_all, name="webhooks", interval=interval)
         self._ctx = ctx
         self._secret = app_secret
-        self._interval = interval
         self._client_factory = client_factory
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._client: httpx.Client | None = None
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="webhooks", daemon=True)
-        self._thread.start()
+        self._client = self._client_factory()
+        super().start()
 
-    def nudge(self) -> None:
-        self._wake.set()
+    def stop(self, timeout: float = 10) -> None:
+        super().stop(timeout)
+        if self._client is not None:
+            self._client.close()
 
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        with self._client_factory() as client:
-            while not self._stop.is_set():
-                try:
-                    while deliver_due(self._ctx, app_secret=self._secret, client=client) \
-                            and not self._stop.is_set():
-                        pass
-                except Exception:  # keep delivering later; the outbox keeps the messages
-                    log.exception("webhook dispatcher error")
-                self._wake.wait(self._interval)
-                self._wake.clear()
+    def _deliver_all(self) -> None:
+        assert self._client is not None  # set by start()
+        while deliver_due(self._ctx, app_secret=self._secret, client=self._client):
+            pass
