@@ -21,10 +21,13 @@ from vault.api.health import router as health_router
 from vault.api.ledger_routes import router as ledger_router
 from vault.config import Settings
 from vault.crypto import load_app_secret, load_keyring, load_ledger_signer
+from vault.crypto.token_key import load_token_keys
 from vault.demo import seed_demo, welcome_demo_citizen
 from vault.logs import configure_logging, log_requests
+from vault.oauth.client_auth import SqlJtiStore
 from vault.services.checkpoints import CheckpointPublisher
 from vault.services.context import VaultContext
+from vault.services.group_commit import GroupCommitReader
 from vault.services.sweeper import Sweeper
 from vault.services.webhooks import WebhookDispatcher
 from vault.storage.database import make_engine
@@ -67,9 +70,12 @@ def build_state(settings: Settings) -> AppState:
         after_commit=partial(_call_each, nudges))
     webhooks = WebhookDispatcher(ctx, app_secret=app_secret)
     nudges.append(webhooks.nudge)
+    token_keys = load_token_keys(settings.key_dir, secret=_secret(settings.token_signing_key),
+                                 production=settings.production)
     return AppState(settings, engine, signer, publisher, ctx,
                     Sweeper(ctx, interval=settings.sweep_interval), metrics_registry(engine),
-                    app_secret, webhooks)
+                    app_secret, webhooks, token_keys, SqlJtiStore(engine),
+                    GroupCommitReader(ctx))
 
 
 def _existing_or_default_origin(settings: Settings) -> str | None:
@@ -100,10 +106,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state.publisher.start()
         state.sweeper.start()
         state.webhooks.start()
+        state.reader.start()
         app.state.vault = state
         try:
             yield
         finally:
+            state.reader.stop()
             state.webhooks.stop()
             state.sweeper.stop()
             state.publisher.stop()

@@ -12,9 +12,12 @@ from sqlalchemy.engine import Engine
 
 from ledger.note import Signer
 from vault.config import Settings
+from vault.crypto.token_key import TokenKeys
 from vault.errors import NotAuthorized
+from vault.oauth.client_auth import SqlJtiStore
 from vault.services.checkpoints import CheckpointPublisher
 from vault.services.context import VaultContext
+from vault.services.group_commit import GroupCommitReader
 from vault.services.sweeper import Sweeper
 from vault.services.webhooks import WebhookDispatcher
 
@@ -33,6 +36,12 @@ class AppState:
     #: The web app's secret (CSRF, recovery codes, webhook signing secrets).
     app_secret: bytes
     webhooks: WebhookDispatcher
+    #: ES256 keys signing access tokens (current, and a retiring one during rotation).
+    token_keys: TokenKeys
+    #: Client-assertion jti replay protection, shared by every worker.
+    jti_store: SqlJtiStore
+    #: Reads under grants, group-committed.
+    reader: GroupCommitReader
 
 
 def get_state(request: Request) -> AppState:
