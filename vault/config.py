@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     #: The ES256 key(s) signing access tokens: a PEM (or a private JWK); a second one is
     #: the retiring key. Without it, keys/token.key (created on first run, mode 0600).
     token_signing_key: SecretStr | None = None
+    #: Each service's requests to /v1/* per second, and the burst it may spend at once
+    #: (per worker process).
+    client_rate_limit: float = Field(default=50.0, gt=0, le=100_000)
+    client_rate_burst: int = Field(default=100, ge=1, le=1_000_000)
     #: Wallet sessions end after this long without a request, and after this long at all.
     session_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
     session_max_hours: int = Field(default=12, ge=1, le=24 * 30)

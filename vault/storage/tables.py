@@ -33,6 +33,7 @@ __all__ = [
     "GrantEventRow",
     "GrantRow",
     "OAuthJtiRow",
+    "OAuthRequestRow",
     "PasskeyRow",
     "RecordRow",
     "RecoveryCodeRow",
@@ -275,3 +276,26 @@ class OAuthJtiRow(SQLModel, table=True):
     client_id: str = Field(primary_key=True, max_length=40)
     jti: str = Field(primary_key=True, max_length=200)
     expires_at: datetime = _utc(index=True)
+
+
+class OAuthRequestRow(SQLModel, table=True):
+    """A pushed authorization request (RFC 9126), waiting for the authorize endpoint.
+
+    Its `request_uri` is `urn:ietf:params:oauth:request_uri:<id>`. It lives a minute
+    (`expires_at`) and is used at most once (`used_at`), by the client that pushed it.
+    The terms it asks for (`authorization_details`, RFC 9396) name categories, never
+    values; nothing here is personal data.
+    """
+
+    __tablename__ = "oauth_requests"
+
+    id: str = Field(primary_key=True, max_length=64)
+    client_id: str = Field(sa_column=Column(
+        String(40), ForeignKey("services.id"), nullable=False))
+    redirect_uri: str = Field(max_length=2000)
+    state: str | None = Field(default=None, max_length=512)
+    code_challenge: str = Field(max_length=128)
+    authorization_details: list[dict[str, Any]] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: datetime = _utc()
+    expires_at: datetime = _utc(index=True)
+    used_at: datetime | None = _utc(nullable=True)

@@ -1,0 +1,302 @@
+"""GET /v1/data and GET /v1/grants/{grant_id}: the resource server (ARCHITECTURE §4, a contract).
+
+A service presents an access token (RFC 6750 §2.1: `Authorization: Bearer <token>` only;
+tokens in a query string or a form body are not looked at). The token is verified
+(`verify_access_token`: ES256 by one of our keys, issuer = the vault's base URL, audience
+= `resource_audience(base_url)`, not expired, not before its time), then the service is
+held to its rate limit (`vault.api.ratelimit`), then:
+
+* `/v1/data` reads under the token's grant through the group-commit reader. The grant is
+  checked live, inside the transaction that logs the read, so a revoked, paused, expired,
+  exhausted grant or a suspended service is refused on the very next request, whatever
+  tokens are outstanding; the `data.accessed` entry has committed before the response is
+  sent. The grant's terms decide what is released, never the token's copy of them.
+* `/v1/grants/{grant_id}` shows the token's own grant: its state and terms.
+
+Errors are RFC 9457 problem details (ARCHITECTURE §4: RFC 6749 JSON is for /oauth/*):
+
+* no token, or another scheme: 401 with `WWW-Authenticate: Bearer realm="vault"` and no
+  error code (RFC 6750 §3.1: the client may not know it needs one);
+* a token that is malformed, forged, expired, not yet valid, for another issuer or
+  audience, or whose grant is gone or is not its client's: 401 with
+  `WWW-Authenticate: Bearer realm="vault", error="invalid_token", error_description="..."`
+  (RFC 6750 §3) and the type `urn:citizen-vault:problem:invalid-token`;
+* a read the grant does not allow now: 403 `access-denied:<reason>` with `reason`
+  (revoked, paused, expired, exhausted, not_yet_valid, too_soon, service_suspended, ...),
+  mapped in `vault.api.errors`;
+* another grant id than the token's in `/v1/grants/{grant_id}`: 404, the same answer
+  whether that grant exists or not;
+* over the rate limit: 429 with Retry-After; too many reads queued: 503 with Retry-After.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, FastAPI, Request, Response, Security
+from fastapi.security import HTTPBearer
+from pydantic import BaseModel, Field
+
+from vault.api.deps import AppState, State, get_state
+from vault.api.errors import PROBLEM_JSON, problem
+from vault.api.ratelimit import ClientRateLimiter, RateLimited
+from vault.domain.errors import AccessDenied
+from vault.domain.grants import GrantState
+from vault.errors import NotAuthorized, NotFound
+from vault.oauth.errors import InvalidTokenError
+from vault.oauth.tokens import AccessTokenClaims, verify_access_token
+from vault.services.context import reading
+from vault.services.grants import GrantView, b64, get_grant
+from vault.services.registry import get_service
+
+__all__ = [
+    "LIMITER_ATTRIBUTE",
+    "REALM",
+    "RESOURCE_PREFIX",
+    "AccessTerms",
+    "BearerTokenRejected",
+    "DataRelease",
+    "GrantStatus",
+    "GrantTermsModel",
+    "Problem",
+    "install_resource_api",
+    "resource_audience",
+]
+
+#: Where the resource server lives, under the vault's base URL.
+RESOURCE_PREFIX = "/v1"
+REALM = "vault"
+#: `app.state` attribute holding the ClientRateLimiter (tests may replace it).
+LIMITER_ATTRIBUTE = "client_rate_limiter"
+_NO_STORE = {"Cache-Control": "no-store"}
+#: RFC 6750 §2.1 b64token, and §3: error_description is printable ASCII without `"` and `\`.
+_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+_UNSAFE_IN_CHALLENGE = re.compile(r'[^\x20\x21\x23-\x5b\x5d-\x7e]')
+
+
+def resource_audience(base_url: str) -> str:
+    """The `aud` of every access token for this API: `<base_url>/v1` (RFC 8707 style: the
+    resource's absolute URI). The token endpoint issues with it; this server demands it."""
+    return base_url.rstrip("/") + RESOURCE_PREFIX
+
+
+class BearerTokenRejected(NotAuthorized):
+    """No usable access token (RFC 6750 §3). `error` is "invalid_token", or None when the
+    request carried no bearer token at all (then the challenge names no error)."""
+
+    def __init__(self, description: str, *, error: Literal["invalid_token"] | None =
+                 "invalid_token") -> None:
+        super().__init__(description)
+        self.description = description
+        self.error = error
+
+    def challenge(self) -> str:
+        """The WWW-Authenticate value: realm, and the error and its description if any."""
+        if self.error is None:
+            return f'Bearer realm="{REALM}"'
+        text = _UNSAFE_IN_CHALLENGE.sub("", self.description)
+        return f'Bearer realm="{REALM}", error="{self.error}", error_description="{text}"'
+
+
+# -- schemas (they document /openapi.json) -----------------------------------------------------
+
+
+class DataRelease(BaseModel):
+    """What one read under a grant released, and where the read is logged."""
+
+    grant_id: str = Field(description="The grant the read was made under")
+    sub: str = Field(description="The citizen's pairwise subject for this service")
+    data: dict[str, Any] = Field(description="Raw values by category, as the terms allow "
+                                             "(a category the citizen has no record for is "
+                                             "left out)")
+    derived: dict[str, Any] = Field(description="Answers computed inside the vault, by name")
+    ledger_index: int = Field(ge=0, description="Index of this read's data.accessed entry "
+                                                "in the ledger (committed before the response)")
+
+
+class AccessTerms(BaseModel):
+    mode: Literal["one_time", "periodic"]
+    max_reads: int | None
+    min_interval: str | None = Field(description="ISO 8601 duration, or null")
+
+
+class GrantTermsModel(BaseModel):
+    """The terms exactly as hashed into terms_hash (ARCHITECTURE §3)."""
+
+    grant_id: str
+    service_id: str
+    purpose: str
+    categories: list[str]
+    derived: list[str]
+    not_before: str = Field(description="RFC 3339 UTC, whole seconds")
+    expires_at: str = Field(description="RFC 3339 UTC, whole seconds")
+    access: AccessTerms
+    data_life: str = Field(description="ISO 8601 duration the service may keep what it reads")
+    justification: str
+
+
+class GrantStatus(BaseModel):
+    """A grant's state and its terms."""
+
+    grant_id: str
+    service_id: str
+    state: GrantState
+    terms: GrantTermsModel
+    terms_hash: str = Field(description="base64 SHA-256 of the RFC 8785 canonical terms, "
+                                        "as in the grant.requested ledger entry")
+    reads: int = Field(ge=0, description="Reads made under the grant so far")
+    requested_at: datetime
+    updated_at: datetime
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    reason: str | None = Field(default=None, description="Why a read was refused (403)")
+    error: str | None = Field(default=None, description="RFC 6750 error code (401)")
+
+
+def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    what = {
+        401: ("No valid access token", {"WWW-Authenticate": "Bearer challenge (RFC 6750 §3)"}),
+        403: ("The grant does not allow this now (see reason)", {}),
+        404: ("No such grant for this token", {}),
+        429: ("Over the client's rate limit", {"Retry-After": "Seconds to wait"}),
+        503: ("Busy or shutting down; retry", {"Retry-After": "Seconds to wait"}),
+    }
+    schema = Problem.model_json_schema()
+    answers: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        description, headers = what[status]
+        answers[status] = {"description": description,
+                           "content": {PROBLEM_JSON: {"schema": schema}}}
+        if headers:
+            answers[status]["headers"] = {
+                name: {"description": text, "schema": {"type": "string"}}
+                for name, text in headers.items()}
+    return answers
+
+
+# -- authentication ---------------------------------------------------------------------------
+
+# Documents the scheme in /openapi.json; the header itself is read by `bearer_claims`,
+# which tells "no token" from "a bad token" as RFC 6750 §3.1 asks.
+_BEARER = HTTPBearer(auto_error=False, bearerFormat="JWT",
+                     description="An RFC 9068 access token from POST /oauth/token")
+
+
+def _bearer_token(request: Request) -> str:
+    values = request.headers.getlist("authorization")
+    if not values:
+        raise BearerTokenRejected("this resource needs an access token "
+                                  "(Authorization: Bearer ...)", error=None)
+    if len(values) > 1:
+        raise BearerTokenRejected("send exactly one Authorization header")
+    scheme, _, token = values[0].strip().partition(" ")
+    if scheme.lower() != "bearer":
+        raise BearerTokenRejected("this resource takes a bearer access token "
+                                  "(Authorization: Bearer ...)", error=None)
+    token = token.strip()
+    if not _B64TOKEN.fullmatch(token):
+        raise BearerTokenRejected("the Authorization header does not carry a bearer token")
+    return token
+
+
+async def bearer_claims(request: Request) -> AccessTokenClaims:
+    """The verified claims of the request's access token, within its client's rate limit."""
+    state = get_state(request)
+    base_url = state.settings.base_url
+    try:
+        claims = verify_access_token(
+            _bearer_token(request), keys=state.token_keys, issuer=base_url,
+            audience=resource_audience(base_url), now=state.ctx.clock())
+    except InvalidTokenError as exc:
+        raise BearerTokenRejected(exc.description) from None
+    limiter: ClientRateLimiter | None = getattr(request.app.state, LIMITER_ATTRIBUTE, None)
+    if limiter is not None:
+        limiter.check(claims.client_id)
+    return claims
+
+
+Bearer = Annotated[AccessTokenClaims, Depends(bearer_claims)]
+#: The token names a grant that is gone (erased) or belongs to another client.
+_GRANT_GONE = "the access token's grant does not exist or is not this client's"
+
+router = APIRouter(prefix=RESOURCE_PREFIX, tags=["resource"],
+                   dependencies=[Security(_BEARER)])
+
+
+# -- routes -------------------------------------------------------------------------------------
+
+
+@router.get("/data", summary="Read what the token's grant allows (logged before it is sent)",
+            response_model=DataRelease, responses=_problems(401, 403, 429, 503))
+async def read_data(claims: Bearer, request: Request, response: Response) -> DataRelease:
+    state = get_state(request)
+    try:
+        release = await state.reader.aread(service_id=claims.client_id,
+                                           grant_id=claims.grant_id)
+    except NotFound:
+        raise BearerTokenRejected(_GRANT_GONE) from None
+    response.headers.update(_NO_STORE)
+    return DataRelease(grant_id=release.grant_id, sub=claims.sub, data=release.data,
+                       derived=release.derived, ledger_index=release.ledger_index)
+
+
+def _own_grant(state: AppState, grant_id: str, claims: AccessTokenClaims) -> GrantView:
+    """The token's grant, if `grant_id` names it and its client is active."""
+    if grant_id != claims.grant_id:
+        raise NotFound("no such grant")  # whether or not it exists: never reveal others'
+    try:
+        grant = get_grant(state.ctx, grant_id)
+    except NotFound:
+        raise BearerTokenRejected(_GRANT_GONE) from None
+    if grant.service_id != claims.client_id:
+        raise BearerTokenRejected(_GRANT_GONE)
+    with reading(state.ctx) as session:
+        if not get_service(session, claims.client_id).active:
+            raise AccessDenied("service_suspended")
+    return grant
+
+
+@router.get("/grants/{grant_id}", summary="The token's grant: its state and terms",
+            response_model=GrantStatus, responses=_problems(401, 403, 404, 429))
+def grant_status(grant_id: str, claims: Bearer, state: State,
+                 response: Response) -> GrantStatus:
+    grant = _own_grant(state, grant_id, claims)
+    response.headers.update(_NO_STORE)
+    return GrantStatus(
+        grant_id=grant.id, service_id=grant.service_id, state=grant.state,
+        terms=GrantTermsModel.model_validate(grant.terms.to_json()),
+        terms_hash=b64(grant.terms_hash), reads=grant.reads,
+        requested_at=grant.requested_at, updated_at=grant.updated_at)
+
+
+# -- wiring -------------------------------------------------------------------------------------
+
+
+def install_resource_api(app: FastAPI, *, limiter: ClientRateLimiter | None = None) -> None:
+    """Serve /v1/* on `app`, with its rate limiter (default: 50 requests/s, bursts of
+    100, per client) and the answers for its own errors (401 with a Bearer challenge,
+    429 with Retry-After)."""
+    setattr(app.state, LIMITER_ATTRIBUTE, limiter or ClientRateLimiter())
+    app.include_router(router)
+
+    @app.exception_handler(BearerTokenRejected)
+    async def _rejected(_: Request, exc: BearerTokenRejected) -> Response:
+        headers = {"WWW-Authenticate": exc.challenge(), **_NO_STORE}
+        if exc.error is None:
+            return problem(401, exc.description, slug="unauthorized", headers=headers)
+        return problem(401, exc.description, slug="invalid-token", headers=headers,
+                       error=exc.error)
+
+    @app.exception_handler(RateLimited)
+    async def _limited(_: Request, exc: RateLimited) -> Response:
+        return problem(429, str(exc), slug="rate-limited",
+                       headers={"Retry-After": str(exc.retry_after)})
