@@ -46,8 +46,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.browser)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """Chromium for one test module: Playwright's sync API keeps an event loop running
+    on the main thread while it is open, which later tests' asyncio.run would trip over,
+    so it closes with the module (a launch costs about a second)."""
     try:
         from playwright.sync_api import Error, sync_playwright
     except ImportError:

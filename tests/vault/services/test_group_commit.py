@@ -14,8 +14,8 @@ import itertools
 import threading
 import time
 from collections import Counter
-from collections.abc import Coroutine, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -46,12 +46,6 @@ from wallet.passkeys.software import SoftAuthenticator
 MANY = Access("periodic", max_reads=100_000)
 THREAD = "group-commit-reader"
 
-
-def run_in_new_loop(coro: Coroutine[Any, Any, Any]) -> Any:
-    """asyncio.run on a thread of its own: the browser tests' Playwright (sync API)
-    leaves an event loop running on the main thread for the whole session."""
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coro).result()
 
 
 @dataclass(frozen=True)
@@ -515,7 +509,7 @@ def test_async_reads_do_not_block_the_event_loop(ctx: VaultContext) -> None:
         return await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 60)
 
     with GroupCommitReader(ctx, max_batch=4, max_wait=60) as reader:
-        first, refused, *rest = run_in_new_loop(main(reader))
+        first, refused, *rest = asyncio.run(main(reader))
     assert isinstance(refused, AccessDenied) and refused.reason == "revoked"
     assert all(is_release(o, g) for o in [first, *rest])
     assert reads_counted(ctx, g.grant_id) == 3
@@ -538,7 +532,7 @@ def test_a_cancelled_async_read_is_never_made(ctx: VaultContext) -> None:
         return await asyncio.wait_for(asyncio.gather(read(), read()), 60)
 
     with GroupCommitReader(ctx, max_batch=3, max_wait=60) as reader:
-        results = run_in_new_loop(main(reader))
+        results = asyncio.run(main(reader))
         stats = reader.stats()
     assert all(is_release(o, g) for o in results)
     assert stats == BatchStats(batches=1, reads=2, largest=2)
