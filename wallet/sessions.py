@@ -81,9 +81,3 @@ class SessionStore:
         with self._engine.begin() as conn:
             conn.execute(delete(WalletSessionRow)
                          .where(col(WalletSessionRow.token_hash) == token_hash(token)))
-
-    def end_all(self, session: Session, citizen_id: str) -> None:
-        """Sign the citizen out everywhere (after a recovery, say), in the caller's
-        transaction."""
-        session.execute(delete(WalletSessionRow)
-                        .where(col(WalletSessionRow.citizen_id) == citizen_id))

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlmodel import col, select
+from sqlmodel import select
 
 from vault.domain.grants import (
     ENTRY_KIND,
@@ -40,7 +40,6 @@ __all__ = [
     "cancel_grant",
     "deny_grant",
     "get_grant",
-    "grants_of_citizen",
     "pause_grant",
     "request_grant",
     "resume_grant",
@@ -234,11 +233,3 @@ def get_grant(ctx: VaultContext, grant_id: str) -> GrantView:
         if row is None:
             raise NotFound("no such grant")
         return view(row)
-
-
-def grants_of_citizen(ctx: VaultContext, citizen_id: str) -> list[GrantView]:
-    with unit_of_work(ctx) as work:
-        rows = work.session.execute(
-            select(GrantRow).where(GrantRow.citizen_id == citizen_id)
-            .order_by(col(GrantRow.requested_at).desc())).scalars().all()
-        return [view(r) for r in rows]
