@@ -22,9 +22,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from sqlmodel import Session, col, select
+
+from vault.storage.tables import CitizenRow, GrantRow
 
 if TYPE_CHECKING:
-    from playwright.sync_api import CDPSession, Page, ViewportSize
+    from playwright.sync_api import CDPSession, Locator, Page, ViewportSize
+
+    from vault.services.context import VaultContext
 
 __all__ = [
     "ARTIFACTS",
@@ -187,3 +192,33 @@ def page_check(page: Page, name: str) -> Path:
     png = _shoot(page, stem)
     _axe(page, stem)
     return png
+
+
+# -- what the wallet tests share -------------------------------------------------------
+
+
+def at(path: str) -> re.Pattern[str]:
+    """A URL matcher for exactly this path and query on the vault (a glob's `**` would
+    also match the sign-in page's `?next=` pointing there)."""
+    return re.compile(r"^http://[^/]+" + re.escape(path) + "$")
+
+
+def button(page: Page, name: str) -> Locator:
+    """A button by its exact accessible name (ARCHITECTURE §6)."""
+    return page.get_by_role("button", name=name, exact=True)
+
+
+def newest_citizen(ctx: VaultContext) -> str:
+    """The citizen the browser just made (the newest row: each vault is the test's own)."""
+    with Session(ctx.engine) as session:
+        row = session.exec(
+            select(CitizenRow).order_by(col(CitizenRow.created_at).desc())).first()
+    assert row is not None, "no citizen in the vault"
+    return row.id
+
+
+def grant_state(ctx: VaultContext, grant_id: str) -> str:
+    with Session(ctx.engine) as session:
+        row = session.get(GrantRow, grant_id)
+    assert row is not None
+    return row.state

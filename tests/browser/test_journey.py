@@ -18,18 +18,25 @@ import re
 from typing import TYPE_CHECKING
 
 import pytest
-from browser.harness import Authenticator, page_check, snap
+from browser.harness import (
+    Authenticator,
+    at,
+    button,
+    grant_state,
+    newest_citizen,
+    page_check,
+    snap,
+)
 from livevault import LiveVault
-from sqlmodel import Session, col, select
-from support.vaultworld import World, ask, blue_badge
+from sqlmodel import Session
+from support.vaultworld import World, ask, blue_badge, give_ada_data
 
 from vault.domain.errors import AccessDenied
-from vault.services import records
 from vault.services.access import read_under_grant
-from vault.storage.tables import CitizenRow, GrantRow
+from vault.storage.tables import CitizenRow
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Locator, Page
+    from playwright.sync_api import Page
 
     from vault.api.deps import AppState
     from vault.services.context import VaultContext
@@ -40,19 +47,8 @@ pytestmark = pytest.mark.browser
 SIGN_IN_FIRST = re.compile(r"/wallet/signin\?next=/wallet/")
 
 
-def at(path: str) -> re.Pattern[str]:
-    """A URL matcher for exactly this path and query on the vault (a glob's `**` would
-    also match the sign-in page's `?next=` pointing there)."""
-    return re.compile(r"^http://[^/]+" + re.escape(path) + "$")
 
 
-def newest_citizen(ctx: VaultContext) -> str:
-    """The citizen the browser just made (the newest row: each test has its own vault)."""
-    with Session(ctx.engine) as session:
-        row = session.exec(
-            select(CitizenRow).order_by(col(CitizenRow.created_at).desc())).first()
-    assert row is not None, "no citizen in the vault"
-    return row.id
 
 
 def citizen_exists(ctx: VaultContext, citizen_id: str) -> bool:
@@ -60,15 +56,8 @@ def citizen_exists(ctx: VaultContext, citizen_id: str) -> bool:
         return session.get(CitizenRow, citizen_id) is not None
 
 
-def grant_state(ctx: VaultContext, grant_id: str) -> str:
-    with Session(ctx.engine) as session:
-        row = session.get(GrantRow, grant_id)
-    assert row is not None
-    return row.state
 
 
-def button(page: Page, name: str) -> Locator:
-    return page.get_by_role("button", name=name, exact=True)
 
 
 def sign_up(page: Page) -> None:
@@ -77,15 +66,6 @@ def sign_up(page: Page) -> None:
     page.get_by_label("Name for this device").fill("My phone")
     button(page, "Create a passkey").click()
     page.wait_for_url(at("/wallet/welcome"))
-
-
-def give_data(ctx: VaultContext, citizen_id: str) -> None:
-    """The citizen's own records (what they would type on the My data pages)."""
-    records.write_record(ctx, citizen_id, "identity.name", {"given": "Ada", "family": "Lovelace"})
-    records.write_record(ctx, citizen_id, "identity.date_of_birth", "1950-12-10")
-    records.write_record(ctx, citizen_id, "address.home", {
-        "lines": ["12 St James's Square"], "town": "London", "postcode": "SW1Y 4JH",
-        "local_authority": "Westminster"})
 
 
 def receipt_download_problem(page: Page, grant_id: str) -> str | None:
@@ -129,7 +109,7 @@ def test_the_citizen_journey(live_wallet: LiveVault, vault_state: AppState, page
     citizen_id = newest_citizen(ctx)
     assert page.get_by_role("heading", level=1).inner_text() == "Your account is ready"
     snap(page, "journey welcome")
-    give_data(ctx, citizen_id)
+    give_ada_data(ctx, citizen_id)
 
     # -- sign out, then "Sign in with a passkey" (username-less: the resident key) -------
     button(page, "Sign out").click()

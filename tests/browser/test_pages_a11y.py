@@ -15,18 +15,24 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import pytest
-from browser.harness import MOBILE_VIEWPORT, Authenticator, page_check
+from browser.harness import (
+    MOBILE_VIEWPORT,
+    Authenticator,
+    at,
+    button,
+    grant_state,
+    newest_citizen,
+    page_check,
+)
 from livevault import LiveVault, serve
-from sqlmodel import Session, col, select
 from support.vaultworld import World, ask, blue_badge
 
 from vault.config import Settings
 from vault.services import records
 from vault.services.access import read_under_grant
-from vault.storage.tables import CitizenRow, GrantRow
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, BrowserContext, Locator, Page, ViewportSize
+    from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize
 
     from vault.services.context import VaultContext
 
@@ -35,10 +41,6 @@ pytestmark = pytest.mark.browser
 DESKTOP_VIEWPORT: ViewportSize = {"width": 1280, "height": 800}  # as the conftest's
 
 
-def at(path: str) -> re.Pattern[str]:
-    """A URL matcher for exactly this path and query on the vault (a glob's `**` would
-    also match the sign-in page's `?next=` pointing there)."""
-    return re.compile(r"^http://[^/]+" + re.escape(path) + "$")
 
 
 @dataclass
@@ -68,32 +70,19 @@ def _context(browser: Browser, url: str) -> BrowserContext:
     return context
 
 
-def _newest_citizen(ctx: VaultContext) -> str:
-    with Session(ctx.engine) as session:
-        row = session.exec(
-            select(CitizenRow).order_by(col(CitizenRow.created_at).desc())).first()
-    assert row is not None
-    return row.id
 
 
-def _state(ctx: VaultContext, grant_id: str) -> str:
-    with Session(ctx.engine) as session:
-        row = session.get(GrantRow, grant_id)
-    assert row is not None
-    return row.state
 
 
-def _button(page: Page, name: str) -> Locator:
-    return page.get_by_role("button", name=name, exact=True)
 
 
 def _furnish(site: Site) -> None:
     """Sign up in the browser; data; a request waiting, one approved and read, one declined."""
     page, ctx = site.citizen, site.ctx
     page.goto("/wallet/signup")
-    _button(page, "Create a passkey").click()
+    button(page, "Create a passkey").click()
     page.wait_for_url(at("/wallet/welcome"))
-    site.citizen_id = cid = _newest_citizen(ctx)
+    site.citizen_id = cid = newest_citizen(ctx)
     records.write_record(ctx, cid, "identity.name", {"given": "Ada", "family": "Lovelace"})
     records.write_record(ctx, cid, "identity.date_of_birth", "1950-12-10")
     records.write_record(ctx, cid, "address.home", {
@@ -105,14 +94,14 @@ def _furnish(site: Site) -> None:
         site.ids[name] = ask(ctx, world).id
 
     page.goto(f"/wallet/grants/{site.ids['approved']}")
-    _button(page, "Approve").click()
+    button(page, "Approve").click()
     page.wait_for_url(at(f"/wallet/grants/{site.ids['approved']}?done=approved"))
     read_under_grant(ctx, service_id=site.service_id, grant_id=site.ids["approved"])
 
     page.goto(f"/wallet/grants/{site.ids['ended']}")
-    _button(page, "Decline").click()
+    button(page, "Decline").click()
     page.wait_for_url(at("/wallet/requests?done=declined"))
-    assert _state(ctx, site.ids["ended"]) == "denied"
+    assert grant_state(ctx, site.ids["ended"]) == "denied"
 
 
 @pytest.fixture(scope="module")
@@ -180,7 +169,7 @@ def _open_data_edit(site: Site) -> None:
 def _show_codes(site: Site) -> None:
     page = site.citizen
     page.goto("/wallet/welcome")
-    _button(page, "Show my recovery codes").click()
+    button(page, "Show my recovery codes").click()
     page.get_by_role("heading", name="Your recovery codes").wait_for()
 
 
@@ -188,7 +177,7 @@ def _wrong_code(site: Site) -> None:
     page = site.visitor
     page.goto("/wallet/recover")
     page.get_by_label("Recovery code").fill("NOT-A-REAL-CODE")
-    _button(page, "Continue").click()
+    button(page, "Continue").click()
     page.get_by_role("alert").filter(has_text="did not work").wait_for()
 
 
@@ -302,5 +291,5 @@ def test_consent_screen_from_the_keyboard_alone(site: Site) -> None:
 
     page.keyboard.press("Enter")
     page.wait_for_url(at(f"/wallet/grants/{grant_id}?done=approved"))
-    assert _state(site.ctx, grant_id) == "approved"
+    assert grant_state(site.ctx, grant_id) == "approved"
 

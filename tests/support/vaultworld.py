@@ -47,14 +47,19 @@ def blue_badge(ctx: VaultContext, **kw: object) -> str:
     return registry.register_service(ctx, reg)
 
 
+def give_ada_data(ctx: VaultContext, citizen_id: str) -> None:
+    """A name, a date of birth (over 65) and a home address."""
+    records.write_record(ctx, citizen_id, "identity.name", {"given": "Ada", "family": "Lovelace"})
+    records.write_record(ctx, citizen_id, "identity.date_of_birth", "1950-12-10")
+    records.write_record(ctx, citizen_id, "address.home", {
+        "lines": ["12 St James's Square"], "town": "London", "postcode": "SW1Y 4JH",
+        "local_authority": "Westminster"})
+
+
 def world(ctx: VaultContext) -> World:
     service_id = blue_badge(ctx)
     c = citizens.enrol_citizen(ctx)
-    records.write_record(ctx, c.id, "identity.name", {"given": "Ada", "family": "Lovelace"})
-    records.write_record(ctx, c.id, "identity.date_of_birth", "1950-12-10")
-    records.write_record(ctx, c.id, "address.home", {
-        "lines": ["12 St James's Square"], "town": "London", "postcode": "SW1Y 4JH",
-        "local_authority": "Westminster"})
+    give_ada_data(ctx, c.id)
     return World(service_id, c.id, c.subject)
 
 

@@ -20,11 +20,10 @@ from typing import Any
 
 import httpx
 from fastapi.testclient import TestClient
-from support.vaultworld import World, blue_badge
+from support.vaultworld import World, blue_badge, give_ada_data
 
 from vault.app import create_app
 from vault.config import Settings
-from vault.services import records
 from vault.services.context import VaultContext
 from wallet.passkeys.software import SoftAuthenticator
 from wallet.web import WalletState
@@ -109,12 +108,7 @@ class WebWallet:
         b.citizen_id = self.state.sessions.resolve(
             b.client.cookies.get(self.state.cookies.session), now=self.ctx.clock())
         assert b.citizen_id is not None
-        records.write_record(self.ctx, b.citizen_id, "identity.name",
-                             {"given": "Ada", "family": "Lovelace"})
-        records.write_record(self.ctx, b.citizen_id, "identity.date_of_birth", "1950-12-10")
-        records.write_record(self.ctx, b.citizen_id, "address.home", {
-            "lines": ["12 St James's Square"], "town": "London", "postcode": "SW1Y 4JH",
-            "local_authority": "Westminster"})
+        give_ada_data(self.ctx, b.citizen_id)
         return b
 
     def world_for(self, b: Browser, service_id: str | None = None) -> World:
