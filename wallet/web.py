@@ -44,6 +44,8 @@ class WalletState:
     challenges: SqlChallengeStore
     #: Signs the checkpoint a consent receipt is proved against.
     signer: Signer
+    #: The OAuth issuer (the public URL), sent back to services with each code (RFC 9207).
+    issuer: str
     templates: Jinja2Templates = field(default_factory=_templates)
     #: Passkey sign-in: 20 tries a minute per address; recovery codes: 5 per 15 minutes.
     sign_in_limit: AttemptLimiter = field(
@@ -62,7 +64,8 @@ def build_wallet(
     return WalletState(
         ctx=ctx, rp=rp, secret=secret, cookies=cookie_names(public_url),
         sessions=SessionStore(ctx.engine, SessionPolicy(idle=idle, absolute=absolute)),
-        challenges=SqlChallengeStore(ctx.engine), signer=signer, after_sign_up=after_sign_up)
+        challenges=SqlChallengeStore(ctx.engine), signer=signer, issuer=public_url,
+        after_sign_up=after_sign_up)
 
 
 def cookie_names(public_url: str) -> CookieNames:

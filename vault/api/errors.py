@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ledger.errors import LedgerError, RangeError
@@ -23,12 +24,17 @@ from vault.services.group_commit import Overloaded, ReaderStopped
 __all__ = [
     "PROBLEM_JSON",
     "RULES",
+    "FieldProblem",
+    "OAuthErrorBody",
+    "Problem",
     "ProblemPage",
     "ProblemRule",
+    "document_error_responses",
     "install_error_handlers",
     "map_errors",
     "oauth_error",
     "problem",
+    "problem_response",
 ]
 
 log = logging.getLogger(__name__)
@@ -119,7 +125,7 @@ def oauth_error(exc: OAuthError) -> JSONResponse:
     headers = {"Cache-Control": "no-store", "Pragma": "no-cache"}
     if exc.error in ("invalid_token", "insufficient_scope"):
         headers["WWW-Authenticate"] = f'Bearer error="{exc.error}"'
-    return JSONResponse({"error": exc.error, "error_description": exc.description},
+    return JSONResponse({**exc.extra, "error": exc.error, "error_description": exc.description},
                         status_code=status, headers=headers)
 
 
@@ -168,3 +174,107 @@ def install_error_handlers(app: FastAPI) -> None:
         log.exception("unexpected error", exc_info=exc)
         detail = "an unexpected error occurred; it has been logged"
         return _for_people(request, 500, detail) or problem(500, detail)
+
+
+
+# -- what /openapi.json says about errors -----------------------------------------------------
+
+
+class FieldProblem(BaseModel):
+    field: str = Field(description="Dotted name of the parameter or body member")
+    message: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, as `problem` writes them (other members may be added)."""
+
+    type: str = Field(description="urn:citizen-vault:problem:<slug>, or about:blank")
+    title: str
+    status: int
+    detail: str
+    reason: str | None = Field(default=None, description="Why a read was refused (403)")
+    error: str | None = Field(default=None, description="RFC 6750 error code (401)")
+    errors: list[FieldProblem] | None = Field(
+        default=None, description="Each field that failed validation (400)")
+
+
+class OAuthErrorBody(BaseModel):
+    """RFC 6749 §5.2 error JSON, as `oauth_error` writes it (other members may be added)."""
+
+    error: str = Field(description="The error code, e.g. invalid_request, invalid_client")
+    error_description: str | None = None
+
+
+_COMPONENTS = "#/components/schemas/"
+#: What every POST /oauth/* may answer (RFC 6749 §5.2; ARCHITECTURE §4).
+_OAUTH_ERRORS = {"400": "The request is not valid (RFC 6749 §5.2 error JSON)",
+                 "401": "Client authentication failed: invalid_client"}
+
+
+def problem_response(description: str,
+                     headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """An OpenAPI response object for a problem details answer. It refers to the Problem
+    schema, which `document_error_responses` puts in the document's components."""
+    answer: dict[str, Any] = {
+        "description": description,
+        "content": {PROBLEM_JSON: {"schema": {"$ref": f"{_COMPONENTS}Problem"}}}}
+    if headers:
+        answer["headers"] = {name: {"description": text, "schema": {"type": "string"}}
+                             for name, text in headers.items()}
+    return answer
+
+
+def _oauth_error_response(description: str) -> dict[str, Any]:
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": f"{_COMPONENTS}OAuthErrorBody"}}}}
+
+
+def _declare(responses: dict[str, Any], status: str, answer: dict[str, Any]) -> None:
+    """Add `answer` under `status`, or its media types to what is declared there already."""
+    declared = responses.setdefault(status, answer)
+    if declared is not answer:
+        content = declared.setdefault("content", {})
+        for media_type, body in answer["content"].items():
+            content.setdefault(media_type, body)
+
+
+def _document_errors(doc: dict[str, Any]) -> dict[str, Any]:
+    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    for model in (Problem, OAuthErrorBody):
+        schema = model.model_json_schema(ref_template=_COMPONENTS + "{model}")
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
+    for path, operations in doc.get("paths", {}).items():
+        for method, operation in operations.items():
+            responses = operation.setdefault("responses", {})
+            if responses.pop("422", None) is not None:
+                _declare(responses, "400", problem_response(
+                    "The request is not valid: `errors` says what is wrong with each field"))
+            if method == "post" and path.startswith("/oauth/"):
+                for status, description in _OAUTH_ERRORS.items():
+                    _declare(responses, status, _oauth_error_response(description))
+    # FastAPI's validation error schemas describe nothing the vault sends.
+    text = str(doc["paths"])
+    for name in ("HTTPValidationError", "ValidationError"):
+        if _COMPONENTS + name not in text:
+            schemas.pop(name, None)
+    return doc
+
+
+def document_error_responses(app: FastAPI) -> None:
+    """Make /openapi.json say how the vault answers errors (ARCHITECTURE §4).
+
+    FastAPI documents a request that fails validation as 422 HTTPValidationError, but
+    `install_error_handlers` answers 400 with problem details: each 422 becomes that 400.
+    Every POST /oauth/* may answer 400 or 401 with RFC 6749 error JSON (`oauth_error`).
+    Other problem statuses are declared by the routes, with `problem_response`. Call this
+    once all routes are included; the document is still built on the first request.
+    """
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = _document_errors(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,4 +1,6 @@
-"""The OAuth endpoints (ARCHITECTURE §4): metadata, JWKS and pushed authorization requests.
+"""The OAuth endpoints (ARCHITECTURE §4): metadata, JWKS, pushed authorization requests,
+the token endpoint, CIBA, introspection and revocation. (The authorization endpoint is a
+page for people: the wallet serves it, `wallet/routes/authorize.py`.)
 
 Errors here are RFC 6749 JSON: raise `vault.oauth.errors` classes (vault/api/errors.py
 maps them). Form posts are read by `oauth_form`, never by FastAPI's form parsing, so a
@@ -10,13 +12,27 @@ from __future__ import annotations
 from typing import Annotated
 from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
-from vault.api.deps import State
+from vault.api.deps import AppState, State
+from vault.api.resource_routes import resource_audience
+from vault.oauth.backchannel import backchannel_request
 from vault.oauth.errors import InvalidRequestError
-from vault.oauth.metadata import JWKS_PATH, METADATA_PATH, PAR_PATH, Endpoints, server_metadata
+from vault.oauth.issuance import Issuer
+from vault.oauth.metadata import (
+    BACKCHANNEL_PATH,
+    INTROSPECTION_PATH,
+    JWKS_PATH,
+    METADATA_PATH,
+    PAR_PATH,
+    REVOCATION_PATH,
+    TOKEN_PATH,
+    Endpoints,
+    server_metadata,
+)
 from vault.oauth.par import push_request
+from vault.oauth.token_endpoint import introspect, revoke, token_request
 from vault.oauth.tokens import jwks
 
 __all__ = ["MAX_FORM_BYTES", "MAX_FORM_FIELDS", "OAuthForm", "oauth_form", "router"]
@@ -29,6 +45,8 @@ MAX_FORM_FIELDS = 50
 _FORM_TYPE = "application/x-www-form-urlencoded"
 #: Metadata and keys change rarely; verifiers refetch the JWKS on an unknown kid.
 _CACHEABLE = {"Cache-Control": "public, max-age=300"}
+#: Token responses and everything that carries a token (RFC 6749 §5.1).
+_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
 async def oauth_form(request: Request) -> dict[str, str]:
@@ -82,3 +100,45 @@ def pushed_authorization_request(state: State, form: OAuthForm) -> JSONResponse:
     return JSONResponse(
         {"request_uri": pushed.request_uri, "expires_in": pushed.expires_in(pushed.created_at)},
         status_code=201, headers={"Cache-Control": "no-store"})
+
+
+def issuer_of(state: AppState) -> Issuer:
+    """What the token endpoint signs with and for."""
+    base_url = state.settings.base_url
+    return Issuer(issuer=base_url, audience=resource_audience(base_url),
+                  key=state.token_keys.current, pairwise_secret=state.app_secret)
+
+
+def _audience(state: AppState, path: str) -> tuple[str, ...]:
+    endpoints = Endpoints.of(state.settings.base_url)
+    return endpoints.audience_at(endpoints.issuer.rstrip("/") + path)
+
+
+@router.post(TOKEN_PATH, summary="Token endpoint: authorization_code (PKCE), refresh_token, "
+                                 "CIBA (RFC 6749, OpenID CIBA)")
+def token(state: State, form: OAuthForm) -> JSONResponse:
+    answer = token_request(state.ctx, issuer_of(state), form, seen=state.jti_store,
+                           audience=_audience(state, TOKEN_PATH))
+    return JSONResponse(answer, headers=_NO_STORE)
+
+
+@router.post(BACKCHANNEL_PATH, summary="Backchannel authentication request (OpenID CIBA, poll "
+                                       "mode) for a citizen known by their pairwise sub")
+def backchannel(state: State, form: OAuthForm) -> JSONResponse:
+    answer = backchannel_request(state.ctx, form, seen=state.jti_store,
+                                 audience=_audience(state, BACKCHANNEL_PATH))
+    return JSONResponse(answer, headers=_NO_STORE)
+
+
+@router.post(INTROSPECTION_PATH, summary="Token introspection (RFC 7662)")
+def introspection(state: State, form: OAuthForm) -> JSONResponse:
+    answer = introspect(state.ctx, issuer_of(state), state.token_keys, form,
+                        seen=state.jti_store, audience=_audience(state, INTROSPECTION_PATH))
+    return JSONResponse(answer, headers=_NO_STORE)
+
+
+@router.post(REVOCATION_PATH, summary="Token revocation (RFC 7009)")
+def revocation(state: State, form: OAuthForm) -> Response:
+    revoke(state.ctx, issuer_of(state), state.token_keys, form, seen=state.jti_store,
+           audience=_audience(state, REVOCATION_PATH))
+    return Response(status_code=200, headers=_NO_STORE)

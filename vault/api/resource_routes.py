@@ -40,16 +40,18 @@ from fastapi.security import HTTPBearer
 from pydantic import BaseModel, Field
 
 from vault.api.deps import AppState, State, get_state
-from vault.api.errors import PROBLEM_JSON, problem
+from vault.api.errors import Problem, problem, problem_response
 from vault.api.ratelimit import ClientRateLimiter, RateLimited
 from vault.domain.errors import AccessDenied
 from vault.domain.grants import GrantState
 from vault.errors import NotAuthorized, NotFound
 from vault.oauth.errors import InvalidTokenError
 from vault.oauth.tokens import AccessTokenClaims, verify_access_token
+from vault.services.access import TokensRevoked
 from vault.services.context import reading
 from vault.services.grants import GrantView, b64, get_grant
 from vault.services.registry import get_service
+from vault.storage.tables import OAuthTokenFamilyRow
 
 __all__ = [
     "LIMITER_ATTRIBUTE",
@@ -151,17 +153,6 @@ class GrantStatus(BaseModel):
     updated_at: datetime
 
 
-class Problem(BaseModel):
-    """RFC 9457 problem details."""
-
-    type: str
-    title: str
-    status: int
-    detail: str
-    reason: str | None = Field(default=None, description="Why a read was refused (403)")
-    error: str | None = Field(default=None, description="RFC 6750 error code (401)")
-
-
 def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
     what = {
         401: ("No valid access token", {"WWW-Authenticate": "Bearer challenge (RFC 6750 §3)"}),
@@ -170,17 +161,7 @@ def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
         429: ("Over the client's rate limit", {"Retry-After": "Seconds to wait"}),
         503: ("Busy or shutting down; retry", {"Retry-After": "Seconds to wait"}),
     }
-    schema = Problem.model_json_schema()
-    answers: dict[int | str, dict[str, Any]] = {}
-    for status in statuses:
-        description, headers = what[status]
-        answers[status] = {"description": description,
-                           "content": {PROBLEM_JSON: {"schema": schema}}}
-        if headers:
-            answers[status]["headers"] = {
-                name: {"description": text, "schema": {"type": "string"}}
-                for name, text in headers.items()}
-    return answers
+    return {status: problem_response(*what[status]) for status in statuses}
 
 
 # -- authentication ---------------------------------------------------------------------------
@@ -241,9 +222,12 @@ async def read_data(claims: Bearer, request: Request, response: Response) -> Dat
     state = get_state(request)
     try:
         release = await state.reader.aread(service_id=claims.client_id,
-                                           grant_id=claims.grant_id)
+                                           grant_id=claims.grant_id,
+                                           token_family=claims.token_family)
     except NotFound:
         raise BearerTokenRejected(_GRANT_GONE) from None
+    except TokensRevoked as exc:
+        raise BearerTokenRejected(str(exc)) from None
     response.headers.update(_NO_STORE)
     return DataRelease(grant_id=release.grant_id, sub=claims.sub, data=release.data,
                        derived=release.derived, ledger_index=release.ledger_index)
@@ -260,6 +244,10 @@ def _own_grant(state: AppState, grant_id: str, claims: AccessTokenClaims) -> Gra
     if grant.service_id != claims.client_id:
         raise BearerTokenRejected(_GRANT_GONE)
     with reading(state.ctx) as session:
+        if claims.token_family is not None:
+            family = session.get(OAuthTokenFamilyRow, claims.token_family)
+            if family is None or family.revoked_at is not None:
+                raise BearerTokenRejected("the access token has been revoked")
         if not get_service(session, claims.client_id).active:
             raise AccessDenied("service_suspended")
     return grant

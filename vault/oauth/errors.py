@@ -5,6 +5,7 @@ VaultError (vault.errors)
     ├── InvalidRequestError           invalid_request            RFC 6749 §5.2
     ├── InvalidClientError            invalid_client             RFC 6749 §5.2
     ├── InvalidGrantError             invalid_grant              RFC 6749 §5.2
+    │   └── ReplayDetected            a code or refresh token used twice
     ├── UnauthorizedClientError       unauthorized_client        RFC 6749 §5.2
     ├── UnsupportedGrantTypeError     unsupported_grant_type     RFC 6749 §5.2
     ├── InvalidScopeError             invalid_scope              RFC 6749 §5.2
@@ -18,13 +19,18 @@ VaultError (vault.errors)
     ├── InvalidRequestUriError        invalid_request_uri        RFC 9126 §2.2 / OIDC Core
     ├── AuthorizationPendingError     authorization_pending      CIBA §11
     ├── SlowDownError                 slow_down                  CIBA §11
-    └── ExpiredTokenError             expired_token              CIBA §11
+    ├── ExpiredTokenError             expired_token              CIBA §11
+    └── UnknownUserIdError            unknown_user_id            CIBA §13
 
 The names follow oauthlib's (`...Error`), which also keeps them apart from
 `vault.errors.InvalidRequest` and `vault.domain.errors.AccessDenied`. None of them knows
 about HTTP: `vault/api/errors.py` maps `error` to a status (400; 401 for invalid_client
 and invalid_token; 403 for insufficient_scope) and the RFC 6749 §5.2 JSON body
 `{"error": ..., "error_description": ...}`.
+
+`extra` holds further members of the error JSON: `grant_state` when a token request
+fails because of the grant's state (revoked, expired, ...), so a client can tell "the
+citizen said stop" from "your refresh token is bad" without parsing prose.
 
 Descriptions are short, plain English and safe to send to the client: they never
 quote a token, a key or a claim value, only which rule failed.
@@ -50,10 +56,12 @@ __all__ = [
     "InvalidScopeError",
     "InvalidTokenError",
     "OAuthError",
+    "ReplayDetected",
     "ServerError",
     "SlowDownError",
     "TemporarilyUnavailableError",
     "UnauthorizedClientError",
+    "UnknownUserIdError",
     "UnsupportedGrantTypeError",
     "UnsupportedResponseTypeError",
 ]
@@ -64,9 +72,10 @@ class OAuthError(VaultError):
 
     error: ClassVar[str] = "invalid_request"
 
-    def __init__(self, description: str) -> None:
+    def __init__(self, description: str, **extra: str) -> None:
         super().__init__(description)
         self.description = description
+        self.extra: dict[str, str] = extra
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.description!r})"
@@ -88,6 +97,11 @@ class InvalidGrantError(OAuthError):
     """The code, refresh token or grant is invalid, expired, revoked or not this client's."""
 
     error = "invalid_grant"
+
+
+class ReplayDetected(InvalidGrantError):
+    """A code or refresh token presented a second time: every token it issued has been
+    revoked (that revocation commits although the request fails)."""
 
 
 class UnauthorizedClientError(OAuthError):
@@ -154,6 +168,12 @@ class ExpiredTokenError(OAuthError):
     error = "expired_token"
 
 
+class UnknownUserIdError(OAuthError):
+    """CIBA: the login_hint names nobody this client knows."""
+
+    error = "unknown_user_id"
+
+
 #: Each error code and the exception class that carries it.
 ERRORS_BY_CODE: dict[str, type[OAuthError]] = {
     cls.error: cls
@@ -163,5 +183,6 @@ ERRORS_BY_CODE: dict[str, type[OAuthError]] = {
         UnsupportedResponseTypeError, ServerError, TemporarilyUnavailableError,
         InvalidTokenError, InsufficientScopeError, InvalidAuthorizationDetailsError,
         InvalidRequestUriError, AuthorizationPendingError, SlowDownError, ExpiredTokenError,
+        UnknownUserIdError,
     )
 }

@@ -72,6 +72,11 @@ class Endpoints:
         the token endpoint or the PAR endpoint (RFC 9126 §2)."""
         return (self.issuer, self.token, self.par)
 
+    def audience_at(self, endpoint: str) -> tuple[str, ...]:
+        """What a client assertion sent to `endpoint` may name in `aud`: the issuer, the
+        token endpoint (RFC 7523 §3) or `endpoint` itself."""
+        return tuple(dict.fromkeys((self.issuer, self.token, endpoint)))
+
 
 def server_metadata(issuer: str) -> dict[str, Any]:
     """The RFC 8414 §2 authorization server metadata document for `issuer`."""

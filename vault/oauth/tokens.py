@@ -2,8 +2,10 @@
 
 A token's header is `{"alg": "ES256", "kid": <RFC 7638 thumbprint>, "typ": "at+jwt"}`
 and its claims are `iss aud sub client_id iat exp jti grant_id authorization_details`
-(ARCHITECTURE §4). `sub` is the citizen's pairwise subject for this service
-(`vault.oauth.pairwise`).
+(ARCHITECTURE §4), and `token_family` when the token endpoint issued it: the family of
+tokens from one authorization, which the resource server checks is not revoked (RFC
+7009, a replayed code, a reused refresh token). `sub` is the citizen's pairwise subject
+for this service (`vault.oauth.pairwise`).
 
 Verification pins everything before python-jose runs (RFC 8725 §3.1, RFC 9068 §4): the
 header's `alg` must be exactly ES256 and its `typ` at+jwt, the `kid` must name one of
@@ -69,6 +71,8 @@ class AccessTokenClaims:
     authorization_details: tuple[dict[str, Any], ...]
     #: The key that signed it.
     kid: str
+    #: The token family (vault.oauth.families), None for tokens minted outside one.
+    token_family: str | None = None
 
     def expires_in(self, now: datetime) -> int:
         """Whole seconds left (for the token response's `expires_in`), never negative."""
@@ -99,6 +103,7 @@ def issue_access_token(
     now: datetime,
     grant_expires_at: datetime,
     lifetime: timedelta = MAX_LIFETIME,
+    token_family: str | None = None,
 ) -> tuple[str, AccessTokenClaims]:
     """A signed access token and its claims; `exp` = min(now + lifetime, the grant's end).
 
@@ -129,11 +134,13 @@ def issue_access_token(
         "grant_id": grant_id,
         "authorization_details": list(details),
     }
+    if token_family is not None:
+        payload["token_family"] = _text(token_family, "token_family")
     token = key.sign(payload, typ=ACCESS_TOKEN_TYP)
     claims = AccessTokenClaims(
         iss=issuer, aud=(audience,), sub=sub, client_id=client_id, grant_id=grant_id, jti=jti,
         iat=datetime.fromtimestamp(iat, UTC), exp=datetime.fromtimestamp(exp, UTC),
-        authorization_details=details, kid=key.kid,
+        authorization_details=details, kid=key.kid, token_family=token_family,
     )
     return token, claims
 
@@ -171,6 +178,9 @@ def verify_access_token(
     auds = (aud,) if isinstance(aud, str) else aud
     if not isinstance(auds, list | tuple) or not all(isinstance(a, str) for a in auds):
         raise InvalidTokenError("the access token lacks its 'aud' claim")
+    family = claims.get("token_family")
+    if family is not None and (not isinstance(family, str) or not family):
+        raise InvalidTokenError("the access token's token_family must be text")
     details = claims.get("authorization_details", [])
     if not isinstance(details, list) or not all(isinstance(d, dict) for d in details):
         raise InvalidTokenError("the access token's authorization_details must be objects")
@@ -199,7 +209,7 @@ def verify_access_token(
         iss=claims["iss"], aud=tuple(auds), sub=claims["sub"], client_id=claims["client_id"],
         grant_id=claims["grant_id"], jti=claims["jti"],
         iat=datetime.fromtimestamp(iat, UTC), exp=datetime.fromtimestamp(exp, UTC),
-        authorization_details=tuple(details), kid=str(kid),
+        authorization_details=tuple(details), kid=str(kid), token_family=family,
     )
 
 

@@ -14,13 +14,25 @@ from ledger.canonical import canonical_json
 from vault.crypto import envelope
 from vault.domain.derived import resolve_derived
 from vault.domain.grants import GrantAction, GrantState, GrantTerms, check_read, exhausted_after
-from vault.errors import NotFound
+from vault.errors import NotAuthorized, NotFound
 from vault.services.context import VaultContext, Work, unit_of_work
 from vault.services.grants import lock_grant, transition
 from vault.services.records import open_record
-from vault.storage.tables import AccessRow, CitizenRow, GrantRow, RecordRow, ServiceRow
+from vault.storage.tables import (
+    AccessRow,
+    CitizenRow,
+    GrantRow,
+    OAuthTokenFamilyRow,
+    RecordRow,
+    ServiceRow,
+)
 
-__all__ = ["Release", "read_in", "read_under_grant"]
+__all__ = ["Release", "TokensRevoked", "read_in", "read_under_grant"]
+
+
+class TokensRevoked(NotAuthorized):
+    """The access token's family was revoked (by its client, or after a replayed code
+    or refresh token): no read, whatever the grant says."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +46,8 @@ class Release:
     ledger_index: int
 
 
-def read_under_grant(ctx: VaultContext, *, service_id: str, grant_id: str) -> Release:
+def read_under_grant(ctx: VaultContext, *, service_id: str, grant_id: str,
+                     token_family: str | None = None) -> Release:
     """One read by a service. Denied (AccessDenied) unless a live grant allows it now.
 
     The grant is locked and checked inside the transaction that records the access, so
@@ -42,7 +55,8 @@ def read_under_grant(ctx: VaultContext, *, service_id: str, grant_id: str) -> Re
     before anything is returned.
     """
     with unit_of_work(ctx) as work:
-        return read_in(ctx, work, service_id=service_id, grant_id=grant_id)
+        return read_in(ctx, work, service_id=service_id, grant_id=grant_id,
+                       token_family=token_family)
 
 
 @lru_cache(maxsize=4096)
@@ -54,9 +68,14 @@ def _terms(text: str) -> GrantTerms:
 _GRANT = (
     select(GrantRow.state, GrantRow.terms, GrantRow.reads, GrantRow.last_read_at,  # type: ignore[call-overload]
            GrantRow.service_id, ServiceRow.active, CitizenRow.id, CitizenRow.subject,
-           CitizenRow.kek_id, CitizenRow.wrapped_key)
+           CitizenRow.kek_id, CitizenRow.wrapped_key,
+           OAuthTokenFamilyRow.id.label("family"),  # type: ignore[attr-defined]
+           OAuthTokenFamilyRow.revoked_at)
     .join(ServiceRow, col(ServiceRow.id) == col(GrantRow.service_id))
     .join(CitizenRow, col(CitizenRow.id) == col(GrantRow.citizen_id))
+    # The token's family, if it has one (None matches nothing): revoked tokens read nothing.
+    .outerjoin(OAuthTokenFamilyRow, (col(OAuthTokenFamilyRow.id) == bindparam("family"))
+               & (col(OAuthTokenFamilyRow.grant_id) == col(GrantRow.id)))
     .where(col(GrantRow.id) == bindparam("grant_id"))
     .with_for_update(of=GrantRow)
 )
@@ -73,7 +92,8 @@ _COUNT_READ = (
 )
 
 
-def read_in(ctx: VaultContext, work: Work, *, service_id: str, grant_id: str) -> Release:
+def read_in(ctx: VaultContext, work: Work, *, service_id: str, grant_id: str,
+            token_family: str | None = None) -> Release:
     """`read_under_grant` inside a transaction the caller commits (group commit batches
     several reads into one). Nothing may be returned to a service before that commit.
 
@@ -81,9 +101,11 @@ def read_in(ctx: VaultContext, work: Work, *, service_id: str, grant_id: str) ->
     grant, service and citizen, one of the records it needs, one UPDATE.
     """
     conn = work.session.connection()
-    row = conn.execute(_GRANT, {"grant_id": grant_id}).first()
+    row = conn.execute(_GRANT, {"grant_id": grant_id, "family": token_family}).first()
     if row is None or row.service_id != service_id:
         raise NotFound("no such grant")
+    if token_family is not None and (row.family is None or row.revoked_at is not None):
+        raise TokensRevoked("the access token has been revoked")
     terms = _terms(row.terms)
     check_read(state=GrantState(row.state), terms=terms, now=work.now, reads_used=row.reads,
                last_read_at=row.last_read_at, service_active=row.active)

@@ -42,6 +42,7 @@ __all__ = [
     "get_grant",
     "pause_grant",
     "request_grant",
+    "request_grant_in",
     "resume_grant",
     "revoke_grant",
     "signing_challenge",
@@ -88,30 +89,54 @@ def request_grant(
 ) -> GrantView:
     """A service asks; the request waits for the citizen (and lapses if unanswered)."""
     with unit_of_work(ctx) as work:
-        service = get_service(work.session, service_id)
-        citizen = get_citizen(work.session, citizen_id)
-        terms = request_terms(
-            service_profile(service), grant_id=new_id("gr"), purpose=purpose,
+        return view(request_grant_in(
+            work, service_id=service_id, citizen_id=citizen_id, purpose=purpose,
             categories=categories, derived=derived, duration=duration, not_before=not_before,
             expires_at=expires_at, access=access, data_life=data_life,
-            justification=justification, now=work.now)
-        terms_json = terms.to_json()
-        terms_hash = terms.terms_hash()
-        row = GrantRow(
-            id=terms.grant_id, service_id=service_id, citizen_id=citizen_id,
-            terms=orjson.dumps(terms_json, option=orjson.OPT_SORT_KEYS).decode(),
-            terms_hash=terms_hash, state=GrantState.REQUESTED.value, reads=0,
-            requested_at=work.now, updated_at=work.now,
-            due_at=lapse_deadline(work.now, terms), last_seq=-1)
-        entry = work.ledger.append("grant.requested", {
-            "grant_id": terms.grant_id, "service_id": service_id,
-            "subject": citizen.subject, "terms": terms_json, "terms_hash": b64(terms_hash)})
-        row.last_seq = entry.seq
-        work.session.add(row)
-        work.session.flush()  # the grant row before the event that points at it
-        work.session.add(GrantEventRow(seq=entry.seq, grant_id=row.id,
-                                       kind="grant.requested", at=work.now))
-        return view(row)
+            justification=justification))
+
+
+def request_grant_in(
+    work: Work,
+    *,
+    service_id: str,
+    citizen_id: str,
+    purpose: str,
+    categories: Sequence[str] = (),
+    derived: Sequence[str] = (),
+    duration: timedelta | None = None,
+    not_before: datetime | None = None,
+    expires_at: datetime | None = None,
+    access: Access,
+    data_life: str,
+    justification: str,
+) -> GrantRow:
+    """`request_grant` in the caller's unit of work (the OAuth endpoints record their
+    own rows in the same transaction)."""
+    service = get_service(work.session, service_id)
+    citizen = get_citizen(work.session, citizen_id)
+    terms = request_terms(
+        service_profile(service), grant_id=new_id("gr"), purpose=purpose,
+        categories=categories, derived=derived, duration=duration, not_before=not_before,
+        expires_at=expires_at, access=access, data_life=data_life,
+        justification=justification, now=work.now)
+    terms_json = terms.to_json()
+    terms_hash = terms.terms_hash()
+    row = GrantRow(
+        id=terms.grant_id, service_id=service_id, citizen_id=citizen_id,
+        terms=orjson.dumps(terms_json, option=orjson.OPT_SORT_KEYS).decode(),
+        terms_hash=terms_hash, state=GrantState.REQUESTED.value, reads=0,
+        requested_at=work.now, updated_at=work.now,
+        due_at=lapse_deadline(work.now, terms), last_seq=-1)
+    entry = work.ledger.append("grant.requested", {
+        "grant_id": terms.grant_id, "service_id": service_id,
+        "subject": citizen.subject, "terms": terms_json, "terms_hash": b64(terms_hash)})
+    row.last_seq = entry.seq
+    work.session.add(row)
+    work.session.flush()  # the grant row before the event that points at it
+    work.session.add(GrantEventRow(seq=entry.seq, grant_id=row.id,
+                                   kind="grant.requested", at=work.now))
+    return row
 
 
 def lock_grant(work: Work, grant_id: str) -> GrantRow:

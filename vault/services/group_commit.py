@@ -85,6 +85,7 @@ class BatchStats:
 class _Pending:
     service_id: str
     grant_id: str
+    token_family: str | None
     queued_at: float  # time.monotonic()
     future: Future[Release]
 
@@ -192,17 +193,22 @@ class GroupCommitReader:
 
     # -- reading ---------------------------------------------------------------------------
 
-    def read(self, *, service_id: str, grant_id: str) -> Release:
+    def read(self, *, service_id: str, grant_id: str,
+             token_family: str | None = None) -> Release:
         """Like `read_under_grant`, sharing its transaction with concurrent reads."""
-        return self.submit(service_id=service_id, grant_id=grant_id).result()
+        return self.submit(service_id=service_id, grant_id=grant_id,
+                           token_family=token_family).result()
 
-    async def aread(self, *, service_id: str, grant_id: str) -> Release:
+    async def aread(self, *, service_id: str, grant_id: str,
+                    token_family: str | None = None) -> Release:
         """`read` for asyncio. If the task is cancelled before the writer takes the read,
         the read is never run. After that it commits whatever happens to the task."""
         return await asyncio.wrap_future(self.submit(service_id=service_id,
-                                                     grant_id=grant_id))
+                                                     grant_id=grant_id,
+                                                     token_family=token_family))
 
-    def submit(self, *, service_id: str, grant_id: str) -> Future[Release]:
+    def submit(self, *, service_id: str, grant_id: str,
+               token_family: str | None = None) -> Future[Release]:
         """Queue a read; the future resolves after its batch commits (or fails)."""
         future: Future[Release] = Future()
         with self._cond:
@@ -211,7 +217,8 @@ class GroupCommitReader:
             if len(self._queue) >= self._max_pending:
                 raise Overloaded(f"{self._max_pending} reads are already waiting; "
                                  "try again shortly")
-            self._queue.append(_Pending(service_id, grant_id, time.monotonic(), future))
+            self._queue.append(_Pending(service_id, grant_id, token_family,
+                                        time.monotonic(), future))
             # Wake the writer only when it may be waiting for this: the first read, or
             # a full batch while it waits for company.
             if len(self._queue) == 1 or len(self._queue) == self._max_batch:
@@ -294,7 +301,8 @@ class GroupCommitReader:
                 try:
                     with _savepoint(work):
                         outcomes.append(read_in(ctx, work, service_id=p.service_id,
-                                                grant_id=p.grant_id))
+                                                grant_id=p.grant_id,
+                                                token_family=p.token_family))
                 except _Broken as broken:
                     raise _Retry(i, broken.cause) from broken.cause
                 except Exception as exc:  # the read's own error, rolled back to its savepoint

@@ -32,8 +32,12 @@ __all__ = [
     "CitizenRow",
     "GrantEventRow",
     "GrantRow",
+    "OAuthBackchannelRow",
     "OAuthJtiRow",
+    "OAuthRefreshTokenRow",
     "OAuthRequestRow",
+    "OAuthSubjectRow",
+    "OAuthTokenFamilyRow",
     "PasskeyRow",
     "RecordRow",
     "RecoveryCodeRow",
@@ -285,6 +289,12 @@ class OAuthRequestRow(SQLModel, table=True):
     (`expires_at`) and is used at most once (`used_at`), by the client that pushed it.
     The terms it asks for (`authorization_details`, RFC 9396) name categories, never
     values; nothing here is personal data.
+
+    Once taken, the row follows the authorization in the wallet: `expires_at` is moved
+    to the end of the time the citizen has to answer, `grant_id` is the grant requested
+    for the signed-in citizen, `answered_at` when the browser was sent back, with a code
+    (stored as `code_hash`, single use by `code_used_at`) or an error. `family_id` is the
+    token family the code was redeemed for, so a replayed code can revoke it.
     """
 
     __tablename__ = "oauth_requests"
@@ -298,4 +308,78 @@ class OAuthRequestRow(SQLModel, table=True):
     authorization_details: list[dict[str, Any]] = Field(sa_column=Column(JSON, nullable=False))
     created_at: datetime = _utc()
     expires_at: datetime = _utc(index=True)
+    used_at: datetime | None = _utc(nullable=True)
+    grant_id: str | None = Field(default=None, sa_column=Column(
+        String(40), ForeignKey("grants.id", ondelete="CASCADE",
+                               name="fk_oauth_requests_grant")))
+    answered_at: datetime | None = _utc(nullable=True)
+    code_hash: bytes | None = Field(default=None, sa_column=Column(
+        LargeBinary(32), index=True, unique=True))
+    code_expires_at: datetime | None = _utc(nullable=True)
+    code_used_at: datetime | None = _utc(nullable=True)
+    family_id: str | None = Field(default=None, max_length=40)
+
+
+class OAuthTokenFamilyRow(SQLModel, table=True):
+    """The tokens issued from one authorization (a code or a CIBA request): every access
+    token carries the family's id, every refresh token belongs to it. Revoking the family
+    (RFC 7009, a replayed code, a reused refresh token) stops all of them at once."""
+
+    __tablename__ = "oauth_token_families"
+
+    id: str = Field(primary_key=True, max_length=40)
+    client_id: str = Field(sa_column=Column(
+        String(40), ForeignKey("services.id"), nullable=False))
+    grant_id: str = Field(sa_column=Column(
+        String(40), ForeignKey("grants.id", ondelete="CASCADE"), nullable=False, index=True))
+    created_at: datetime = _utc()
+    revoked_at: datetime | None = _utc(nullable=True)
+    revoked_because: str | None = Field(default=None, max_length=40)
+
+
+class OAuthRefreshTokenRow(SQLModel, table=True):
+    """A refresh token (its SHA-256). Used once: using it issues the next one (rotation);
+    presenting a used one again revokes its family (reuse detection)."""
+
+    __tablename__ = "oauth_refresh_tokens"
+
+    hash: bytes = Field(sa_column=Column(LargeBinary(32), primary_key=True))
+    family_id: str = Field(sa_column=Column(
+        String(40), ForeignKey("oauth_token_families.id", ondelete="CASCADE"),
+        nullable=False, index=True))
+    created_at: datetime = _utc()
+    used_at: datetime | None = _utc(nullable=True)
+
+
+class OAuthSubjectRow(SQLModel, table=True):
+    """Which citizen a service's pairwise `sub` names, so a service can ask by `sub`
+    (CIBA `login_hint`). The pairwise value is a one-way hash: this table is its only
+    inverse, written when a service is first told the `sub`, erased with the citizen."""
+
+    __tablename__ = "oauth_subjects"
+
+    service_id: str = Field(sa_column=Column(
+        String(40), ForeignKey("services.id"), primary_key=True))
+    sub: str = Field(primary_key=True, max_length=40)
+    citizen_id: str = Field(sa_column=Column(
+        String(40), ForeignKey("citizens.id", ondelete="CASCADE"), nullable=False, index=True))
+
+
+class OAuthBackchannelRow(SQLModel, table=True):
+    """A CIBA request (poll mode): its `auth_req_id` (SHA-256), the grant it requested,
+    until when it may be polled, at what interval, and when it was last polled and used."""
+
+    __tablename__ = "oauth_backchannel"
+
+    hash: bytes = Field(sa_column=Column(LargeBinary(32), primary_key=True))
+    client_id: str = Field(sa_column=Column(
+        String(40), ForeignKey("services.id"), nullable=False))
+    grant_id: str = Field(sa_column=Column(
+        String(40), ForeignKey("grants.id", ondelete="CASCADE"), nullable=False, index=True))
+    created_at: datetime = _utc()
+    expires_at: datetime = _utc()
+    interval: int = Field(sa_column=Column(Integer, nullable=False))
+    #: CIBA §7.1: shown to the citizen beside the request, to match it with the service.
+    binding_message: str | None = Field(default=None, max_length=40)
+    polled_at: datetime | None = _utc(nullable=True)
     used_at: datetime | None = _utc(nullable=True)

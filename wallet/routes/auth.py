@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -63,8 +64,8 @@ def signed_in(wallet: WalletState, token: str, redirect: str) -> JSONResponse:
 
 
 @router.get("/signup", response_class=HTMLResponse)
-def signup_page(request: Request) -> Response:
-    return render(request, "signup.html")
+def signup_page(request: Request, next: str = "") -> Response:
+    return render(request, "signup.html", next_path=_safe_next(next))
 
 
 @router.post("/signup/options")
@@ -88,7 +89,9 @@ def signup(request: Request, wallet: Wallet, answer: Answer) -> JSONResponse:
                    credential=answer.credential, label=answer.fields.get("label", ""))
     if wallet.after_sign_up is not None:
         wallet.after_sign_up(done.citizen_id)
-    return signed_in(wallet, done.token, "/wallet/welcome")
+    then = _safe_next(answer.fields.get("next", ""))
+    return signed_in(wallet, done.token, "/wallet/welcome" + (
+        f"?next={quote(then)}" if then != "/wallet" else ""))
 
 
 @router.get("/signin", response_class=HTMLResponse)
@@ -147,11 +150,12 @@ def recover(request: Request, wallet: Wallet,
 
 
 @router.get("/welcome", response_class=HTMLResponse)
-def welcome(request: Request, citizen_id: Citizen) -> Response:
-    return render(request, "welcome.html")
+def welcome(request: Request, citizen_id: Citizen, next: str = "") -> Response:
+    return render(request, "welcome.html", next_path=_safe_next(next))
 
 
 @router.post("/recovery-codes", response_class=HTMLResponse)
-def recovery_codes(request: Request, wallet: Wallet, citizen_id: Citizen) -> Response:
+def recovery_codes(request: Request, wallet: Wallet, citizen_id: Citizen,
+                   next: Annotated[str, Form(max_length=500)] = "") -> Response:
     codes = new_recovery_codes(wallet.ctx, wallet.secret, citizen_id)
-    return render(request, "codes.html", codes=codes)
+    return render(request, "codes.html", codes=codes, next_path=_safe_next(next))

@@ -15,6 +15,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 
 from vault.domain.grants import GrantAction, GrantState, allowed_actions
 from vault.errors import NotFound
+from vault.oauth.authorize import open_authorization
+from vault.oauth.backchannel import binding_message
 from vault.services import grants
 from vault.services.activity import accesses, grant_events, grants_page, service_names
 from vault.services.context import reading
@@ -22,9 +24,11 @@ from vault.storage.tables import GrantRow, ServiceRow
 from wallet.passkeys.authentication import approval_options, proof_from_browser
 from wallet.passkeys.manage import credential_ids
 from wallet.routes.auth import Answer
+from wallet.routes.authorize import return_path
 from wallet.routes.deps import Citizen, Wallet, csrf_guard, render
 from wallet.routes.listing import access_rows
 from wallet.views import EVENT_WORDS, grant_card, grant_cards, when
+from wallet.web import WalletState
 
 __all__ = ["router"]
 
@@ -104,17 +108,30 @@ def grant_page(request: Request, wallet: Wallet, citizen_id: Citizen, grant_id: 
                   for e in grant_events(session, grant_id)]
         page = accesses(session, citizen_id, grant_id=grant_id, before=before, limit=20)
         rows = access_rows(session, page.items, {service.id: service.name})
+        asking = card.grant.state is GrantState.REQUESTED
+        returning = asking and open_authorization(
+            session, grant_id, now=wallet.ctx.clock()) is not None
+        binding = binding_message(session, grant_id) if asking else None
     actions = {a.value for a in allowed_actions(card.grant.state)}
     template = "consent.html" if card.grant.state is GrantState.REQUESTED else "grant.html"
     return render(request, template, nav="requests" if template == "consent.html" else "grants",
                   card=card, service=service, events=events, rows=rows,
-                  next_before=page.next_before, actions=actions, notice=_DONE.get(done))
+                  next_before=page.next_before, actions=actions, notice=_DONE.get(done),
+                  returning=returning, binding=binding)
+
+
+def _waiting_service(wallet: WalletState, grant_id: str) -> str | None:
+    """The way back to a service whose authorization asked for this grant, if any."""
+    with reading(wallet.ctx) as session:
+        waiting = open_authorization(session, grant_id, now=wallet.ctx.clock())
+    return None if waiting is None else return_path(waiting)
 
 
 @router.post("/grants/{grant_id}/decline")
 def decline(wallet: Wallet, citizen_id: Citizen, grant_id: str) -> Response:
     grants.deny_grant(wallet.ctx, grant_id, citizen_id=citizen_id)
-    return RedirectResponse("/wallet/requests?done=declined", 303)
+    back = _waiting_service(wallet, grant_id)
+    return RedirectResponse(back or "/wallet/requests?done=declined", 303)
 
 
 # After the fixed paths: "decline" must not be taken for a signed action.
@@ -134,7 +151,8 @@ def signed_action(wallet: Wallet, citizen_id: Citizen, grant_id: str, action: Si
     what = _SIGNED[action]
     _DO[what](wallet.ctx, grant_id, citizen_id=citizen_id,
               proof=proof_from_browser(answer.credential))
-    return JSONResponse({"redirect": f"/wallet/grants/{grant_id}?done={_PAST[what]}"})
+    back = _waiting_service(wallet, grant_id) if what is GrantAction.APPROVE else None
+    return JSONResponse({"redirect": back or f"/wallet/grants/{grant_id}?done={_PAST[what]}"})
 
 
 @router.get("/grants/{grant_id}/receipt.json")

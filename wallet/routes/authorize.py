@@ -1,0 +1,88 @@
+"""The authorization endpoint (`GET /oauth/authorize`, ARCHITECTURE §4): a service sends
+the citizen's browser here with its pushed request; the wallet signs them in (or up),
+shows the consent screen, and sends them back with a code or `error=access_denied`.
+
+1. `/oauth/authorize?client_id&request_uri` takes the pushed request and goes on to
+   `/wallet/authorize/{id}`. A bad link is explained to the person and never redirected
+   to the service (its redirect URI is not trusted until the request is).
+2. `/wallet/authorize/{id}` needs a signed-in citizen (the sign-in page comes back here),
+   requests the grant for them, and shows its consent screen.
+3. After Approve or Decline the wallet goes to `/wallet/authorize/{id}/return`, which
+   sends the browser back to the service.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from vault.oauth.authorize import (
+    NotAnswered,
+    answer_authorization,
+    attach_citizen,
+    begin_authorization,
+)
+from vault.oauth.errors import InvalidRequestUriError, OAuthError
+from vault.oauth.metadata import AUTHORIZATION_PATH
+from wallet.routes.deps import Citizen, Wallet, csrf_guard, render
+
+__all__ = ["return_path", "router"]
+
+router = APIRouter(dependencies=[Depends(csrf_guard)], include_in_schema=False)
+
+_WHY = {
+    "expired": "This link from a service has expired or has already been used. Go back "
+               "to the service and start again.",
+    "invalid": "This link from a service is not complete or names a service the vault "
+               "does not know. Go back to the service and start again.",
+    "answered": "You have already answered this request, or it has expired. Go back to "
+                "the service and start again.",
+}
+Why = Literal["expired", "invalid", "answered"]
+
+
+def return_path(request_id: str) -> str:
+    """Where the wallet goes once the citizen has answered an authorization."""
+    return f"/wallet/authorize/{request_id}/return"
+
+
+@router.get(AUTHORIZATION_PATH)
+def authorize(wallet: Wallet, client_id: Annotated[str | None, Query(max_length=200)] = None,
+              request_uri: Annotated[str | None, Query(max_length=200)] = None) -> Response:
+    try:
+        started = begin_authorization(wallet.ctx, client_id=client_id,
+                                      request_uri=request_uri)
+    except InvalidRequestUriError:
+        return RedirectResponse("/wallet/authorize/problem?why=expired", 303)
+    except OAuthError:
+        return RedirectResponse("/wallet/authorize/problem?why=invalid", 303)
+    return RedirectResponse(f"/wallet/authorize/{started.id}", 303)
+
+
+@router.get("/wallet/authorize/problem", response_class=HTMLResponse)
+def problem_page(request: Request, why: Why = "invalid") -> Response:
+    return render(request, "error.html", status_code=400,
+                  title="That link did not work", detail=_WHY[why].rstrip("."))
+
+
+@router.get("/wallet/authorize/{request_id}")
+def consent(wallet: Wallet, citizen_id: Citizen, request_id: str) -> Response:
+    try:
+        started = attach_citizen(wallet.ctx, request_id, citizen_id=citizen_id)
+    except OAuthError:
+        return RedirectResponse("/wallet/authorize/problem?why=answered", 303)
+    return RedirectResponse(f"/wallet/grants/{started.grant_id}", 303)
+
+
+@router.get("/wallet/authorize/{request_id}/return")
+def back_to_service(wallet: Wallet, citizen_id: Citizen, request_id: str) -> Response:
+    try:
+        target = answer_authorization(wallet.ctx, request_id, citizen_id=citizen_id,
+                                      issuer=wallet.issuer)
+    except NotAnswered:
+        return RedirectResponse(f"/wallet/authorize/{request_id}", 303)
+    except OAuthError:
+        return RedirectResponse("/wallet/authorize/problem?why=answered", 303)
+    return RedirectResponse(target, 303)
