@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import secrets
 import uuid
 from dataclasses import dataclass, field
@@ -16,12 +17,13 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx
 import jwt as pyjwt
 from cryptography.hazmat.primitives.asymmetric import ec
+from support.webwallet import Browser
 
 from vault.oauth import CLIENT_ASSERTION_TYPE
 from vault.services import registry
 from vault.services.context import VaultContext
 
-__all__ = ["DETAILS", "Service", "b64url", "s256"]
+__all__ = ["DETAILS", "Service", "approve", "b64url", "location", "s256", "to_consent"]
 
 DETAILS: dict[str, Any] = {
     "type": "personal_data", "purpose": "eligibility_assessment",
@@ -112,3 +114,33 @@ class Service:
         r: httpx.Response = self.http.get(
             "/v1/data", headers={"authorization": f"Bearer {access_token}"})
         return r
+
+
+# -- the citizen's side, through the web wallet --------------------------------------------
+
+
+def location(r: httpx.Response) -> str:
+    assert r.status_code == 303, (r.status_code, r.text[:300])
+    return r.headers["location"]
+
+
+def to_consent(b: Browser, svc: Service, **push: Any) -> tuple[str, str]:
+    """Through the authorize endpoint to the consent screen: (request id, grant id)."""
+    wallet_path = location(b.get(svc.push(**push), follow_redirects=False))
+    m = re.fullmatch(r"/wallet/authorize/([A-Za-z0-9_-]{43})", wallet_path)
+    assert m, wallet_path
+    grant_path = location(b.get(wallet_path, follow_redirects=False))
+    assert grant_path.startswith("/wallet/grants/gr_")
+    page = b.get(grant_path)
+    assert "we take you back to Blue Badge team" in page.text
+    return m.group(1), grant_path.rsplit("/", 1)[1]
+
+
+def approve(b: Browser, svc: Service, **push: Any) -> dict[str, str]:
+    """The whole front channel; the callback's parameters."""
+    request_id, grant_id = to_consent(b, svc, **push)
+    r = b.passkey_post(f"/wallet/grants/{grant_id}/approve")
+    assert r.status_code == 200, r.text
+    back = f"/wallet/authorize/{request_id}/return"
+    assert r.json() == {"redirect": back}
+    return svc.callback(location(b.get(back, follow_redirects=False)))

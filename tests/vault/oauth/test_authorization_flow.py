@@ -6,7 +6,6 @@ refusing tokens whose family was revoked."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -15,7 +14,7 @@ import httpx
 import pytest
 from sqlalchemy import update
 from sqlmodel import Session
-from support.oauthclient import Service
+from support.oauthclient import Service, approve, location, to_consent
 from support.webwallet import ORIGIN, Browser, WebWallet, open_wallet
 
 from vault.oauth.authorize import AUTHORIZE_WINDOW
@@ -35,33 +34,6 @@ def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebWallet]:
 @pytest.fixture
 def svc(web: WebWallet) -> Service:
     return Service.register(web.ctx, web.browser().client, ORIGIN)
-
-
-def location(r: httpx.Response) -> str:
-    assert r.status_code == 303, (r.status_code, r.text[:300])
-    return r.headers["location"]
-
-
-def to_consent(b: Browser, svc: Service, **push: Any) -> tuple[str, str]:
-    """Through the authorize endpoint to the consent screen: (request id, grant id)."""
-    wallet_path = location(b.get(svc.push(**push), follow_redirects=False))
-    m = re.fullmatch(r"/wallet/authorize/([A-Za-z0-9_-]{43})", wallet_path)
-    assert m, wallet_path
-    grant_path = location(b.get(wallet_path, follow_redirects=False))
-    assert grant_path.startswith("/wallet/grants/gr_")
-    page = b.get(grant_path)
-    assert "we take you back to Blue Badge team" in page.text
-    return m.group(1), grant_path.rsplit("/", 1)[1]
-
-
-def approve(b: Browser, svc: Service, **push: Any) -> dict[str, str]:
-    """The whole front channel; the callback's parameters."""
-    request_id, grant_id = to_consent(b, svc, **push)
-    r = b.passkey_post(f"/wallet/grants/{grant_id}/approve")
-    assert r.status_code == 200, r.text
-    back = f"/wallet/authorize/{request_id}/return"
-    assert r.json() == {"redirect": back}
-    return svc.callback(location(b.get(back, follow_redirects=False)))
 
 
 def tokens(svc: Service, b: Browser) -> dict[str, Any]:
