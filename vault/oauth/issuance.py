@@ -19,11 +19,11 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import update
+from sqlalchemy import delete, update
 from sqlmodel import Session, col, select
 
 from vault.crypto.token_key import TokenKey
@@ -41,6 +41,7 @@ from vault.storage.tables import (
 )
 
 __all__ = [
+    "REUSE_MEMORY",
     "TOKEN_USABLE_STATES",
     "Issuer",
     "granted_details",
@@ -55,6 +56,9 @@ __all__ = [
 #: A grant in these states may have tokens issued (a paused grant's reads are refused
 #: by the resource server, but the service keeps its tokens until the citizen resumes).
 TOKEN_USABLE_STATES = frozenset({GrantState.APPROVED, GrantState.PAUSED})
+#: How long a used refresh token is kept to detect its reuse. A periodic service that
+#: refreshes every five minutes would otherwise leave 288 rows a day per grant.
+REUSE_MEMORY = timedelta(days=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,5 +184,8 @@ def rotate_refresh_token(
         raise _refused_by_state(grant)
     token.used_at = now
     session.add(token)
+    session.execute(delete(OAuthRefreshTokenRow).where(
+        col(OAuthRefreshTokenRow.family_id) == family.id,
+        col(OAuthRefreshTokenRow.used_at) < now - REUSE_MEMORY))
     return issue_tokens(session, issuer, grant=grant, family_id=family.id, now=now)
 

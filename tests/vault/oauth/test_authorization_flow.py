@@ -12,13 +12,14 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlmodel import Session
 from support.oauthclient import Service, approve, location, to_consent
 from support.webwallet import ORIGIN, Browser, WebWallet, open_wallet
 
 from vault.oauth.authorize import AUTHORIZE_WINDOW
-from vault.storage.tables import OAuthRequestRow
+from vault.oauth.issuance import REUSE_MEMORY
+from vault.storage.tables import OAuthRefreshTokenRow, OAuthRequestRow, OAuthTokenFamilyRow
 from wallet.security import AttemptLimiter
 
 
@@ -307,3 +308,21 @@ def test_metadata_lists_every_endpoint_the_app_serves(web: WebWallet) -> None:
         r = b.client.request("GET" if key in ("authorization_endpoint", "jwks_uri")
                              else "POST", path, follow_redirects=False)
         assert r.status_code not in (404, 405), (key, r.status_code)
+
+
+def test_used_refresh_tokens_are_forgotten_after_a_day(web: WebWallet, svc: Service) -> None:
+    b = web.sign_up()
+    t = tokens(svc, b)
+    for _ in range(3):
+        t = svc.refresh(t["refresh_token"]).json()
+    with Session(web.ctx.engine) as s, s.begin():
+        s.execute(update(OAuthRefreshTokenRow).where(
+            OAuthRefreshTokenRow.used_at.is_not(None)).values(  # type: ignore[union-attr]
+            used_at=web.ctx.clock() - REUSE_MEMORY - timedelta(seconds=1)))
+    t = svc.refresh(t["refresh_token"]).json()
+    with Session(web.ctx.engine) as s:
+        family = s.execute(select(OAuthTokenFamilyRow.id).where(
+            OAuthTokenFamilyRow.grant_id == t["grant_id"])).scalar_one()  # type: ignore[arg-type]
+        kept = s.execute(select(OAuthRefreshTokenRow).where(
+            OAuthRefreshTokenRow.family_id == family)).scalars().all()  # type: ignore[arg-type]
+    assert len(kept) == 2  # the one just used, and the new one
