@@ -216,6 +216,8 @@ PAGES: list[tuple[str, str, str | Callable[[Site], None], str]] = [
     ("recover wrong code", "visitor", _wrong_code, "Use a recovery code"),
     ("goodbye", "visitor", "/wallet/goodbye", "Your account is deleted"),
     ("not found", "visitor", "/wallet/no-such-page", "Page not found"),
+    ("service link broken", "visitor", "/oauth/authorize?client_id=svc_x",
+     "That link did not work"),
     ("welcome", "citizen", "/wallet/welcome", "Your account is ready"),
     ("recovery codes", "citizen", _show_codes, "Your recovery codes"),
     ("dashboard", "citizen", "/wallet", "Your wallet"),
@@ -244,7 +246,7 @@ def test_page_is_accessible_and_fits_a_phone(site: Site, name: str, who: str,
     if isinstance(where, str):
         response = page.goto(where.format(**site.ids))
         assert response is not None
-        expected = 404 if name.endswith("not found") else 200
+        expected = 404 if name.endswith("not found") else 400 if "broken" in name else 200
         assert response.status == expected, f"{where}: HTTP {response.status}"
     else:
         where(site)
