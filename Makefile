@@ -10,6 +10,7 @@ DEV_STAMP     := $(VENV)/.installed-dev
 
 help:
 	@echo "make run    set up and start the vault with demo data (SQLite, http://localhost:8000)"
+	@echo "            and the Blue Badge example service (http://localhost:8001)"
 	@echo "make test   set up and run the whole test suite"
 	@echo "make bench  run the benchmarks and print a table"
 	@echo "make lint   ruff + mypy"
@@ -27,7 +28,7 @@ $(DEV_STAMP): pyproject.toml | $(BIN)/python
 	@touch $@ $(RUNTIME_STAMP)
 
 run: $(RUNTIME_STAMP)
-	$(BIN)/vault serve --demo
+	$(BIN)/python -m clients.examples.demo
 
 test: $(DEV_STAMP)
 	$(BIN)/pytest

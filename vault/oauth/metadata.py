@@ -93,6 +93,7 @@ def server_metadata(issuer: str) -> dict[str, Any]:
         "jwks_uri": e.jwks,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
+        "authorization_response_iss_parameter_supported": True,  # RFC 9207
         "grant_types_supported": ["authorization_code", "refresh_token", CIBA_GRANT_TYPE],
         "code_challenge_methods_supported": ["S256"],  # RFC 7636; plain is refused
         "token_endpoint_auth_methods_supported": _CLIENT_AUTH,

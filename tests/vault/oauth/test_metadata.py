@@ -61,6 +61,7 @@ def test_metadata_says_what_the_server_supports(client: TestClient) -> None:
     assert doc["grant_types_supported"] == [
         "authorization_code", "refresh_token", "urn:openid:params:grant-type:ciba"]
     assert doc["code_challenge_methods_supported"] == ["S256"]
+    assert doc["authorization_response_iss_parameter_supported"] is True  # RFC 9207
     assert doc["token_endpoint_auth_methods_supported"] == ["private_key_jwt"]
     assert doc["token_endpoint_auth_signing_alg_values_supported"] == ["ES256"]
     assert doc["authorization_details_types_supported"] == ["personal_data"]

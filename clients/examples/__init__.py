@@ -1,0 +1,1 @@
+"""Runnable examples of services built on the service SDK (`clients.service`)."""

@@ -1,0 +1,258 @@
+"""`python -m clients.examples.demo` (what `make run` runs): the vault's demo and the Blue
+Badge example service, side by side.
+
+1. `vault serve --demo` in a child process, until /healthz answers;
+2. the Blue Badge app registered as an operator would, with the `vault` command line:
+   its own P-256 key (`<data-dir>/bluebadge/service-key.pem`, 0600), the public JWKS,
+   `vault service add ... --json`; client_id and webhook secret kept in
+   `<data-dir>/bluebadge/client.json` (0600) and reused while the vault still knows them;
+3. `python -m clients.examples.bluebadge` in a second child;
+4. Ctrl-C or SIGTERM stops both (each in a session of its own, so only we get the
+   terminal's Ctrl-C, and each gets one SIGTERM and time for a clean shutdown).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import httpx
+
+from clients.examples.bluebadge.config import CLIENT_FILE, JWKS_FILE, KEY_FILE, app_dir
+from clients.service import ServiceKey
+
+__all__ = ["LaunchError", "Registration", "main", "register", "vault_command"]
+
+SERVICE_NAME = "Blue Badge team (example app)"
+Runner = Callable[[list[str]], "subprocess.CompletedProcess[str]"]
+
+
+class LaunchError(Exception):
+    """The vault or the example app could not be started or registered."""
+
+
+@dataclass(frozen=True)
+class Registration:
+    client_id: str
+    webhook_secret: str | None
+    #: True when this call registered the app (first run, or the vault forgot it).
+    new: bool
+
+
+def vault_command() -> list[str]:
+    """The `vault` script of this same environment (so `make run` uses .venv's)."""
+    beside = Path(sys.executable).parent / "vault"
+    if beside.is_file():
+        return [str(beside)]
+    found = shutil.which("vault")
+    return [found] if found else [sys.executable, "-c", "from vault.cli import main; main()"]
+
+
+def _run(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, check=False)  # noqa: S603
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Create `path` with mode 0600 from the start (never readable by others)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.chmod(path, 0o600)
+
+
+def _service_key(folder: Path) -> ServiceKey:
+    path = folder / KEY_FILE
+    if path.is_file():
+        return ServiceKey.from_file(path)
+    key = ServiceKey.generate()
+    _write_private(path, key.private_pem())
+    return key
+
+
+def _known(doc: Any, wanted: dict[str, Any]) -> str | None:
+    """The stored client_id, if it was registered with what we would register now."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("client_id"), str):
+        return None
+    return doc["client_id"] if all(doc.get(k) == v for k, v in wanted.items()) else None
+
+
+def register(vault: Sequence[str], data_dir: Path, *, app_url: str,
+             database: str | None = None, run: Runner = _run) -> Registration:
+    """Register the Blue Badge app with the vault at `data_dir`, once.
+
+    Later calls reuse `client.json` if the vault still knows its client_id (asking it for
+    the webhook secret, which also picks up a rotated app secret) and the key, redirect
+    URI and webhook URL are unchanged; otherwise they register again.
+    """
+    folder = app_dir(data_dir)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    key = _service_key(folder)
+    app_url = app_url.rstrip("/")
+    redirect_uri, webhook_url = f"{app_url}/callback", f"{app_url}/webhooks/vault"
+    wanted: dict[str, Any] = {"jwk": key.public_jwk(), "redirect_uri": redirect_uri,
+                              "webhook_url": webhook_url}
+    (folder / JWKS_FILE).write_text(json.dumps({"keys": [key.public_jwk()]}, indent=2) + "\n")
+    where = ["--data-dir", str(data_dir)] + (["--database", database] if database else [])
+    client_file = folder / CLIENT_FILE
+    try:
+        stored = json.loads(client_file.read_text()) if client_file.is_file() else None
+    except ValueError:
+        stored = None
+    client_id = _known(stored, wanted)
+    new = False
+    if client_id is not None:
+        got = run([*vault, "service", "webhook-secret", client_id, *where])
+        secret = got.stdout.strip() if got.returncode == 0 else None
+        if not secret and "no service" not in got.stderr:  # not "unknown": a real failure
+            raise LaunchError(f"vault service webhook-secret failed: "
+                              f"{(got.stderr or got.stdout).strip()}")
+        client_id = client_id if secret else None  # the vault no longer knows it
+    if client_id is None:
+        got = run([*vault, "service", "add", "--name", SERVICE_NAME,
+                   "--description", "The SDK's example service: apply for a Blue Badge "
+                   "with your name, address and two yes/no answers from your vault.",
+                   "--jwks-file", str(folder / JWKS_FILE),
+                   "--redirect-uri", redirect_uri,
+                   "--privacy-notice-url", f"{app_url}/privacy",
+                   "--purpose", "eligibility_assessment",
+                   "--category", "identity.name", "--category", "address.home",
+                   "--derived", "age_over_65", "--derived", "receives:attendance_allowance",
+                   "--max-days", "90", "--webhook-url", webhook_url, "--json",
+                   *where])
+        if got.returncode != 0:
+            raise LaunchError(f"vault service add failed: {(got.stderr or got.stdout).strip()}")
+        try:
+            answer = json.loads(got.stdout)
+            client_id, secret = str(answer["client_id"]), answer.get("webhook_secret")
+        except (ValueError, KeyError, TypeError):
+            raise LaunchError(f"vault service add printed no JSON: {got.stdout!r}") from None
+        new = True
+    _write_private(client_file, (json.dumps(
+        {"client_id": client_id, "webhook_secret": secret, **wanted}, indent=2) + "\n").encode())
+    return Registration(client_id, secret, new)
+
+
+def _local(host: str, port: int) -> str:
+    """A URL this machine can reach a server listening on `host` at."""
+    if host in ("", "0.0.0.0"):  # noqa: S104 (a listening address, only compared)
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def wait_until_healthy(url: str, child: subprocess.Popen[bytes], *, what: str,
+                       stop: threading.Event, timeout: float = 60.0) -> bool:
+    """True once `url`/healthz answers; False if `stop` is set first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if stop.is_set():
+            return False
+        if child.poll() is not None:
+            raise LaunchError(f"{what} stopped (exit code {child.returncode})")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        stop.wait(0.2)
+    raise LaunchError(f"{what} did not answer at {url}/healthz within {timeout:.0f} s")
+
+
+def _stop(children: list[subprocess.Popen[bytes]], *, grace: float = 10.0) -> None:
+    for child in children:
+        if child.poll() is None:
+            child.terminate()
+    deadline = time.monotonic() + grace
+    for child in children:
+        try:
+            child.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+def _env_default(name: str, default: str) -> str:
+    return os.environ.get(f"VAULT_{name}", default)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m clients.examples.demo",
+        description="Run the vault's demo and the Blue Badge example service together.")
+    parser.add_argument("--host", default=_env_default("HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(_env_default("PORT", "8000")))
+    parser.add_argument("--public-url", default=os.environ.get("VAULT_PUBLIC_URL"))
+    parser.add_argument("--database", default=None, help="Database URL (default: SQLite).")
+    parser.add_argument("--data-dir", type=Path,
+                        default=Path(_env_default("DATA_DIR", "vault-data")))
+    parser.add_argument("--app-port", type=int, default=8001,
+                        help="Port of the Blue Badge example.")
+    args = parser.parse_args(argv)
+    vault_url = (args.public_url or f"http://localhost:{args.port}").rstrip("/")
+    app_url = f"http://localhost:{args.app_port}"
+    vault = vault_command()
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+
+    children: dict[str, subprocess.Popen[bytes]] = {}
+    where = ["--data-dir", str(args.data_dir)]
+    where += ["--database", args.database] if args.database else []
+    where += ["--public-url", args.public_url] if args.public_url else []
+    try:
+        children["the vault"] = subprocess.Popen(  # noqa: S603
+            [*vault, "serve", "--demo", "--host", args.host, "--port", str(args.port),
+             *where], start_new_session=True)
+        if not wait_until_healthy(_local(args.host, args.port), children["the vault"],
+                                  what="the vault", stop=stop):
+            return 0
+        reg = register(vault, args.data_dir, app_url=app_url, database=args.database)
+        print(f"Blue Badge example: {'registered' if reg.new else 'known'} to the vault as "
+              f"{reg.client_id}", flush=True)
+        if stop.is_set():
+            return 0
+        app = children["the Blue Badge example"] = subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "clients.examples.bluebadge", "--vault", vault_url,
+             "--host", args.host, "--port", str(args.app_port),
+             "--data-dir", str(args.data_dir)], start_new_session=True)
+        if not wait_until_healthy(_local(args.host, args.app_port), app,
+                                  what="the Blue Badge example", stop=stop):
+            return 0
+        print(f"\n  Wallet:             {vault_url}/wallet\n"
+              f"  Blue Badge example: {app_url}\n\n"
+              "Sign up in the wallet first, then apply for a Blue Badge. Ctrl-C stops both.",
+              flush=True)
+        while not stop.wait(0.5):
+            for what, child in children.items():
+                if child.poll() is not None:
+                    print(f"error: {what} stopped (exit code {child.returncode})",
+                          file=sys.stderr)
+                    return 1
+        return 0
+    except LaunchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        _stop(list(children.values()))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
