@@ -15,7 +15,7 @@ from functools import partial
 from fastapi import FastAPI
 
 from vault.api.deps import AppState
-from vault.api.errors import install_error_handlers
+from vault.api.errors import document_error_responses, install_error_handlers
 from vault.api.health import metrics_registry
 from vault.api.health import router as health_router
 from vault.api.ledger_routes import router as ledger_router
@@ -134,4 +134,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_resource_api(app, limiter=ClientRateLimiter(settings.client_rate_limit,
                                                         settings.client_rate_burst))
     install_wallet(app, public_url=settings.base_url)
+    document_error_responses(app)  # after every route: /openapi.json says 400, not 422
     return app

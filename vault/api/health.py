@@ -15,7 +15,7 @@ from sqlmodel import select
 
 from ledger.sqlstore import SqlLedger
 from vault.api.deps import State
-from vault.api.errors import problem
+from vault.api.errors import problem, problem_response
 from vault.storage.database import read_only
 from vault.storage.schema import current_revision, head_revision
 from vault.storage.tables import CitizenRow, GrantRow, ServiceRow
@@ -28,7 +28,9 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Readiness: the database answers and is migrated")
+@router.get("/readyz", summary="Readiness: the database answers and is migrated",
+            responses={503: problem_response("Not ready: the database is not reachable or "
+                                             "not migrated")})
 def readyz(state: State) -> Response:
     try:
         revision = current_revision(state.engine)

@@ -11,6 +11,7 @@ from fastapi.responses import PlainTextResponse, Response
 from ledger.sqlstore import SqlLedger
 from ledger.store import MAX_PAGE
 from vault.api.deps import Auditor, State
+from vault.api.errors import problem_response
 from vault.errors import InvalidRequest
 from vault.services.checkpoints import publish_checkpoint
 from vault.storage.database import read_only
@@ -22,6 +23,10 @@ _MAX_INDEX = 2**62
 Index = Annotated[int, Query(ge=0, le=_MAX_INDEX)]
 Size = Annotated[int, Query(ge=1, le=_MAX_INDEX)]
 NDJSON = "application/x-ndjson"
+#: What the auditor-only routes answer without a valid key, unless the ledger is public.
+_NO_AUDITOR: dict[int | str, dict[str, Any]] = {
+    401: problem_response("No valid auditor API key (the ledger is not public)",
+                          {"WWW-Authenticate": "Bearer challenge"})}
 
 
 def _b64(hashes: list[bytes]) -> list[str]:
@@ -44,7 +49,7 @@ def key(state: State) -> PlainTextResponse:
 
 
 @router.get("/entries", dependencies=[Auditor], summary="Entries as NDJSON, exact hashed bytes",
-            response_class=Response, responses={200: {"content": {NDJSON: {}}}})
+            response_class=Response, responses={200: {"content": {NDJSON: {}}}, **_NO_AUDITOR})
 def entries(
     state: State,
     start: Annotated[int, Query(ge=0, le=_MAX_INDEX)] = 0,
@@ -56,7 +61,8 @@ def entries(
     return Response(body, media_type=NDJSON)
 
 
-@router.get("/proofs/inclusion", dependencies=[Auditor], summary="RFC 9162 inclusion proof")
+@router.get("/proofs/inclusion", dependencies=[Auditor], summary="RFC 9162 inclusion proof",
+            responses=_NO_AUDITOR)
 def inclusion(state: State, index: Index, tree_size: Size) -> dict[str, Any]:
     if index >= tree_size:
         raise InvalidRequest(f"index {index} is not inside a tree of size {tree_size}")
@@ -65,7 +71,8 @@ def inclusion(state: State, index: Index, tree_size: Size) -> dict[str, Any]:
     return {"index": index, "tree_size": tree_size, "hashes": _b64(hashes)}
 
 
-@router.get("/proofs/consistency", dependencies=[Auditor], summary="RFC 9162 consistency proof")
+@router.get("/proofs/consistency", dependencies=[Auditor],
+            summary="RFC 9162 consistency proof", responses=_NO_AUDITOR)
 def consistency(
     state: State,
     first: Annotated[int, Query(alias="from", ge=1, le=_MAX_INDEX)],

@@ -137,7 +137,9 @@ def introspection(state: State, form: OAuthForm) -> JSONResponse:
     return JSONResponse(answer, headers=_NO_STORE)
 
 
-@router.post(REVOCATION_PATH, summary="Token revocation (RFC 7009)")
+@router.post(REVOCATION_PATH, summary="Token revocation (RFC 7009)", response_class=Response,
+             responses={200: {"description": "Revoked, or nothing to revoke: an empty body "
+                                             "(RFC 7009 §2.2)"}})
 def revocation(state: State, form: OAuthForm) -> Response:
     revoke(state.ctx, issuer_of(state), state.token_keys, form, seen=state.jti_store,
            audience=_audience(state, REVOCATION_PATH))
