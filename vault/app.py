@@ -22,6 +22,7 @@ from vault.api.ledger_routes import router as ledger_router
 from vault.api.oauth_routes import router as oauth_router
 from vault.api.ratelimit import ClientRateLimiter
 from vault.api.resource_routes import install_resource_api
+from vault.api.transparency_routes import router as transparency_router
 from vault.config import Settings
 from vault.crypto import load_app_secret, load_keyring, load_ledger_signer
 from vault.crypto.token_key import load_token_keys
@@ -131,6 +132,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health_router)
     app.include_router(ledger_router)
     app.include_router(oauth_router)
+    app.include_router(transparency_router)
     install_resource_api(app, limiter=ClientRateLimiter(settings.client_rate_limit,
                                                         settings.client_rate_burst))
     install_wallet(app, public_url=settings.base_url)
