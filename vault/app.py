@@ -27,7 +27,7 @@ from vault.config import Settings
 from vault.crypto import load_app_secret, load_keyring, load_ledger_signer
 from vault.crypto.token_key import load_token_keys
 from vault.demo import seed_demo, welcome_demo_citizen
-from vault.logs import configure_logging, log_requests
+from vault.logs import RequestLog, configure_logging
 from vault.oauth.client_auth import SqlJtiStore
 from vault.services.checkpoints import CheckpointPublisher
 from vault.services.context import VaultContext
@@ -128,7 +128,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    app.middleware("http")(log_requests)
+    app.add_middleware(RequestLog)
     app.include_router(health_router)
     app.include_router(ledger_router)
     app.include_router(oauth_router)

@@ -9,14 +9,12 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
-from starlette.requests import Request
-from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["JsonFormatter", "configure_logging", "log_requests"]
+__all__ = ["JsonFormatter", "RequestLog", "configure_logging"]
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 
@@ -47,12 +45,30 @@ def configure_logging(level: str = "INFO") -> None:
 _access = logging.getLogger("vault.http")
 
 
-async def log_requests(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    start = time.perf_counter()
-    response = await call_next(request)
-    _access.info("request", extra={
-        "method": request.method, "path": request.url.path, "status": response.status_code,
-        "ms": round((time.perf_counter() - start) * 1000, 2)})
-    return response
+class RequestLog:
+    """ASGI middleware writing one log line per HTTP request. Plain ASGI rather than
+    `app.middleware("http")`, whose request/response wrapping cost a tenth of the
+    resource server's time under load."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500  # if the app fails before it answers
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            _access.info("request", extra={
+                "method": scope["method"], "path": scope["path"], "status": status,
+                "ms": round((time.perf_counter() - start) * 1000, 2)})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -15,6 +15,7 @@ from vault.config import Settings
 from vault.crypto.token_key import TokenKeys
 from vault.errors import NotAuthorized
 from vault.oauth.client_auth import SqlJtiStore
+from vault.oauth.tokens import VerifiedTokens
 from vault.services.checkpoints import CheckpointPublisher
 from vault.services.context import VaultContext
 from vault.services.group_commit import GroupCommitReader
@@ -42,6 +43,8 @@ class AppState:
     jti_store: SqlJtiStore
     #: Reads under grants, group-committed.
     reader: GroupCommitReader
+    #: Access tokens already verified by this worker (their signatures are not rechecked).
+    verified_tokens: VerifiedTokens = field(default_factory=VerifiedTokens)
 
 
 def get_state(request: Request) -> AppState:

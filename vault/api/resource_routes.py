@@ -196,7 +196,8 @@ async def bearer_claims(request: Request) -> AccessTokenClaims:
     try:
         claims = verify_access_token(
             _bearer_token(request), keys=state.token_keys, issuer=base_url,
-            audience=resource_audience(base_url), now=state.ctx.clock())
+            audience=resource_audience(base_url), now=state.ctx.clock(),
+            cache=state.verified_tokens)
     except InvalidTokenError as exc:
         raise BearerTokenRejected(exc.description) from None
     limiter: ClientRateLimiter | None = getattr(request.app.state, LIMITER_ATTRIBUTE, None)
@@ -273,7 +274,8 @@ def install_resource_api(app: FastAPI, *, limiter: ClientRateLimiter | None = No
     """Serve /v1/* on `app`, with its rate limiter (default: 50 requests/s, bursts of
     100, per client) and the answers for its own errors (401 with a Bearer challenge,
     429 with Retry-After)."""
-    setattr(app.state, LIMITER_ATTRIBUTE, limiter or ClientRateLimiter())
+    # `is None`, not `or`: an empty limiter has len() 0 and would be taken for none.
+    setattr(app.state, LIMITER_ATTRIBUTE, limiter if limiter is not None else ClientRateLimiter())
     app.include_router(router)
 
     @app.exception_handler(BearerTokenRejected)

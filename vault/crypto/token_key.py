@@ -30,6 +30,7 @@ import hashlib
 import json
 import re
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -101,7 +102,7 @@ class TokenKey:
     The private key never leaves this object: callers get `sign` and `public_jwk`.
     """
 
-    __slots__ = ("_jose", "_private", "kid")
+    __slots__ = ("_jose", "_jwk", "_private", "kid")
 
     def __init__(self, private_key: ec.EllipticCurvePrivateKey) -> None:
         if not isinstance(private_key, ec.EllipticCurvePrivateKey) or not isinstance(
@@ -111,6 +112,8 @@ class TokenKey:
         self._private = private_key
         self._jose = ECKey(private_key, _ALG)
         self.kid = jwk_thumbprint(self._public_members())
+        # Built once: every token verification looks it up.
+        self._jwk = {**self._public_members(), "kid": self.kid, "use": "sig", "alg": _ALG}
 
     @classmethod
     def generate(cls) -> TokenKey:
@@ -127,7 +130,7 @@ class TokenKey:
 
     def public_jwk(self) -> dict[str, str]:
         """The public key as published in the JWKS: kty crv x y, kid, use sig, alg ES256."""
-        return {**self._public_members(), "kid": self.kid, "use": "sig", "alg": _ALG}
+        return dict(self._jwk)
 
     def to_pem(self) -> str:
         """PKCS #8 PEM, unencrypted: for the 0600 key file only."""
@@ -244,11 +247,14 @@ class TokenKeys:
 
     Iterating gives the current key, then the retiring one. `get(kid)` gives a public
     JWK for verification (so a `TokenKeys` can be passed wherever a `{kid: jwk}` mapping
-    is). A file-managed instance re-reads its file when another process replaced it.
+    is). A file-managed instance re-reads its file when another process replaced it,
+    looking at most every `recheck` seconds (a stat per token verification was a tenth of
+    the resource server's CPU): another worker's rotation is adopted within that time.
     """
 
     def __init__(
-        self, keys: list[TokenKey], *, source: Literal["env", "file"], path: Path | None = None
+        self, keys: list[TokenKey], *, source: Literal["env", "file"], path: Path | None = None,
+        recheck: float = 1.0,
     ) -> None:
         if not 1 <= len(keys) <= 2:
             raise ConfigError("token keys: one current key and at most one retiring key")
@@ -257,9 +263,17 @@ class TokenKeys:
         self._lock = threading.Lock()
         self._keys = tuple(keys)
         self._identity = _file_identity(path)
+        self._recheck = recheck
+        self._checked = time.monotonic()
 
     def _refresh(self) -> None:
-        if self.source != "file" or _file_identity(self.path) == self._identity:
+        if self.source != "file":
+            return
+        now = time.monotonic()
+        if now - self._checked < self._recheck:
+            return
+        self._checked = now
+        if _file_identity(self.path) == self._identity:
             return
         assert self.path is not None
         with self._lock:
@@ -290,10 +304,10 @@ class TokenKeys:
         return len(self._keys)
 
     def get(self, kid: str, /) -> dict[str, str] | None:
-        """The public JWK with this kid, or None."""
+        """The public JWK with this kid (shared: do not change it), or None."""
         for key in self:
             if key.kid == kid:
-                return key.public_jwk()
+                return key._jwk
         return None
 
     def verification_keys(self) -> dict[str, dict[str, str]]:
@@ -311,15 +325,17 @@ def _locked(key_dir: Path) -> Iterator[Path]:
         yield key_dir / TOKEN_KEY_FILE
 
 
-def _file_keys(path: Path) -> TokenKeys:
-    return TokenKeys(_parse_keys(read_secret_file(path), str(path)), source="file", path=path)
+def _file_keys(path: Path, recheck: float = 1.0) -> TokenKeys:
+    return TokenKeys(_parse_keys(read_secret_file(path), str(path)), source="file", path=path,
+                     recheck=recheck)
 
 
 def _write(path: Path, keys: list[TokenKey]) -> None:
     replace_secret_file(path, "\n".join(k.to_pem() for k in keys))
 
 
-def load_token_keys(key_dir: Path, *, secret: str | None, production: bool) -> TokenKeys:
+def load_token_keys(key_dir: Path, *, secret: str | None, production: bool,
+                    recheck: float = 1.0) -> TokenKeys:
     """The token keys from `secret` (VAULT_TOKEN_SIGNING_KEY), else `<key_dir>/token.key`,
     else (outside production) a new key file with one new key.
 
@@ -330,7 +346,7 @@ def load_token_keys(key_dir: Path, *, secret: str | None, production: bool) -> T
         return TokenKeys(_parse_keys(secret, _SETTING), source="env")
     path = key_dir / TOKEN_KEY_FILE
     if path.exists():
-        return _file_keys(path)
+        return _file_keys(path, recheck)
     if production:
         raise ConfigError(f"no token signing key: set {_SETTING} or create {path} "
                           "(a PEM EC P-256 private key)")
@@ -339,7 +355,7 @@ def load_token_keys(key_dir: Path, *, secret: str | None, production: bool) -> T
     with _locked(key_dir) as path:
         if not path.exists():
             _write(path, [TokenKey.generate()])
-        return _file_keys(path)
+        return _file_keys(path, recheck)
 
 
 def _refuse_env(secret: str | None) -> None:

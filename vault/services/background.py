@@ -18,12 +18,14 @@ class Periodic:
     back). `stop()` wakes the thread and waits for it; it never runs `task` again.
     """
 
-    def __init__(self, task: Callable[[], object], *, name: str, interval: float) -> None:
+    def __init__(self, task: Callable[[], object], *, name: str, interval: float,
+                 min_gap: float = 0.0) -> None:
         if interval <= 0:
             raise ValueError("interval must be positive")
         self._task = task
         self._name = name
         self._interval = interval
+        self._min_gap = min_gap
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -51,3 +53,5 @@ class Periodic:
                 self._task()
             except Exception:
                 log.exception("%s failed; trying again later", self._name)
+            if self._min_gap > 0:
+                self._stop.wait(self._min_gap)  # nudges meanwhile are coalesced

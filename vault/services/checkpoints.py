@@ -52,7 +52,7 @@ class CheckpointPublisher(Periodic):
 
     def __init__(self, engine: Engine, signer: Signer, *, interval: float) -> None:
         super().__init__(lambda: _publish_and_log(engine, signer),
-                         name="checkpoint-publisher", interval=interval)
+                         name="checkpoint-publisher", interval=interval, min_gap=interval)
         self._engine = engine
         self._signer = signer
 

@@ -13,6 +13,7 @@ services deduplicate by `webhook-id`.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -22,12 +23,13 @@ from typing import Any
 
 import httpx
 import orjson
+from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
 from ledger.entry import format_time
 from vault.crypto.webhook_signing import signature_headers, webhook_secret
 from vault.services.background import Periodic
-from vault.services.context import VaultContext, Work, new_id, unit_of_work
+from vault.services.context import VaultContext, Work, new_id, reading, unit_of_work
 from vault.storage.tables import ServiceRow, WebhookDeliveryRow, WebhookMessageRow
 
 __all__ = [
@@ -90,7 +92,21 @@ class _Claimed:
     attempts: int
 
 
+_ANY_DUE = (select(WebhookMessageRow.id)
+            .where(col(WebhookMessageRow.delivered_at).is_(None),
+                   col(WebhookMessageRow.failed_at).is_(None),
+                   col(WebhookMessageRow.next_attempt_at) <= bindparam("now")).limit(1))
+
+
+def _nothing() -> None:
+    pass
+
+
 def _claim(ctx: VaultContext, now: datetime, limit: int) -> list[_Claimed]:
+    # Look first without the write lock: nearly every nudge finds nothing due.
+    with reading(ctx) as session:
+        if session.connection().execute(_ANY_DUE, {"now": now}).first() is None:
+            return []
     with unit_of_work(ctx) as work:
         rows = work.session.execute(
             select(WebhookMessageRow, col(ServiceRow.webhook_url))
@@ -178,7 +194,8 @@ class WebhookDispatcher(Periodic):
     def __init__(self, ctx: VaultContext, *, app_secret: bytes, interval: float = 1.0,
                  client_factory: Callable[[], httpx.Client] = httpx.Client) -> None:
         super().__init__(self._deliver_all, name="webhooks", interval=interval)
-        self._ctx = ctx
+        # Its own commits queue nothing: they must not nudge anyone (least of all itself).
+        self._ctx = dataclasses.replace(ctx, after_commit=_nothing)
         self._secret = app_secret
         self._client_factory = client_factory
         self._client: httpx.Client | None = None

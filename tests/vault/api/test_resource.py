@@ -615,3 +615,12 @@ def test_no_read_that_starts_after_a_revocation_returns_data(database_url: str,
     # Every released read is logged, before the revocation, and nothing else is logged.
     assert {doc["ledger_index"] for doc in released} == logged
     assert max(logged) < revocation["seq"]
+
+
+def test_the_rate_limit_settings_are_the_ones_in_force(tmp_path: Path) -> None:
+    """A configured limiter is used even while it has no client yet (it once tested
+    falsy, empty, and was replaced by the default)."""
+    settings = Settings(data_dir=tmp_path / "v", client_rate_limit=7, client_rate_burst=9)
+    app = create_app(settings)
+    limiter = getattr(app.state, LIMITER_ATTRIBUTE)
+    assert (limiter.rate, limiter.burst) == (7, 9)

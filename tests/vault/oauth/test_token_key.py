@@ -248,7 +248,7 @@ def test_a_second_rotation_drops_the_oldest_key(tmp_path: Path) -> None:
 
 
 def test_a_running_worker_adopts_a_rotation_made_by_another_process(tmp_path: Path) -> None:
-    worker = load_token_keys(tmp_path, secret=None, production=False)
+    worker = load_token_keys(tmp_path, secret=None, production=False, recheck=0)
     old = worker.current
     new = rotate_token_key(tmp_path).current  # `vault keys rotate`, elsewhere
     assert worker.current == new and worker.retiring == old
@@ -257,8 +257,17 @@ def test_a_running_worker_adopts_a_rotation_made_by_another_process(tmp_path: Pa
     assert worker.verification_keys().keys() == {new.kid, old.kid}
 
 
+def test_a_worker_looks_at_the_file_at_most_every_recheck_seconds(tmp_path: Path) -> None:
+    worker = load_token_keys(tmp_path, secret=None, production=False, recheck=3600)
+    old = worker.current
+    rotate_token_key(tmp_path)
+    assert worker.current == old and worker.retiring is None  # not looked yet
+    worker._checked -= 3600  # an hour later
+    assert worker.current != old and worker.retiring == old
+
+
 def test_a_worker_keeps_its_keys_if_the_file_turns_bad(tmp_path: Path) -> None:
-    worker = load_token_keys(tmp_path, secret=None, production=False)
+    worker = load_token_keys(tmp_path, secret=None, production=False, recheck=0)
     kid = worker.current.kid
     path = tmp_path / TOKEN_KEY_FILE
     path.chmod(0o644)  # unsafe: refused, so the worker keeps what it had

@@ -32,6 +32,7 @@ from vault.oauth import (
     jwks,
     verify_access_token,
 )
+from vault.oauth.tokens import VerifiedTokens
 
 ISSUER = "https://vault.example"
 AUDIENCE = "https://vault.example/v1"
@@ -482,3 +483,40 @@ def test_registered_key_that_is_not_a_p256_public_key_is_refused() -> None:
     bad = dict(KEY.public_jwk(), crv="P-384")
     refused(token, keys={KEY.kid: bad})
     refused(token, keys={KEY.kid: {"kty": "oct", "k": b64(b"secret")}})
+
+
+# -- the verified-token cache ---------------------------------------------------------------
+
+
+def test_a_cached_token_is_still_held_to_time_key_and_client() -> None:
+    cache = VerifiedTokens(size=2)
+    token, _ = issue()
+    first = verify(token, cache=cache)
+    assert verify(token, cache=cache) is first  # the signature is not checked again
+    with pytest.raises(InvalidTokenError, match="expired"):
+        verify(token, cache=cache, now=first.exp + LEEWAY)
+    with pytest.raises(InvalidTokenError, match="another client"):
+        verify(token, cache=cache, client_id="svc_other")
+    with pytest.raises(InvalidTokenError, match="not signed by a key"):
+        verify(token, cache=cache, keys=TokenKeys([TokenKey.generate()], source="env"))
+    with pytest.raises(InvalidTokenError, match="not for this resource"):
+        verify(token, cache=cache, audience="https://elsewhere.example/v1")
+
+
+def test_a_forged_token_is_never_cached() -> None:
+    cache = VerifiedTokens()
+    token, _ = issue()
+    head, body, _sig = token.split(".")
+    forged = f"{head}.{body}.{es256(ATTACKER, head + '.' + body)}"
+    for _ in range(2):
+        with pytest.raises(InvalidTokenError):
+            verify(forged, cache=cache)
+
+
+def test_the_cache_keeps_at_most_its_size() -> None:
+    cache = VerifiedTokens(size=2)
+    tokens = [issue()[0] for _ in range(3)]
+    for token in tokens:
+        verify(token, cache=cache)
+    assert cache.get(tokens[0], issuer=ISSUER, audience=AUDIENCE) is None
+    assert cache.get(tokens[2], issuer=ISSUER, audience=AUDIENCE) is not None
