@@ -8,7 +8,9 @@ event, each with a W3C DPV term. The second, `ledger_evidence`, makes it checkab
 offline by anyone (`clients.auditor.receipt.verify_receipt`): the grant's `grant.*`
 ledger entries byte for byte, the `passkey.registered` entry of every passkey that
 signed one of them, an inclusion proof of each against one signed checkpoint, the log's
-verifier key, and the relying party the passkeys answered for.
+verifier key, and the relying party the passkeys answered for. Last, `signature`: the
+vault's signature (the ledger key) over all the rest, so the words the ledger does not
+hold (the catalog's labels, the notice) are bound too.
 
 Any grant has a receipt, answered or not: `status` is the state after its latest
 entry, and signatures appear only where the citizen signed something. The citizen is
@@ -18,6 +20,7 @@ named only by their ledger pseudonym (`subject`): no citizen id, no record value
 from __future__ import annotations
 
 import base64
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,10 +28,11 @@ from typing import Any
 import orjson
 from sqlmodel import Session, col, select
 
+from ledger.canonical import canonical_json
 from ledger.checkpoint import Checkpoint, open_checkpoint
 from ledger.entry import Entry, format_time, parse_entry
 from ledger.errors import StoreError
-from ledger.note import Signer
+from ledger.note import Signer, sign_note
 from ledger.sqlstore import SqlLedger
 from ledger.store import MAX_PAGE
 from vault.domain.categories import categories as category_catalog
@@ -122,7 +126,7 @@ def build_receipt(
             {"index": seq, "kind": parse_entry(data).kind, "entry": data.decode("utf-8"),
              "inclusion_proof": [_b64(h) for h in ledger.inclusion_proof(seq, checkpoint.size)]}
             for seq, data in sorted([(s, d) for s, d, _ in found.events] + found.keys)]
-    return {
+    return sign_receipt({
         **_consent_receipt(ctx, found),
         "ledger_evidence": {
             "verifier_key": str(signer.verifier()),
@@ -130,7 +134,21 @@ def build_receipt(
             "passkeys": {"rp_id": rp.rp_id, "origins": list(rp.origins)},
             "entries": evidence,
         },
-    }
+    }, signer)
+
+
+#: The first line of a receipt's signed note; the second is BASE64(SHA-256(RFC 8785
+#: canonical JSON of the receipt without its "signature")).
+RECEIPT_NOTE = "citizen-vault/consent-receipt"
+
+
+def sign_receipt(receipt: dict[str, Any], signer: Signer) -> dict[str, Any]:
+    """The receipt with `signature`: a C2SP signed note by the ledger's key over the hash
+    of everything else in it, so that no byte of it (the catalog's words included, which
+    the ledger does not hold) can change without the change showing."""
+    digest = hashlib.sha256(canonical_json(receipt)).digest()
+    text = f"{RECEIPT_NOTE}\n{base64.b64encode(digest).decode()}\n"
+    return {**receipt, "signature": sign_note(text, [signer])}
 
 
 def _relying_party(ctx: VaultContext) -> RelyingParty:

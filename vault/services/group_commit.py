@@ -4,10 +4,19 @@ Every read logs a `data.accessed` entry that must commit before the read returns
 read per transaction caps throughput at the disk's commit rate (SQLite with
 `synchronous=FULL`: one fsync per read). A `GroupCommitReader` takes reads from request
 threads and asyncio tasks. One writer thread takes the reads that are waiting (at most
-`max_batch`), runs each with `read_in` inside one `unit_of_work`, and gives each caller
-its own Release or error only after COMMIT.
+`max_batch`) into one `unit_of_work` and gives each caller its own Release or error only
+after COMMIT.
 
-Isolation inside a batch: each read runs in a SAVEPOINT. A refused read (AccessDenied,
+A batch costs a few statements in all, not some per read (on PostgreSQL each is a
+round trip): `access.plan_reads` selects and locks all of its grants at once, selects
+all the records they need, and checks each read in batch order (reads of one grant see
+each other's count); `ReadBatch.write` then counts, logs to the ledger and records the
+accesses of every allowed read together. A read refused or failing in the checks is
+refused alone, before anything is written. If the writes fail, the transaction is
+rolled back and the batch runs again on the safe path below (`batched=False` keeps to
+it).
+
+The safe path: each read runs `read_in` in a SAVEPOINT. A refused read (AccessDenied,
 NotFound) or one that fails unexpectedly is rolled back to its savepoint, taking its read
 count, ledger entry and accesses row with it, and the others go on. SqlLedger keeps no
 state between appends (each one starts by locking and reading the head row), so the next
@@ -19,12 +28,13 @@ batch gets that error. So does every read if `ctx.after_commit` fails, as with
 `read_under_grant`: the accesses are then logged but nothing is released, which is the
 safe way to be wrong.
 
-Ordering: a read is queued before its batch's transaction begins, and `read_in` locks
-the grant row inside that transaction. So a revocation (a pause, a suspension...) that
+Ordering: a read is queued before its batch's transaction begins, and its grant row is
+locked and read inside that transaction. So a revocation (a pause, a suspension...) that
 committed before a read was asked for is always seen by that read. The batch first locks
-all of its grant rows in id order, before any ledger append. Without that, on PostgreSQL
-a batch that holds the ledger head while waiting for grant B would deadlock with a
-revocation of B that is waiting for the head.
+all of its grant rows in id order, before any ledger append (`plan_reads`' SELECT, or
+`_lock_grants` on the safe path). Without that, on PostgreSQL a batch that holds the
+ledger head while waiting for grant B would deadlock with a revocation of B that is
+waiting for the head.
 
 VaultError (vault.errors)
 ├── Overloaded      too many reads are already waiting; nothing was read (retry shortly)
@@ -49,7 +59,7 @@ from sqlalchemy import bindparam
 from sqlmodel import col, select
 
 from vault.errors import VaultError
-from vault.services.access import Release, read_in
+from vault.services.access import ReadAsk, Release, plan_reads, read_in
 from vault.services.context import VaultContext, Work, unit_of_work
 from vault.storage.tables import GrantRow
 
@@ -98,6 +108,14 @@ class _Broken(Exception):
         self.cause = cause
 
 
+class _BulkFailed(Exception):
+    """Internal: the batched writes failed; the transaction was rolled back."""
+
+    def __init__(self, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
 class _Retry(Exception):
     """Internal: leave the unit of work (rolling it back), then retry without read `index`."""
 
@@ -129,13 +147,15 @@ class GroupCommitReader:
     """
 
     def __init__(self, ctx: VaultContext, *, max_batch: int = 64, max_wait: float = 0.0,
-                 max_pending: int = 512, name: str = "group-commit-reader") -> None:
+                 max_pending: int = 512, batched: bool = True,
+                 name: str = "group-commit-reader") -> None:
         if max_batch < 1 or max_pending < 1 or max_wait < 0:
             raise ValueError("max_batch and max_pending must be >= 1 and max_wait >= 0")
         self._ctx = ctx
         self._max_batch = max_batch
         self._max_wait = max_wait
         self._max_pending = max_pending
+        self._batched = batched
         self._name = name
         self._queue: deque[_Pending] = deque()
         self._cond = threading.Condition(threading.Lock())
@@ -266,9 +286,16 @@ class GroupCommitReader:
 
     def _commit(self, batch: list[_Pending]) -> None:
         todo = batch
+        batched = self._batched
         while todo:
             try:
-                outcomes = self._attempt(todo)
+                outcomes = (self._attempt_batched(todo) if batched
+                            else self._attempt(todo))
+            except _BulkFailed as failed:
+                log.warning("the batched writes of %d reads failed; running them one by "
+                            "one: %s", len(todo), failed.cause)
+                batched = False
+                continue
             except _Retry as retry:
                 log.warning("a read broke its group commit and was dropped; rerunning the "
                             "other %d: %s", len(todo) - 1, retry.cause)
@@ -291,8 +318,22 @@ class GroupCommitReader:
                     p.future.set_result(outcome)
             return
 
+    def _attempt_batched(self, todo: list[_Pending]) -> list[Release | Exception]:
+        """Run the reads in one transaction, their writes together; their outcomes once
+        it has committed. _BulkFailed (rolled back) if the writes failed."""
+        ctx = self._ctx
+        with unit_of_work(ctx) as work:
+            batch = plan_reads(ctx, work, [ReadAsk(p.service_id, p.grant_id, p.token_family)
+                                           for p in todo])
+            try:
+                outcomes = batch.write(work)
+            except Exception as exc:
+                raise _BulkFailed(exc) from exc
+        return outcomes
+
     def _attempt(self, todo: list[_Pending]) -> list[Release | Exception]:
-        """Run the reads in one transaction; their outcomes once it has committed."""
+        """Run the reads in one transaction, each in its own savepoint (the safe path);
+        their outcomes once it has committed."""
         ctx = self._ctx
         outcomes: list[Release | Exception] = []
         with unit_of_work(ctx) as work:

@@ -23,15 +23,16 @@ import orjson
 import pytest
 from sqlalchemy import event, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from support.vaultworld import World, add_passkey, ask, world
+from support.vaultworld import Clock, World, add_passkey, ask, world
 
 from ledger.audit import audit_log
 from ledger.sqlstore import SqlLedger
 from vault.domain.errors import AccessDenied
 from vault.domain.grants import Access, GrantAction, exhausted_after
 from vault.errors import NotFound
+from vault.services import access as access_module
 from vault.services import grants
-from vault.services.access import Release, read_in
+from vault.services.access import Release, TokensRevoked, read_in
 from vault.services.context import VaultContext, Work
 from vault.services.group_commit import (
     BatchStats,
@@ -114,11 +115,12 @@ def outcome(future: Future[Release]) -> Release | Exception:
         return exc
 
 
-def one_batch(ctx: VaultContext, plan: Sequence[tuple[str, str]]
+def one_batch(ctx: VaultContext, plan: Sequence[tuple[str, str]], *, batched: bool = True
               ) -> tuple[list[Release | Exception], BatchStats]:
     """Run the reads of `plan` (service id, grant id) as one batch, in that order: the
-    writer waits (up to a minute) until all of them are queued."""
-    reader = GroupCommitReader(ctx, max_batch=len(plan), max_wait=60)
+    writer waits (up to a minute) until all of them are queued. `batched=False`: on the
+    safe path (each read by `read_in` in its own savepoint)."""
+    reader = GroupCommitReader(ctx, max_batch=len(plan), max_wait=60, batched=batched)
     with reader:
         futures = [reader.submit(service_id=s, grant_id=g) for s, g in plan]
         outcomes = [outcome(f) for f in futures]
@@ -262,7 +264,7 @@ def test_a_database_error_in_one_read_is_contained(
         return release
 
     monkeypatch.setattr("vault.services.group_commit.read_in", bad_sql)
-    outcomes, stats = one_batch(ctx, [g.ask] * 4)
+    outcomes, stats = one_batch(ctx, [g.ask] * 4, batched=False)
 
     assert isinstance(outcomes[1], DBAPIError)
     releases = [o for i, o in enumerate(outcomes) if i != 1]
@@ -292,7 +294,7 @@ def test_a_read_that_breaks_the_transaction_is_dropped_and_the_rest_rerun(
         return release
 
     monkeypatch.setattr("vault.services.group_commit.read_in", clashing)
-    outcomes, stats = one_batch(ctx, [g.ask] * 5)
+    outcomes, stats = one_batch(ctx, [g.ask] * 5, batched=False)
 
     assert isinstance(outcomes[2], IntegrityError)
     releases = [o for i, o in enumerate(outcomes) if i != 2]
@@ -338,6 +340,103 @@ def test_after_commit_failing_is_reported_and_the_reads_stay_logged(ctx: VaultCo
     outcomes, _ = one_batch(replace(ctx, after_commit=nudge), [g.ask] * 3)
     assert all(isinstance(o, RuntimeError) for o in outcomes)
     assert len(logged_reads(ctx, start)) == 3
+
+
+# -- the batched path ------------------------------------------------------------------------
+
+
+def test_reads_of_one_grant_in_a_batch_see_each_others_count(ctx: VaultContext) -> None:
+    """Used up mid-batch: later reads of it are refused; its `grant.exhausted` entry
+    follows its last read at once, and reads of other grants come after, in batch order."""
+    few = granted(ctx, Access("periodic", max_reads=3))
+    ok = granted(ctx)
+    start = len(ledger(ctx))
+    outcomes, stats = one_batch(ctx, [few.ask, ok.ask, few.ask, few.ask, ok.ask, few.ask])
+
+    assert stats == BatchStats(batches=1, reads=6, largest=6)
+    assert [is_release(o, g) for o, g in zip(outcomes, [few, ok, few, few, ok], strict=False)
+            ] == [True] * 5
+    last = outcomes[5]
+    assert isinstance(last, AccessDenied) and last.reason == "exhausted"
+    kinds = [(e["kind"], e["body"]["grant_id"]) for e in ledger(ctx)[start:]]
+    assert kinds == [("data.accessed", few.grant_id), ("data.accessed", ok.grant_id),
+                     ("data.accessed", few.grant_id), ("data.accessed", few.grant_id),
+                     ("grant.exhausted", few.grant_id), ("data.accessed", ok.grant_id)]
+    assert [o.ledger_index for o in outcomes[:5]] == [  # type: ignore[union-attr]
+        start, start + 1, start + 2, start + 3, start + 5]
+    assert (reads_counted(ctx, few.grant_id), reads_counted(ctx, ok.grant_id)) == (3, 2)
+    assert {s: g for s, g in access_rows(ctx).items() if s >= start} == logged_reads(ctx, start)
+    with read_only(ctx.engine).begin() as conn:
+        state = conn.execute(select(GrantRow.state).where(  # type: ignore[call-overload]
+            GrantRow.id == few.grant_id)).scalar_one()
+    assert state == "exhausted"
+
+
+def test_min_interval_holds_within_a_batch(ctx: VaultContext, clock: Clock) -> None:
+    g = granted(ctx, Access("periodic", min_interval="PT1H"))
+    outcomes, _ = one_batch(ctx, [g.ask] * 3)
+    assert is_release(outcomes[0], g)
+    assert all(isinstance(o, AccessDenied) and o.reason == "too_soon" for o in outcomes[1:])
+    assert reads_counted(ctx, g.grant_id) == 1
+    clock.advance(hours=1)
+    outcomes, _ = one_batch(ctx, [g.ask] * 2)
+    assert is_release(outcomes[0], g)
+    assert isinstance(outcomes[1], AccessDenied) and outcomes[1].reason == "too_soon"
+    assert reads_counted(ctx, g.grant_id) == 2
+
+
+def test_a_revoked_token_family_is_refused_alone(ctx: VaultContext) -> None:
+    g = granted(ctx)
+    start = len(ledger(ctx))
+    reader = GroupCommitReader(ctx, max_batch=3, max_wait=60)
+    with reader:
+        futures = [reader.submit(service_id=g.world.service_id, grant_id=g.grant_id,
+                                 token_family=family)
+                   for family in (None, "fam_nosuch", None)]
+        first, revoked, second = (outcome(f) for f in futures)
+    assert isinstance(revoked, TokensRevoked)
+    assert is_release(first, g) and is_release(second, g)
+    assert len(logged_reads(ctx, start)) == 2 == reads_counted(ctx, g.grant_id)
+
+
+def test_failed_batched_writes_fall_back_to_one_read_at_a_time(
+    ctx: VaultContext, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A database error in the bulk writes (on PostgreSQL it aborts the transaction):
+    the batch is rolled back and rerun on the safe path, with the same answers."""
+    g, few = granted(ctx), granted(ctx, Access("periodic", max_reads=2))
+    gone = granted(ctx)
+    revoke(ctx, gone)
+    start = len(ledger(ctx))
+    real = access_module._append_reads
+    calls = itertools.count()
+
+    def broken(work: Work, allowed: Any) -> list[int]:
+        seqs = real(work, allowed)
+        if next(calls) == 0:
+            work.session.connection().exec_driver_sql("SELECT * FROM no_such_table")
+        return seqs
+
+    monkeypatch.setattr("vault.services.access._append_reads", broken)
+    with caplog.at_level("WARNING", logger="vault.services.group_commit"):
+        outcomes, stats = one_batch(ctx, [g.ask, few.ask, gone.ask, few.ask, few.ask, g.ask])
+
+    assert "running them one by one" in caplog.text
+    assert stats == BatchStats(batches=1, reads=6, largest=6)
+    assert [is_release(o, x) for o, x in zip(outcomes, [g, few], strict=False)] == [True] * 2
+    assert isinstance(outcomes[2], AccessDenied) and outcomes[2].reason == "revoked"
+    assert is_release(outcomes[3], few)
+    assert isinstance(outcomes[4], AccessDenied) and outcomes[4].reason == "exhausted"
+    assert is_release(outcomes[5], g)
+    released = [o for o in outcomes if isinstance(o, Release)]
+    # Only the rerun's writes are left: no gap, nothing twice.
+    kinds = [(e["kind"], e["body"]["grant_id"]) for e in ledger(ctx)[start:]]
+    assert kinds == [("data.accessed", g.grant_id), ("data.accessed", few.grant_id),
+                     ("data.accessed", few.grant_id), ("grant.exhausted", few.grant_id),
+                     ("data.accessed", g.grant_id)]
+    assert [r.ledger_index for r in released] == [start, start + 1, start + 2, start + 4]
+    assert (reads_counted(ctx, g.grant_id), reads_counted(ctx, few.grant_id)) == (2, 2)
+    assert {s: x for s, x in access_rows(ctx).items() if s >= start} == logged_reads(ctx, start)
 
 
 # -- ordering -----------------------------------------------------------------------------
