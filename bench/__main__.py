@@ -2,7 +2,9 @@
 
 Each row is measured beside a floor taken in the same run (see each module's
 docstring). The full run builds a 1,000,000-entry ledger as setup (not measured) in a
-temporary directory removed at the end, and takes about two minutes on 2 cores.
+temporary directory removed at the end, and takes about two minutes on 2 cores, plus
+about a minute and a half for the service load over HTTP (uvicorn on SQLite and on a
+throwaway PostgreSQL cluster; `python -m bench.service_load` runs that one alone).
 `--quick` is a smoke run of a few seconds at small scale: its numbers are not
 comparable with the goals. The exit code is 0 when every benchmark ran, whether or not
 it met its goal (look for FAIL), and 1 when one raised.
@@ -19,12 +21,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.audit_full import bench_full_audit
+from bench.audit_watch import FULL_WATCH, QUICK_WATCH, WatchScale, bench_watch
 from bench.ledger_append import bench_batched_appends, bench_single_appends
 from bench.ledger_proofs import bench_proofs
 from bench.ledger_verify import bench_audit, bench_proof_checks
 from bench.report import Failure, Result, print_table, write_json
+from bench.service_load import FULL_LOAD, QUICK_LOAD, LoadScale, bench_service_load
 from bench.vault_access import bench_erasure, bench_group_commit, bench_reads
 from bench.vault_crypto import bench_envelope
+from bench.vault_tokens import bench_tokens
 from bench.wallet_pages import bench_dashboard, bench_passkey_verify
 from bench.workload import BigLedger, build_big_ledger, progress
 
@@ -47,16 +53,22 @@ class Scale:
     wallet_accesses: int  # their access events
     page_loads: int  # page renders timed per page
     passkey_checks: int
+    tokens: int  # access tokens issued / verified per repeat
+    token_repeats: int
+    load: LoadScale  # /v1/data over HTTP beside its floors
+    watch: WatchScale = FULL_WATCH  # vault-audit watch: one poll of new entries
 
 
 FULL = Scale(batched=20_000, single=1_000, append_repeats=5, big=1_000_000, proofs=1_000,
              check_repeats=5, audit_repeats=3, envelope=20_000, envelope_repeats=5,
              reads=1_000, erase_records=1_000, vault_repeats=3,
-             wallet_grants=200, wallet_accesses=10_000, page_loads=200, passkey_checks=1_000)
+             wallet_grants=200, wallet_accesses=10_000, page_loads=200, passkey_checks=1_000,
+             tokens=2_000, token_repeats=3, load=FULL_LOAD)
 QUICK = Scale(batched=2_000, single=100, append_repeats=2, big=20_000, proofs=200,
               check_repeats=3, audit_repeats=1, envelope=2_000, envelope_repeats=2,
               reads=100, erase_records=100, vault_repeats=1,
-              wallet_grants=20, wallet_accesses=200, page_loads=20, passkey_checks=50)
+              wallet_grants=20, wallet_accesses=200, page_loads=20, passkey_checks=50,
+              tokens=200, token_repeats=1, load=QUICK_LOAD, watch=QUICK_WATCH)
 
 
 def _run(
@@ -103,6 +115,12 @@ def run_all(scale: Scale, workdir: Path) -> tuple[list[Result], list[Failure]]:
          results, failures)
     _run("passkey verification",
          lambda: bench_passkey_verify(workdir, n=s.passkey_checks), results, failures)
+    _run("access tokens",
+         lambda: bench_tokens(workdir, n=s.tokens, repeats=s.token_repeats), results, failures)
+    _run("service load over HTTP",
+         lambda: bench_service_load(workdir, s.load), results, failures)
+    _run("vault-audit watch, one poll",
+         lambda: bench_watch(workdir, s.watch), results, failures)
     progress(f"setup: building a {s.big:,}-entry ledger (not measured)")
     try:
         big: BigLedger | None = build_big_ledger(workdir, s.big)
@@ -118,6 +136,9 @@ def run_all(scale: Scale, workdir: Path) -> tuple[list[Result], list[Failure]]:
              results, failures)
         _run("audit of the export",
              lambda: bench_audit(b, workdir, repeats=s.audit_repeats), results, failures)
+    _run("full audit (stories, signatures, personal data)",
+         lambda: bench_full_audit(workdir, size=s.big, repeats=s.audit_repeats),
+         results, failures)
     return results, failures
 
 

@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import base64
 import json
-from typing import Annotated
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from clients.auditor.fetch import AuditorError, LedgerClient
-from clients.auditor.remote import verify_remote
-from ledger.errors import LedgerError, LogInvalid
+from clients.auditor.receipt import Problem, verify_receipt
+from clients.auditor.verify import relying_party_of, render_text, verify_export, verify_url
+from clients.auditor.watch import (
+    CheckpointRefused,
+    Outcome,
+    WatchError,
+    WatchReport,
+    poll,
+)
+from ledger.errors import LedgerError
 from ledger.note import Verifier
 
 app = typer.Typer(help="Verify a Citizen Data Vault's ledger without trusting its operator.",
@@ -20,46 +33,89 @@ out = Console()
 err = Console(stderr=True)
 
 
+def _usage(message: str, as_json: bool) -> typer.Exit:
+    """Exit 2: the command could not run (bad options, unreachable vault, unreadable file)."""
+    if as_json:
+        out.print(json.dumps({"ok": False, "error": message, "index": None,
+                              "reason": message}), soft_wrap=True, highlight=False)
+    else:
+        err.print(f"[red]error:[/] {escape(message)}")
+    return typer.Exit(2)
+
+
 @app.command()
 def verify(
-    url: Annotated[str, typer.Argument(help="The vault's base URL, e.g. http://localhost:8000")],
+    url: Annotated[str | None, typer.Argument(
+        help="The vault's base URL, e.g. http://localhost:8000 (optional with "
+             "--from-export)")] = None,
     key: Annotated[str | None, typer.Option(
         help="The ledger's verifier key (name+id+key). Pin it: without it the vault's own "
              "/ledger/key is trusted.")] = None,
     api_key: Annotated[str | None, typer.Option(
         "--api-key", envvar="VAULT_AUDITOR_API_KEY", help="Auditor API key.")] = None,
+    from_export: Annotated[Path | None, typer.Option(
+        "--from-export", help="Verify this NDJSON export (`vault ledger export`) instead of "
+                              "fetching the entries.")] = None,
+    checkpoint: Annotated[Path | None, typer.Option(
+        help="With --from-export: the signed checkpoint to hold it against (default: the "
+             "one the URL serves, if a URL is given; none otherwise).")] = None,
+    state: Annotated[Path | None, typer.Option(
+        help="Save the verified checkpoint and the checks' state here, for `watch`.")
+    ] = None,
+    rp_id: Annotated[str | None, typer.Option(
+        "--rp-id", help="The passkeys' relying party ID (default: the URL's host).")] = None,
+    origin: Annotated[list[str] | None, typer.Option(
+        help="An allowed WebAuthn origin (repeatable; default: the URL's origin).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
-    """Fetch every entry and check the signed checkpoint, the hash chain and the tree."""
-    result: dict[str, object]
+    """Check every entry (seq, prev link, leaf hash), the tree against the signed
+    checkpoint, every grant's story (passkey signatures, terms, transitions, reads) and
+    that no entry holds personal data. Exit 0 all verified, 1 failures, 2 usage or
+    network errors."""
     try:
         pinned = Verifier.parse(key) if key else None
-        with LedgerClient(url, api_key=api_key) as client, Progress(
-            TextColumn("verifying"), BarColumn(), MofNCompleteColumn(), console=err,
-            transient=True, disable=as_json or not err.is_terminal,
-        ) as bar:
+        if url is None and from_export is None:
+            raise AuditorError("give the vault's URL, or --from-export FILE")
+        if checkpoint is not None and from_export is None:
+            raise AuditorError("--checkpoint goes with --from-export")
+        if state is not None and url is None and checkpoint is None:
+            raise AuditorError("--state needs a signed checkpoint: give the URL or "
+                               "--checkpoint")
+        default_rp, default_origins = (relying_party_of(url) if url else
+                                       relying_party_of(origin[0]) if origin else (None, []))
+        rp, origins = rp_id or default_rp, origin or default_origins
+        if rp is None:
+            raise AuditorError("without a URL, give the passkeys' --rp-id and --origin")
+        note = checkpoint.read_text(encoding="utf-8") if checkpoint else None
+        with ExitStack() as stack:
+            client = stack.enter_context(LedgerClient(url, api_key=api_key)) if url else None
+            bar = stack.enter_context(Progress(
+                TextColumn("verifying"), BarColumn(), MofNCompleteColumn(), console=err,
+                transient=True, disable=as_json or not err.is_terminal))
             task = bar.add_task("entries", total=None)
-            done = verify_remote(client, expected_key=pinned,
-                                 on_progress=lambda n, t: bar.update(task, completed=n, total=t))
-        result = {"ok": True, "size": done.checkpoint.size, "origin": done.checkpoint.origin,
-                  "root": done.checkpoint.root.hex(), "key": str(done.key),
-                  "key_pinned": done.key_pinned}
-    except LogInvalid as exc:
-        result = {"ok": False, "index": exc.index, "reason": exc.reason}
-    except (LedgerError, AuditorError) as exc:
-        result = {"ok": False, "index": None, "reason": str(exc)}
+
+            def progress(n: int, total: int | None) -> None:
+                bar.update(task, completed=n, total=total)
+
+            if from_export is None:
+                assert client is not None
+                report = verify_url(client, expected_key=pinned, rp_id=rp, origins=origins,
+                                    on_progress=progress, state_dir=state)
+            else:
+                if note is None and client is not None:
+                    note = client.checkpoint()
+                vkey = pinned or (Verifier.parse(client.key()) if note and client else None)
+                report = verify_export(from_export, note=note, expected_key=vkey,
+                                       key_pinned=pinned is not None, rp_id=rp,
+                                       origins=origins, on_progress=progress, state_dir=state)
+    except (AuditorError, LedgerError, OSError) as exc:
+        raise _usage(str(exc), as_json) from None
     if as_json:
-        out.print_json(json.dumps(result))
-    elif result["ok"]:
-        out.print(f"[green]✓[/] {result['size']:,} entries of {result['origin']} verified "
-                  "against the signed checkpoint (signature, seq, prev links, leaf hashes, root)")
-        if not result["key_pinned"]:
-            out.print("[yellow]![/] the key came from the vault itself; pin it with --key "
-                      f"{result['key']}")
+        out.print(json.dumps(report.to_json()), soft_wrap=True, highlight=False)
     else:
-        where = f"entry {result['index']}: " if result["index"] is not None else ""
-        out.print(f"[red]✗ does not verify[/]: {where}{result['reason']}")
-    raise typer.Exit(0 if result["ok"] else 1)
+        for style, text in render_text(report):
+            out.print(text, style=style or None, markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(0 if report.ok else 1)
 
 
 @app.command()
@@ -71,6 +127,244 @@ def key(url: Annotated[str, typer.Argument(help="The vault's base URL")]) -> Non
     except (LedgerError, AuditorError) as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from None
+
+
+def _failure_line(f: Any) -> str:
+    where = f"entry {f.index}: " if f.index is not None else ""
+    return f"[red]✗[/] {where}{escape(f.rule)}: {escape(f.detail)}"
+
+
+def _out(text: str) -> None:
+    out.print(text, soft_wrap=True)  # keys and paths stay whole, for grep and copy
+
+
+def _err(text: str) -> None:
+    err.print(text, soft_wrap=True)
+
+
+def _say_watch(report: WatchReport, state: Path, as_json: bool) -> None:
+    """One poll's result: a JSON line, or a few lines for people (loud when it matters)."""
+    if as_json:
+        out.print(json.dumps(report.to_json()), soft_wrap=True, highlight=False)
+        return
+    cp, prev = report.checkpoint, report.previous
+    if report.key_source == "first use":
+        _err(f"[bold yellow]! trusting on first use the key the vault serves: {report.key}"
+                  f"[/]\n  It is {'now' if report.saved else 'not yet'} pinned in {state}; "
+                  "check it against the operator's published key (or pass --key).")
+    if report.outcome is Outcome.REWRITTEN:
+        assert prev is not None
+        _err("[bold red]✗✗✗ HISTORY REWRITTEN OR FORKED ✗✗✗[/]")
+        _err(f"[red]{escape(report.reason)}[/]\n  trusted: {prev.size:,} entries, root "
+                  f"{base64.b64encode(prev.root).decode()}\n  served:  {cp.size:,} entries, "
+                  f"root {base64.b64encode(cp.root).decode()}")
+        _err("  evidence kept (the trusted state is unchanged):")
+        for path in report.evidence:
+            _err(f"    {escape(str(path))}")
+    elif report.outcome is Outcome.FIRST:
+        if report.saved:
+            _out(f"[green]✓[/] first run: {report.new_entries:,} entries of {cp.origin} "
+                      "verified (signature, seq, prev links, leaf hashes, root, every grant's "
+                      f"story, no personal data); state saved in {escape(str(state))}")
+        else:
+            _out(f"[red]✗ first run: does not verify[/] ({len(report.failures)} "
+                      "failure(s)); nothing saved: the next poll verifies everything again")
+    elif report.outcome is Outcome.UNCHANGED:
+        _out(f"[green]✓[/] unchanged: {cp.size:,} entries of {cp.origin}")
+    else:
+        assert prev is not None
+        mark = "[green]✓[/]" if not report.failures else "[red]✗[/]"
+        _out(f"{mark} {prev.size:,} → {cp.size:,} entries: consistency proof verified, "
+                  f"{report.new_entries:,} new entries checked"
+                  + (f", {len(report.failures)} failure(s)" if report.failures else ""))
+    for w in report.warnings:
+        _out(f"[yellow]warning[/] {escape(str(w))}")
+    for f in report.failures:
+        _out(_failure_line(f))
+    if report.earlier_failures:
+        _out(f"[red]✗[/] {len(report.earlier_failures)} failure(s) found by earlier "
+                  f"polls are still in the ledger (listed in {escape(str(state))}/watch.json)")
+
+
+@app.command()
+def watch(
+    url: Annotated[str, typer.Argument(help="The vault's base URL, e.g. http://localhost:8000")],
+    state: Annotated[Path, typer.Option(
+        help="Directory that remembers the last verified checkpoint between polls.")],
+    key: Annotated[str | None, typer.Option(
+        help="The ledger's verifier key. Without it, the key pinned in --state is used, or "
+             "on the first run the vault's own (trust on first use).")] = None,
+    interval: Annotated[float, typer.Option(help="Seconds between polls.", min=0.1)] = 60.0,
+    once: Annotated[bool, typer.Option("--once", help="Poll once and exit (cron, tests).")
+                    ] = False,
+    rp_id: Annotated[str | None, typer.Option(
+        "--rp-id", help="The passkeys' relying party ID (default: the URL's host).")] = None,
+    origin: Annotated[list[str] | None, typer.Option(
+        help="An allowed WebAuthn origin (repeatable; default: the URL's origin).")] = None,
+    api_key: Annotated[str | None, typer.Option(
+        "--api-key", envvar="VAULT_AUDITOR_API_KEY", help="Auditor API key.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per poll.")
+                       ] = False,
+) -> None:
+    """Verify each new checkpoint against the last one: a consistency proof and the new
+    entries only. Exit 0 all verified, 1 a failure or a refused checkpoint, 2 usage or
+    network errors (retried until Ctrl-C without --once), 3 a rewritten or forked
+    history."""
+    try:
+        pinned = Verifier.parse(key) if key else None
+    except LedgerError as exc:
+        raise _usage(f"--key: {exc}", as_json) from None
+    worst = 0
+    with LedgerClient(url, api_key=api_key) as client:
+        while True:
+            try:
+                report = _poll_with_bar(client, state, url=url, expected_key=pinned,
+                                        rp_id=rp_id, origins=origin, quiet=as_json)
+                _say_watch(report, state, as_json)
+                code = report.exit_code
+            except CheckpointRefused as exc:  # needs a person: stop
+                _say_error(exc, 1, as_json)
+                raise typer.Exit(1) from None
+            except WatchError as exc:  # an unusable state directory
+                _say_error(exc, 2, as_json)
+                raise typer.Exit(2) from None
+            except AuditorError as exc:  # the vault cannot be read: try again next time
+                code = 2
+                _say_error(exc, 2, as_json)
+            except KeyboardInterrupt:
+                raise typer.Exit(worst) from None
+            worst = max(worst, code)
+            if once or code == 3:
+                raise typer.Exit(code)
+            try:
+                time.sleep(interval)
+            except KeyboardInterrupt:
+                raise typer.Exit(worst) from None
+
+
+def _poll_with_bar(client: LedgerClient, state: Path, *, quiet: bool, **kw: Any
+                   ) -> WatchReport:
+    """A poll with a progress bar on a terminal (a first run fetches every entry)."""
+    with Progress(TextColumn("verifying"), BarColumn(), MofNCompleteColumn(), console=err,
+                  transient=True, disable=quiet or not err.is_terminal) as bar:
+        task = bar.add_task("entries", total=None)
+        return poll(client, state, on_progress=lambda n, t: bar.update(
+            task, completed=n, total=t), **kw)
+
+
+def _say_error(exc: Exception, code: int, as_json: bool) -> None:
+    if as_json:
+        out.print(json.dumps({"ok": False, "outcome": "error", "exit_code": code,
+                              "reason": str(exc)}), soft_wrap=True, highlight=False)
+    else:
+        err.print(f"[red]✗ {escape(str(exc))}[/]")
+
+
+def _receipt_rp(doc: Any) -> tuple[Any, Any]:
+    """The relying party a receipt names for itself (shown when none was pinned)."""
+    passkeys = doc.get("ledger_evidence", {}).get("passkeys") if isinstance(doc, dict) else None
+    if not isinstance(passkeys, dict):
+        return None, None
+    return passkeys.get("rp_id"), passkeys.get("origins")
+
+
+def _disagreements(doc: Any, key: Verifier | None, rp_id: str | None,
+                   origins: list[str] | None) -> list[Problem]:
+    """Where the receipt names another key or relying party than the pinned ones: the
+    pinned values are what is checked, but a receipt that says otherwise is not intact."""
+    found: list[Problem] = []
+    evidence = doc.get("ledger_evidence") if isinstance(doc, dict) else None
+    if not isinstance(evidence, dict):
+        return found  # verify_receipt says so already
+    own_key = evidence.get("verifier_key")
+    if key is not None and own_key != str(key):
+        found.append(Problem("key", f"the receipt names the key {own_key}, not the pinned "
+                                    f"{key}"))
+    own_rp, own_origins = _receipt_rp(doc)
+    if rp_id is not None and own_rp != rp_id:
+        found.append(Problem("format", f"the receipt names the RP ID {own_rp!r}, not the "
+                                       f"pinned {rp_id!r}"))
+    if origins and (not isinstance(own_origins, list)
+                    or any(o not in origins for o in own_origins)):
+        found.append(Problem("format", f"the receipt names the origins {own_origins!r}, "
+                                       f"not among the pinned {origins}"))
+    return found
+
+
+@app.command()
+def receipt(
+    file: Annotated[Path, typer.Argument(help="A consent receipt downloaded from the wallet "
+                                              "(JSON).")],
+    key: Annotated[str | None, typer.Option(
+        help="The ledger's verifier key. Pin it: without it the receipt's own key is used, "
+             "which only shows the receipt agrees with itself.")] = None,
+    rp_id: Annotated[str | None, typer.Option(
+        "--rp-id", help="The passkeys' relying party ID (default: the receipt's own, or "
+                        "the host of the first --origin).")] = None,
+    origin: Annotated[list[str] | None, typer.Option(
+        help="An allowed WebAuthn origin (repeatable; default: the receipt's own).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Verify a consent receipt offline: the checkpoint signature, each entry's inclusion
+    proof, the terms hash and every passkey signature. Exit 0 only when it verifies."""
+    try:
+        pinned = Verifier.parse(key) if key else None
+        data = file.read_bytes()
+        if origin and rp_id is None:
+            rp_id = relying_party_of(origin[0])[0]
+    except (LedgerError, OSError, AuditorError) as exc:
+        raise _usage(str(exc), as_json) from None
+    report = verify_receipt(data, expected_key=pinned, expected_rp_id=rp_id,
+                            expected_origins=origin or None)
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        doc = None
+    problems = [*report.problems, *_disagreements(doc, pinned, rp_id, origin)]
+    ok = not problems
+    own_rp, own_origins = _receipt_rp(doc)
+    used_rp = rp_id if rp_id is not None else own_rp
+    used_origins = origin or own_origins
+    cp = report.checkpoint
+    if as_json:
+        out.print(json.dumps({
+            "ok": ok, "record_id": report.record_id, "status": report.status,
+            "checkpoint": None if cp is None else {
+                "origin": cp.origin, "size": cp.size,
+                "root": base64.b64encode(cp.root).decode()},
+            "key": None if report.key is None else str(report.key),
+            "key_pinned": report.key_pinned, "rp_id": used_rp, "origins": used_origins,
+            "rp_pinned": rp_id is not None and bool(origin),
+            "entries_included": report.entries_included,
+            "signatures_verified": report.signatures_verified,
+            "problems": [{"check": p.check, "index": p.index, "message": p.message}
+                         for p in problems]}), soft_wrap=True, highlight=False)
+        raise typer.Exit(0 if ok else 1)
+    if ok:
+        _out(f"[green]✓[/] the consent receipt for {escape(str(report.record_id))} "
+                  f"verifies (status: {escape(str(report.status))})")
+    else:
+        _out(f"[red]✗ the consent receipt does not verify[/] "
+                  f"({len(problems)} problem(s)):")
+        for p in problems:
+            _out(f"  [red]✗[/] {escape(str(p))}")
+    if cp is not None:
+        _out(f"  checkpoint: {cp.size:,} entries of {cp.origin}, signature verified")
+    if report.key is not None:
+        how = ("pinned with --key" if report.key_pinned else
+               "[yellow]taken from the receipt itself[/]: pin it with --key")
+        _out(f"  key: {report.key} ({how})")
+    _out(f"  entries: {report.entries_included} proved included in the checkpoint's "
+              "tree (RFC 9162 inclusion proofs)")
+    rp_how = ("pinned" if rp_id is not None and origin else
+              "[yellow]taken from the receipt itself[/]: pin them with --rp-id and --origin")
+    _out(f"  passkey signatures: {report.signatures_verified} verified for RP ID "
+              f"{escape(repr(used_rp))} and origins {escape(repr(used_origins))} ({rp_how})")
+    if ok:
+        _out("  the terms hash, and the receipt's record, subject, status, events, purpose, "
+                  "data, validity, retention, access and justification agree with the entries "
+                  "(its descriptive text, such as labels and the notice, is not evidence)")
+    raise typer.Exit(0 if ok else 1)
 
 
 def main() -> None:

@@ -14,12 +14,12 @@ failure it finds rather than stopping at the first:
 - the grant: `terms_hash` is the SHA-256 of the JCS terms in `grant.requested`; every
   grant entry names the same grant and subject; the approval, and every pause, resume
   or revoke the citizen signed, verifies offline against the signing passkey's
-  registration (WebAuthn, `wallet.passkeys.offline`) over the challenge it must sign;
+  registration (WebAuthn, `clients.auditor.assertion`) over the challenge it must sign;
 - the ISO/IEC TS 27560 fields: the record, the data principal, the status, the events
   and the processing terms say what the entries say.
 
-Like the rest of the auditor, it imports no vault code: only `ledger`'s pure functions
-and `wallet.passkeys.offline` (which itself imports nothing from the vault).
+Like the rest of the auditor, it imports no vault or wallet code: only `ledger`'s pure
+functions and the auditor's own assertion check.
 """
 
 from __future__ import annotations
@@ -32,14 +32,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from clients.auditor.assertion import (
+    AssertionInvalid,
+    b64url_decode,
+    load_cose_key,
+    parse_assertion,
+    verify_assertion,
+)
+from clients.auditor.grants import ACTIONS, action_challenge
 from ledger.canonical import canonical_json
 from ledger.checkpoint import Checkpoint, open_checkpoint
 from ledger.entry import Entry, parse_entry
 from ledger.errors import LedgerError
 from ledger.hasher import HASH_SIZE
-from ledger.note import Verifier, parse_note
+from ledger.note import Note, Verifier, open_note, parse_note
 from ledger.verify import verify_leaf_inclusion
-from wallet.passkeys.offline import AssertionRejected, b64url_decode, verify_approval_offline
 
 __all__ = [
     "ACTIONS",
@@ -63,22 +70,8 @@ STATE_AFTER: Mapping[str, str] = {
     "grant.expired": "expired",
     "grant.exhausted": "exhausted",
 }
-#: The action a citizen signs for each signed entry other than the approval.
-ACTIONS: Mapping[str, str] = {
-    "grant.paused": "pause", "grant.resumed": "resume", "grant.revoked": "revoke",
-}
 
 _MISSING: Any = object()
-
-
-def action_challenge(*, grant_id: str, action: str, terms_hash: bytes, after: int) -> bytes:
-    """What the citizen signs to pause, resume or revoke: SHA-256 of the JCS of
-    {action, after, grant_id, terms_hash (hex)}, `after` being the index of the grant's
-    previous grant entry. The same function as `vault.services.approvals.action_challenge`
-    (a test keeps them equal), written out here so the auditor needs no vault code."""
-    return hashlib.sha256(canonical_json({
-        "action": action, "after": after, "grant_id": grant_id,
-        "terms_hash": terms_hash.hex()})).digest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +179,8 @@ def verify_receipt(
         run.fail("format", "the receipt is not a JSON object with ledger_evidence")
         return ReceiptReport(tuple(run.problems))
     key = expected_key or _receipt_key(run, evidence)
+    if key is not None:
+        _signature(run, doc, key)
     checkpoint = _checkpoint(run, evidence, key) if key is not None else None
     entries = _entries(run, evidence, checkpoint)
     rp_id = expected_rp_id if expected_rp_id is not None else _get(evidence, "passkeys", "rp_id")
@@ -223,15 +218,44 @@ def _checkpoint(run: _Run, evidence: Mapping[str, Any], key: Verifier) -> Checkp
     except LedgerError as exc:
         run.fail("checkpoint", f"the checkpoint does not verify under {key}: {exc}")
         return None
-    # Base64 leaves spare bits at the end of a signature: a note could be respelt with
-    # the same signature bytes. A receipt holds the one canonical spelling.
-    lines = "".join(
-        f"\u2014 {s.name} {base64.b64encode(s.key_id.to_bytes(4, 'big') + s.signature).decode()}\n"
-        for s in parsed.signatures)
-    if parsed.text + "\n" + lines != note:
+    if not _canonical(parsed, note):
         run.fail("checkpoint", "the checkpoint note is not in its canonical form")
         return None
     return checkpoint
+
+
+def _canonical(parsed: Note, note: str) -> bool:
+    """Base64 leaves spare bits at the end of a signature: a note could be respelt with
+    the same signature bytes. A receipt holds the one canonical spelling."""
+    lines = "".join(
+        f"\u2014 {s.name} {base64.b64encode(s.key_id.to_bytes(4, 'big') + s.signature).decode()}\n"
+        for s in parsed.signatures)
+    return parsed.text + "\n" + lines == note
+
+
+#: The first line of the vault's signature over a receipt; the second is BASE64(SHA-256(
+#: RFC 8785 canonical JSON of the receipt without "signature")).
+RECEIPT_NOTE = "citizen-vault/consent-receipt"
+
+
+def _signature(run: _Run, doc: Mapping[str, Any], key: Verifier) -> None:
+    """The vault's signed note over every other field: the words the ledger does not
+    hold (labels, the notice, statuses) are bound by it, so no byte changes unseen."""
+    note = doc.get("signature")
+    if not isinstance(note, str):
+        run.fail("signature", "the receipt is not signed by the vault")
+        return
+    body = {k: v for k, v in doc.items() if k != "signature"}
+    digest = base64.b64encode(hashlib.sha256(canonical_json(body)).digest()).decode()
+    try:
+        opened = open_note(note, expected_verifiers=[key])
+    except LedgerError as exc:
+        run.fail("signature", f"the receipt's signature does not verify under {key}: {exc}")
+        return
+    if not _canonical(opened, note):
+        run.fail("signature", "the receipt's signature is not in its canonical form")
+    elif opened.text != f"{RECEIPT_NOTE}\n{digest}\n":
+        run.fail("signature", "the receipt was changed after the vault signed it")
 
 
 def _entries(run: _Run, evidence: Mapping[str, Any],
@@ -361,24 +385,23 @@ class _Grant:
                 "credential_id", "authenticator_data", "client_data_json", "signature")):
             self.run.fail("approval", f"{kind} carries no passkey assertion", e.index)
             return
-        proof = _Assertion(a["credential_id"], a["authenticator_data"],
-                           a["client_data_json"], a["signature"])
         registered = [k for k in self.keys if k.index < e.index
-                      and k.entry.body.get("credential_id") == proof.credential_id
+                      and k.entry.body.get("credential_id") == a["credential_id"]
                       and k.entry.body.get("subject") == subject]
         if not registered:
             self.run.fail("approval", f"the receipt holds no earlier passkey.registered entry "
-                                      f"of this subject for credential {proof.credential_id}",
+                                      f"of this subject for credential {a['credential_id']}",
                           e.index)
             return
         if not isinstance(self.rp_id, str) or not isinstance(self.origins, list):
             self.run.fail("format", "ledger_evidence.passkeys needs rp_id and origins")
             return
         try:
-            key = b64url_decode(registered[-1].entry.body.get("public_key"), what="public key")
-            verify_approval_offline(public_key_cose=key, challenge=challenge, proof=proof,
-                                    rp_id=self.rp_id, origins=self.origins)
-        except AssertionRejected as exc:
+            key = load_cose_key(b64url_decode(registered[-1].entry.body.get("public_key"),
+                                              what="the public key"))
+            verify_assertion(parse_assertion(a), public_key=key, expected_challenge=challenge,
+                             expected_rp_id=self.rp_id, expected_origins=self.origins)
+        except AssertionInvalid as exc:
             self.run.fail("approval", f"the passkey signature does not verify "
                                       f"({exc.reason}): {exc}", e.index)
             return
@@ -426,12 +449,3 @@ class _Grant:
                      for k in ("mode", "max_reads", "min_interval")}, access)
         self._claim("the justification", _get(p, "justification"), terms.get("justification"))
 
-
-@dataclass(frozen=True, slots=True)
-class _Assertion:
-    """An assertion as `verify_approval_offline` takes it (fits `AssertionFields`)."""
-
-    credential_id: str
-    authenticator_data: str
-    client_data_json: str
-    signature: str

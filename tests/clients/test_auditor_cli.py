@@ -27,7 +27,7 @@ def _settings(tmp_path: Path, **kw: object) -> Settings:
 def _grow(settings: Settings, n: int) -> None:
     engine = make_engine(settings.database)
     with engine.begin() as conn:
-        SqlLedger(conn).append_many([("data.accessed", {"grant_id": f"g{i}"}) for i in range(n)])
+        SqlLedger(conn).append_many([("test.filler", {"note": f"g{i}"}) for i in range(n)])
     engine.dispose()
 
 
@@ -78,11 +78,11 @@ def test_private_ledger_needs_the_api_key(tmp_path: Path) -> None:
         _wait_for_size(vault.url, 5)
         denied = runner.invoke(app, ["verify", vault.url, "--json"])
         allowed = runner.invoke(app, ["verify", vault.url, "--api-key", "sekrit", "--json"])
-    assert denied.exit_code == 1 and "401" in json.loads(denied.output)["reason"]
+    assert denied.exit_code == 2 and "401" in json.loads(denied.output)["reason"]
     assert allowed.exit_code == 0, allowed.output
 
 
 def test_unreachable_vault_is_a_clear_error() -> None:
     r = runner.invoke(app, ["verify", "http://localhost:9", "--json"])
-    assert r.exit_code == 1
+    assert r.exit_code == 2
     assert "cannot reach" in json.loads(r.output)["reason"]

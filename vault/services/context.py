@@ -56,5 +56,9 @@ def reading(ctx: VaultContext) -> Iterator[Session]:
 def unit_of_work(ctx: VaultContext) -> Iterator[Work]:
     """A state change and its ledger entries commit together, or neither does."""
     with Session(ctx.engine, expire_on_commit=False) as session, session.begin():
-        yield Work(session, SqlLedger(session.connection(), clock=ctx.clock), ctx.clock())
+        conn = session.connection()  # BEGIN (IMMEDIATE on SQLite: the write lock) first
+        now = ctx.clock()
+        # Entries carry the time the change was checked at (never earlier than the
+        # entry before), so an auditor re-checking a read at the recorded time agrees.
+        yield Work(session, SqlLedger(conn, clock=lambda: now), now)
     ctx.after_commit()

@@ -1,0 +1,465 @@
+"""What an auditor pays for the whole story: `vault-audit verify` of a 1M-entry export.
+
+Setup (not measured): a realistic export, generated without a database but entry by
+entry as the ledger writes it (`ledger.entry.encode_entry`, leaf hashes, the compact
+range for the root) and signed: 40 services; citizens enrolling with a passkey each
+(ES256, one in ten EdDSA, from the software authenticator: a key per citizen);
+requests whose terms hash as the vault's, approved with real assertions over that
+hash; about 90% reads, each within its grant's window, scope and limits (one-time
+grants exhausted, some with a minimum interval); pauses, resumes and revocations the
+citizen signs over the action challenge; short grants that expire; a few denials and
+erasures. About 2% each of enrolments, passkeys, requests and approvals.
+
+Measured (goal >= 50,000 entries/s including every signature check, peak RSS < 200 MB):
+a child process runs `clients.auditor.verify.verify_export` over the file, with the
+signed checkpoint and pinned key, and reports its own time and peak RSS (VmHWM, as in
+`bench.verify_child`, whose docstring says why not ru_maxrss; both are printed). The
+verification must come out clean: any failure is an error, not a number. Floor: the
+same child running only the log checks (`ledger.audit.audit_log`) on the same file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import heapq
+import json
+import random
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from bench.report import Goal, Result, best, spread
+from ledger.checkpoint import Checkpoint, sign_checkpoint
+from ledger.entry import encode_entry
+from ledger.hasher import leaf_hash
+from ledger.note import Signer
+from ledger.tree import CompactRange
+
+# The generator's vault and wallet imports come with it (`_world`): the child that
+# verifies imports the auditor only, so its memory is the auditor's.
+if TYPE_CHECKING:
+    from wallet.passkeys.software import SoftAuthenticator
+
+__all__ = ["Export", "bench_full_audit", "generate_export"]
+
+REPO = Path(__file__).resolve().parents[1]
+ORIGIN = "https://vault.example"
+RP_ID = "vault.example"
+_MB = 1024 / 1e6
+_CATEGORIES = ["address.home", "benefits.universal_credit", "contact.email",
+               "identity.date_of_birth", "identity.name"]
+_DERIVED = ["age_over_18", "age_over_65", "lives_in_area"]
+_EPOCH = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+_NAIVE_EPOCH = _EPOCH.replace(tzinfo=None)
+
+
+@dataclass(frozen=True, slots=True)
+class Export:
+    path: Path
+    size: int
+    note: str
+    verifier_key: str
+    counts: dict[str, int]
+    seconds: float  # to generate
+
+
+@dataclass(slots=True)
+class _Grant:
+    id: str
+    service: str
+    subject: str
+    device: SoftAuthenticator
+    credential: str
+    terms_hash: bytes
+    categories: list[str]
+    derived: list[str]
+    end_ms: int
+    limit: int | None
+    interval_ms: int | None
+    state: str = "approved"
+    reads: int = 0
+    last_read_ms: int = -(10**15)
+    last: int = 0  # index of its latest grant.* entry
+
+
+@dataclass(slots=True)
+class _Citizen:
+    subject: str
+    device: SoftAuthenticator
+    credential: str
+    grants: list[str] = field(default_factory=list)
+
+
+class _Pool:
+    """Grant ids to pick from at random, added and removed in O(1)."""
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+        self._at: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def add(self, item: str) -> None:
+        self._at[item] = len(self.items)
+        self.items.append(item)
+
+    def remove(self, item: str) -> None:
+        i = self._at.pop(item)
+        last = self.items.pop()
+        if last != item:
+            self.items[i] = last
+            self._at[last] = i
+
+
+class _Writer:
+    """Entries encoded and chained as the ledger does, streamed to the export."""
+
+    def __init__(self, out: IO[bytes]) -> None:
+        self.out, self.tree, self.prev = out, CompactRange(), b""
+        self.now_ms = 0
+        self.counts: dict[str, int] = {}
+        self._time_ms, self._time = -1, ""
+
+    @property
+    def size(self) -> int:
+        return self.tree.size
+
+    def time(self) -> str:
+        """`ledger.entry.format_time` of the current moment (cached: a step shares it)."""
+        if self.now_ms != self._time_ms:
+            moment = _NAIVE_EPOCH + timedelta(milliseconds=self.now_ms)
+            self._time = moment.isoformat(timespec="milliseconds") + "Z"
+            self._time_ms = self.now_ms
+        return self._time
+
+    def append(self, kind: str, body: dict[str, Any]) -> int:
+        seq = self.tree.size
+        data = encode_entry(seq, self.time(), kind, self.prev, body)
+        self.prev = leaf_hash(data)
+        self.tree.push(self.prev)
+        self.out.write(data)
+        self.out.write(b"\n")
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+        return seq
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+class _World:
+    """The population and its grants, driven by one seeded random generator."""
+
+    def __init__(self, w: _Writer, rng: random.Random) -> None:
+        from vault.domain.grants import Access, GrantTerms
+        from vault.domain.terms import format_utc
+        from vault.services.approvals import action_challenge
+        from wallet.passkeys.software import SoftAuthenticator
+        self._access, self._terms, self._format_utc = Access, GrantTerms, format_utc
+        self._challenge, self._device = action_challenge, SoftAuthenticator
+        self.w, self.rng = w, rng
+        self.citizens: list[_Citizen] = []
+        self.grants: dict[str, _Grant] = {}
+        self.readable = _Pool()  # approved grants, for picking reads
+        self.paused = _Pool()
+        self.expiring: list[tuple[int, str]] = []  # (end in ms, grant id), a heap
+        self.n = 0
+        self.services = [f"svc_{i:04d}" for i in range(40)]
+        for s in self.services:
+            w.append("service.registered", {
+                "service_id": s, "name": f"Council service {s[-2:]}",
+                "purposes": ["eligibility_assessment", "service_provision"],
+                "categories": _CATEGORIES, "derived": _DERIVED, "max_days": 90})
+
+    def _id(self, prefix: str) -> str:
+        self.n += 1
+        return f"{prefix}_{self.rng.getrandbits(96):024x}{self.n}"
+
+    def enrol(self) -> None:
+        alg = "EdDSA" if self.rng.random() < 0.1 else "ES256"
+        device = self._device(origin=ORIGIN, alg=alg)  # type: ignore[arg-type]
+        answer = device.create({"rp": {"id": RP_ID}, "user": {"id": _b64url(b"u")},
+                                "challenge": _b64url(b"c")})
+        cred = device.credentials[answer["id"]]
+        subject = self._id("sub")
+        self.w.append("citizen.enrolled", {"subject": subject})
+        self.w.append("passkey.registered", {
+            "subject": subject, "credential_id": cred.id,
+            "public_key": _b64url(cred.public_key), "alg": -8 if alg == "EdDSA" else -7})
+        self.citizens.append(_Citizen(subject, device, cred.id))
+
+    def request(self) -> None:
+        c = self.citizens[-self.rng.randint(1, min(200, len(self.citizens)))]
+        grant_id, service = self._id("gr"), self.rng.choice(self.services)
+        r = self.rng.random()
+        a = self._access
+        access = (a("one_time") if r < 0.1 else a("periodic", max_reads=5) if r < 0.2 else
+                  a("periodic", min_interval="PT1M") if r < 0.4 else
+                  a("periodic", max_reads=1000))
+        days = 2 if self.rng.random() < 0.1 else 90
+        start = _EPOCH + timedelta(milliseconds=self.w.now_ms - self.w.now_ms % 1000)
+        terms = self._terms(
+            grant_id=grant_id, service_id=service,
+            purpose=self.rng.choice(["eligibility_assessment", "service_provision"]),
+            categories=tuple(sorted(self.rng.sample(_CATEGORIES, self.rng.randint(1, 3)))),
+            derived=tuple(sorted(self.rng.sample(_DERIVED, self.rng.randint(0, 1)))),
+            not_before=self._format_utc(start),
+            expires_at=self._format_utc(start + timedelta(days=days)),
+            access=access, data_life="P30D", justification="To decide an application.")
+        h = terms.terms_hash()
+        last = self.w.append("grant.requested", {
+            "grant_id": grant_id, "service_id": service, "subject": c.subject,
+            "terms": terms.to_json(), "terms_hash": base64.b64encode(h).decode()})
+        base = {"grant_id": grant_id, "service_id": service, "subject": c.subject}
+        c.grants.append(grant_id)
+        if self.rng.random() < 0.03:
+            self.w.append("grant.denied", base)
+            return
+        assertion = c.device.proof(challenge=h, credential_id=c.credential).to_json()
+        last = self.w.append("grant.approved", {**base, "terms_hash": base64.b64encode(
+            h).decode(), "assertion": assertion})
+        end_ms = (terms.ends - _EPOCH) // timedelta(milliseconds=1)
+        interval = access.interval
+        g = _Grant(grant_id, service, c.subject, c.device, c.credential, h,
+                   list(terms.categories), list(terms.derived), end_ms,
+                   1 if access.mode == "one_time" else access.max_reads,
+                   None if interval is None else interval // timedelta(milliseconds=1),
+                   last=last)
+        self.grants[grant_id] = g
+        self.readable.add(grant_id)
+        heapq.heappush(self.expiring, (end_ms, grant_id))
+
+    def _body(self, g: _Grant) -> dict[str, Any]:
+        return {"grant_id": g.id, "service_id": g.service, "subject": g.subject}
+
+    def _signed(self, g: _Grant, kind: str, action: str) -> None:
+        challenge = self._challenge(grant_id=g.id, action=action, terms_hash=g.terms_hash,
+                                    after=g.last)
+        g.last = self.w.append(kind, {
+            **self._body(g), "by": "citizen", "challenge": base64.b64encode(challenge).decode(),
+            "assertion": g.device.proof(challenge=challenge, credential_id=g.credential
+                                        ).to_json()})
+
+    def _end(self, g: _Grant, kind: str, state: str, **extra: Any) -> None:
+        if g.state == "approved":
+            self.readable.remove(g.id)
+        elif g.state == "paused":
+            self.paused.remove(g.id)
+        g.state = state
+        if kind == "grant.revoked" and not extra:
+            self._signed(g, kind, "revoke")
+        else:
+            g.last = self.w.append(kind, {**self._body(g), **extra})
+
+    def transition(self) -> None:
+        r = self.rng.random()
+        if r < 0.45 and self.readable:
+            g = self.grants[self.rng.choice(self.readable.items)]
+            self.readable.remove(g.id)
+            self.paused.add(g.id)
+            g.state = "paused"
+            self._signed(g, "grant.paused", "pause")
+        elif r < 0.85 and self.paused:
+            g = self.grants[self.rng.choice(self.paused.items)]
+            self.paused.remove(g.id)
+            g.state = "approved"
+            self.readable.add(g.id)
+            self._signed(g, "grant.resumed", "resume")
+        elif r < 0.99 and self.readable:
+            g = self.grants[self.rng.choice(self.readable.items)]
+            self._end(g, "grant.revoked", "revoked")
+        elif len(self.citizens) > 10:
+            self.erase(self.citizens.pop(self.rng.randrange(len(self.citizens) - 10)))
+
+    def erase(self, c: _Citizen) -> None:
+        for gid in c.grants:
+            g = self.grants.get(gid)
+            if g is not None and g.state in ("approved", "paused"):
+                self._end(g, "grant.revoked", "revoked", reason="citizen_erased")
+        self.w.append("citizen.erased", {"subject": c.subject})
+
+    def read(self) -> None:
+        for _ in range(8):
+            g = self.grants[self.rng.choice(self.readable.items)]
+            if g.interval_ms is None or self.w.now_ms - g.last_read_ms >= g.interval_ms:
+                break
+        else:
+            return
+        g.reads += 1
+        g.last_read_ms = self.w.now_ms
+        cats = g.categories if len(g.categories) < 2 or self.rng.random() < 0.7 else \
+            g.categories[:1]
+        self.w.append("data.accessed", {
+            **self._body(g), "categories": cats, "derived": g.derived,
+            "commitment": _b64url(self.rng.randbytes(32))})
+        if g.limit is not None and g.reads >= g.limit:
+            self._end(g, "grant.exhausted", "exhausted")
+
+    def expire_due(self) -> None:
+        while self.expiring and self.expiring[0][0] <= self.w.now_ms:
+            _, gid = heapq.heappop(self.expiring)
+            g = self.grants[gid]
+            if g.state in ("approved", "paused"):
+                self._end(g, "grant.expired", "expired")
+
+
+def generate_export(path: Path, size: int, *, seed: int = 11) -> Export:
+    """Write a consistent, signed export of `size` entries (a few more: the last step
+    may write two)."""
+    t0 = time.perf_counter()
+    rng = random.Random(seed)
+    signer = Signer.generate("bench.example/ledger")
+    with path.open("wb", buffering=1 << 20) as out:
+        w = _Writer(out)
+        world = _World(w, rng)
+        for _ in range(20):
+            world.enrol()
+        while w.size < size:
+            w.now_ms += rng.randint(0, 5000)
+            world.expire_due()
+            r = rng.random()
+            if r < 0.02:
+                world.enrol()
+            elif r < 0.04 or not world.readable:
+                world.request()
+            elif r < 0.055:
+                world.transition()
+            else:
+                world.read()
+        root = w.tree.root()
+    note = sign_checkpoint(Checkpoint(signer.name, w.size, root), signer)
+    return Export(path, w.size, note, str(signer.verifier()), dict(sorted(w.counts.items())),
+                  time.perf_counter() - t0)
+
+
+# -- the child that verifies ---------------------------------------------------------------
+
+
+def _peak_rss_kib() -> int:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def _child(args: argparse.Namespace) -> dict[str, Any]:
+    from clients.auditor.verify import verify_export
+    from ledger.audit import audit_log, read_ndjson
+    from ledger.checkpoint import open_checkpoint
+    from ledger.note import Verifier
+    base = _peak_rss_kib()
+    key = Verifier.parse(args.vkey)
+    note = Path(args.note).read_text()
+    t0, cpu0 = time.perf_counter(), time.process_time()
+    if args.log_only:
+        with Path(args.file).open("rb") as f:
+            n = audit_log(read_ndjson(f), checkpoint=open_checkpoint(
+                note, expected_verifier=key)).head.size
+        failures: list[str] = []
+        stats: dict[str, Any] = {}
+        worker = None
+    else:
+        report = verify_export(Path(args.file), note=note, expected_key=key, rp_id=RP_ID,
+                               origins=[ORIGIN])
+        n = report.size
+        failures = [str(f) for f in report.failures[:5]]
+        stats = report.to_json()["stats"]
+        worker = report.worker_rss_kib
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    worker_cpu = sum(resource.getrusage(resource.RUSAGE_CHILDREN)[:2])  # utime + stime
+    return {"entries": n, "seconds": seconds, "cpu_seconds": cpu,
+            "worker_cpu_seconds": worker_cpu, "peak_rss_kib": _peak_rss_kib(),
+            "base_rss_kib": base,
+            "ru_maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+            "worker_rss_kib": worker, "failures": failures, "stats": stats}
+
+
+def _run_child(export: Export, note_file: Path, *, log_only: bool = False) -> dict[str, Any]:
+    cmd = [sys.executable, "-m", "bench.audit_full", "--child", str(export.path),
+           "--note", str(note_file), "--vkey", export.verifier_key]
+    out = subprocess.run([*cmd, *(["--log-only"] if log_only else [])], cwd=REPO, check=True,
+                         capture_output=True, text=True)
+    result: dict[str, Any] = json.loads(out.stdout)
+    if result["entries"] != export.size:
+        raise RuntimeError(f"the child read {result['entries']} entries of {export.size}")
+    if result["failures"]:
+        raise RuntimeError(f"the generated export does not verify: {result['failures']}")
+    return result
+
+
+def bench_full_audit(workdir: Path, *, size: int, repeats: int) -> list[Result]:
+    from bench.workload import progress
+    from clients.auditor.verify import PARALLEL_BYTES
+    progress(f"setup: generating a {size:,}-entry export with assertions (not measured)")
+    export = generate_export(workdir / "audit-full.ndjson", size)
+    progress(f"generated {export.size:,} entries ({export.path.stat().st_size / 1e6:.0f} MB) "
+             f"in {export.seconds:.1f} s (setup): {export.counts}")
+    note_file = workdir / "audit-full.checkpoint"
+    note_file.write_text(export.note)
+    runs = [_run_child(export, note_file) for _ in range(repeats)]
+    floors = [_run_child(export, note_file, log_only=True) for _ in range(repeats)]
+    rates = [r["entries"] / r["seconds"] for r in runs]
+    floor_rates = [r["entries"] / r["seconds"] for r in floors]
+    # Both processes at their peaks at once: a bound on what the verification holds.
+    rss = [(r["peak_rss_kib"] + (r["worker_rss_kib"] or 0)) * _MB for r in runs]
+    worker = max(r["worker_rss_kib"] or 0 for r in runs) * _MB
+    stat = f"{repeats} child run{'s' if repeats > 1 else ''}"
+    s = runs[0]["stats"]
+    signed = s["approvals_verified"]
+    fastest = max(runs, key=lambda r: r["entries"] / r["seconds"])
+    cpu = (f"fastest run: {fastest['seconds']:.1f} s, CPU {fastest['cpu_seconds']:.1f} s in "
+           f"the verifier and {fastest['worker_cpu_seconds']:.1f} s in its log worker, "
+           "which run side by side (two free cores make the rate)")
+    return [
+        Result(
+            name=f"full audit (stories, {signed:,} signatures) of {export.size:,} entries",
+            unit="/s", measured=best(rates, higher_is_better=True),
+            floor=best(floor_rates, higher_is_better=True), floor_what="log checks only",
+            goal=Goal(">=", 50_000), stat=f"best of {stat}", spread=spread(rates),
+            notes=[f"{s['grants']:,} grants, {signed:,} passkey assertions verified, "
+                   f"{s['accesses_checked']:,} reads checked; export "
+                   f"{export.path.stat().st_size / 1e6:.0f} MB, generated in "
+                   f"{export.seconds:.0f} s", cpu]),
+        Result(
+            name="full audit peak RSS (child process)", unit="MB", measured=max(rss),
+            floor=max(r["peak_rss_kib"] * _MB for r in floors), floor_what="log checks only",
+            goal=Goal("<=", 200), stat=f"worst of {stat}",
+            notes=[f"the verifier plus its log worker ({worker:.1f} MB; none below "
+                   f"{PARALLEL_BYTES / 1e6:.0f} MB of export); the verifier's RSS after "
+                   f"imports: {min(r['base_rss_kib'] for r in runs) * _MB:.1f} MB"]),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.audit_full")
+    parser.add_argument("--child", dest="file", help="verify this export and print JSON")
+    parser.add_argument("--note")
+    parser.add_argument("--vkey")
+    parser.add_argument("--log-only", action="store_true")
+    parser.add_argument("--size", type=int, default=1_000_000)
+    parser.add_argument("--repeats", type=int, default=1)
+    args = parser.parse_args()
+    if args.file:
+        print(json.dumps(_child(args)))
+        return
+    import tempfile
+
+    from bench.report import print_table
+    with tempfile.TemporaryDirectory(prefix="audit-full-") as tmp:
+        results = bench_full_audit(Path(tmp), size=args.size, repeats=args.repeats)
+    print_table(results, [], title="Full audit")
+
+
+if __name__ == "__main__":
+    main()
