@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from bench.report import Goal, Result, best, spread
+from bench.verify_child import peak_rss_kib
 from ledger.checkpoint import Checkpoint, sign_checkpoint
 from ledger.entry import encode_entry
 from ledger.hasher import leaf_hash
@@ -342,23 +343,12 @@ def generate_export(path: Path, size: int, *, seed: int = 11) -> Export:
 # -- the child that verifies ---------------------------------------------------------------
 
 
-def _peak_rss_kib() -> int:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
-
 def _child(args: argparse.Namespace) -> dict[str, Any]:
     from clients.auditor.verify import verify_export
     from ledger.audit import audit_log, read_ndjson
     from ledger.checkpoint import open_checkpoint
     from ledger.note import Verifier
-    base = _peak_rss_kib()
+    base = peak_rss_kib()
     key = Verifier.parse(args.vkey)
     note = Path(args.note).read_text()
     t0, cpu0 = time.perf_counter(), time.process_time()
@@ -379,7 +369,7 @@ def _child(args: argparse.Namespace) -> dict[str, Any]:
     seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     worker_cpu = sum(resource.getrusage(resource.RUSAGE_CHILDREN)[:2])  # utime + stime
     return {"entries": n, "seconds": seconds, "cpu_seconds": cpu,
-            "worker_cpu_seconds": worker_cpu, "peak_rss_kib": _peak_rss_kib(),
+            "worker_cpu_seconds": worker_cpu, "peak_rss_kib": peak_rss_kib(),
             "base_rss_kib": base,
             "ru_maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
             "worker_rss_kib": worker, "failures": failures, "stats": stats}

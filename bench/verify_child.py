@@ -29,7 +29,8 @@ from ledger.checkpoint import open_checkpoint
 from ledger.note import Verifier
 
 
-def _peak_rss_kib() -> int:
+def peak_rss_kib() -> int:
+    """This process's own peak RSS (VmHWM; ru_maxrss would include a forking parent's)."""
     try:
         with open("/proc/self/status") as f:
             for line in f:
@@ -69,11 +70,11 @@ def main() -> None:
     parser.add_argument("--vkey")
     parser.add_argument("--floor", action="store_true")
     args = parser.parse_args()
-    base_rss = _peak_rss_kib()
+    base_rss = peak_rss_kib()
     t0 = time.perf_counter()
     n = _floor(args.file) if args.floor else _audit(args.file, args.note.read_text(), args.vkey)
     dt = time.perf_counter() - t0
-    print(json.dumps({"entries": n, "seconds": dt, "peak_rss_kib": _peak_rss_kib(),
+    print(json.dumps({"entries": n, "seconds": dt, "peak_rss_kib": peak_rss_kib(),
                       "base_rss_kib": base_rss, "ru_maxrss_kib": _ru_maxrss_kib()}))
 
 
