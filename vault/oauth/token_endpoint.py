@@ -26,6 +26,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -43,6 +44,7 @@ from vault.oauth.errors import (
     UnsupportedGrantTypeError,
 )
 from vault.oauth.issuance import (
+    TOKEN_USABLE_STATES,
     Issuer,
     handle_hash,
     issue_tokens,
@@ -53,7 +55,7 @@ from vault.oauth.issuance import (
 from vault.oauth.metadata import CIBA_GRANT_TYPE
 from vault.oauth.par import authenticate_client
 from vault.oauth.tokens import VerificationKeys, verify_access_token
-from vault.services.context import VaultContext
+from vault.services.context import VaultContext, reading
 from vault.storage.tables import (
     GrantRow,
     OAuthRefreshTokenRow,
@@ -176,20 +178,40 @@ def _token(params: Mapping[str, str]) -> str:
     return token if len(token) <= _MAX_TOKEN else ""
 
 
-def _looks_like_jwt(token: str) -> bool:
-    return token.count(".") == 2
+@dataclass(frozen=True, slots=True)
+class _Presented:
+    """A token a client presented that is one of ours, issued to that client."""
+
+    #: Its family (None for an access token minted outside the token endpoint).
+    family_id: str | None
+    #: What introspection reports of it (RFC 7662 §2.2 members).
+    facts: dict[str, Any]
+    #: A refresh token already used: inactive, though revoking with it still works.
+    spent: bool = False
 
 
-def _family_of_access_token(token: str, issuer: Issuer, keys: VerificationKeys,
-                            client_id: str, now: datetime) -> tuple[str | None, dict[str, Any]]:
-    claims = verify_access_token(token, keys=keys, issuer=issuer.issuer,
-                                 audience=issuer.audience, now=now, client_id=client_id)
-    answer = {"client_id": claims.client_id, "sub": claims.sub, "iss": claims.iss,
-              "aud": list(claims.aud), "jti": claims.jti, "grant_id": claims.grant_id,
-              "iat": int(claims.iat.timestamp()), "exp": int(claims.exp.timestamp()),
-              "token_type": "Bearer",
-              "authorization_details": list(claims.authorization_details)}
-    return claims.token_family, answer
+def _presented(session: Session, token: str, issuer: Issuer, keys: VerificationKeys,
+               client_id: str, now: datetime) -> _Presented | None:
+    """What `token` is (an access token if it looks like a JWT, else a refresh token),
+    or None if it is not a valid token of `client_id`."""
+    if token.count(".") == 2:
+        try:
+            claims = verify_access_token(token, keys=keys, issuer=issuer.issuer,
+                                         audience=issuer.audience, now=now,
+                                         client_id=client_id)
+        except InvalidTokenError:
+            return None
+        return _Presented(claims.token_family, {
+            "client_id": claims.client_id, "sub": claims.sub, "iss": claims.iss,
+            "aud": list(claims.aud), "jti": claims.jti, "grant_id": claims.grant_id,
+            "iat": int(claims.iat.timestamp()), "exp": int(claims.exp.timestamp()),
+            "token_type": "Bearer",
+            "authorization_details": list(claims.authorization_details)})
+    refresh = session.get(OAuthRefreshTokenRow, handle_hash(token)) if token else None
+    if refresh is None:
+        return None
+    return _Presented(refresh.family_id, {"token_type": "refresh_token"},
+                      spent=refresh.used_at is not None)
 
 
 def introspect(
@@ -209,29 +231,20 @@ def introspect(
     service = authenticate_client(ctx, params, audience=audience, seen=seen, now=now)
     token = _token(params)
     inactive: dict[str, Any] = {"active": False}
-    with Session(ctx.engine, expire_on_commit=False) as session, session.begin():
-        if _looks_like_jwt(token):
-            try:
-                family_id, answer = _family_of_access_token(token, issuer, keys,
-                                                            service.id, now)
-            except InvalidTokenError:
-                return inactive
-        else:
-            refresh = session.get(OAuthRefreshTokenRow, handle_hash(token)) if token else None
-            if refresh is None or refresh.used_at is not None:
-                return inactive
-            family_id, answer = refresh.family_id, {"token_type": "refresh_token"}
-        family = session.get(OAuthTokenFamilyRow, family_id) if family_id else None
-        if family_id is not None and (family is None or family.revoked_at is not None):
+    with reading(ctx) as session:
+        found = _presented(session, token, issuer, keys, service.id, now)
+        if found is None or found.spent:
             return inactive
-        grant_id = answer.get("grant_id") or (family.grant_id if family else None)
+        family = session.get(OAuthTokenFamilyRow, found.family_id) if found.family_id else None
+        if found.family_id is not None and (family is None or family.revoked_at is not None):
+            return inactive
+        grant_id = found.facts.get("grant_id") or (family.grant_id if family else None)
         grant = session.get(GrantRow, grant_id) if grant_id else None
         if grant is None or grant.service_id != service.id or \
-                GrantState(grant.state) not in (GrantState.APPROVED, GrantState.PAUSED):
+                GrantState(grant.state) not in TOKEN_USABLE_STATES:
             return inactive
-        answer.setdefault("client_id", service.id)
-        answer.setdefault("grant_id", grant.id)
-        return {"active": True, **answer, "grant_state": grant.state}
+        return {"active": True, "client_id": service.id, "grant_id": grant.id,
+                **found.facts, "grant_state": grant.state}
 
 
 def revoke(
@@ -250,15 +263,8 @@ def revoke(
     service = authenticate_client(ctx, params, audience=audience, seen=seen, now=now)
     token = _token(params)
     with Session(ctx.engine, expire_on_commit=False) as session, session.begin():
-        family_id: str | None = None
-        if _looks_like_jwt(token):
-            try:
-                family_id, _ = _family_of_access_token(token, issuer, keys, service.id, now)
-            except InvalidTokenError:
-                return
-        elif token:
-            refresh = session.get(OAuthRefreshTokenRow, handle_hash(token))
-            family_id = refresh.family_id if refresh is not None else None
-        family = session.get(OAuthTokenFamilyRow, family_id) if family_id else None
+        found = _presented(session, token, issuer, keys, service.id, now)
+        family = session.get(OAuthTokenFamilyRow, found.family_id) \
+            if found is not None and found.family_id else None
         if family is not None and family.client_id == service.id:
             revoke_family(session, family.id, now=now, because="revoked_by_client")
