@@ -1,6 +1,7 @@
-"""The auditor: fetch a vault's ledger over HTTP and verify it without trusting the vault."""
+"""The auditor: verify a vault's ledger, its grants' stories and consent receipts without
+trusting the vault (`vault-audit`). `verify.verify_url` / `verify_export` check a whole
+ledger, `watch` keeps checking it, `receipt.verify_receipt` checks one receipt."""
 
 from clients.auditor.fetch import AuditorError, LedgerClient
-from clients.auditor.remote import RemoteVerified, verify_remote
 
-__all__ = ["AuditorError", "LedgerClient", "RemoteVerified", "verify_remote"]
+__all__ = ["AuditorError", "LedgerClient"]
