@@ -6,7 +6,6 @@ refusing tokens whose family was revoked."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -15,21 +14,11 @@ import pytest
 from sqlalchemy import select, update
 from sqlmodel import Session
 from support.oauthclient import Service, approve, location, to_consent
-from support.webwallet import ORIGIN, Browser, WebWallet, open_wallet
+from support.webwallet import ORIGIN, Browser, WebWallet
 
 from vault.oauth.authorize import AUTHORIZE_WINDOW
 from vault.oauth.issuance import REUSE_MEMORY
 from vault.storage.tables import OAuthRefreshTokenRow, OAuthRequestRow, OAuthTokenFamilyRow
-from wallet.security import AttemptLimiter
-
-
-@pytest.fixture(scope="module")
-def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebWallet]:
-    """One app for the module (each test has its own service and citizens)."""
-    with open_wallet(tmp_path_factory.mktemp("flow")) as w:
-        # Every test signs citizens up from the same address: lift the attempt limit.
-        w.state.sign_in_limit = AttemptLimiter(limit=10_000, window=60)
-        yield w
 
 
 @pytest.fixture

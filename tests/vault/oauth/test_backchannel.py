@@ -6,7 +6,6 @@ citizen approves with a passkey."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -15,19 +14,11 @@ import pytest
 from sqlalchemy import update
 from sqlmodel import Session
 from support.oauthclient import DETAILS, Service, approve
-from support.webwallet import ORIGIN, Browser, WebWallet, open_wallet
+from support.webwallet import ORIGIN, Browser, WebWallet
 
 from vault.oauth.metadata import CIBA_GRANT_TYPE
 from vault.services import citizens
 from vault.storage.tables import OAuthBackchannelRow
-from wallet.security import AttemptLimiter
-
-
-@pytest.fixture(scope="module")
-def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebWallet]:
-    with open_wallet(tmp_path_factory.mktemp("ciba")) as w:
-        w.state.sign_in_limit = AttemptLimiter(limit=10_000, window=60)
-        yield w
 
 
 @pytest.fixture

@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx
 import jwt as pyjwt
-import pytest
 from authlib.common.security import generate_token
 from authlib.integrations.httpx_client import AsyncOAuth2Client
 from authlib.oauth2.rfc7523 import PrivateKeyJWT, private_key_jwt_sign
@@ -20,9 +18,7 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from cryptography.hazmat.primitives import serialization
 from joserfc.jwk import ECKey
 from support.oauthclient import DETAILS, Service, location
-from support.webwallet import ORIGIN, WebWallet, open_wallet
-
-from wallet.security import AttemptLimiter
+from support.webwallet import ORIGIN, WebWallet
 
 
 class ShortLivedPrivateKeyJWT(PrivateKeyJWT):  # type: ignore[misc]
@@ -33,13 +29,6 @@ class ShortLivedPrivateKeyJWT(PrivateKeyJWT):  # type: ignore[misc]
         return str(private_key_jwt_sign(auth.client_secret, client_id=auth.client_id,
                                         token_endpoint=token_endpoint, alg=self.alg,
                                         header=self.headers, expires_in=120))
-
-
-@pytest.fixture(scope="module")
-def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebWallet]:
-    with open_wallet(tmp_path_factory.mktemp("interop")) as w:
-        w.state.sign_in_limit = AttemptLimiter(limit=10_000, window=60)
-        yield w
 
 
 def authlib_client(web: WebWallet, svc: Service, **kw: Any) -> AsyncOAuth2Client:
