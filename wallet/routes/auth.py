@@ -13,6 +13,7 @@ from sqlmodel import Session
 from vault.services.context import new_id
 from wallet.accounts import new_recovery_codes, redeem_recovery_code, sign_up
 from wallet.errors import RecoveryRefused
+from wallet.next_path import safe_next
 from wallet.passkeys.authentication import authentication_options, verify_sign_in
 from wallet.passkeys.registration import registration_options, user_handle
 from wallet.routes.deps import Citizen, Wallet, client_key, csrf_guard, get_visitor, render
@@ -40,13 +41,6 @@ class Fields(BaseModel):
     next: str = Field(default="", max_length=500)
 
 
-def _safe_next(path: str) -> str:
-    """Only a wallet page of ours, never another site (open redirects)."""
-    if path.startswith("/wallet") and not path.startswith("//") and "\\" not in path:
-        return path
-    return "/wallet"
-
-
 def start_session_cookie(wallet: WalletState, response: Response, token: str) -> None:
     response.set_cookie(wallet.cookies.session, token, path="/", httponly=True,
                         samesite="strict", secure=wallet.cookies.secure)
@@ -65,7 +59,7 @@ def signed_in(wallet: WalletState, token: str, redirect: str) -> JSONResponse:
 
 @router.get("/signup", response_class=HTMLResponse)
 def signup_page(request: Request, next: str = "") -> Response:
-    return render(request, "signup.html", next_path=_safe_next(next))
+    return render(request, "signup.html", next_path=safe_next(next))
 
 
 @router.post("/signup/options")
@@ -89,7 +83,7 @@ def signup(request: Request, wallet: Wallet, answer: Answer) -> JSONResponse:
                    credential=answer.credential, label=answer.fields.get("label", ""))
     if wallet.after_sign_up is not None:
         wallet.after_sign_up(done.citizen_id)
-    then = _safe_next(answer.fields.get("next", ""))
+    then = safe_next(answer.fields.get("next", ""))
     return signed_in(wallet, done.token, "/wallet/welcome" + (
         f"?next={quote(then)}" if then != "/wallet" else ""))
 
@@ -97,8 +91,8 @@ def signup(request: Request, wallet: Wallet, answer: Answer) -> JSONResponse:
 @router.get("/signin", response_class=HTMLResponse)
 def signin_page(request: Request, next: str = "") -> Response:
     if get_visitor(request, request.app.state.wallet).citizen_id is not None:
-        return RedirectResponse(_safe_next(next), 303)
-    return render(request, "signin.html", next_path=_safe_next(next))
+        return RedirectResponse(safe_next(next), 303)
+    return render(request, "signin.html", next_path=safe_next(next))
 
 
 @router.post("/signin/options")
@@ -118,7 +112,7 @@ def signin(request: Request, wallet: Wallet, answer: Answer) -> JSONResponse:
         citizen_id = verify_sign_in(session, wallet.rp, credential=answer.credential,
                                     expected_challenge=challenge, now=now)
         token = wallet.sessions.start(session, citizen_id, now=now)
-    return signed_in(wallet, token, _safe_next(answer.fields.get("next", "")))
+    return signed_in(wallet, token, safe_next(answer.fields.get("next", "")))
 
 
 @router.post("/signout")
@@ -151,11 +145,11 @@ def recover(request: Request, wallet: Wallet,
 
 @router.get("/welcome", response_class=HTMLResponse)
 def welcome(request: Request, citizen_id: Citizen, next: str = "") -> Response:
-    return render(request, "welcome.html", next_path=_safe_next(next))
+    return render(request, "welcome.html", next_path=safe_next(next))
 
 
 @router.post("/recovery-codes", response_class=HTMLResponse)
 def recovery_codes(request: Request, wallet: Wallet, citizen_id: Citizen,
                    next: Annotated[str, Form(max_length=500)] = "") -> Response:
     codes = new_recovery_codes(wallet.ctx, wallet.secret, citizen_id)
-    return render(request, "codes.html", codes=codes, next_path=_safe_next(next))
+    return render(request, "codes.html", codes=codes, next_path=safe_next(next))

@@ -323,6 +323,10 @@ NEXT = [
     ("/wallet\\..\\..\\evil.example", "/wallet"),
     ("javascript:alert(1)", "/wallet"),
     ("/ledger/checkpoint", "/wallet"),
+    ("/wallet/..//evil.example", "/wallet"),
+    ("/wallet/%2e%2e/%2fevil.example", "/wallet"),
+    ("/wallet/./grants/../activity", "/wallet/activity"),
+    ("/oauth/authorize?client_id=svc_x", "/oauth/authorize?client_id=svc_x"),
 ]
 
 
