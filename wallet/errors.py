@@ -51,7 +51,7 @@ REJECT_REASONS = frozenset({
     "user_not_verified",     # the UV flag is not set (no PIN, fingerprint or face)
     "counter_regression",    # the signature counter did not go up: a cloned key?
     "bad_signature",         # the signature does not verify under the registered key
-    "unsupported_algorithm",  # a key type other than ES256 (P-256) or EdDSA (Ed25519)
+    "unsupported_algorithm",  # a key other than ES256 (P-256), EdDSA (Ed25519), RS256 (RSA)
 })
 
 

@@ -13,8 +13,9 @@ The §7.2 steps that apply offline, in the order checked:
   (``crossOrigin`` true or a ``topOrigin``, §5.8.1);
 - step 15: rpIdHash is SHA-256 of the RP ID;
 - steps 16-17: the user-present and user-verified flags (the vault requires both);
-- step 21: the signature over authenticatorData || SHA-256(clientDataJSON), ES256 (DER)
-  or EdDSA, the algorithms the vault accepts.
+- step 21: the signature over authenticatorData || SHA-256(clientDataJSON), ES256 (DER),
+  EdDSA or RS256 (RSASSA-PKCS1-v1_5 with SHA-256, RFC 8812 §2; never PSS), the
+  algorithms the vault accepts.
 Steps that need the live ceremony (allowCredentials, userHandle against a session,
 extensions) do not apply to a recorded approval; the caller picks the key by credential
 id and subject, and keeps sign counts across assertions (step 22) if it wants them.
@@ -35,7 +36,7 @@ from typing import Any
 import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from clients.auditor.fetch import AuditorError
@@ -43,6 +44,8 @@ from clients.auditor.fetch import AuditorError
 __all__ = [
     "EDDSA",
     "ES256",
+    "RS256",
+    "RSA_BITS",
     "AssertionInvalid",
     "AssertionVerified",
     "CoseKey",
@@ -57,9 +60,14 @@ __all__ = [
     "verify_signature",
 ]
 
-#: COSE algorithm identifiers the vault accepts (RFC 9053 §2.1, RFC 8037 §2).
+#: COSE algorithm identifiers the vault accepts (RFC 9053 §2.1, RFC 8037 §2, RFC 8812 §2).
 ES256 = -7
 EDDSA = -8
+RS256 = -257
+#: RSA moduli the vault accepts, in bits (and public exponents of at most 32 bits): at
+#: least 2048, and small enough that no key makes every check of it slow.
+RSA_BITS = (2048, 4096)
+_RSA_MAX_EXPONENT_BITS = 32
 
 _FLAG_UP = 0x01  # user present (WebAuthn L3 §6.1)
 _FLAG_UV = 0x04  # user verified
@@ -67,6 +75,7 @@ _HEADER = 37  # rpIdHash (32) || flags (1) || signCount (4, big-endian)
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 _FIELDS = ("credential_id", "authenticator_data", "client_data_json", "signature")
 _ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
+_PKCS1V15 = padding.PKCS1v15()
 
 
 class AssertionInvalid(AuditorError):
@@ -131,7 +140,7 @@ class CoseKey:
     """A registered passkey's public key, loaded once (loading costs more than using)."""
 
     alg: int
-    key: ec.EllipticCurvePublicKey | Ed25519PublicKey
+    key: ec.EllipticCurvePublicKey | Ed25519PublicKey | rsa.RSAPublicKey
 
 
 # The two keys the vault accepts, as authenticators encode them (CTAP2 canonical CBOR:
@@ -159,7 +168,9 @@ def _canonical_key(cose: bytes) -> CoseKey | None:
 
 @lru_cache(maxsize=4096)
 def load_cose_key(cose: bytes) -> CoseKey:
-    """The COSE_Key's algorithm and key: ES256 on P-256, or EdDSA on Ed25519 only."""
+    """The COSE_Key's algorithm and key: ES256 on P-256, EdDSA on Ed25519, or RS256 on
+    an RSA key of 2048 to 4096 bits, only (the algorithm, not the key type, decides how
+    a signature is checked, so PS256 on the same RSA key is refused)."""
     # A COSE key is a CBOR map (major type 5); py_webauthn would also take a bare
     # uncompressed point, which the ledger never holds.
     if not cose or cose[0] >> 5 != 5:
@@ -183,9 +194,17 @@ def load_cose_key(cose: bytes) -> CoseKey:
         return CoseKey(alg, key)
     if alg == EDDSA and isinstance(key, Ed25519PublicKey):
         return CoseKey(alg, key)
+    if alg == RS256 and isinstance(key, rsa.RSAPublicKey):
+        if not RSA_BITS[0] <= key.key_size <= RSA_BITS[1] \
+                or key.public_numbers().e.bit_length() > _RSA_MAX_EXPONENT_BITS:
+            raise AssertionInvalid("unsupported_algorithm",
+                                   f"an RS256 key of {key.key_size} bits is not one the "
+                                   "vault accepts (2048 to 4096 bits, exponent such as "
+                                   "65537)")
+        return CoseKey(alg, key)
     raise AssertionInvalid("unsupported_algorithm",
                            f"COSE algorithm {alg} with this key type is not one the vault "
-                           "accepts (ES256 on P-256, EdDSA on Ed25519)")
+                           "accepts (ES256 on P-256, EdDSA on Ed25519, RS256 on RSA)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,11 +288,14 @@ def signed_data(assertion: StoredAssertion) -> bytes:
 
 def verify_signature(public_key: CoseKey, signed: bytes, signature: bytes) -> None:
     """§7.2 step 21: AssertionInvalid('bad_signature') unless `signature` (ES256 as DER,
-    or EdDSA) by `public_key` covers `signed` (see `signed_data`)."""
+    EdDSA, or RS256 as PKCS#1 v1.5 with SHA-256) by `public_key` covers `signed` (see
+    `signed_data`)."""
     key = public_key.key
     try:
         if isinstance(key, ec.EllipticCurvePublicKey):
             key.verify(signature, signed, _ECDSA_SHA256)
+        elif isinstance(key, rsa.RSAPublicKey):
+            key.verify(signature, signed, _PKCS1V15, hashes.SHA256())
         else:
             key.verify(signature, signed)
     except (InvalidSignature, ValueError):

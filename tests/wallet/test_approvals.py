@@ -7,6 +7,7 @@ import base64
 import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import pytest
 from sqlmodel import Session
 from support.walletenv import ORIGIN, Wallet, make_wallet
 
+from clients.auditor.assertion import load_cose_key, parse_assertion, verify_assertion
 from ledger.entry import Entry
 from vault.domain.grants import Access
 from vault.services import grants, registry
@@ -23,8 +25,8 @@ from vault.services.context import unit_of_work
 from vault.storage.tables import PasskeyRow
 from wallet.errors import PasskeyRejected
 from wallet.passkeys import AssertionRejected, verify_approval_offline
-from wallet.passkeys.offline import b64url_decode
-from wallet.passkeys.software import SoftAuthenticator
+from wallet.passkeys.offline import b64url_decode, b64url_encode
+from wallet.passkeys.software import Alg, SoftAuthenticator
 
 TERMS_HASH = hashlib.sha256(b"the exact terms").digest()
 
@@ -70,6 +72,23 @@ def test_approval_refusals(wallet: Wallet, device: SoftAuthenticator,
     with rejected(reason):
         approve(wallet, citizen_id, device.proof(**knobs))
     assert wallet.passkey(cid).sign_count == 0
+
+
+def test_an_rs256_approval_verifies_and_a_flipped_signature_byte_does_not(
+        wallet: Wallet) -> None:
+    device = SoftAuthenticator(origin=ORIGIN, alg="RS256")
+    citizen_id, cid = wallet.sign_up(device)
+    proof = device.proof(challenge=TERMS_HASH)
+    signature = b64url_decode(proof.signature, what="signature")
+    assert len(signature) == 256  # RSA 2048, PKCS#1 v1.5
+    for pos in (0, 1, 127, 254, 255):
+        damaged = bytearray(signature)
+        damaged[pos] ^= 0x01
+        with rejected("bad_signature"):
+            approve(wallet, citizen_id, replace(proof, signature=b64url_encode(bytes(damaged))))
+    assert wallet.passkey(cid).sign_count == 0
+    approve(wallet, citizen_id, proof)
+    assert wallet.passkey(cid).sign_count == 1
 
 
 def test_an_approval_with_another_citizens_passkey_is_refused(wallet: Wallet) -> None:
@@ -153,7 +172,8 @@ ACTIONS = {"grant.paused": "pause", "grant.resumed": "resume", "grant.revoked": 
 
 def audit_signed_actions(entries: list[Entry], *, rp_id: str, origins: list[str]) -> int:
     """What an auditor does with the ledger alone: every signed grant action must verify
-    against the key its credential registered. Returns how many were checked."""
+    against the key its credential registered, by the wallet's offline check and by the
+    auditor's own (clients.auditor.assertion). Returns how many were checked."""
     keys = {e.body["credential_id"]: b64url_decode(e.body["public_key"], what="key")
             for e in entries if e.kind == "passkey.registered"}
     terms: dict[str, bytes] = {}
@@ -175,15 +195,18 @@ def audit_signed_actions(entries: list[Entry], *, rp_id: str, origins: list[str]
             verify_approval_offline(public_key_cose=keys[proof.credential_id],
                                     challenge=challenge, proof=proof, rp_id=rp_id,
                                     origins=origins)
+            verify_assertion(parse_assertion(a), public_key=load_cose_key(
+                keys[proof.credential_id]), expected_challenge=challenge,
+                expected_rp_id=rp_id, expected_origins=origins)
             checked += 1
         if grant_id:
             last[grant_id] = e.seq
     return checked
 
 
-def test_approvals_on_the_ledger_verify_offline(
-    wallet: Wallet, device: SoftAuthenticator
-) -> None:
+@pytest.mark.parametrize("alg", ["ES256", "RS256"])
+def test_approvals_on_the_ledger_verify_offline(wallet: Wallet, alg: Alg) -> None:
+    device = SoftAuthenticator(origin=ORIGIN, alg=alg)
     citizen_id, _ = wallet.sign_up(device)
     service_id = registry.register_service(wallet.ctx, registry.Registration(
         name="Blue Badge team", description="Decides Blue Badge applications",

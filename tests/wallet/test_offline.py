@@ -6,11 +6,13 @@ import hashlib
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from vault.services.approvals import ApprovalProof
 from wallet.passkeys.offline import AssertionRejected, b64url_decode, verify_approval_offline
@@ -43,7 +45,7 @@ def reason_of(key: bytes, proof: ApprovalProof, **kw: object) -> str:
     return exc.value.reason
 
 
-@pytest.mark.parametrize("alg", ["ES256", "EdDSA"])
+@pytest.mark.parametrize("alg", ["ES256", "EdDSA", "RS256"])
 def test_a_good_approval_verifies(alg: Alg) -> None:
     key, proof = signed(alg)
     check(key, proof)
@@ -56,7 +58,7 @@ def flips(data: bytes) -> list[bytes]:
             for i in range(len(data)) for b in range(8)]
 
 
-@pytest.mark.parametrize("alg", ["ES256", "EdDSA"])
+@pytest.mark.parametrize("alg", ["ES256", "EdDSA", "RS256"])
 @pytest.mark.parametrize("field", ["authenticator_data", "client_data_json", "signature"])
 def test_every_flipped_bit_is_refused(alg: Alg, field: str) -> None:
     key, proof = signed(alg)
@@ -69,11 +71,42 @@ def test_every_flipped_bit_is_refused(alg: Alg, field: str) -> None:
     assert refused == 8 * len(original) > 0
 
 
-def test_every_flipped_bit_of_the_key_is_refused() -> None:
-    key, proof = signed()
+@pytest.mark.parametrize("alg", ["ES256", "RS256"])
+def test_every_flipped_bit_of_the_key_is_refused(alg: Alg) -> None:
+    key, proof = signed(alg)
     for damaged in flips(key):
         with pytest.raises(AssertionRejected):
             check(damaged, proof)
+
+
+def resigned(alg: Alg, sign: Callable[[rsa.RSAPrivateKey, bytes], bytes]
+             ) -> tuple[bytes, ApprovalProof]:
+    """An RS256 credential's key and a proof whose signature `sign` made over the right
+    bytes with the right key, some other way."""
+    device = SoftAuthenticator(origin=ORIGIN, alg=alg)
+    device.create({"rp": {"id": RP_ID}, "user": {"id": b64url(b"cit_1")},
+                   "challenge": b64url(b"\x00" * 32)})
+    [cred] = device.credentials.values()
+    assert isinstance(cred.key, rsa.RSAPrivateKey)
+    proof = device.proof(challenge=CHALLENGE)
+    signed_bytes = unb64url(proof.authenticator_data) + hashlib.sha256(
+        unb64url(proof.client_data_json)).digest()
+    return cred.public_key, replace(proof, signature=b64url(sign(cred.key, signed_bytes)))
+
+
+def test_rs256_is_pkcs1_v1_5_with_sha256_and_nothing_else() -> None:
+    """RFC 8812 §2 (what WebAuthn means by RS256): a PSS signature, or PKCS#1 v1.5 over
+    another hash, by the very same key over the very same bytes, is refused."""
+    key, good = resigned("RS256", lambda k, d: k.sign(d, padding.PKCS1v15(), hashes.SHA256()))
+    check(key, good)
+    pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.MAX_LENGTH)
+    for sign in (lambda k, d: k.sign(d, pss, hashes.SHA256()),
+                 lambda k, d: k.sign(d, padding.PKCS1v15(), hashes.SHA384()),
+                 lambda k, d: k.sign(d, padding.PKCS1v15(), hashes.SHA1())):
+        _, bad = resigned("RS256", sign)
+        assert reason_of(key, replace(bad, authenticator_data=good.authenticator_data,
+                                      client_data_json=good.client_data_json)) \
+            == "bad_signature"
 
 
 def test_another_challenge_is_refused() -> None:
@@ -137,8 +170,22 @@ def test_client_data_must_be_a_json_object_with_strings() -> None:
         assert reason_of(key, replace(proof, client_data_json=b64url(data))) == "malformed"
 
 
-def test_only_es256_on_p256_and_ed25519_keys_are_accepted() -> None:
+def rsa_cose(alg: int = -257, bits: int = 2048, e: int = 65537) -> bytes:
+    n = rsa.generate_private_key(public_exponent=65537, key_size=bits).public_key() \
+        .public_numbers().n
+    return cbor({1: 3, 3: alg, -1: n.to_bytes((n.bit_length() + 7) // 8, "big"),
+                 -2: e.to_bytes((e.bit_length() + 7) // 8, "big")})
+
+
+def test_only_es256_on_p256_ed25519_and_rs256_on_rsa_keys_are_accepted() -> None:
     _, proof = signed()
+    for cose in (rsa_cose(alg=-37), rsa_cose(alg=-258), rsa_cose(alg=-7),  # PS256, RS384
+                 rsa_cose(bits=1024), rsa_cose(e=2**64 + 1)):
+        assert reason_of(cose, proof) == "unsupported_algorithm"
+    p256 = ec.generate_private_key(ec.SECP256R1()).public_key().public_numbers()
+    rs256_on_p256 = cbor({1: 2, 3: -257, -1: 1, -2: p256.x.to_bytes(32, "big"),
+                          -3: p256.y.to_bytes(32, "big")})
+    assert reason_of(rs256_on_p256, proof) == "unsupported_algorithm"
     p384 = ec.generate_private_key(ec.SECP384R1()).public_key().public_numbers()
     es384 = cbor({1: 2, 3: -35, -1: 2, -2: p384.x.to_bytes(48, "big"),
                   -3: p384.y.to_bytes(48, "big")})

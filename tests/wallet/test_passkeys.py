@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 from support.walletenv import ORIGIN, Wallet
 
 from vault.crypto import envelope
@@ -15,7 +16,7 @@ from vault.errors import NotFound
 from vault.services.citizens import enrol_citizen
 from wallet.errors import InvalidLabel, PasskeyRejected
 from wallet.passkeys import CHALLENGE_TTL, label_ad
-from wallet.passkeys.software import SoftAuthenticator, b64url, unb64url
+from wallet.passkeys.software import SoftAuthenticator, b64url, cbor, unb64url
 
 
 @contextmanager
@@ -38,7 +39,10 @@ def test_sign_up_keeps_the_passkey_and_logs_only_its_key(
     assert options["authenticatorSelection"]["residentKey"] == "required"
     assert options["authenticatorSelection"]["userVerification"] == "required"
     assert options["attestation"] == "none"
-    assert [p["alg"] for p in options["pubKeyCredParams"]] == [-8, -7]
+    # ES256 first (every platform makes it), then EdDSA, then RS256 (COSE -257, PKCS#1
+    # v1.5 with SHA-256) for authenticators that can do nothing else.
+    assert [p["alg"] for p in options["pubKeyCredParams"]] == [-7, -8, -257]
+    assert {p["type"] for p in options["pubKeyCredParams"]} == {"public-key"}
     assert options["rp"] == {"id": "localhost", "name": "Citizen Data Vault"}
 
     row = wallet.finish_registration(citizen.id, ceremony, device.create(options),
@@ -67,6 +71,56 @@ def test_eddsa_passkeys_are_accepted(wallet: Wallet) -> None:
     _, cid = wallet.sign_up(SoftAuthenticator(origin=ORIGIN, alg="EdDSA"))
     [entry] = wallet.entries("passkey.registered")
     assert entry.body["alg"] == -8 and entry.body["credential_id"] == cid
+
+
+def test_rs256_passkeys_sign_up_and_sign_in(wallet: Wallet) -> None:
+    """Windows Hello on some TPMs makes only RSA keys: RS256 registers, is logged with
+    its COSE key, and signs in (its counter moving)."""
+    device = SoftAuthenticator(origin=ORIGIN, alg="RS256")
+    citizen_id, cid = wallet.sign_up(device)
+    [entry] = wallet.entries("passkey.registered")
+    assert entry.body["alg"] == -257 and entry.body["credential_id"] == cid
+    assert unb64url(entry.body["public_key"]) == device.credentials[cid].public_key
+    assert wallet.passkey(cid).public_key == device.credentials[cid].public_key
+    options, ceremony = wallet.start_sign_in()
+    assert wallet.finish_sign_in(ceremony, device.get(options)) == citizen_id
+    assert wallet.passkey(cid).sign_count == 1
+    options, ceremony = wallet.start_sign_in()
+    with rejected("bad_signature"):
+        wallet.finish_sign_in(ceremony, device.get(options, wrong_key=True))
+
+
+def _rsa_cose(alg: int, bits: int = 2048) -> tuple[rsa.RSAPrivateKey, bytes]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+    n = key.public_key().public_numbers().n
+    return key, cbor({1: 3, 3: alg, -1: n.to_bytes((n.bit_length() + 7) // 8, "big"),
+                      -2: (65537).to_bytes(3, "big")})
+
+
+@pytest.mark.parametrize(("alg", "bits"), [(-37, 2048), (-258, 2048), (-257, 1024)])
+def test_other_rsa_keys_are_refused_at_sign_up(wallet: Wallet, device: SoftAuthenticator,
+                                               alg: int, bits: int) -> None:
+    """Only RS256 (PKCS#1 v1.5, SHA-256) on 2048 to 4096 bits: not PS256 (-37), not
+    RS384 (-258), not a 1024-bit key, even if an authenticator offers one."""
+    citizen = enrol_citizen(wallet.ctx)
+    options, ceremony = wallet.start_registration(citizen.id)
+    answer = device.create(options)
+    [cred] = device.credentials.values()
+    _, cose = _rsa_cose(alg, bits)
+    attestation = cbor({"fmt": "none", "attStmt": {},
+                        "authData": _auth_data_with_key(answer, cred.public_key, cose)})
+    answer["response"]["attestationObject"] = b64url(attestation)
+    with rejected("unsupported_algorithm"):
+        wallet.finish_registration(citizen.id, ceremony, answer)
+    assert wallet.entries("passkey.registered") == []
+
+
+def _auth_data_with_key(answer: dict[str, Any], old_key: bytes, new_key: bytes) -> bytes:
+    from webauthn.helpers import parse_cbor
+
+    auth_data: bytes = parse_cbor(unb64url(answer["response"]["attestationObject"]))["authData"]
+    assert auth_data.endswith(old_key)
+    return auth_data[: -len(old_key)] + new_key
 
 
 def test_a_citizen_may_have_several_passkeys(wallet: Wallet) -> None:

@@ -25,13 +25,15 @@ from typing import Any, Literal, Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from webauthn.helpers import decode_credential_public_key, decoded_public_key_to_cryptography
 
 __all__ = [
     "EDDSA",
     "ES256",
+    "RS256",
+    "RSA_BITS",
     "AssertionFields",
     "AssertionRejected",
     "AuthenticatorData",
@@ -46,9 +48,17 @@ __all__ = [
     "verify_signature",
 ]
 
-#: COSE algorithm identifiers the vault accepts (RFC 9053 §2.1, RFC 8037 §2).
+#: COSE algorithm identifiers the vault accepts (RFC 9053 §2.1, RFC 8037 §2, RFC 8812 §2).
 ES256 = -7
 EDDSA = -8
+RS256 = -257
+
+#: RSA moduli the vault accepts, in bits: at least 2048 (NIST SP 800-131A; what TPMs
+#: and Windows Hello make), at most 4096 so that nobody can register a key that is slow
+#: for every later check, the auditor's included.
+RSA_BITS = (2048, 4096)
+# The public exponent bounds the cost of a check too: authenticators use 65537.
+_RSA_MAX_EXPONENT_BITS = 32
 
 # Authenticator data flags (WebAuthn L3 §6.1).
 FLAG_UP = 0x01
@@ -57,7 +67,7 @@ FLAG_UV = 0x04
 _HEADER_SIZE = 37  # rpIdHash (32) || flags (1) || signCount (4, big-endian)
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 
-PublicKey = ec.EllipticCurvePublicKey | Ed25519PublicKey
+PublicKey = ec.EllipticCurvePublicKey | Ed25519PublicKey | rsa.RSAPublicKey
 
 
 class AssertionRejected(Exception):
@@ -187,7 +197,9 @@ def check_client_data(
 
 
 def load_public_key(public_key_cose: bytes) -> tuple[int, PublicKey]:
-    """The COSE key's algorithm and key: ES256 on P-256, or EdDSA on Ed25519 only."""
+    """The COSE key's algorithm and key: ES256 on P-256, EdDSA on Ed25519, or RS256 on
+    an RSA key of 2048 to 4096 bits, and nothing else (another algorithm on a right key
+    type, PS256 say, is refused: the algorithm decides how the signature is checked)."""
     # A COSE key is a CBOR map (major type 5). py_webauthn would also take a bare
     # 0x04 || x || y point; the ledger always holds COSE, so anything else is refused.
     if not public_key_cose or public_key_cose[0] >> 5 != 5:
@@ -204,22 +216,36 @@ def load_public_key(public_key_cose: bytes) -> tuple[int, PublicKey]:
         return alg, key
     if alg == EDDSA and isinstance(key, Ed25519PublicKey):
         return alg, key
+    if alg == RS256 and isinstance(key, rsa.RSAPublicKey):
+        if not RSA_BITS[0] <= key.key_size <= RSA_BITS[1] or \
+                key.public_numbers().e.bit_length() > _RSA_MAX_EXPONENT_BITS:
+            raise AssertionRejected(
+                "unsupported_algorithm",
+                f"an RS256 key of {key.key_size} bits is not accepted; use 2048 to 4096 "
+                "bits with a public exponent such as 65537")
+        return alg, key
     raise AssertionRejected(
         "unsupported_algorithm",
         f"COSE algorithm {alg} with this key type is not accepted; "
-        "use ES256 (P-256) or EdDSA (Ed25519)")
+        "use ES256 (P-256), EdDSA (Ed25519) or RS256 (RSA)")
 
 
 def verify_signature(
     public_key_cose: bytes, *, authenticator_data: bytes, client_data_json: bytes,
     signature: bytes,
 ) -> None:
-    """The signature over authenticatorData || SHA-256(clientDataJSON) (§7.2 step 21)."""
+    """The signature over authenticatorData || SHA-256(clientDataJSON) (§7.2 step 21).
+
+    ES256 is ECDSA with SHA-256, DER-encoded (§6.5.5); RS256 is RSASSA-PKCS1-v1_5 with
+    SHA-256 (RFC 8812 §2), never PSS; EdDSA is Ed25519.
+    """
     _, key = load_public_key(public_key_cose)
     signed = authenticator_data + hashlib.sha256(client_data_json).digest()
     try:
         if isinstance(key, ec.EllipticCurvePublicKey):
             key.verify(signature, signed, ec.ECDSA(hashes.SHA256()))
+        elif isinstance(key, rsa.RSAPublicKey):
+            key.verify(signature, signed, padding.PKCS1v15(), hashes.SHA256())
         else:
             key.verify(signature, signed)
     except (InvalidSignature, ValueError):

@@ -1,8 +1,9 @@
 """Creating a passkey (WebAuthn L3 §7.1) and recording it, on the ledger too.
 
 Every passkey is discoverable (sign in needs no user name) and user-verified; the vault
-accepts ES256 (P-256) and EdDSA (Ed25519) keys and asks for no attestation: it needs to
-know the key, not the maker of the device. Each registration appends
+accepts ES256 (P-256), EdDSA (Ed25519) and RS256 (RSA 2048 to 4096 bits, the one some
+Windows Hello TPMs make) keys and asks for no attestation: it needs to know the key,
+not the maker of the device. Each registration appends
 `passkey.registered` with the credential id and COSE public key, so every later
 approval can be checked against it from the ledger alone.
 """
@@ -61,7 +62,12 @@ LABEL_CATEGORY = "passkey.label"
 # WebAuthn L3 §5.4.3 (user.id at most 64 bytes), §6.1 (credential id at most 1023 bytes).
 _MAX_USER_HANDLE = 64
 _MAX_CREDENTIAL_ID = 1023
-_ALGORITHMS = [COSEAlgorithmIdentifier.EDDSA, COSEAlgorithmIdentifier.ECDSA_SHA_256]
+# In order of preference (WebAuthn L3 §5.4, pubKeyCredParams): ES256, which every
+# platform makes; EdDSA; then RS256 for authenticators that can do nothing else.
+# RS256 is RSASSA-PKCS1-v1_5 with SHA-256 (COSE -257), not PSS (-37): offline.py
+# checks it so, and refuses any other algorithm in a stored key.
+_ALGORITHMS = [COSEAlgorithmIdentifier.ECDSA_SHA_256, COSEAlgorithmIdentifier.EDDSA,
+               COSEAlgorithmIdentifier.RSASSA_PKCS1_v1_5_SHA_256]
 
 
 def user_handle(citizen_id: str) -> bytes:

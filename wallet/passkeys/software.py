@@ -12,7 +12,8 @@ Layouts (WebAuthn L3):
 - attestation object (§6.5): CBOR map {"fmt": "none", "attStmt": {}, "authData": ...}
 - client data (§5.8.1): JSON {"type", "challenge" (base64url), "origin", "crossOrigin"}
 - assertion signature (§6.3.3): over authenticatorData || SHA-256(clientDataJSON);
-  ES256 as DER (§6.5.5), EdDSA raw.
+  ES256 as DER (§6.5.5), EdDSA raw, RS256 as RSASSA-PKCS1-v1_5 with SHA-256 (RFC 8812)
+  under a 2048-bit key, as a Windows Hello TPM makes them.
 """
 
 from __future__ import annotations
@@ -26,15 +27,15 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from vault.services.approvals import ApprovalProof
 
 __all__ = ["Alg", "SoftAuthenticator", "SoftCredential", "b64url", "cbor", "unb64url"]
 
-Alg = Literal["ES256", "EdDSA"]
-PrivateKey = ec.EllipticCurvePrivateKey | Ed25519PrivateKey
+Alg = Literal["ES256", "EdDSA", "RS256"]
+PrivateKey = ec.EllipticCurvePrivateKey | Ed25519PrivateKey | rsa.RSAPrivateKey
 
 FLAG_UP, FLAG_UV, FLAG_AT = 0x01, 0x04, 0x40
 
@@ -80,12 +81,25 @@ def cbor(value: int | bytes | str | Mapping[Any, Any]) -> bytes:
 
 
 def _new_key(alg: Alg) -> PrivateKey:
-    return ec.generate_private_key(ec.SECP256R1()) if alg == "ES256" else \
-        Ed25519PrivateKey.generate()
+    if alg == "ES256":
+        return ec.generate_private_key(ec.SECP256R1())
+    if alg == "RS256":
+        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return Ed25519PrivateKey.generate()
+
+
+def _unsigned(n: int) -> bytes:
+    """A big-endian unsigned integer in as few bytes as it needs (RFC 8230 §4)."""
+    return n.to_bytes((n.bit_length() + 7) // 8, "big")
 
 
 def cose_key(key: PrivateKey) -> bytes:
-    """The COSE_Key of the public half (RFC 9052 §7, RFC 9053 §7.1-7.2)."""
+    """The COSE_Key of the public half (RFC 9052 §7, RFC 9053 §7.1-7.2, RFC 8230 §4)."""
+    if isinstance(key, rsa.RSAPrivateKey):
+        rsa_numbers = key.public_key().public_numbers()
+        # kty RSA (3), alg RS256 (-257), n, e
+        return cbor({1: 3, 3: -257, -1: _unsigned(rsa_numbers.n),
+                     -2: _unsigned(rsa_numbers.e)})
     if isinstance(key, ec.EllipticCurvePrivateKey):
         numbers = key.public_key().public_numbers()
         # kty EC2 (2), alg ES256 (-7), crv P-256 (1), x, y
@@ -99,6 +113,8 @@ def cose_key(key: PrivateKey) -> bytes:
 def _sign(key: PrivateKey, data: bytes) -> bytes:
     if isinstance(key, ec.EllipticCurvePrivateKey):
         return key.sign(data, ec.ECDSA(hashes.SHA256()))
+    if isinstance(key, rsa.RSAPrivateKey):
+        return key.sign(data, padding.PKCS1v15(), hashes.SHA256())
     return key.sign(data)
 
 

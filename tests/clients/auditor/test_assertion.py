@@ -14,13 +14,14 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from clients.auditor.assertion import (
     EDDSA,
     ES256,
+    RS256,
     AssertionInvalid,
     StoredAssertion,
     b64url_decode,
@@ -48,6 +49,8 @@ def device(alg: str = "ES256") -> tuple[SoftAuthenticator, bytes]:
 
 ES, ES_KEY = device("ES256")
 ED, ED_KEY = device("EdDSA")
+RS, RS_KEY = device("RS256")  # a 2048-bit RSA key, as Windows Hello on a TPM makes
+DEVICES = {"ES256": (ES, ES_KEY), "EdDSA": (ED, ED_KEY), "RS256": (RS, RS_KEY)}
 
 
 def signed(d: SoftAuthenticator = ES, **knobs: Any) -> dict[str, str]:
@@ -95,11 +98,31 @@ def resigned(client_data: dict[str, Any], d: SoftAuthenticator = ES) -> dict[str
 # -- accepted -----------------------------------------------------------------------------
 
 
-def test_a_real_assertion_verifies_es256_and_eddsa() -> None:
+def test_a_real_assertion_verifies_es256_eddsa_and_rs256() -> None:
     assert check(signed(ES)) > 0
     assert check(signed(ED), ED_KEY) > 0
+    assert check(signed(RS), RS_KEY) > 0
     assert load_cose_key(ES_KEY).alg == ES256 and load_cose_key(ED_KEY).alg == EDDSA
+    assert load_cose_key(RS_KEY).alg == RS256
     assert wallet_reason(signed(ES), ES_KEY) is None
+    assert wallet_reason(signed(RS), RS_KEY) is None
+
+
+def test_rs256_is_pkcs1_v1_5_with_sha256_and_nothing_else() -> None:
+    """RFC 8812 §2: the same key over the same bytes, padded with PSS or hashed with
+    another hash, is refused by the auditor and by the wallet alike."""
+    raw = signed(RS)
+    [cred] = RS.credentials.values()
+    assert isinstance(cred.key, rsa.RSAPrivateKey)
+    data = (b64url_decode(raw["authenticator_data"], what="")
+            + hashlib.sha256(b64url_decode(raw["client_data_json"], what="")).digest())
+    pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.MAX_LENGTH)
+    assert check({**raw, "signature": b64url_encode(
+        cred.key.sign(data, padding.PKCS1v15(), hashes.SHA256()))}, RS_KEY) > 0
+    for sig in (cred.key.sign(data, pss, hashes.SHA256()),
+                cred.key.sign(data, padding.PKCS1v15(), hashes.SHA384()),
+                cred.key.sign(data, padding.PKCS1v15(), hashes.SHA1())):
+        assert reason({**raw, "signature": b64url_encode(sig)}, RS_KEY) == "bad_signature"
 
 
 def test_any_allowed_origin_will_do() -> None:
@@ -143,6 +166,8 @@ def test_the_user_must_be_present_and_verified() -> None:
 def test_a_signature_by_another_key_is_refused() -> None:
     assert reason(signed(wrong_key=True)) == "bad_signature"
     assert reason(signed(ES), ED_KEY) == "bad_signature"
+    assert reason(signed(RS, wrong_key=True), RS_KEY) == "bad_signature"
+    assert reason(signed(ES), RS_KEY) == "bad_signature"
 
 
 @pytest.mark.parametrize("field", ["credential_id", "authenticator_data", "client_data_json",
@@ -180,6 +205,22 @@ def test_keys_the_vault_does_not_accept_are_refused() -> None:
     with pytest.raises(AssertionInvalid) as caught:
         load_cose_key(es384)
     assert caught.value.reason == "unsupported_algorithm"
+    # RSA only as RS256 (not PS256 -37, RS384 -258, nor "ES256" on an RSA key), and
+    # only 2048 to 4096 bits with a small public exponent.
+    [cred] = RS.credentials.values()
+    assert isinstance(cred.key, rsa.RSAPrivateKey)
+    n = cred.key.public_key().public_numbers().n.to_bytes(256, "big")
+    assert cbor({1: 3, 3: -257, -1: n, -2: (65537).to_bytes(3, "big")}) == RS_KEY
+    small = rsa.generate_private_key(public_exponent=65537, key_size=1024).public_key()
+    small_n = small.public_numbers().n.to_bytes(128, "big")
+    for alg, modulus, e in ((-37, n, 65537), (-258, n, 65537), (-7, n, 65537),
+                            (-257, small_n, 65537), (-257, n, 2**64 + 1)):
+        cose = cbor({1: 3, 3: alg, -1: modulus, -2: e.to_bytes((e.bit_length() + 7) // 8,
+                                                               "big")})
+        with pytest.raises(AssertionInvalid) as caught:
+            load_cose_key(cose)
+        assert caught.value.reason == "unsupported_algorithm", (alg, len(modulus), e)
+        assert wallet_reason(signed(RS), cose) == "unsupported_algorithm"
     for junk in (b"", b"\x04" + bytes(64), cbor({1: 2}), b"\xa1\x01"):
         with pytest.raises(AssertionInvalid) as caught:
             load_cose_key(junk)
@@ -191,9 +232,10 @@ def test_keys_the_vault_does_not_accept_are_refused() -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(field=st.sampled_from(["authenticator_data", "client_data_json", "signature"]),
-       pos=st.integers(0, 10_000), bit=st.integers(0, 7), eddsa=st.booleans())
-def test_any_flipped_bit_is_refused(field: str, pos: int, bit: int, eddsa: bool) -> None:
-    d, key = (ED, ED_KEY) if eddsa else (ES, ES_KEY)
+       pos=st.integers(0, 10_000), bit=st.integers(0, 7),
+       alg=st.sampled_from(sorted(DEVICES)))
+def test_any_flipped_bit_is_refused(field: str, pos: int, bit: int, alg: str) -> None:
+    d, key = DEVICES[alg]
     raw = signed(d)
     a = parse_assertion(raw)
     data = bytearray(getattr(a, field))
@@ -203,6 +245,8 @@ def test_any_flipped_bit_is_refused(field: str, pos: int, bit: int, eddsa: bool)
     with pytest.raises(AssertionInvalid):
         verify_assertion(changed, public_key=load_cose_key(key), expected_challenge=CHALLENGE,
                          expected_rp_id=RP_ID, expected_origins=(ORIGIN,))
+    # The wallet's offline check (the vault's own approvals use the same) refuses it too.
+    assert wallet_reason({**raw, field: b64url_encode(bytes(data))}, key) is not None
 
 
 def test_canonical_keys_load_as_py_webauthn_loads_them() -> None:
