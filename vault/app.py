@@ -14,6 +14,7 @@ from functools import partial
 
 from fastapi import FastAPI
 
+from vault.api.body_limit import BodyLimit
 from vault.api.deps import AppState
 from vault.api.errors import document_error_responses, install_error_handlers
 from vault.api.health import metrics_registry
@@ -128,6 +129,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    # Inside the request log (which then logs the 413s), outside everything that reads.
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestLog)
     app.include_router(health_router)
     app.include_router(ledger_router)

@@ -48,6 +48,14 @@ class Settings(BaseSettings):
     #: Wallet sessions end after this long without a request, and after this long at all.
     session_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
     session_max_hours: int = Field(default=12, ge=1, le=24 * 30)
+    #: Any request body over this many bytes is refused (413) before it is read; routes
+    #: may keep smaller caps of their own (/oauth/* forms: 64 KiB).
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
+    #: /metrics: a bearer token that may read it (`Authorization: Bearer <token>`), and
+    #: whether loopback peers (127.0.0.0/8, ::1) may read it without one. Behind a reverse
+    #: proxy on the same machine every peer is loopback: turn that off there.
+    metrics_token: SecretStr | None = None
+    metrics_loopback: bool = True
     #: Production refuses unsafe defaults (e.g. generating keys silently).
     production: bool = False
     demo: bool = False
