@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import html
 import json
 import re
 import secrets
@@ -23,7 +24,8 @@ from vault.oauth import CLIENT_ASSERTION_TYPE
 from vault.services import registry
 from vault.services.context import VaultContext
 
-__all__ = ["DETAILS", "Service", "approve", "b64url", "location", "s256", "to_consent"]
+__all__ = ["DETAILS", "Service", "approve", "b64url", "decline", "location", "s256",
+           "to_consent"]
 
 DETAILS: dict[str, Any] = {
     "type": "personal_data", "purpose": "eligibility_assessment",
@@ -32,6 +34,7 @@ DETAILS: dict[str, Any] = {
     "data_life": "P30D", "justification": "To check you can have a Blue Badge.",
 }
 FORM = {"content-type": "application/x-www-form-urlencoded"}
+_GO_BACK = re.compile(r'<a class="button" href="([^"]+)" data-go-back>')
 
 
 def b64url(data: bytes) -> str:
@@ -134,6 +137,18 @@ def to_consent(b: Browser, svc: Service, **push: Any) -> tuple[str, str]:
     page = b.get(grant_path)
     assert "we take you back to Blue Badge team" in page.text
     return m.group(1), grant_path.rsplit("/", 1)[1]
+
+
+def decline(b: Browser, grant_id: str) -> str:
+    """Decline on the consent screen of a service's authorization, then what a browser
+    does on the wallet's "Taking you back" page: the wallet path its link goes to (which
+    redirects on to the service)."""
+    r = b.form(f"/wallet/grants/{grant_id}/decline")
+    page = b.get(location(r))
+    assert page.status_code == 200, page.text[:300]
+    found = _GO_BACK.search(page.text)
+    assert found is not None, page.text
+    return html.unescape(found.group(1))
 
 
 def approve(b: Browser, svc: Service, **push: Any) -> dict[str, str]:

@@ -36,6 +36,7 @@ __all__ = [
     "Authorization",
     "NotAnswered",
     "answer_authorization",
+    "asking_service",
     "attach_citizen",
     "begin_authorization",
     "open_authorization",
@@ -142,6 +143,25 @@ def open_authorization(session: Session, grant_id: str, *, now: datetime) -> str
             col(OAuthRequestRow.answered_at).is_(None),
             col(OAuthRequestRow.expires_at) > now)
     ).scalar_one_or_none()
+
+
+def asking_service(
+    session: Session, request_id: str, *, now: datetime, citizen_id: str | None = None
+) -> str | None:
+    """The name of the service whose authorization `request_id` is on its way through
+    the wallet (taken at the authorize endpoint, not yet sent back, not expired): for
+    the pages that say who is asking. With `citizen_id`, only once its grant is theirs.
+    """
+    row = session.get(OAuthRequestRow, request_id) if len(request_id) <= 64 else None
+    if row is None or row.used_at is None or row.answered_at is not None \
+            or row.expires_at <= now:
+        return None
+    if citizen_id is not None:
+        grant = None if row.grant_id is None else session.get(GrantRow, row.grant_id)
+        if grant is None or grant.citizen_id != citizen_id:
+            return None
+    service = session.get(ServiceRow, row.client_id)
+    return None if service is None else service.name
 
 
 def _back_to(redirect_uri: str, params: dict[str, str]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -10,7 +11,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
 
-from vault.services.context import new_id
+from vault.oauth.authorize import asking_service
+from vault.services.context import new_id, reading
 from wallet.accounts import new_recovery_codes, redeem_recovery_code, sign_up
 from wallet.errors import RecoveryRefused
 from wallet.next_path import safe_next
@@ -35,6 +37,10 @@ class Answer(BaseModel):
         default_factory=dict, max_length=20)
 
 
+#: The wallet's page for a service's authorization (wallet.routes.authorize).
+_AUTHORIZATION = re.compile(r"/wallet/authorize/([A-Za-z0-9_-]{1,64})")
+
+
 class Fields(BaseModel):
     model_config = ConfigDict(extra="ignore")
     label: str = Field(default="", max_length=200)
@@ -57,9 +63,19 @@ def signed_in(wallet: WalletState, token: str, redirect: str) -> JSONResponse:
     return response
 
 
+def _asking(wallet: WalletState, next_path: str) -> str | None:
+    """The service whose request this sign-in (or sign-up) is on the way to, if any."""
+    found = _AUTHORIZATION.fullmatch(next_path)
+    if found is None:
+        return None
+    with reading(wallet.ctx) as session:
+        return asking_service(session, found.group(1), now=wallet.ctx.clock())
+
+
 @router.get("/signup", response_class=HTMLResponse)
-def signup_page(request: Request, next: str = "") -> Response:
-    return render(request, "signup.html", next_path=safe_next(next))
+def signup_page(request: Request, wallet: Wallet, next: str = "") -> Response:
+    then = safe_next(next)
+    return render(request, "signup.html", next_path=then, asking=_asking(wallet, then))
 
 
 @router.post("/signup/options")
@@ -92,7 +108,9 @@ def signup(request: Request, wallet: Wallet, answer: Answer) -> JSONResponse:
 def signin_page(request: Request, next: str = "") -> Response:
     if get_visitor(request, request.app.state.wallet).citizen_id is not None:
         return RedirectResponse(safe_next(next), 303)
-    return render(request, "signin.html", next_path=safe_next(next))
+    then = safe_next(next)
+    return render(request, "signin.html", next_path=then,
+                  asking=_asking(request.app.state.wallet, then))
 
 
 @router.post("/signin/options")

@@ -8,7 +8,11 @@ shows the consent screen, and sends them back with a code or `error=access_denie
 2. `/wallet/authorize/{id}` needs a signed-in citizen (the sign-in page comes back here),
    requests the grant for them, and shows its consent screen.
 3. After Approve or Decline the wallet goes to `/wallet/authorize/{id}/return`, which
-   sends the browser back to the service.
+   sends the browser back to the service. Approve gets there by script. Decline is a
+   plain form, and the CSP's `form-action 'self'` also covers where its answer
+   redirects, so a 303 to the service would be blocked: it lands first on
+   `/wallet/authorize/{id}/back`, a page of ours ("Taking you back to ..."), whose link
+   the script follows at once and the person can follow too.
 """
 
 from __future__ import annotations
@@ -21,14 +25,16 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from vault.oauth.authorize import (
     NotAnswered,
     answer_authorization,
+    asking_service,
     attach_citizen,
     begin_authorization,
 )
 from vault.oauth.errors import InvalidRequestUriError, OAuthError
 from vault.oauth.metadata import AUTHORIZATION_PATH
+from vault.services.context import reading
 from wallet.routes.deps import Citizen, Wallet, csrf_guard, render
 
-__all__ = ["return_path", "router"]
+__all__ = ["back_path", "return_path", "router"]
 
 router = APIRouter(dependencies=[Depends(csrf_guard)], include_in_schema=False)
 
@@ -41,11 +47,17 @@ _WHY = {
                 "the service and start again.",
 }
 Why = Literal["expired", "invalid", "answered"]
+_SAID = {"declined": "You said no. Nothing of yours has been shared with them."}
 
 
 def return_path(request_id: str) -> str:
     """Where the wallet goes once the citizen has answered an authorization."""
     return f"/wallet/authorize/{request_id}/return"
+
+
+def back_path(request_id: str, *, done: Literal["declined"]) -> str:
+    """The page of ours that takes the browser back to the service after a form."""
+    return f"/wallet/authorize/{request_id}/back?done={done}"
 
 
 @router.get(AUTHORIZATION_PATH)
@@ -86,3 +98,15 @@ def back_to_service(wallet: Wallet, citizen_id: Citizen, request_id: str) -> Res
     except OAuthError:
         return RedirectResponse("/wallet/authorize/problem?why=answered", 303)
     return RedirectResponse(target, 303)
+
+
+@router.get("/wallet/authorize/{request_id}/back", response_class=HTMLResponse)
+def taking_you_back(request: Request, wallet: Wallet, citizen_id: Citizen, request_id: str,
+                    done: Literal["declined"] | None = None) -> Response:
+    with reading(wallet.ctx) as session:
+        service_name = asking_service(session, request_id, now=wallet.ctx.clock(),
+                                      citizen_id=citizen_id)
+    if service_name is None:
+        return RedirectResponse("/wallet/authorize/problem?why=answered", 303)
+    return render(request, "taking_back.html", service_name=service_name,
+                  said=_SAID.get(done or ""), back=return_path(request_id))

@@ -24,7 +24,7 @@ from vault.storage.tables import GrantRow, ServiceRow
 from wallet.passkeys.authentication import approval_options, proof_from_browser
 from wallet.passkeys.manage import credential_ids
 from wallet.routes.auth import Answer
-from wallet.routes.authorize import return_path
+from wallet.routes.authorize import back_path, return_path
 from wallet.routes.deps import Citizen, Wallet, csrf_guard, render
 from wallet.routes.listing import access_rows
 from wallet.views import EVENT_WORDS, grant_card, grant_cards, when
@@ -120,17 +120,19 @@ def grant_page(request: Request, wallet: Wallet, citizen_id: Citizen, grant_id: 
                   returning=returning, binding=binding)
 
 
-def _waiting_service(wallet: WalletState, grant_id: str) -> str | None:
-    """The way back to a service whose authorization asked for this grant, if any."""
+def _waiting_authorization(wallet: WalletState, grant_id: str) -> str | None:
+    """The id of the service's authorization that asked for this grant, if any."""
     with reading(wallet.ctx) as session:
-        waiting = open_authorization(session, grant_id, now=wallet.ctx.clock())
-    return None if waiting is None else return_path(waiting)
+        return open_authorization(session, grant_id, now=wallet.ctx.clock())
 
 
 @router.post("/grants/{grant_id}/decline")
 def decline(wallet: Wallet, citizen_id: Citizen, grant_id: str) -> Response:
     grants.deny_grant(wallet.ctx, grant_id, citizen_id=citizen_id)
-    back = _waiting_service(wallet, grant_id)
+    waiting = _waiting_authorization(wallet, grant_id)
+    # Not straight to the service: this answers a form, and form-action 'self' would
+    # block a redirect to another origin (wallet.routes.authorize explains).
+    back = None if waiting is None else back_path(waiting, done="declined")
     return RedirectResponse(back or "/wallet/requests?done=declined", 303)
 
 
@@ -151,7 +153,10 @@ def signed_action(wallet: Wallet, citizen_id: Citizen, grant_id: str, action: Si
     what = _SIGNED[action]
     _DO[what](wallet.ctx, grant_id, citizen_id=citizen_id,
               proof=proof_from_browser(answer.credential))
-    back = _waiting_service(wallet, grant_id) if what is GrantAction.APPROVE else None
+    waiting = _waiting_authorization(wallet, grant_id) if what is GrantAction.APPROVE \
+        else None
+    # The script navigates there: form-action does not apply, so the 303 may leave us.
+    back = None if waiting is None else return_path(waiting)
     return JSONResponse({"redirect": back or f"/wallet/grants/{grant_id}?done={_PAST[what]}"})
 
 

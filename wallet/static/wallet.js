@@ -1,4 +1,4 @@
-/* Citizen Data Vault wallet: passkey forms and print buttons.
+/* Citizen Data Vault wallet: passkey forms, the way back to a service, print buttons.
  * Loaded with `defer` under a strict CSP (script-src 'self'): no inline code,
  * no eval, no dependencies. Every page works without it except passkeys. */
 (function () {
@@ -183,6 +183,14 @@
       if (status) showStatus(status, '', null);
     });
   });
+
+  // ---- Back to a service ---------------------------------------------------
+  // "Taking you back to ..." follows its link at once. The link is ours (it redirects
+  // on to the service): a form's answer could not, under form-action 'self'. replace(),
+  // so the browser's Back button skips this page.
+  const goBack = document.querySelector('a[data-go-back]');
+  const backTo = goBack && safeRedirect(goBack.getAttribute('href'));
+  if (backTo) location.replace(backTo);
 
   // ---- Print buttons -----------------------------------------------------
   document.addEventListener('click', (event) => {

@@ -22,6 +22,7 @@ import httpx
 import pytest
 from sqlalchemy import update
 from sqlmodel import Session, col, select
+from support.oauthclient import decline
 from support.webwallet import ORIGIN, Browser, WebWallet, open_wallet
 
 from clients.service import (
@@ -113,9 +114,7 @@ class Live:
             assert r.status_code == 200, r.text
             back = r.json()["redirect"]
         else:
-            r = self.citizen.form(f"{grant_path}/decline")
-            assert r.status_code == 303, r.text
-            back = r.headers["location"]
+            back = decline(self.citizen, grant_path.rsplit("/", 1)[1])
         answer = self.citizen.get(back, follow_redirects=False)
         assert answer.status_code == 303, answer.text[:300]
         location: str = answer.headers["location"]

@@ -97,8 +97,13 @@ def test_declining_sends_access_denied_back_with_state(web: WebWallet, svc: Serv
     b = web.sign_up()
     request_id, grant_id = to_consent(b, svc)
     r = b.form(f"/wallet/grants/{grant_id}/decline")
-    assert location(r) == f"/wallet/authorize/{request_id}/return"
-    back = svc.callback(location(b.get(location(r), follow_redirects=False)))
+    # A page of ours first: form-action 'self' would block a form's redirect to the service.
+    assert location(r) == f"/wallet/authorize/{request_id}/back?done=declined"
+    page = b.get(location(r))
+    assert page.status_code == 200 and "Taking you back to Blue Badge team" in page.text
+    assert f'href="/wallet/authorize/{request_id}/return" data-go-back' in page.text
+    back = svc.callback(location(b.get(f"/wallet/authorize/{request_id}/return",
+                                       follow_redirects=False)))
     assert back["error"] == "access_denied"
     assert back["state"] == svc.state and back["iss"] == ORIGIN
     assert "code" not in back
