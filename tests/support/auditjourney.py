@@ -141,7 +141,8 @@ def build_journey(tmp_path: Path) -> Journey:
         g = grants["phone"] = ask(ctx, w, access=Access("periodic", min_interval="PT1H")).id
         _signed(on_phone, g, "approve")
         read_under_grant(ctx, service_id=svc, grant_id=g)
-        _ok(alice.form("/wallet/passkeys/remove", {"credential_id": next(iter(phone.credentials))}))
+        # Removing it is confirmed with a passkey (here alice's first one).
+        _ok(alice.passkey_post(f"/wallet/passkeys/{next(iter(phone.credentials))}/remove"))
 
         # A service suspended (it never asked for anything).
         idle = registry.register_service(ctx, registry.Registration(

@@ -44,8 +44,10 @@ CHALLENGE_SIZE = 32
 CHALLENGE_TTL = timedelta(minutes=5)
 
 #: sign_up: a new citizen's first passkey; register: another passkey for a citizen;
-#: sign_in: who is this; confirm: a signed-in citizen confirms a grave step.
-Purpose = Literal["sign_up", "register", "sign_in", "confirm"]
+#: sign_in: who is this; confirm: a signed-in citizen confirms deleting their account;
+#: remove_passkey: ... removing a passkey (its own purpose, so neither answer can
+#: stand in for the other).
+Purpose = Literal["sign_up", "register", "sign_in", "confirm", "remove_passkey"]
 
 
 def new_challenge() -> bytes:

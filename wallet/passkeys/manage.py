@@ -1,7 +1,14 @@
-"""A citizen's passkeys: list them, rename one, remove one (never the last by mistake)."""
+"""A citizen's passkeys: list them, rename one, remove one (never the last by mistake).
+
+Removing is a grave step, like deleting the account: the wallet asks one of the
+citizen's passkeys, with user verification, to sign `removal_challenge` (a fresh nonce
+bound to the passkey being removed), and `remove_confirmed` checks that assertion and
+removes the passkey in one transaction, so a refused check changes nothing.
+"""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -9,13 +16,22 @@ from sqlmodel import Session, col, select
 
 from vault.crypto import envelope
 from vault.errors import NotFound
+from vault.services.approvals import ApprovalProof, ApprovalVerifier
 from vault.services.citizens import get_citizen
 from vault.services.context import Work
 from vault.storage.tables import PasskeyRow
 from wallet.errors import LastPasskey
 from wallet.passkeys.registration import check_label, label_ad
 
-__all__ = ["PasskeyView", "credential_ids", "list_passkeys", "remove_passkey", "rename_passkey"]
+__all__ = [
+    "PasskeyView",
+    "credential_ids",
+    "list_passkeys",
+    "removal_challenge",
+    "remove_confirmed",
+    "remove_passkey",
+    "rename_passkey",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,3 +108,26 @@ def remove_passkey(work: Work, *, citizen_id: str, credential_id: str,
     work.session.flush()
     return work.ledger.append("passkey.removed", {
         "subject": citizen.subject, "credential_id": credential_id}).seq
+
+
+def removal_challenge(nonce: bytes, credential_id: str) -> bytes:
+    """What the citizen's passkey signs to remove `credential_id`: the ceremony's random
+    nonce bound to that passkey, so the answer cannot remove another one."""
+    return hashlib.sha256(b"wallet.remove-passkey\x00" + nonce + b"\x00"
+                          + credential_id.encode("utf-8")).digest()
+
+
+def remove_confirmed(work: Work, verifier: ApprovalVerifier, *, citizen_id: str,
+                     credential_id: str, nonce: bytes, proof: ApprovalProof,
+                     can_recover: bool) -> int:
+    """`remove_passkey`, once one of the citizen's own passkeys (any of them, this one
+    too) has signed `removal_challenge(nonce, credential_id)` with user verification.
+
+    The check and the removal share `work`'s transaction: if either fails, nothing
+    changes (not even the signature counter; the nonce's ceremony is spent anyway).
+    """
+    _own(work.session, citizen_id, credential_id)  # 404 before any passkey is judged
+    verifier.verify(work.session, citizen_id=citizen_id,
+                    challenge=removal_challenge(nonce, credential_id), proof=proof)
+    return remove_passkey(work, citizen_id=citizen_id, credential_id=credential_id,
+                          can_recover=can_recover)

@@ -2,8 +2,15 @@
 
 Adding runs the usual two-step passkey form: POST /wallet/passkeys/options keeps a
 "register" ceremony bound to the signed-in citizen, POST /wallet/passkeys/add claims
-it. Rename and remove are plain forms; the last passkey goes only while unused
-recovery codes remain (`LastPasskey` otherwise), so nobody locks themselves out.
+it. Rename is a plain form.
+
+Removing is asked like deleting the account: GET /wallet/passkeys/remove?credential_id=
+says what it means (for the only passkey: from now on you sign in with a recovery
+code), then its passkey form asks one of the citizen's passkeys to sign a
+"remove_passkey" ceremony's nonce bound to that passkey (`removal_challenge`). The last
+passkey goes only while unused recovery codes remain (`LastPasskey` otherwise): they
+are a working way back in, and the page then offers to add a passkey; without them the
+citizen would be locked out, with nobody to let them back in.
 """
 
 from __future__ import annotations
@@ -11,16 +18,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Path, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from vault.errors import NotFound
 from vault.services.citizens import get_citizen
 from vault.services.context import VaultContext, reading, unit_of_work
 from vault.services.records import data_key
 from wallet.accounts import codes_left
 from wallet.errors import InvalidLabel, LastPasskey, PasskeyRejected
-from wallet.passkeys.manage import PasskeyView, list_passkeys, remove_passkey, rename_passkey
+from wallet.passkeys.authentication import approval_options, proof_from_browser
+from wallet.passkeys.challenges import new_challenge
+from wallet.passkeys.manage import (
+    PasskeyView,
+    list_passkeys,
+    removal_challenge,
+    remove_confirmed,
+    rename_passkey,
+)
 from wallet.passkeys.registration import (
     MAX_LABEL_LENGTH,
     add_passkey,
@@ -47,7 +63,10 @@ DONE_NOTICES = {
 }
 
 # The credential id of a passkey is base64url of at most 1023 bytes.
-_CREDENTIAL_ID = Annotated[str, Form(min_length=1, max_length=1400)]
+_MAX_CREDENTIAL_ID = 1400
+_CREDENTIAL_ID = Annotated[str, Form(min_length=1, max_length=_MAX_CREDENTIAL_ID)]
+#: The longest `next` the recovery-codes form takes (auth.recovery_codes).
+_MAX_NEXT = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,19 +128,60 @@ def rename(request: Request, wallet: Wallet, citizen_id: Citizen,
     return RedirectResponse("/wallet/passkeys?done=renamed", 303)
 
 
-@router.post("/passkeys/remove")
-def remove(request: Request, wallet: Wallet, citizen_id: Citizen,
-           credential_id: _CREDENTIAL_ID) -> Response:
-    try:
-        with unit_of_work(wallet.ctx) as work:
-            remove_passkey(work, citizen_id=citizen_id, credential_id=credential_id,
-                           can_recover=codes_left(work.session, citizen_id) > 0)
-    except LastPasskey:
-        return _page(request, citizen_id, status_code=409,
-                     error="This is your only passkey, so it was not removed: without it "
-                           "you could not sign in. First add another passkey, or make "
-                           "recovery codes, then try again.")
-    return RedirectResponse("/wallet/passkeys?done=removed", 303)
+#: A credential id in a path: base64url of at most 1023 bytes.
+_CREDENTIAL_PATH = Annotated[str, Path(min_length=1, max_length=_MAX_CREDENTIAL_ID,
+                                       pattern=r"^[A-Za-z0-9_-]+$")]
+
+_LAST = ("this is your only passkey and you have no recovery codes, so it was not "
+         "removed: without it you could not sign in. First add another passkey, or "
+         "make recovery codes")
+
+
+@router.get("/passkeys/{credential_id}/remove", response_class=HTMLResponse)
+def remove_page(request: Request, wallet: Wallet, citizen_id: Citizen,
+                credential_id: _CREDENTIAL_PATH) -> Response:
+    """What removing this passkey means, then the passkey check (or, for the only
+    passkey without recovery codes, why it cannot go)."""
+    views, codes = citizen_passkeys(wallet.ctx, citizen_id)
+    view = next((v for v in views if v.credential_id == credential_id), None)
+    if view is None:
+        raise NotFound("no such passkey")  # never reveal another citizen's passkey
+    here = f"/wallet/passkeys/{credential_id}/remove"
+    return render(request, "passkey_remove.html", nav="passkeys", passkey=_line(view),
+                  others=len(views) - 1, codes_left=codes,
+                  back_here=here if len(here) <= _MAX_NEXT else "/wallet/passkeys")
+
+
+@router.post("/passkeys/{credential_id}/remove/options")
+def remove_options(wallet: Wallet, citizen_id: Citizen, credential_id: _CREDENTIAL_PATH
+                   ) -> dict[str, Any]:
+    views, codes = citizen_passkeys(wallet.ctx, citizen_id)
+    if credential_id not in {v.credential_id for v in views}:
+        raise NotFound("no such passkey")
+    if len(views) == 1 and codes == 0:  # refused before the device is asked
+        raise LastPasskey(_LAST)
+    nonce = new_challenge()
+    options = approval_options(wallet.rp, challenge=removal_challenge(nonce, credential_id),
+                               allow=[v.credential_id for v in views])
+    ceremony = wallet.challenges.put(nonce, purpose="remove_passkey",
+                                     now=wallet.ctx.clock(), citizen_id=citizen_id)
+    return {"publicKey": options, "ceremony": ceremony}
+
+
+@router.post("/passkeys/{credential_id}/remove")
+def remove(wallet: Wallet, citizen_id: Citizen, credential_id: _CREDENTIAL_PATH,
+           answer: Answer) -> dict[str, str]:
+    ceremony = wallet.challenges.claim(answer.ceremony or "", purpose="remove_passkey",
+                                       now=wallet.ctx.clock())
+    if ceremony.citizen_id != citizen_id:
+        raise PasskeyRejected("challenge_unknown",
+                              "this passkey request was not started here; start again")
+    proof = proof_from_browser(answer.credential)
+    with unit_of_work(wallet.ctx) as work:
+        remove_confirmed(work, wallet.ctx.approvals, citizen_id=citizen_id,
+                         credential_id=credential_id, nonce=ceremony.challenge, proof=proof,
+                         can_recover=codes_left(work.session, citizen_id) > 0)
+    return {"redirect": "/wallet/passkeys?done=removed"}
 
 
 class _AddFields(BaseModel):

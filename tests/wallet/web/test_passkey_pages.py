@@ -1,20 +1,23 @@
-"""The Passkeys page over HTTP: several passkeys (add, rename, remove; never the last one
-without recovery codes), recovery codes, and getting back in with one."""
+"""The Passkeys page over HTTP: several passkeys (add, rename, remove: only after saying
+what it means and a passkey check, and never the last one without recovery codes),
+recovery codes, and getting back in with one."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import text
+import httpx
+from sqlalchemy import text, update
 from sqlmodel import Session, col, select
 from support.webwallet import ORIGIN, Browser, WebWallet, open_wallet
 
 from ledger.entry import Entry, parse_entry
 from ledger.sqlstore import SqlLedger
 from vault.services.citizens import get_citizen
-from vault.storage.tables import PasskeyRow
-from wallet.passkeys.software import SoftAuthenticator
+from vault.storage.tables import PasskeyRow, RecoveryCodeRow
+from wallet.passkeys.software import SoftAuthenticator, unb64url
 
 _CODE = re.compile(r"<code>([0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4})</code>")
 _NAME = re.compile(r'<h3 id="passkey-\d+-name">(.*?)</h3>')
@@ -66,6 +69,11 @@ def sign_in(web: WebWallet, device: SoftAuthenticator) -> str | None:
     citizen: str | None = web.state.sessions.resolve(
         b.client.cookies.get(web.state.cookies.session), now=web.ctx.clock())
     return citizen
+
+
+def remove(b: Browser, credential_id: str, **device_kw: Any) -> httpx.Response:
+    """The removal page's passkey form: options, one of b's passkeys signs, the answer."""
+    return b.passkey_post(f"/wallet/passkeys/{credential_id}/remove", **device_kw)
 
 
 def page(b: Browser, query: str = "") -> str:
@@ -236,7 +244,15 @@ def test_nobody_renames_or_removes_another_citizens_passkey(tmp_path: Path) -> N
         get_codes(bob)  # so "last passkey" is not what stops Bob
         assert bob.form("/wallet/passkeys/rename",
                         {"credential_id": cid, "label": "mine"}).status_code == 404
-        assert bob.form("/wallet/passkeys/remove", {"credential_id": cid}).status_code == 404
+        assert bob.get(f"/wallet/passkeys/{cid}/remove").status_code == 404
+        assert bob.json(f"/wallet/passkeys/{cid}/remove/options", {}).status_code == 404
+        # Bob's own ceremony, signed by Bob's own passkey, cannot name Ada's passkey.
+        got = bob.json(f"/wallet/passkeys/{passkey_ids(web, bob.citizen_id or '')[0]}"
+                       "/remove/options", {}).json()
+        r = bob.json(f"/wallet/passkeys/{cid}/remove", {
+            "credential": bob.device.get(got["publicKey"]), "ceremony": got["ceremony"],
+            "fields": {}})
+        assert r.status_code == 404
         assert passkey_ids(web, ada.citizen_id) == [cid]
         assert names(page(ada)) == ["Ada&#39;s phone"]
 
@@ -250,9 +266,28 @@ def test_remove_one_of_two(tmp_path: Path, database_url: str) -> None:
         assert b.citizen_id is not None
         laptop = add_passkey(b, "Laptop")
         phone_id, laptop_id = passkey_ids(web, b.citizen_id)
-        r = b.form("/wallet/passkeys/remove", {"credential_id": phone_id})
-        assert r.status_code == 303
-        assert r.headers["location"] == "/wallet/passkeys?done=removed"
+        assert f'href="/wallet/passkeys/{phone_id}/remove"' in page(b)
+
+        # The page says what it means, then asks for a passkey: any of the citizen's.
+        html = b.get(f"/wallet/passkeys/{phone_id}/remove").text
+        assert "<h1>Remove “My phone”?</h1>" in html
+        assert "Your other passkey keeps" in html and "only with a recovery code" not in html
+        form = re.search(r'<form method="post" action="([^"]+)" data-passkey="get"\s+'
+                         r'data-options="([^"]+)">', html)
+        assert form is not None
+        assert form.groups() == (f"/wallet/passkeys/{phone_id}/remove",
+                                 f"/wallet/passkeys/{phone_id}/remove/options")
+        assert '<button type="submit" class="button warning">Remove this passkey</button>' \
+            in html
+        options = b.json(f"/wallet/passkeys/{phone_id}/remove/options", {}).json()
+        assert [c["id"] for c in options["publicKey"]["allowCredentials"]] == \
+            [phone_id, laptop_id]
+        assert options["publicKey"]["userVerification"] == "required"
+
+        # Confirmed with the other passkey, the laptop.
+        r = remove(on_device(b, laptop), phone_id)
+        assert r.status_code == 200, r.text
+        assert r.json() == {"redirect": "/wallet/passkeys?done=removed"}
         assert passkey_ids(web, b.citizen_id) == [laptop_id]
         html = page(b, "?done=removed")
         assert names(html) == ["Laptop"]
@@ -264,25 +299,121 @@ def test_remove_one_of_two(tmp_path: Path, database_url: str) -> None:
         assert sign_in(web, laptop) == b.citizen_id
 
 
-def test_the_last_passkey_stays_unless_recovery_codes_are_left(tmp_path: Path,
-                                                               database_url: str) -> None:
+def test_removal_without_a_valid_passkey_check_changes_nothing(tmp_path: Path) -> None:
+    with open_wallet(tmp_path) as web:
+        ada, bob = web.sign_up("My phone"), web.sign_up()
+        assert ada.citizen_id is not None
+        laptop = add_passkey(ada, "Laptop")
+        phone_id, laptop_id = passkey_ids(web, ada.citizen_id)
+        url = f"/wallet/passkeys/{phone_id}/remove"
+
+        def refused(r: httpx.Response, status: int = 400, reason: str | None = None) -> None:
+            assert r.status_code == status, r.text
+            assert r.headers["content-type"].startswith("application/problem+json")
+            if reason is not None:
+                assert r.json()["reason"] == reason, r.json()
+
+        # The old one-click form, and a JSON post with no passkey answer at all.
+        old = ada.form("/wallet/passkeys/remove", {"credential_id": phone_id})
+        assert 400 <= old.status_code < 500
+        assert ada.form(url, {}).status_code == 400
+        got = ada.json(f"{url}/options", {}).json()
+        refused(ada.json(url, {"credential": {}, "ceremony": got["ceremony"], "fields": {}}),
+                reason="malformed")
+        # No fingerprint, face or PIN; another origin.
+        refused(remove(ada, phone_id, uv=False), reason="user_not_verified")
+        refused(remove(ada, phone_id, origin="https://evil.example"), reason="wrong_origin")
+        # The ceremony's bare nonce, or a signature for removing the laptop instead.
+        got = ada.json(f"{url}/options", {}).json()
+        from_ceremony = ada.device.get(got["publicKey"], challenge=b"\x00" * 32)
+        refused(ada.json(url, {"credential": from_ceremony, "ceremony": got["ceremony"],
+                               "fields": {}}), reason="challenge_mismatch")
+        got = ada.json(f"/wallet/passkeys/{laptop_id}/remove/options", {}).json()
+        refused(ada.json(url, {"credential": laptop.get(got["publicKey"]),
+                               "ceremony": got["ceremony"], "fields": {}}),
+                reason="challenge_mismatch")
+        # Bob's passkey in Ada's session; Bob's ceremony with Ada's passkey.
+        [bob_cred] = bob.device.credentials
+        got = ada.json(f"{url}/options", {}).json()
+        refused(ada.json(url, {"credential": bob.device.get(got["publicKey"],
+                                                            credential_id=bob_cred),
+                               "ceremony": got["ceremony"], "fields": {}}),
+                reason="other_citizen")
+        get_codes(bob)  # so that Bob may remove his only passkey
+        bobs = bob.json(f"/wallet/passkeys/{next(iter(bob.device.credentials))}/remove/"
+                        "options", {}).json()
+        answer = ada.device.get(challenge=unb64url(bobs["publicKey"]["challenge"]))
+        refused(ada.json(url, {"credential": answer, "ceremony": bobs["ceremony"],
+                               "fields": {}}), reason="challenge_unknown")
+        # An account-deletion confirmation cannot stand in for it.
+        deleting = ada.json("/wallet/account/delete/options", {}).json()
+        refused(ada.json(url, {"credential": ada.device.get(deleting["publicKey"]),
+                               "ceremony": deleting["ceremony"], "fields": {}}),
+                reason="challenge_unknown")
+        # A good answer works once; without the CSRF token, not at all.
+        got = ada.json(f"{url}/options", {}).json()
+        body = {"credential": ada.device.get(got["publicKey"]), "ceremony": got["ceremony"],
+                "fields": {}}
+        assert ada.json(url, body, csrf="").status_code == 403
+        assert web.browser().json(url, body).status_code in (401, 403)
+
+        assert passkey_ids(web, ada.citizen_id) == [phone_id, laptop_id]
+        assert entries(web, "passkey.removed") == []
+        assert sign_in(web, ada.device) == ada.citizen_id
+
+
+def test_the_only_passkey_goes_only_with_recovery_codes_and_says_so(
+        tmp_path: Path, database_url: str) -> None:
     with open_wallet(tmp_path, database_url) as web:
         b = web.sign_up("My phone")
         assert b.citizen_id is not None
         [cid] = passkey_ids(web, b.citizen_id)
-        r = b.form("/wallet/passkeys/remove", {"credential_id": cid})
+        url = f"/wallet/passkeys/{cid}/remove"
+
+        # No recovery codes: the page explains, offers a way out, and asks no passkey.
+        html = b.get(url).text
+        assert "This is your only passkey, and you have no recovery" in html
+        assert 'data-passkey="get"' not in html
+        assert f'<input type="hidden" name="next" value="{url}">' in html
+        r = b.json(f"{url}/options", {})
         assert r.status_code == 409
-        assert "This is your only passkey, so it was not removed" in r.text
-        assert names(r.text) == ["My phone"]  # the page again, the passkey still there
+        assert "only passkey" in r.json()["detail"]
+        assert passkey_ids(web, b.citizen_id) == [cid]
+
+        # With recovery codes (made from that page, which it comes back to), it says
+        # what removing means: from now on, sign in only with a recovery code.
+        codes = b.form("/wallet/recovery-codes", {"next": url})
+        assert f'href="{url}"' in codes.text
+        html = b.get(url).text
+        assert "This is your only passkey." in html
+        assert "only with a recovery code" in html and "10 unused recovery codes" in html
+        assert 'data-passkey="get"' in html
+        r = remove(b, cid)
+        assert r.status_code == 200, r.text
+        assert passkey_ids(web, b.citizen_id) == []
+        assert "You have no passkeys" in page(b, "?done=removed")
+        assert len(entries(web, "passkey.removed")) == 1
+        assert sign_in(web, b.device) is None
+
+
+def test_the_last_passkey_stays_if_the_codes_went_meanwhile(tmp_path: Path) -> None:
+    """Codes used up between the options and the answer: the removal counts them again,
+    in its own transaction, and refuses."""
+    with open_wallet(tmp_path) as web:
+        b = web.sign_up("My phone")
+        assert b.citizen_id is not None
+        [cid] = passkey_ids(web, b.citizen_id)
+        url = f"/wallet/passkeys/{cid}/remove"
+        get_codes(b)
+        got = b.json(f"{url}/options", {}).json()
+        with web.ctx.engine.begin() as conn:  # every code used, say from another device
+            conn.execute(update(RecoveryCodeRow).values(used_at=web.ctx.clock()))
+        r = b.json(url, {"credential": b.device.get(got["publicKey"]),
+                         "ceremony": got["ceremony"], "fields": {}})
+        assert r.status_code == 409, r.text
+        assert "only passkey" in r.json()["detail"]
         assert passkey_ids(web, b.citizen_id) == [cid]
         assert entries(web, "passkey.removed") == []
-
-        get_codes(b)
-        r = b.form("/wallet/passkeys/remove", {"credential_id": cid})
-        assert r.status_code == 303
-        assert passkey_ids(web, b.citizen_id) == []
-        assert "You have no passkeys" in page(b)
-        assert len(entries(web, "passkey.removed")) == 1
 
 
 def test_forms_need_the_csrf_token(tmp_path: Path) -> None:
