@@ -127,7 +127,7 @@ def build_receipt(
              "inclusion_proof": [_b64(h) for h in ledger.inclusion_proof(seq, checkpoint.size)]}
             for seq, data in sorted([(s, d) for s, d, _ in found.events] + found.keys)]
     return sign_receipt({
-        **_consent_receipt(ctx, found),
+        **_consent_receipt(ctx, found, vault_url=rp.origins[0]),
         "ledger_evidence": {
             "verifier_key": str(signer.verifier()),
             "checkpoint": note,
@@ -282,25 +282,39 @@ def _actor(entry: Entry, *, subject: str, service_id: str) -> str:
     return "vault"
 
 
-def _consent_receipt(ctx: VaultContext, found: _Found) -> dict[str, Any]:
-    """The ISO/IEC TS 27560 fields (dpv-27560 names and terms)."""
+def _snapshot(state: str, since: str, index: int, made_at: str, vault_url: str) -> str:
+    """What a receipt is, in words: a copy of the grant as it was when it was made. It
+    cannot change afterwards (it is signed), so it must not read as the grant's state
+    now, which the ledger has."""
+    return (f"This receipt shows the grant as it was at {made_at} (UTC), when the receipt "
+            f"was made: {state} since {since} (ledger entry {index}). It does not change "
+            "afterwards: if the grant is paused, revoked or ends later, this receipt still "
+            "says what it says here. To see the grant as it is now, open it in your wallet, "
+            f"or run: vault-audit receipt RECEIPT-FILE --live {vault_url}")
+
+
+def _consent_receipt(ctx: VaultContext, found: _Found, *, vault_url: str) -> dict[str, Any]:
+    """The ISO/IEC TS 27560 fields (dpv-27560 names and terms), and what the receipt is:
+    the status as of the receipt's own time (`status.as_of`, `status.snapshot`)."""
     terms = GrantTerms.from_json(orjson.loads(found.grant.terms))
     purpose = purpose_catalog()[terms.purpose]
     service, subject = found.service, found.subject
     last_seq, _, last = found.events[-1]
+    made_at, state = format_time(ctx.clock()), _STATE_AFTER[last.kind]
     return {
         "@context": _CONTEXT,
         "@type": "dpv:ConsentReceipt",
         "schema_version": RECEIPT_SCHEMA,
         "receipt_id": new_id("rcp"),
-        "receipt_timestamp": format_time(ctx.clock()),
+        "receipt_timestamp": made_at,
         "record_id": terms.grant_id,
         "pii_principal_id": subject,
         "language": "en",
         "terms_hash": _b64(found.grant.terms_hash),
-        "status": {"state": _STATE_AFTER[last.kind],
+        "status": {"state": state,
                    "consent_status": _consent_status(last.kind, last.body),
-                   "ledger_index": last_seq},
+                   "ledger_index": last_seq, "since": last.time, "as_of": made_at,
+                   "snapshot": _snapshot(state, last.time, last_seq, made_at, vault_url)},
         "notice": {"@type": "dpv:ConsentNotice", "language": "en",
                    "text": describe(terms, service_name=service.name, purpose=purpose),
                    "privacy_notice": service.privacy_notice_url},

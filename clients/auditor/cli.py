@@ -14,8 +14,16 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+from clients.auditor._plural import counted
 from clients.auditor.fetch import AuditorError, LedgerClient
-from clients.auditor.receipt import Problem, verify_receipt
+from clients.auditor.live import LiveReport, grant_now
+from clients.auditor.receipt import (
+    RECEIPT_TYPE,
+    Problem,
+    ReceiptReport,
+    is_receipt,
+    verify_receipt,
+)
 from clients.auditor.verify import relying_party_of, render_text, verify_export, verify_url
 from clients.auditor.watch import (
     CheckpointRefused,
@@ -39,7 +47,7 @@ def _usage(message: str, as_json: bool) -> typer.Exit:
         out.print(json.dumps({"ok": False, "error": message, "index": None,
                               "reason": message}), soft_wrap=True, highlight=False)
     else:
-        err.print(f"[red]error:[/] {escape(message)}")
+        err.print(f"[red]error:[/] {escape(message)}", soft_wrap=True)  # paths stay whole
     return typer.Exit(2)
 
 
@@ -155,35 +163,38 @@ def _say_watch(report: WatchReport, state: Path, as_json: bool) -> None:
     if report.outcome is Outcome.REWRITTEN:
         assert prev is not None
         _err("[bold red]✗✗✗ HISTORY REWRITTEN OR FORKED ✗✗✗[/]")
-        _err(f"[red]{escape(report.reason)}[/]\n  trusted: {prev.size:,} entries, root "
-                  f"{base64.b64encode(prev.root).decode()}\n  served:  {cp.size:,} entries, "
-                  f"root {base64.b64encode(cp.root).decode()}")
+        _err(f"[red]{escape(report.reason)}[/]\n  trusted: {counted(prev.size, 'entry')}, "
+             f"root {base64.b64encode(prev.root).decode()}\n  served:  "
+             f"{counted(cp.size, 'entry')}, root {base64.b64encode(cp.root).decode()}")
         _err("  evidence kept (the trusted state is unchanged):")
         for path in report.evidence:
             _err(f"    {escape(str(path))}")
     elif report.outcome is Outcome.FIRST:
         if report.saved:
-            _out(f"[green]✓[/] first run: {report.new_entries:,} entries of {cp.origin} "
-                      "verified (signature, seq, prev links, leaf hashes, root, every grant's "
-                      f"story, no personal data); state saved in {escape(str(state))}")
+            _out(f"[green]✓[/] first run: {counted(report.new_entries, 'entry')} of "
+                 f"{cp.origin} verified (signature, seq, prev links, leaf hashes, root, "
+                 "every grant's story, no personal data); state saved in "
+                 f"{escape(str(state))}")
         else:
-            _out(f"[red]✗ first run: does not verify[/] ({len(report.failures)} "
-                      "failure(s)); nothing saved: the next poll verifies everything again")
+            _out(f"[red]✗ first run: does not verify[/] "
+                 f"({counted(len(report.failures), 'failure')}); nothing saved: the next "
+                 "poll verifies everything again")
     elif report.outcome is Outcome.UNCHANGED:
-        _out(f"[green]✓[/] unchanged: {cp.size:,} entries of {cp.origin}")
+        _out(f"[green]✓[/] unchanged: {counted(cp.size, 'entry')} of {cp.origin}")
     else:
         assert prev is not None
         mark = "[green]✓[/]" if not report.failures else "[red]✗[/]"
-        _out(f"{mark} {prev.size:,} → {cp.size:,} entries: consistency proof verified, "
-                  f"{report.new_entries:,} new entries checked"
-                  + (f", {len(report.failures)} failure(s)" if report.failures else ""))
+        _out(f"{mark} {prev.size:,} → {counted(cp.size, 'entry')}: consistency proof "
+             f"verified, {counted(report.new_entries, 'new entry', 'new entries')} checked"
+             + (f", {counted(len(report.failures), 'failure')}" if report.failures else ""))
     for w in report.warnings:
         _out(f"[yellow]warning[/] {escape(str(w))}")
     for f in report.failures:
         _out(_failure_line(f))
     if report.earlier_failures:
-        _out(f"[red]✗[/] {len(report.earlier_failures)} failure(s) found by earlier "
-                  f"polls are still in the ledger (listed in {escape(str(state))}/watch.json)")
+        _out(f"[red]✗[/] {counted(len(report.earlier_failures), 'failure')} found by "
+             f"earlier polls {'is' if len(report.earlier_failures) == 1 else 'are'} still "
+             f"in the ledger (listed in {escape(str(state))}/watch.json)")
 
 
 @app.command()
@@ -291,6 +302,77 @@ def _disagreements(doc: Any, key: Verifier | None, rp_id: str | None,
     return found
 
 
+def _read_receipt(file: Path) -> tuple[bytes, Any]:
+    """The file's bytes and JSON, or AuditorError saying plainly why there is nothing to
+    check (a usage error, not a verdict on a receipt)."""
+    try:
+        data = file.read_bytes()
+    except FileNotFoundError:
+        raise AuditorError(f"no such file: {file}") from None
+    except IsADirectoryError:
+        raise AuditorError(f"{file} is a directory, not a receipt file") from None
+    except PermissionError:
+        raise AuditorError(f"cannot read {file}: permission denied") from None
+    except OSError as exc:
+        raise AuditorError(f"cannot read {file}: {exc.strerror or exc}") from None
+    try:
+        doc = json.loads(data)
+    except ValueError as exc:  # not UTF-8 either
+        raise AuditorError(f"{file} is not JSON, so not a consent receipt ({exc})") from None
+    if not is_receipt(doc):
+        raise AuditorError(f"{file} is not a consent receipt: the wallet's receipts are "
+                           f"JSON objects of @type {RECEIPT_TYPE} with ledger_evidence")
+    return data, doc
+
+
+def _snapshot_json(report: ReceiptReport) -> dict[str, Any] | None:
+    last = report.events[-1] if report.events else None
+    return None if last is None else {
+        "state": report.status, "since": last.time, "ledger_index": last.index,
+        "made_at": report.made_at}
+
+
+def _live_json(live: LiveReport, url: str) -> dict[str, Any]:
+    cp, last = live.checkpoint, live.last
+    return {
+        "url": url, "ok": live.ok, "state": live.state, "changed": live.changed,
+        "since": None if last is None else last.time,
+        "ledger_index": None if last is None else last.index,
+        "changes": [{"index": e.index, "kind": e.kind, "time": e.time} for e in live.changes],
+        "reads_since": live.reads, "entries_read": live.entries_read,
+        "checkpoint": None if cp is None else {
+            "origin": cp.origin, "size": cp.size, "root": base64.b64encode(cp.root).decode()}}
+
+
+def _say_snapshot(report: ReceiptReport, live: LiveReport | None) -> None:
+    """The receipt's status as what it is, a snapshot, and the grant now if asked."""
+    last = report.events[-1]
+    made = (f"at {report.made_at}" if report.made_at else "(the receipt gives no time)")
+    then = (f"  {escape(str(report.status))} (since {last.time}, ledger entry {last.index}) "
+            f"when this receipt was made, {escape(made)}")
+    if live is None:
+        _out(f"{then}. [yellow]A receipt is a snapshot[/]: it does not show what happened "
+             "to the grant since; add --live URL to check the grant now")
+        return
+    if live.state is None or live.last is None:
+        _out(f"{then}; [red]now: unknown[/] (the vault's ledger does not verify)")
+        return
+    now = live.last
+    cp = live.checkpoint
+    assert cp is not None
+    if live.changed:
+        said = (f"[bold]{escape(live.state)} at {now.time} (ledger entry {now.index})[/]")
+    else:
+        said = f"still {escape(live.state)}, no change"
+    _out(f"{then}; now: {said}")
+    steps = ", ".join(f"{e.kind} at {e.time} (entry {e.index})" for e in live.changes)
+    _out(f"  since the receipt: {steps or 'no grant entry'}; "
+         f"{counted(live.reads, 'read')} recorded; checked against the vault's checkpoint "
+         f"of {counted(cp.size, 'entry')} (consistent with the receipt's; the "
+         f"{counted(live.entries_read, 'entry')} after the receipt read and proved to give "
+         "its root)")
+
+
 @app.command()
 def receipt(
     file: Annotated[Path, typer.Argument(help="A consent receipt downloaded from the wallet "
@@ -303,24 +385,38 @@ def receipt(
                         "the host of the first --origin).")] = None,
     origin: Annotated[list[str] | None, typer.Option(
         help="An allowed WebAuthn origin (repeatable; default: the receipt's own).")] = None,
+    live_url: Annotated[str | None, typer.Option(
+        "--live", help="The vault's base URL: also read its ledger for what happened to "
+                       "the grant since the receipt was made (the grant's state now).")
+    ] = None,
+    api_key: Annotated[str | None, typer.Option(
+        "--api-key", envvar="VAULT_AUDITOR_API_KEY",
+        help="Auditor API key, for --live on a vault whose ledger is not public.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Verify a consent receipt offline: the checkpoint signature, each entry's inclusion
-    proof, the terms hash and every passkey signature. Exit 0 only when it verifies."""
+    proof, the terms hash and every passkey signature. A receipt shows the grant as it was
+    when it was made; with --live URL, the vault's ledger says what became of it since.
+    Exit 0 only when everything verifies, 2 when there is nothing to check (no such file,
+    not a receipt) or the vault cannot be read."""
     try:
         pinned = Verifier.parse(key) if key else None
-        data = file.read_bytes()
+        data, doc = _read_receipt(file)
         if origin and rp_id is None:
             rp_id = relying_party_of(origin[0])[0]
-    except (LedgerError, OSError, AuditorError) as exc:
+    except (LedgerError, AuditorError) as exc:
         raise _usage(str(exc), as_json) from None
     report = verify_receipt(data, expected_key=pinned, expected_rp_id=rp_id,
                             expected_origins=origin or None)
-    try:
-        doc = json.loads(data)
-    except ValueError:
-        doc = None
     problems = [*report.problems, *_disagreements(doc, pinned, rp_id, origin)]
+    verified, live = not problems, None
+    if live_url is not None and verified:
+        try:
+            with LedgerClient(live_url, api_key=api_key) as client:
+                live = grant_now(client, report)
+        except AuditorError as exc:
+            raise _usage(str(exc), as_json) from None
+        problems += live.problems
     ok = not problems
     own_rp, own_origins = _receipt_rp(doc)
     used_rp = rp_id if rp_id is not None else own_rp
@@ -329,6 +425,8 @@ def receipt(
     if as_json:
         out.print(json.dumps({
             "ok": ok, "record_id": report.record_id, "status": report.status,
+            "snapshot": _snapshot_json(report),
+            "live": None if live is None or live_url is None else _live_json(live, live_url),
             "checkpoint": None if cp is None else {
                 "origin": cp.origin, "size": cp.size,
                 "root": base64.b64encode(cp.root).decode()},
@@ -341,29 +439,37 @@ def receipt(
                          for p in problems]}), soft_wrap=True, highlight=False)
         raise typer.Exit(0 if ok else 1)
     if ok:
-        _out(f"[green]✓[/] the consent receipt for {escape(str(report.record_id))} "
-                  f"verifies (status: {escape(str(report.status))})")
+        _out(f"[green]✓[/] the consent receipt for {escape(str(report.record_id))} verifies")
     else:
         _out(f"[red]✗ the consent receipt does not verify[/] "
-                  f"({len(problems)} problem(s)):")
+             f"({counted(len(problems), 'problem')}):")
         for p in problems:
             _out(f"  [red]✗[/] {escape(str(p))}")
+    if verified:
+        _say_snapshot(report, live)
+    elif live_url is not None:
+        _out("  not checked with --live: only a receipt that verifies can be followed in "
+             "the ledger")
     if cp is not None:
-        _out(f"  checkpoint: {cp.size:,} entries of {cp.origin}, signature verified")
+        _out(f"  checkpoint: {counted(cp.size, 'entry')} of {cp.origin}, signature verified")
     if report.key is not None:
         how = ("pinned with --key" if report.key_pinned else
                "[yellow]taken from the receipt itself[/]: pin it with --key")
         _out(f"  key: {report.key} ({how})")
     _out(f"  entries: {report.entries_included} proved included in the checkpoint's "
-              "tree (RFC 9162 inclusion proofs)")
+         "tree (RFC 9162 inclusion proofs)")
     rp_how = ("pinned" if rp_id is not None and origin else
               "[yellow]taken from the receipt itself[/]: pin them with --rp-id and --origin")
-    _out(f"  passkey signatures: {report.signatures_verified} verified for RP ID "
-              f"{escape(repr(used_rp))} and origins {escape(repr(used_origins))} ({rp_how})")
+    if used_rp is None:
+        _out("  passkey signatures: none checked (no relying party given, and the receipt "
+             "names none)")
+    else:
+        _out(f"  passkey signatures: {report.signatures_verified} verified for RP ID "
+             f"{escape(repr(used_rp))} and origins {escape(repr(used_origins))} ({rp_how})")
     if ok:
         _out("  the terms hash, and the receipt's record, subject, status, events, purpose, "
-                  "data, validity, retention, access and justification agree with the entries "
-                  "(its descriptive text, such as labels and the notice, is not evidence)")
+             "data, validity, retention, access and justification agree with the entries "
+             "(its descriptive text, such as labels and the notice, is not evidence)")
     raise typer.Exit(0 if ok else 1)
 
 

@@ -44,16 +44,19 @@ from ledger.canonical import canonical_json
 from ledger.checkpoint import Checkpoint, open_checkpoint
 from ledger.entry import Entry, parse_entry
 from ledger.errors import LedgerError
-from ledger.hasher import HASH_SIZE
+from ledger.hasher import HASH_SIZE, leaf_hash
 from ledger.note import Note, Verifier, open_note, parse_note
 from ledger.verify import verify_leaf_inclusion
 
 __all__ = [
     "ACTIONS",
+    "RECEIPT_TYPE",
     "STATE_AFTER",
+    "GrantEvent",
     "Problem",
     "ReceiptReport",
     "action_challenge",
+    "is_receipt",
     "verify_receipt",
 ]
 
@@ -70,6 +73,9 @@ STATE_AFTER: Mapping[str, str] = {
     "grant.expired": "expired",
     "grant.exhausted": "exhausted",
 }
+
+#: What every consent receipt the wallet makes says it is (its JSON-LD `@type`).
+RECEIPT_TYPE = "dpv:ConsentReceipt"
 
 _MISSING: Any = object()
 
@@ -89,12 +95,31 @@ class Problem:
 
 
 @dataclass(frozen=True, slots=True)
+class GrantEvent:
+    """One of the grant's ledger entries, as the receipt proves it."""
+
+    index: int
+    kind: str
+    time: str
+    #: RFC 9162 leaf hash of the entry's bytes (where a later check continues the tree).
+    leaf_hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class ReceiptReport:
-    """What was checked, and every problem found. `ok` only when there are none."""
+    """What was checked, and every problem found. `ok` only when there are none.
+
+    A receipt is a snapshot: `status` is the grant's state when the receipt was made
+    (`made_at`, its `receipt_timestamp`), set by the last of `events`. What happened to
+    the grant afterwards is in the ledger, not in the receipt (`clients.auditor.live`).
+    """
 
     problems: tuple[Problem, ...]
     record_id: str | None = None
     status: str | None = None
+    subject: str | None = None
+    made_at: str | None = None
+    events: tuple[GrantEvent, ...] = ()
     checkpoint: Checkpoint | None = None
     key: Verifier | None = None
     #: True when the key came from the caller, not from the receipt itself.
@@ -112,6 +137,7 @@ class ReceiptReport:
 class _Included:
     index: int
     entry: Entry
+    data: bytes
     included: bool
 
 
@@ -159,6 +185,14 @@ def _load(receipt: Mapping[str, Any] | str | bytes) -> Any:
     return receipt
 
 
+def is_receipt(doc: Any) -> bool:
+    """Whether `doc` (parsed JSON) presents itself as a consent receipt: its `@type`, or
+    the ledger evidence every receipt carries. One that does and then fails the checks
+    is a broken or forged receipt; one that does not is some other file."""
+    return isinstance(doc, Mapping) and (doc.get("@type") == RECEIPT_TYPE
+                                         or "ledger_evidence" in doc)
+
+
 def verify_receipt(
     receipt: Mapping[str, Any] | str | bytes,
     *,
@@ -188,8 +222,12 @@ def verify_receipt(
                else _get(evidence, "passkeys", "origins"))
     grant = _Grant(run, doc, entries, rp_id, origins)
     grant.check()
+    made_at = _get(doc, "receipt_timestamp")
     return ReceiptReport(
         tuple(run.problems), record_id=grant.grant_id, status=grant.state,
+        subject=grant.subject, made_at=made_at if isinstance(made_at, str) else None,
+        events=tuple(GrantEvent(e.index, e.entry.kind, e.entry.time, leaf_hash(e.data))
+                     for e in grant.events),
         checkpoint=checkpoint, key=key, key_pinned=expected_key is not None,
         rp_pinned=expected_rp_id is not None and expected_origins is not None,
         entries_included=sum(e.included for e in entries), signatures_verified=grant.signed)
@@ -278,7 +316,8 @@ def _entries(run: _Run, evidence: Mapping[str, Any],
         entry = _entry(run, item, index)
         if entry is None:
             continue
-        found.append(_Included(index, entry, _included(run, item, index, checkpoint)))
+        found.append(_Included(index, entry, _get(item, "entry").encode("utf-8"),
+                               _included(run, item, index, checkpoint)))
     return sorted(found, key=lambda e: e.index)
 
 
@@ -334,6 +373,7 @@ class _Grant:
         self.events = [e for e in entries if e.entry.kind.startswith("grant.")]
         self.keys = [e for e in entries if e.entry.kind == "passkey.registered"]
         self.grant_id: str | None = None
+        self.subject: str | None = None
         self.state: str | None = None
         self.signed = 0
 
@@ -351,7 +391,7 @@ class _Grant:
             self.run.fail("terms", "grant.requested lacks grant_id, subject, terms or "
                                    "terms_hash", requested.index)
             return
-        self.grant_id = grant_id
+        self.grant_id, self.subject = grant_id, subject
         computed = hashlib.sha256(canonical_json(terms)).digest()
         if computed != terms_hash:
             self.run.fail("terms", f"the terms hash to {base64.b64encode(computed).decode()}, "
@@ -420,6 +460,13 @@ class _Grant:
                     self.events[0].entry.body.get("terms_hash"))
         self._claim("the status", _get(d, "status", "state"), self.state)
         self._claim("the status's ledger_index", _get(d, "status", "ledger_index"), last.index)
+        # Receipts made before they said they were snapshots have neither field.
+        if _get(d, "status", "since") is not _MISSING:
+            self._claim("the status's time", _get(d, "status", "since"), last.entry.time)
+        as_of = _get(d, "status", "as_of")
+        if as_of is not _MISSING and as_of != _get(d, "receipt_timestamp"):
+            self.run.fail("claims", f"the status is said to be as of {_shown(as_of)}, not as "
+                                    f"of the receipt's time {_shown(_get(d, 'receipt_timestamp'))}")
         events = _get(d, "events")
         said = ([[_get(v, "ledger_index"), _get(v, "event_type"), _get(v, "event_time")]
                  for v in events] if isinstance(events, list) else _MISSING)

@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from clients.auditor._logworker import LogChecks, LogWorker, read_lines
+from clients.auditor._plural import counted
 from clients.auditor.assertion import AssertionInvalid
 from clients.auditor.fetch import AuditorError, LedgerClient
 from clients.auditor.pii import PiiScanner
@@ -354,22 +355,24 @@ def render_text(report: VerifyReport) -> list[tuple[str, str]]:
     """The report for people: (style, plain text) lines, a summary then every failure."""
     cp, s = report.checkpoint, report.stats
     lines: list[tuple[str, str]] = []
+    entries = counted(report.size, "entry")
     if report.ok and cp is not None:
-        lines.append(("green", f"✓ {report.size:,} entries of {cp.origin} verified against "
+        lines.append(("green", f"✓ {entries} of {cp.origin} verified against "
                                f"the signed checkpoint at size {cp.size:,} (signature, seq, "
                                "prev links, leaf hashes, root), every grant's story, and no "
                                "personal data"))
     elif report.ok:
-        lines.append(("green", f"✓ {report.size:,} entries verified (seq, prev links, leaf "
+        lines.append(("green", f"✓ {entries} verified (seq, prev links, leaf "
                                "hashes, every grant's story, no personal data)"))
     else:
-        n = len(report.failures)
-        lines.append(("red", f"✗ does not verify: {n:,} failure{'s' if n != 1 else ''} in "
-                             f"{report.size:,} entries read"))
-    lines.append(("", f"  {report.size:,} entries: {s.grants:,} grants, "
-                      f"{s.approvals_verified:,} approvals and citizen actions verified, "
-                      f"{s.accesses_checked:,} accesses checked, {s.subjects:,} subjects, "
-                      f"{s.passkeys:,} passkeys, {s.services:,} services"))
+        lines.append(("red", f"✗ does not verify: {counted(len(report.failures), 'failure')} "
+                             f"in {entries} read"))
+    signed = counted(s.approvals_verified, "approval and citizen action",
+                     "approvals and citizen actions")
+    lines.append(("", f"  {entries}: {counted(s.grants, 'grant')}, {signed} verified, "
+                      f"{counted(s.accesses_checked, 'access', 'accesses')} checked, "
+                      f"{counted(s.subjects, 'subject')}, {counted(s.passkeys, 'passkey')}, "
+                      f"{counted(s.services, 'service')}"))
     if report.counts:
         lines.append(("", "  by kind: " + ", ".join(
             f"{k} {v:,}" for k, v in sorted(report.counts.items()))))
@@ -378,8 +381,8 @@ def render_text(report: VerifyReport) -> list[tuple[str, str]]:
                                 "with each other, but nothing shows they are the vault's "
                                 "ledger (give --checkpoint and --key, or the vault's URL)"))
     elif cp is not None and report.uncovered > 0:
-        lines.append(("", f"  {report.uncovered:,} entries after the checkpoint were "
-                          "checked too"))
+        lines.append(("", f"  {counted(report.uncovered, 'entry')} after the checkpoint "
+                          f"{'was' if report.uncovered == 1 else 'were'} checked too"))
     if report.key is not None and not report.key_pinned:
         lines.append(("yellow", f"! the key came from the vault itself; pin it with --key "
                                 f"{report.key}"))

@@ -50,6 +50,7 @@ from typing import Any, Literal
 
 import orjson
 
+from clients.auditor._plural import counted
 from clients.auditor.fetch import AuditorError, LedgerClient
 from clients.auditor.state import (
     CHECKPOINT,
@@ -475,12 +476,12 @@ class _Poll:
     def run(self) -> WatchReport:
         old, new = self.trusted, self.served
         if new.size < old.size:
-            return self.rewritten(f"the served tree has {new.size:,} entries, fewer than the "
-                                  f"{old.size:,} of the trusted checkpoint")
+            return self.rewritten(f"the served tree has {counted(new.size, 'entry')}, fewer "
+                                  f"than the {old.size:,} of the trusted checkpoint")
         if new.size == old.size:
             if new.root != old.root:
-                return self.rewritten(f"the served tree of {new.size:,} entries has another "
-                                      "root than the trusted checkpoint of the same size")
+                return self.rewritten(f"the served tree of {counted(new.size, 'entry')} has "
+                                      "another root than the trusted checkpoint of the same size")
             return self.report(Outcome.UNCHANGED)
         proof: list[bytes] = []
         if old.size:  # the empty tree is a prefix of every tree
@@ -490,8 +491,9 @@ class _Poll:
                                    first_root=old.root, second_root=new.root)
             except (ProofError, RangeError) as exc:
                 return self.rewritten(
-                    f"the consistency proof from {old.size:,} to {new.size:,} entries does "
-                    f"not verify: {exc}", consistency_proof=[_b64(h) for h in proof])
+                    f"the consistency proof from {old.size:,} to "
+                    f"{counted(new.size, 'entry')} does not verify: {exc}",
+                    consistency_proof=[_b64(h) for h in proof])
         return self.grow(proof)
 
     def grow(self, proof: list[bytes]) -> WatchReport:

@@ -86,3 +86,25 @@ def test_unreachable_vault_is_a_clear_error() -> None:
     r = runner.invoke(app, ["verify", "http://localhost:9", "--json"])
     assert r.exit_code == 2
     assert "cannot reach" in json.loads(r.output)["reason"]
+
+
+def test_counts_are_in_words_not_with_s_in_brackets(tmp_path: Path) -> None:
+    """"1 entry", "1 new entry", "1 failure": never "1 entries" or "failure(s)"."""
+    with serve(_settings(tmp_path, ledger_public=True)) as vault:
+        _grow(vault.settings, 1)
+        _wait_for_size(vault.url, 1)
+        r = runner.invoke(app, ["verify", vault.url])
+        assert r.exit_code == 0, r.output
+        assert r.stdout.startswith("✓ 1 entry of localhost:")
+        assert "  1 entry: 0 grants, 0 approvals and citizen actions verified, 0 accesses " \
+               "checked, 0 subjects, 0 passkeys, 0 services" in r.stdout
+        state = ["watch", vault.url, "--state", str(tmp_path / "watch"), "--once"]
+        first = runner.invoke(app, state)
+        assert first.exit_code == 0 and "first run: 1 entry of " in first.stdout, first.output
+        _grow(vault.settings, 1)
+        _wait_for_size(vault.url, 2)
+        second = runner.invoke(app, state)
+    assert second.exit_code == 0, second.output
+    assert "1 → 2 entries: consistency proof verified, 1 new entry checked" in second.stdout
+    for result in (r, first, second):
+        assert "(s)" not in result.output and "1 entries" not in result.output

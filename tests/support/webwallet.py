@@ -41,6 +41,8 @@ class Browser:
     client: TestClient
     device: SoftAuthenticator = field(default_factory=lambda: SoftAuthenticator(origin=ORIGIN))
     citizen_id: str | None = None
+    #: The wallet's origin, which its script sends (another one for a vault on another port).
+    origin: str = ORIGIN
 
     def get(self, path: str, **kw: Any) -> httpx.Response:
         kw.setdefault("headers", {}).setdefault("accept", "text/html")
@@ -62,7 +64,7 @@ class Browser:
              ) -> httpx.Response:
         """What the wallet's script posts."""
         headers = {"x-csrf-token": self.csrf() if csrf is None else csrf,
-                   "accept": "application/json", "origin": ORIGIN}
+                   "accept": "application/json", "origin": self.origin}
         return self.client.post(path, json=body, headers=headers)
 
     def passkey_post(self, action: str, fields: dict[str, str] | None = None, *,

@@ -176,8 +176,11 @@ def test_the_27560_fields_with_dpv_terms(sqlite_wallet: Wallet) -> None:
     assert r["receipt_id"].startswith("rcp_") and r["receipt_timestamp"].endswith("Z")
     assert r["record_id"] == case.grant.id
     assert r["pii_principal_id"] == case.world.subject
+    approval = r["events"][-1]
     assert r["status"] == {"state": "approved", "consent_status": "dpv:ConsentGiven",
-                           "ledger_index": r["events"][-1]["ledger_index"]}
+                           "ledger_index": approval["ledger_index"],
+                           "since": approval["event_time"], "as_of": r["receipt_timestamp"],
+                           "snapshot": r["status"]["snapshot"]}
     [p] = r["purposes"]
     assert p["purpose"] == "eligibility_assessment"
     assert p["purpose_type"] == purpose.dpv_iri == "https://w3id.org/dpv#ServiceAccessDetermination"
@@ -220,6 +223,10 @@ def test_the_download_from_the_grants_page_verifies(tmp_path: Path) -> None:
                          headers={"accept": "application/json"})
         assert r.status_code == 200, r.text
         assert "attachment" in r.headers["content-disposition"]
+        page = b.get(f"/wallet/grants/{grant.id}").text
+        assert " ".join(page.split()).count(
+            "It shows this grant as it is at the moment you download it, and does not "
+            "change afterwards: if you pause or revoke access later, download a new one.") == 1
         report = verify_receipt(r.content, expected_key=web.state.signer.verifier(),
                                 expected_rp_id=web.state.rp.rp_id,
                                 expected_origins=web.state.rp.origins)
@@ -297,6 +304,67 @@ def test_pause_resume_and_revoke_are_each_proved(wallet: Wallet) -> None:
     without_pause["events"] = [e for e in r["events"] if e["event_type"] != "grant.paused"]
     resumed = evidence_of(r, "grant.resumed")[0]["index"]
     assert ("approval", resumed) in problems(without_pause)
+
+
+# -- a snapshot, and receipts made before it said so --------------------------------------
+
+
+def test_a_receipt_says_it_is_a_snapshot_of_the_grant_when_it_was_made(
+    sqlite_wallet: Wallet,
+) -> None:
+    """A receipt downloaded before a revocation still says "approved": it must say that
+    this was the state when it was made, at what time, and where to see the state now."""
+    wallet = sqlite_wallet
+    case = new_case(wallet)
+    case.approve()
+    wallet.clock.advance(minutes=3)
+    before = case.receipt()
+    made_at, status = before["receipt_timestamp"], before["status"]
+    approved_at = before["events"][-1]["event_time"]
+    assert made_at == "2026-11-22T09:09:00.000Z" and approved_at == "2026-11-22T09:06:00.000Z"
+    assert (status["state"], status["since"], status["as_of"]) == (
+        "approved", approved_at, made_at)
+    words = status["snapshot"]
+    assert words.startswith(f"This receipt shows the grant as it was at {made_at} (UTC), "
+                            f"when the receipt was made: approved since {approved_at} "
+                            f"(ledger entry {status['ledger_index']}).")
+    assert "does not change afterwards" in words
+    assert f"vault-audit receipt RECEIPT-FILE --live {ORIGIN}" in words
+
+    wallet.clock.advance(minutes=1)
+    grants.revoke_grant(wallet.ctx, case.grant.id, citizen_id=case.citizen_id,
+                        proof=case.sign(GrantAction.REVOKE))
+    report = verify_receipt(before, expected_key=case.signer.verifier())
+    assert report.ok and report.status == "approved" and report.made_at == made_at
+    assert [(e.kind, e.time) for e in report.events][-1] == ("grant.approved", approved_at)
+    after = case.receipt()["status"]
+    assert (after["state"], after["since"]) == ("revoked", "2026-11-22T09:10:00.000Z")
+
+
+def test_a_receipt_made_before_receipts_said_they_were_snapshots_still_verifies(
+    approved: tuple[Case, dict[str, Any]],
+) -> None:
+    """Old receipts have no status.since, as_of or snapshot: the vault signed them
+    without, and the auditor must still accept them."""
+    case, receipt = approved
+    old = {k: v for k, v in copy.deepcopy(receipt).items() if k != "signature"}
+    for name in ("since", "as_of", "snapshot"):
+        del old["status"][name]
+    old = receipts.sign_receipt(old, case.signer)
+    report = verify_receipt(json.dumps(old), expected_key=case.signer.verifier())
+    assert report.ok, report.problems
+    assert report.status == "approved" and report.made_at == receipt["receipt_timestamp"]
+
+
+def test_a_snapshot_time_that_is_not_the_receipts_is_refused_even_when_signed(
+    approved: tuple[Case, dict[str, Any]],
+) -> None:
+    """The vault's signature binds the words; the auditor also checks they are right."""
+    case, receipt = approved
+    for name in ("since", "as_of"):
+        r = {k: v for k, v in copy.deepcopy(receipt).items() if k != "signature"}
+        r["status"][name] = "2020-01-01T00:00:00.000Z"
+        assert problems(receipts.sign_receipt(r, case.signer)) == [("claims", None)], name
 
 
 # -- the checkpoint and the passkey's registration ----------------------------------------
@@ -533,6 +601,8 @@ def test_an_approval_without_its_passkey_registration_is_refused(
     (("pii_principal_id",), "sub_someone_else"),
     (("terms_hash",), base64.b64encode(bytes(32)).decode()),
     (("status", "state"), "requested"),
+    (("status", "since"), "2020-01-01T00:00:00.000Z"),
+    (("status", "as_of"), "2020-01-01T00:00:00.000Z"),
     (("events", 1, "event_time"), "2020-01-01T00:00:00.000Z"),
     (("purposes", 0, "purpose"), "research_with_consent"),
     (("purposes", 0, "pii_information", 0, "pii_type"), "health.prescriptions"),

@@ -1,23 +1,33 @@
 """`vault-audit receipt FILE`: a consent receipt downloaded from the wallet verifies
-offline through the CLI; a changed byte does not."""
+offline through the CLI, and says it is a snapshot; a changed byte does not verify; a
+file that is not a receipt is said to be none; `--live URL` follows the grant in the
+vault's ledger since the receipt."""
 
 from __future__ import annotations
 
 import json
+import sqlite3
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support.vaultworld import ask
+from livevault import LiveVault, serve
+from support.livewallet import sign_up
+from support.vaultworld import World, ask, blue_badge
 from support.webwallet import open_wallet
 from typer.testing import CliRunner
 
 from clients.auditor.cli import app
 from ledger.note import Signer
+from ledger.sqlstore import SqlLedger
+from vault.config import Settings
+from vault.services.access import read_under_grant
 
 runner = CliRunner()
 
@@ -58,6 +68,12 @@ def check(d: Downloaded, data: bytes, *args: str, name: str = "receipt.json"
     return r.exit_code, json.loads(r.stdout)
 
 
+def refused(code: int, doc: dict[str, Any]) -> bool:
+    """A changed receipt fails its checks (1), or is no longer JSON at all (2)."""
+    return (code == 1 and bool(doc["problems"])) or (
+        code == 2 and "is not JSON" in doc["error"])
+
+
 def test_a_downloaded_receipt_verifies_with_everything_pinned(downloaded: Downloaded) -> None:
     code, doc = check(downloaded, downloaded.data, *downloaded.pins())
     assert code == 0, doc
@@ -70,6 +86,21 @@ def test_a_downloaded_receipt_verifies_with_everything_pinned(downloaded: Downlo
     assert human.exit_code == 0
     assert "verifies" in human.stdout and "pinned with --key" in human.stdout
     assert "3 proved included" in human.stdout and "1 verified" in human.stdout
+    assert "checkpoint: " in human.stdout and " entries of " in human.stdout
+
+
+def test_it_says_the_receipt_is_a_snapshot_and_when_it_was_made(downloaded: Downloaded) -> None:
+    receipt = json.loads(downloaded.data)
+    made_at, approval = receipt["receipt_timestamp"], receipt["events"][-1]
+    code, doc = check(downloaded, downloaded.data)
+    assert code == 0 and doc["status"] == "approved" and doc["live"] is None
+    assert doc["snapshot"] == {"state": "approved", "since": approval["event_time"],
+                               "ledger_index": approval["ledger_index"], "made_at": made_at}
+    human = runner.invoke(app, ["receipt", str(downloaded.workdir / "receipt.json")])
+    assert (f"approved (since {approval['event_time']}, ledger entry "
+            f"{approval['ledger_index']}) when this receipt was made, at {made_at}. A receipt "
+            "is a snapshot: it does not show what happened to the grant since; add --live "
+            "URL to check the grant now") in human.stdout
 
 
 def test_without_pins_it_says_what_it_took_from_the_receipt(downloaded: Downloaded) -> None:
@@ -90,12 +121,144 @@ def test_another_key_or_relying_party_is_refused(downloaded: Downloaded) -> None
     assert "approval" in {p["check"] for p in doc["problems"]}
 
 
-def test_an_unreadable_file_is_an_error(tmp_path: Path) -> None:
-    r = runner.invoke(app, ["receipt", str(tmp_path / "missing.json")])
-    assert r.exit_code == 2 and "error" in r.output  # could not run: not a verdict
-    (tmp_path / "junk.json").write_bytes(b"\xff{")
-    r = runner.invoke(app, ["receipt", str(tmp_path / "junk.json"), "--json"])
-    assert r.exit_code == 1 and json.loads(r.stdout)["problems"][0]["check"] == "format"
+# -- files that are not receipts, and the words for counts -------------------------------
+
+
+def test_a_missing_or_unreadable_file_says_so_plainly(tmp_path: Path) -> None:
+    """Exit 2 (nothing to check: not a verdict), in words, not `[Errno 2] ...`."""
+    missing = tmp_path / "missing.json"
+    r = runner.invoke(app, ["receipt", str(missing)])
+    assert r.exit_code == 2
+    assert " ".join(r.stderr.split()) == f"error: no such file: {missing}"
+    r = runner.invoke(app, ["receipt", str(tmp_path)])
+    assert r.exit_code == 2 and f"{tmp_path} is a directory, not a receipt file" in r.stderr
+    r = runner.invoke(app, ["receipt", str(missing), "--json"])
+    assert r.exit_code == 2
+    assert json.loads(r.stdout)["error"] == f"no such file: {missing}"
+
+
+@pytest.mark.parametrize(("content", "said"), [
+    (b"\xff{", "is not JSON, so not a consent receipt"),
+    (b"<html>receipt</html>", "is not JSON, so not a consent receipt"),
+    (b'{"hello": "world"}', "is not a consent receipt: the wallet's receipts are JSON "
+                            "objects of @type dpv:ConsentReceipt with ledger_evidence"),
+    (b"[1, 2]", "is not a consent receipt"),
+    (b'"a string"', "is not a consent receipt"),
+])
+def test_a_file_that_is_not_a_receipt_says_so(tmp_path: Path, content: bytes, said: str
+                                              ) -> None:
+    path = tmp_path / "file.json"
+    path.write_bytes(content)
+    r = runner.invoke(app, ["receipt", str(path)])
+    assert r.exit_code == 2 and said in " ".join(r.stderr.split()), r.output
+    assert "RP ID None" not in r.output and "Errno" not in r.output
+    r = runner.invoke(app, ["receipt", str(path), "--json"])
+    assert r.exit_code == 2 and said in json.loads(r.stdout)["error"]
+
+
+def test_a_broken_receipt_is_a_verdict_with_its_problems_counted(tmp_path: Path) -> None:
+    """A file that says it is a receipt and fails is a forged or broken receipt (exit 1),
+    its problems counted in English, and no relying party made up."""
+    path = tmp_path / "broken.json"
+    path.write_text(json.dumps({"@type": "dpv:ConsentReceipt"}))
+    r = runner.invoke(app, ["receipt", str(path)])
+    assert r.exit_code == 1
+    assert "the consent receipt does not verify (1 problem):" in r.stdout
+    assert "RP ID None" not in r.stdout and "none checked (no relying party" in r.stdout
+
+
+def test_one_problem_and_two_problems(downloaded: Downloaded) -> None:
+    receipt = json.loads(downloaded.data)
+    receipt["status"]["snapshot"] = "Changed."  # only the vault's signature covers the words
+    path = downloaded.workdir / "one.json"
+    path.write_text(json.dumps(receipt))
+    r = runner.invoke(app, ["receipt", str(path)])
+    assert r.exit_code == 1 and "does not verify (1 problem):" in r.stdout
+    receipt["status"]["state"] = "revoked"  # and the claims' check this one
+    path.write_text(json.dumps(receipt))
+    r = runner.invoke(app, ["receipt", str(path)])
+    assert r.exit_code == 1 and "does not verify (2 problems):" in r.stdout
+    assert "problem(s)" not in r.stdout
+
+
+# -- --live: the grant now, from the vault's ledger ---------------------------------------
+
+
+def _ledger_size(vault: LiveVault) -> int:
+    assert vault.app is not None
+    with vault.app.state.vault.ctx.engine.connect() as conn:
+        return SqlLedger(conn).tree_head().size
+
+
+def _checkpointed(vault: LiveVault) -> None:
+    """Wait until the published checkpoint covers every entry (it must, within 1 s)."""
+    size, deadline = _ledger_size(vault), time.monotonic() + 2.0
+    while int(httpx.get(f"{vault.url}/ledger/checkpoint").text.split("\n")[1]) < size:
+        assert time.monotonic() < deadline, "no checkpoint covered the new entries"
+        time.sleep(0.02)
+
+
+def test_live_says_what_became_of_the_grant_since_the_receipt(tmp_path: Path) -> None:
+    """A receipt downloaded while the grant was approved, checked after a read and the
+    citizen's revocation, against a vault whose ledger needs the auditor's key."""
+    settings = Settings(data_dir=tmp_path / "vault", ledger_public=False,
+                        auditor_api_keys="sekrit", checkpoint_interval=0.05)
+    with serve(settings) as vault:
+        assert vault.app is not None
+        ctx = vault.app.state.vault.ctx
+        ada = sign_up(vault)
+        assert ada.citizen_id is not None
+        service = blue_badge(ctx)
+        grant = ask(ctx, World(service, ada.citizen_id, ""))
+        assert ada.passkey_post(f"/wallet/grants/{grant.id}/approve").status_code == 200
+        path = tmp_path / "receipt.json"
+        path.write_bytes(ada.client.get(f"/wallet/grants/{grant.id}/receipt.json").content)
+        receipt = json.loads(path.read_bytes())
+        live = ["receipt", str(path), "--live", vault.url, "--api-key", "sekrit"]
+        _checkpointed(vault)
+        r = runner.invoke(app, [*live, "--json"])
+        assert r.exit_code == 0, r.output
+        doc = json.loads(r.stdout)
+        assert (doc["live"]["state"], doc["live"]["changed"]) == ("approved", False)
+        assert "now: still approved, no change" in runner.invoke(app, live).stdout
+
+        read_under_grant(ctx, service_id=service, grant_id=grant.id)
+        assert ada.passkey_post(f"/wallet/grants/{grant.id}/revoke").status_code == 200
+        _checkpointed(vault)
+        r = runner.invoke(app, [*live, "--json"])
+        assert r.exit_code == 0, r.output
+        doc = json.loads(r.stdout)
+        assert doc["ok"] and doc["status"] == "approved"  # the receipt has not changed
+        now = doc["live"]
+        assert (now["state"], now["changed"], now["reads_since"]) == ("revoked", True, 1)
+        [revoked] = now["changes"]
+        assert revoked["kind"] == "grant.revoked" and now["ledger_index"] == revoked["index"]
+        human = runner.invoke(app, live)
+        assert human.exit_code == 0, human.output
+        approval = receipt["events"][-1]
+        assert (f"approved (since {approval['event_time']}, ledger entry "
+                f"{approval['ledger_index']}) when this receipt was made, at "
+                f"{receipt['receipt_timestamp']}; now: revoked at {revoked['time']} (ledger "
+                f"entry {revoked['index']})") in human.stdout
+        assert "1 read recorded" in human.stdout
+
+        denied = runner.invoke(app, ["receipt", str(path), "--live", vault.url, "--json"])
+        assert denied.exit_code == 2 and "401" in json.loads(denied.stdout)["error"]
+
+        # The vault changes the revocation after signing it: the entries it serves no
+        # longer give its signed root.
+        db = sqlite3.connect(tmp_path / "vault" / "vault.db")
+        (data,) = db.execute("SELECT data FROM ledger_entries WHERE seq = ?",
+                             (revoked["index"],)).fetchone()
+        db.execute("UPDATE ledger_entries SET data = ? WHERE seq = ?",
+                   (data.replace(b'"grant.revoked"', b'"grant.expired"'), revoked["index"]))
+        db.commit()
+        db.close()
+        r = runner.invoke(app, [*live, "--json"])
+        assert r.exit_code == 1
+        [problem] = json.loads(r.stdout)["problems"]
+        assert problem["check"] == "live" and "not the entries the vault signed" in \
+            problem["message"]
 
 
 # -- any changed byte --------------------------------------------------------------------
@@ -163,7 +326,7 @@ def test_any_changed_byte_is_refused(
     assert len(proven) > len(data) // 2  # the evidence is most of the file
     changed = data[:pos] + bytes([data[pos] ^ flip]) + data[pos + 1:]
     code, doc = check(downloaded, changed, name="changed.json")
-    assert code == 1 and doc["problems"], (pos, data[max(pos - 30, 0):pos + 10])
+    assert refused(code, doc), (pos, data[max(pos - 30, 0):pos + 10])
 
 
 @_SOME
@@ -177,4 +340,4 @@ def test_with_pins_any_changed_byte_of_the_ledger_evidence_is_refused(
     pos = start + n % (len(data) - start - 1)  # not the closing brace
     changed = data[:pos] + bytes([data[pos] ^ flip]) + data[pos + 1:]
     code, doc = check(downloaded, changed, *downloaded.pins(), name="changed.json")
-    assert code == 1 and doc["problems"], (pos, data[max(pos - 30, 0):pos + 10])
+    assert refused(code, doc), (pos, data[max(pos - 30, 0):pos + 10])
