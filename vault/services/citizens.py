@@ -8,15 +8,21 @@ from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
 from vault.crypto import envelope
+from vault.domain.grants import ENTRY_KIND, GrantAction, GrantState, next_state
 from vault.errors import NotFound
 from vault.services.context import VaultContext, Work, new_id, unit_of_work
+from vault.services.transparency import keep_erased_counts
 from vault.services.webhooks import enqueue
 from vault.storage.database import flush_deleted
 from vault.storage.tables import CitizenRow, GrantRow
 
 __all__ = ["Citizen", "enrol_citizen", "enrol_in", "erase_citizen", "get_citizen"]
 
-_LIVE = ("requested", "approved", "paused")
+#: How erasure ends each live grant: a waiting request is denied, a live grant revoked.
+_ENDING = {GrantState.REQUESTED: GrantAction.DENY, GrantState.APPROVED: GrantAction.REVOKE,
+           GrantState.PAUSED: GrantAction.REVOKE}
+#: The state each of them ends in, as its ledger entry says.
+_ENDS_IN = {state.value: next_state(state, action).value for state, action in _ENDING.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +65,9 @@ def erase_citizen(ctx: VaultContext, citizen_id: str) -> int:
 
     Live grants end first (each with its ledger entry), then the citizen's row goes
     with the data key that sealed every record, and the records and grants with it.
-    The ledger keeps its entries, but the pseudonym in them now leads nowhere.
+    The ledger keeps its entries, but the pseudonym in them now leads nowhere. The
+    transparency report keeps counting the citizen's grants and reads (as totals), so
+    what it publishes never goes down.
     """
     with unit_of_work(ctx) as work:
         citizen = get_citizen(work.session, citizen_id)
@@ -69,10 +77,10 @@ def erase_citizen(ctx: VaultContext, citizen_id: str) -> int:
                              .order_by(GrantRow.id).with_for_update()).all()
         live = work.session.execute(
             select(GrantRow.id, col(GrantRow.state), col(GrantRow.service_id))
-            .where(GrantRow.citizen_id == citizen_id, col(GrantRow.state).in_(_LIVE))
+            .where(GrantRow.citizen_id == citizen_id, col(GrantRow.state).in_(list(_ENDS_IN)))
         ).all()
         items = [
-            ("grant.denied" if state == "requested" else "grant.revoked",
+            (ENTRY_KIND[_ENDING[GrantState(state)]],
              {"grant_id": gid, "service_id": sid, "subject": citizen.subject,
               "reason": "citizen_erased"})
             for gid, state, sid in live
@@ -83,6 +91,7 @@ def erase_citizen(ctx: VaultContext, citizen_id: str) -> int:
             enqueue(work, service_id=body["service_id"], event=kind, data={
                 "grant_id": body["grant_id"], "state": kind.removeprefix("grant."),
                 "ledger_index": entry.seq, "reason": "citizen_erased"})
+        keep_erased_counts(work.session, citizen_id, final_states=_ENDS_IN)
         # Foreign keys cascade to records and grants; one statement, whatever the count.
         work.session.execute(delete(CitizenRow).where(col(CitizenRow.id) == citizen_id))
     flush_deleted(ctx.engine)

@@ -11,6 +11,12 @@ Three steps, each testable alone:
 - `suppress` (pure) turns atom counts into published figures;
 - `build_report` (pure) lays the figures out for the page and its JSON.
 
+Erasure deletes a citizen's grants and reads, so published counts would go down and
+disagree with the ledger. `keep_erased_counts`, in the erasure's transaction, adds them
+to `transparency_counts` first (grants in the state the ledger says erasure ended them
+in), and `erased_atoms` adds those into the atoms: the figures come out as if the rows
+were still there. Atoms are summed before suppression, so the rule below holds as is.
+
 The suppression rule (`SUPPRESSION_RULE`): an atom of 1 to `threshold - 1` is never
 shown, and neither is any figure that includes one; such a figure is published as a
 range computed from the shown atoms and the number of hidden ones. So every published
@@ -23,7 +29,8 @@ is a sum of shown atoms, so it is 0 or at least the threshold.
 from __future__ import annotations
 
 import base64
-from collections import defaultdict
+import hashlib
+from collections import Counter, defaultdict
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,6 +38,7 @@ from typing import Any, NamedTuple, TypeVar
 
 import orjson
 from sqlalchemy import Text, cast, func, literal_column, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col
@@ -45,7 +53,7 @@ from vault.domain.errors import DomainError
 from vault.domain.grants import GrantState
 from vault.domain.purposes import purposes as purpose_catalog
 from vault.services.context import VaultContext, reading
-from vault.storage.tables import AccessRow, GrantRow, ServiceRow
+from vault.storage.tables import AccessRow, GrantRow, ServiceRow, TransparencyCountRow
 
 __all__ = [
     "SUPPRESSION_RULE",
@@ -68,11 +76,14 @@ __all__ = [
     "build_report",
     "category_label",
     "derived_label",
+    "erased_atoms",
     "grant_atoms",
+    "keep_erased_counts",
     "latest_checkpoint",
     "month_of",
     "months_between",
     "purpose_info",
+    "report_atoms",
     "services",
     "suppress",
     "transparency_report",
@@ -212,8 +223,9 @@ def _names(text: str | None) -> frozenset[str]:
     return frozenset(orjson.loads(text)) if text else frozenset()
 
 
-def access_atoms(session: Session) -> dict[AccessAtom, int]:
-    """How many reads fall in each month, service, purpose and released set.
+def access_atoms(session: Session, *, citizen_id: str | None = None) -> dict[AccessAtom, int]:
+    """How many reads fall in each month, service, purpose and released set (of one
+    citizen's grants only, given `citizen_id`).
 
     The sets are grouped by their JSON text and normalised here, so two spellings of one
     set (never written today: the vault sorts them) still make one atom.
@@ -226,8 +238,10 @@ def access_atoms(session: Session) -> dict[AccessAtom, int]:
         col(AccessRow.service_id).label("service_id"), col(AccessRow.grant_id).label("grant_id"),
         cast(col(AccessRow.categories), Text).label("categories"),
         cast(col(AccessRow.derived), Text).label("derived"))
-    per_grant = (select(*inner_keys, func.count().label("n")).group_by(*inner_keys)
-                 .subquery("per_grant"))
+    inner = select(*inner_keys, func.count().label("n"))
+    if citizen_id is not None:
+        inner = inner.where(col(AccessRow.citizen_id) == citizen_id)
+    per_grant = inner.group_by(*inner_keys).subquery("per_grant")
     keys = (per_grant.c.month, per_grant.c.service_id, _purpose(col(GrantRow.terms), dialect),
             per_grant.c.categories, per_grant.c.derived)
     rows = session.execute(
@@ -238,6 +252,86 @@ def access_atoms(session: Session) -> dict[AccessAtom, int]:
     for m, service_id, code, cats, derived, n in rows:
         atoms[AccessAtom(m, service_id, code or "", _names(cats), _names(derived))] += int(n)
     return dict(atoms)
+
+
+# -- what erased citizens did (SQL) ---------------------------------------------------------
+
+_GRANT, _ACCESS = "grant", "access"
+
+
+def _atom_row(kind: str, month: str, service_id: str, purpose: str, state: str,
+              categories: Iterable[str], derived: Iterable[str], n: int) -> dict[str, Any]:
+    fields = [kind, month, service_id, purpose, state, sorted(categories), sorted(derived)]
+    return {"atom": hashlib.sha256(orjson.dumps(fields)).hexdigest(), "kind": kind,
+            "month": month, "service_id": service_id, "purpose": purpose, "state": state,
+            "categories": fields[5], "derived": fields[6], "count": n}
+
+
+def keep_erased_counts(session: Session, citizen_id: str, *,
+                       final_states: Mapping[str, str]) -> None:
+    """Add a citizen's grants and reads to `transparency_counts`, in the transaction
+    that erases them, before their rows are deleted.
+
+    `final_states` maps a grant's state now to the one the erasure ends it in (and
+    writes on the ledger: a waiting request is denied, a live grant revoked); the
+    other states stay as they are. The caller holds the citizen's grants locked, so no
+    read can add an access row between these counts and the deletion.
+    """
+    grants: Counter[tuple[str, str, str, str]] = Counter()
+    for requested_at, service_id, terms, state in session.execute(
+            select(col(GrantRow.requested_at), col(GrantRow.service_id), col(GrantRow.terms),
+                   col(GrantRow.state)).where(col(GrantRow.citizen_id) == citizen_id)):
+        purpose = str(orjson.loads(terms).get("purpose", ""))
+        grants[month_of(requested_at), service_id, purpose, final_states.get(state, state)] += 1
+    rows = [_atom_row(_GRANT, m, sid, p, state, (), (), n)
+            for (m, sid, p, state), n in grants.items()]
+    rows += [_atom_row(_ACCESS, a.month, a.service_id, a.purpose, "", a.categories, a.derived,
+                       n) for a, n in access_atoms(session, citizen_id=citizen_id).items()]
+    if not rows:
+        return
+    table = TransparencyCountRow.__table__  # type: ignore[attr-defined]
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    # One statement; rows in one order, so two erasures at once cannot deadlock on them.
+    insert = dialect.insert(table).values(sorted(rows, key=lambda r: r["atom"]))
+    session.execute(insert.on_conflict_do_update(
+        index_elements=[table.c.atom], set_={"count": table.c.count + insert.excluded.count}))
+
+
+def erased_atoms(session: Session) -> tuple[dict[GrantAtom, int], dict[AccessAtom, int]]:
+    """The counts kept from erased citizens, as the report's atoms."""
+    grants: dict[GrantAtom, int] = defaultdict(int)
+    accesses: dict[AccessAtom, int] = defaultdict(int)
+    for row in session.execute(select(TransparencyCountRow)).scalars():
+        if row.kind == _GRANT:
+            grants[GrantAtom(row.month, row.state)] += row.count
+        else:
+            accesses[AccessAtom(row.month, row.service_id, row.purpose,
+                                frozenset(row.categories), frozenset(row.derived))] += row.count
+    return dict(grants), dict(accesses)
+
+
+def _add(*parts: Mapping[K, int]) -> dict[K, int]:
+    total: dict[K, int] = defaultdict(int)
+    for part in parts:
+        for atom, n in part.items():
+            total[atom] += n
+    return dict(total)
+
+
+def report_atoms(session: Session) -> tuple[dict[GrantAtom, int], dict[AccessAtom, int]]:
+    """Every atom the report counts: the rows there are, and what erased citizens did."""
+    erased_grants, erased_accesses = erased_atoms(session)
+    return (_add(grant_atoms(session), erased_grants),
+            _add(access_atoms(session), erased_accesses))
+
+
+def _one_snapshot(session: Session) -> None:
+    """Every query of the report sees the same database. PostgreSQL's default (READ
+    COMMITTED) gives each statement its own snapshot: an erasure committing between the
+    grants query and the erased counts would count that citizen twice, or not at all.
+    SQLite's read transaction is one snapshot already."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
 
 
 # -- services and the checkpoint ---------------------------------------------------------
@@ -465,9 +559,9 @@ def transparency_report(
 ) -> Report:
     """Everything the public transparency page shows, from one read-only transaction."""
     with reading(ctx) as session:
+        _one_snapshot(session)
         found = services(session)
-        grants = grant_atoms(session)
-        accesses = access_atoms(session)
+        grants, accesses = report_atoms(session)
         checkpoint = latest_checkpoint(session)
     return build_report(services=found, grants=grants, accesses=accesses,
                         checkpoint=checkpoint, now=now or ctx.clock(), threshold=threshold)

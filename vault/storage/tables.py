@@ -42,6 +42,7 @@ __all__ = [
     "RecordRow",
     "RecoveryCodeRow",
     "ServiceRow",
+    "TransparencyCountRow",
     "WalletSessionRow",
     "WebhookDeliveryRow",
     "WebhookMessageRow",
@@ -99,10 +100,18 @@ class ServiceRow(SQLModel, table=True):
     jwk: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     redirect_uris: list[str] = Field(sa_column=Column(JSON, nullable=False))
     webhook_url: str | None = Field(default=None, max_length=2000)
+    #: The service's privacy notice and DPIA: by default the vault's own pages about it
+    #: (/services/{id}/privacy and /dpia, absolute URLs under the vault's public URL).
     privacy_notice_url: str = Field(max_length=2000)
     dpia_url: str | None = Field(default=None, max_length=2000)
     active: bool = True
     created_at: datetime = _utc()
+    #: The organisation answerable for what the service reads (the controller), when it
+    #: is not the service itself; how to reach it; the DPIA's text, when the operator
+    #: published it here rather than at a URL of its own.
+    controller: str | None = Field(default=None, max_length=200)
+    contact: str | None = Field(default=None, max_length=320)
+    dpia_text: str | None = Field(default=None, sa_column=Column(Text))
 
 
 class GrantRow(SQLModel, table=True):
@@ -187,6 +196,34 @@ class AccessRow(SQLModel, table=True):
     categories: list[str] = Field(sa_column=Column(JSON, nullable=False))
     derived: list[str] = Field(sa_column=Column(JSON, nullable=False))
     at: datetime = _utc()
+
+
+class TransparencyCountRow(SQLModel, table=True):
+    """What erased citizens did, kept as counts so the transparency report never goes down.
+
+    Erasure deletes a citizen's grants and accesses, which the report counts from; in the
+    same transaction their counts are added here, by the same atoms the report uses (and
+    for grants also by service and purpose, the state being the one the ledger says they
+    ended in). Only totals: one row per atom, added to by every erasure, so nothing here
+    tells one erased citizen from another.
+    """
+
+    __tablename__ = "transparency_counts"
+
+    #: SHA-256 (hex) of the atom's other fields: one short key however long its sets.
+    atom: str = Field(primary_key=True, max_length=64)
+    #: "grant" or "access".
+    kind: str = Field(max_length=8)
+    #: Calendar month (UTC), 'YYYY-MM': of the request for grants, of the read for reads.
+    month: str = Field(max_length=7)
+    service_id: str = Field(max_length=40)
+    purpose: str = Field(max_length=64)
+    #: A grant's final state; empty for reads.
+    state: str = Field(max_length=16)
+    #: What a read released (sorted); empty for grants.
+    categories: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    derived: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    count: int = Field(sa_column=Column(BigInteger, nullable=False))
 
 
 class RecoveryCodeRow(SQLModel, table=True):

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 from sqlalchemy import text
 from sqlmodel import Session
+from support.ledgeratoms import ledger_atoms
 from support.vaultworld import JWK, Clock, add_passkey, ask, world
 
 from ledger.sqlstore import SqlLedger
@@ -32,7 +33,7 @@ from vault.app import create_app
 from vault.config import Settings
 from vault.crypto import load_keyring
 from vault.domain.grants import Access
-from vault.services import access, grants, registry
+from vault.services import access, citizens, grants, registry
 from vault.services import transparency as tr
 from vault.services.checkpoints import publish_checkpoint
 from vault.services.context import VaultContext
@@ -577,3 +578,85 @@ def test_figures_read_as_words() -> None:
     assert figure_text(tr.Figure(None, 2, 18), 10) == "2 to 18"
     assert figure_text(tr.Figure(None, 1201, 1209), 10) == "1,201 to 1,209"
     assert month_label("2026-01") == "Jan 2026"
+
+
+# -- erasure changes nothing that is published (issue 11, bug 3) -----------------------------
+
+
+def _tables(page: str, *ids: str) -> dict[str, str]:
+    found = {}
+    for table_id in ids:
+        m = re.search(rf'<table id="{table_id}">.*?</table>', page, re.S)
+        assert m is not None, table_id
+        found[table_id] = m[0]
+    return found
+
+
+def _state_rows(page: str) -> dict[str, str]:
+    table = _tables(page, "table-grants")["table-grants"]
+    row = r'<th scope="row">(\w+)</th>(?:<td>[^<]*</td>)?<td class="num">([^<]+)</td>'
+    return dict(re.findall(row, table))
+
+
+def test_erasing_a_citizen_changes_no_published_count(tmp_path: Path) -> None:
+    """A citizen with 10 approved grants read once each, 10 waiting and 10 declined is
+    erased: every figure on the page and in the JSON is as before, except that the ledger
+    now says the approved ones were revoked and the waiting ones denied. Every atom has
+    0 or at least 10, so every figure is exact and the comparison is to the unit."""
+    settings = Settings(data_dir=tmp_path / "vault", ledger_public=True, sweep_interval=3600)
+    app = create_app(settings)
+    with TestClient(app) as client:
+        clock = Clock()
+        ctx = dataclasses.replace(app.state.vault.ctx, clock=clock)
+        w = world(ctx)
+        meals = registry.register_service(ctx, registry.Registration(
+            name="Free school meals check", description="Checks meals for children",
+            purposes=["eligibility_assessment"], categories=["address.home"], jwk=JWK,
+            redirect_uris=["https://meals.example.gov/cb"],
+            privacy_notice_url="https://meals.example.gov/privacy", max_days=30))
+        device = add_passkey(ctx, w.citizen_id)
+        for _ in range(10):
+            g = ask(ctx, w)
+            _approve(ctx, device, w.citizen_id, g)
+            access.read_under_grant(ctx, service_id=w.service_id, grant_id=g.id)
+            grants.deny_grant(ctx, ask(ctx, w).id, citizen_id=w.citizen_id)
+        for service in (w.service_id, meals):  # 10 waiting: 5 from each service
+            for _ in range(5):
+                grants.request_grant(
+                    ctx, service_id=service, citizen_id=w.citizen_id,
+                    purpose="eligibility_assessment", categories=["address.home"],
+                    access=Access("one_time"), data_life="P1D", justification="To check",
+                    duration=timedelta(days=30))
+
+        def published() -> tuple[dict[str, Any], str]:
+            app.state.transparency = None  # past the minute's cache
+            body, page = client.get("/transparency.json"), client.get("/transparency")
+            assert body.status_code == page.status_code == 200
+            return body.json(), page.text
+
+        before, page_before = published()
+        citizens.erase_citizen(ctx, w.citizen_id)
+        after, page_after = published()
+
+    none = {k: c(0) for k in STATES}
+    assert before["grants"]["by_state"] == {
+        **none, "approved": c(10), "requested": c(10), "denied": c(10)}
+    assert after["grants"]["by_state"] == {**none, "revoked": c(10), "denied": c(20)}
+    assert after["grants"]["total"] == before["grants"]["total"] == c(30)
+    assert ([m["total"] for m in after["grants"]["months"]]
+            == [m["total"] for m in before["grants"]["months"]])
+    assert after["accesses"] == before["accesses"]
+    assert after["accesses"]["by_service"][w.service_id] == c(10)
+    # What the ledger says, counted from its entries alone.
+    grant_atoms, access_atoms = ledger_atoms(app.state.vault.engine)
+    assert {s: c(n) for (_, s), n in grant_atoms.items()} == {
+        k: v for k, v in after["grants"]["by_state"].items() if v != c(0)}
+    assert sum(access_atoms.values()) == after["accesses"]["total"]["value"]
+    # The page: the same tables of reads, the same total of grants, the states moved.
+    tables = ("table-months", "table-services", "table-purposes", "table-categories",
+              "table-derived")
+    assert _tables(page_after, *tables) == _tables(page_before, *tables)
+    zeros = {s.capitalize(): "0" for s in STATES}
+    assert _state_rows(page_before) == {**zeros, "Approved": "10", "Requested": "10",
+                                        "Denied": "10", "All": "30"}
+    assert _state_rows(page_after) == {**zeros, "Revoked": "10", "Denied": "20", "All": "30"}
