@@ -34,6 +34,7 @@ from wallet.sessions import SessionStore
 
 __all__ = [
     "CODE_COUNT",
+    "NewCodes",
     "SignedUp",
     "codes_left",
     "delete_account",
@@ -91,18 +92,26 @@ def _format(raw: str) -> str:
     return "-".join(raw[i:i + 4] for i in range(0, len(raw), 4))
 
 
-def new_recovery_codes(ctx: VaultContext, secret: bytes, citizen_id: str) -> list[str]:
+@dataclass(frozen=True, slots=True)
+class NewCodes:
+    #: The new codes, formatted to read (ABCD-EFGH-JKMN): shown this once.
+    codes: list[str]
+    #: How many unused codes they replaced, which no longer work (0 for a first set).
+    replaced: int
+
+
+def new_recovery_codes(ctx: VaultContext, secret: bytes, citizen_id: str) -> NewCodes:
     """Ten fresh codes, replacing any unused ones; shown once, never stored in clear."""
     raw = ["".join(secrets.choice(_ALPHABET) for _ in range(_CODE_CHARS))
            for _ in range(CODE_COUNT)]
     with unit_of_work(ctx) as work:
-        work.session.execute(delete(RecoveryCodeRow).where(
+        gone = cast("CursorResult[Any]", work.session.execute(delete(RecoveryCodeRow).where(
             col(RecoveryCodeRow.citizen_id) == citizen_id,
-            col(RecoveryCodeRow.used_at).is_(None)))
+            col(RecoveryCodeRow.used_at).is_(None))))
         for code in raw:
             work.session.add(RecoveryCodeRow(code_hash=_code_hash(secret, code),
                                              citizen_id=citizen_id, created_at=work.now))
-    return [_format(code) for code in raw]
+    return NewCodes([_format(code) for code in raw], replaced=gone.rowcount)
 
 
 def codes_left(session: Session, citizen_id: str) -> int:

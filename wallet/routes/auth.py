@@ -169,5 +169,6 @@ def welcome(request: Request, citizen_id: Citizen, next: str = "") -> Response:
 @router.post("/recovery-codes", response_class=HTMLResponse)
 def recovery_codes(request: Request, wallet: Wallet, citizen_id: Citizen,
                    next: Annotated[str, Form(max_length=500)] = "") -> Response:
-    codes = new_recovery_codes(wallet.ctx, wallet.secret, citizen_id)
-    return render(request, "codes.html", codes=codes, next_path=safe_next(next))
+    made = new_recovery_codes(wallet.ctx, wallet.secret, citizen_id)
+    return render(request, "codes.html", codes=made.codes, replaced=made.replaced,
+                  next_path=safe_next(next))

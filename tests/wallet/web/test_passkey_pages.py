@@ -454,6 +454,21 @@ def test_recovery_gets_a_citizen_who_lost_every_device_back_in(tmp_path: Path) -
         assert "used already" in again.text
 
 
+def test_only_new_codes_that_replace_old_ones_say_the_old_ones_stopped(tmp_path: Path
+                                                                      ) -> None:
+    with open_wallet(tmp_path) as web:
+        b = web.sign_up()
+        first = b.form("/wallet/recovery-codes")  # the first set, right after sign-up
+        assert first.status_code == 200
+        assert "no longer work" not in first.text and "replace" not in first.text
+        codes = _CODE.findall(first.text)
+        assert web.browser().form("/wallet/recover", {"code": codes[0]}).status_code == 303
+        again = b.form("/wallet/recovery-codes")
+        assert "These codes replace the 9 unused codes you had before: they no longer " \
+               "work." in " ".join(again.text.split())
+        assert web.browser().form("/wallet/recover", {"code": codes[1]}).status_code == 400
+
+
 def test_recovery_codes_are_rate_limited(tmp_path: Path) -> None:
     with open_wallet(tmp_path) as web:
         b = web.sign_up()
