@@ -16,6 +16,7 @@ from fastapi import FastAPI
 
 from vault.api.body_limit import BodyLimit
 from vault.api.deps import AppState
+from vault.api.docs_routes import install_api_docs
 from vault.api.errors import document_error_responses, install_error_handlers
 from vault.api.health import metrics_registry
 from vault.api.health import router as health_router
@@ -127,6 +128,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Citizens' encrypted data, purpose-bound grants, and a verifiable ledger",
         version="0.1.0",
         lifespan=lifespan,
+        # FastAPI's pages load Swagger UI and ReDoc from a CDN; ours serves /docs itself.
+        docs_url=None,
+        redoc_url=None,
     )
     install_error_handlers(app)
     # Inside the request log (which then logs the 413s), outside everything that reads.
@@ -136,6 +140,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ledger_router)
     app.include_router(oauth_router)
     app.include_router(transparency_router)
+    install_api_docs(app)
     install_resource_api(app, limiter=ClientRateLimiter(settings.client_rate_limit,
                                                         settings.client_rate_burst))
     install_wallet(app, public_url=settings.base_url)

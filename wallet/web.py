@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.responses import FileResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
@@ -80,6 +81,23 @@ def install_wallet(app: FastAPI, *, public_url: str) -> None:
     cookies = cookie_names(public_url)
     app.add_middleware(WalletHeaders, cookies=cookies, hsts=cookies.secure)
     app.mount("/wallet/static", StaticFiles(directory=_HERE / "static"), name="wallet-static")
+    _install_front_door(app)
     for router in routers():
         app.include_router(router)
     install_wallet_error_handlers(app)
+
+
+def _install_front_door(app: FastAPI) -> None:
+    """The site's root is the wallet (people typing the vault's address land there), and
+    browsers that ask for /favicon.ico without reading a page get the wallet's icon."""
+
+    async def front_door() -> RedirectResponse:
+        return RedirectResponse("/wallet", status_code=307)
+
+    async def favicon() -> FileResponse:
+        return FileResponse(_HERE / "static" / "favicon.ico", media_type="image/x-icon",
+                            headers={"Cache-Control": "public, max-age=86400",
+                                     "X-Content-Type-Options": "nosniff"})
+
+    app.add_api_route("/", front_door, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/favicon.ico", favicon, methods=["GET"], include_in_schema=False)
