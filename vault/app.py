@@ -37,6 +37,7 @@ from vault.services.group_commit import GroupCommitReader
 from vault.services.sweeper import Sweeper
 from vault.services.webhooks import WebhookDispatcher
 from vault.storage.database import make_engine
+from vault.storage.datadir import prepare_data_dir
 from vault.storage.schema import migrate
 from wallet.passkeys import PasskeyApprovalVerifier, RelyingParty
 from wallet.web import build_wallet, install_wallet
@@ -55,7 +56,7 @@ def _call_each(calls: list[Callable[[], None]]) -> None:
 
 def build_state(settings: Settings) -> AppState:
     """Open the database, migrate it and load the keys: everything a request needs."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    prepare_data_dir(settings.data_dir)
     signer = load_ledger_signer(
         settings.key_dir,
         origin=settings.ledger_origin or _existing_or_default_origin(settings),

@@ -6,27 +6,37 @@ implicit transactions are turned off and every transaction begins with
 from its first statement and waits (busy timeout) instead of failing on a stale
 snapshot. Read-only work uses `read_only(engine)`, which begins a deferred transaction
 and never waits for writers.
+
+A database file is private to its owner (0600) whatever the umask: it is created 0600
+before SQLite opens it, and SQLite gives its -wal and -shm files the database file's
+mode; files left looser by an older vault are tightened when the engine is made.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 
 __all__ = [
     "BUSY_TIMEOUT_MS",
     "flush_deleted",
     "is_sqlite",
     "make_engine",
+    "private_sqlite_files",
     "read_only",
     "sqlite_url",
 ]
 
 BUSY_TIMEOUT_MS = 30_000
 _READ_ONLY = "vault_read_only"
+#: The database and its write-ahead log, shared-memory index and rollback journal.
+_SQLITE_SUFFIXES = ("", "-wal", "-shm", "-journal")
 
 
 def sqlite_url(path: str) -> str:
@@ -50,7 +60,21 @@ def make_engine(url: str, *, pool_size: int = 20, echo: bool = False) -> Engine:
     )
 
 
+def private_sqlite_files(path: Path) -> None:
+    """Create the database file `path` with mode 0600 if it is missing, and make it and
+    any -wal, -shm or -journal file beside it 0600. Best effort: a folder that does not
+    exist or a file this user does not own is left for SQLite to report."""
+    with contextlib.suppress(FileExistsError, FileNotFoundError, PermissionError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for suffix in _SQLITE_SUFFIXES:
+        with contextlib.suppress(FileNotFoundError, PermissionError):
+            os.chmod(f"{path}{suffix}", 0o600)
+
+
 def _sqlite_engine(url: str, *, pool_size: int, echo: bool) -> Engine:
+    database = make_url(url).database
+    if database and database != ":memory:" and not database.startswith("file:"):
+        private_sqlite_files(Path(database))
     engine = sa.create_engine(
         url,
         echo=echo,
