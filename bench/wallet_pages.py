@@ -66,7 +66,9 @@ def _fill(ctx: VaultContext, citizen_id: str, device: SoftAuthenticator, *, gran
         "local_authority": "Leeds"})
     active: list[tuple[str, str]] = []
     for i in range(grants_n):
-        service = services[i % len(services)]
+        # The waiting ones (every tenth) spread over the services: each service may have
+        # only MAX_WAITING requests waiting for one citizen.
+        service = services[(i // 10 if i % 10 == 0 else i) % len(services)]
         g = grants.request_grant(
             ctx, service_id=service, citizen_id=citizen_id, purpose="service_provision",
             categories=["address.home"], derived=["age_over_18"],

@@ -8,6 +8,7 @@ VaultError (vault.errors)
     ├── GrantRefused       a grant request outside what the service is registered for
     ├── IllegalTransition  an action a grant in its current state cannot take (attrs state, action)
     ├── AccessDenied       a read the grant does not allow now (attr reason, from ACCESS_REASONS)
+    ├── AskingRefused      a service may not ask this citizen now (attr reason, from ASKING_REASONS)
     └── UnknownDerived     a derived-answer name the vault does not know
 
 Every message is plain English: it becomes an RFC 9457 problem detail or a CLI message.
@@ -20,7 +21,9 @@ from vault.errors import VaultError
 
 __all__ = [
     "ACCESS_REASONS",
+    "ASKING_REASONS",
     "AccessDenied",
+    "AskingRefused",
     "DomainError",
     "GrantRefused",
     "IllegalTransition",
@@ -82,6 +85,25 @@ class AccessDenied(DomainError):
             raise ValueError(f"unknown access-denied reason {reason!r}")
         self.reason = reason
         super().__init__(message or ACCESS_REASONS[reason])
+
+
+#: Why a service may not ask a citizen now, with the plain-English default message for each.
+ASKING_REASONS: dict[str, str] = {
+    "blocked": "the citizen has stopped this service asking",
+    "too_many_waiting": "this service already has as many requests waiting for this "
+                        "citizen's answer as it may have",
+}
+
+
+class AskingRefused(DomainError):
+    """A service may not ask this citizen for a grant now; `reason` says which rule
+    (`vault.domain.asking`). Nothing was recorded."""
+
+    def __init__(self, reason: str, message: str | None = None) -> None:
+        if reason not in ASKING_REASONS:
+            raise ValueError(f"unknown asking-refused reason {reason!r}")
+        self.reason = reason
+        super().__init__(message or ASKING_REASONS[reason])
 
 
 class UnknownDerived(DomainError):

@@ -3,6 +3,10 @@
 Every transition is one transaction holding the new state and its ledger entry. The
 grant row is locked first (PostgreSQL: FOR UPDATE; SQLite: the write lock every vault
 transaction takes), so two transitions of one grant never interleave.
+
+A request is refused (AskingRefused, nothing recorded) when the citizen has stopped the
+service asking, or the service already has `MAX_WAITING` requests waiting for them
+(`vault.domain.asking`).
 """
 
 from __future__ import annotations
@@ -14,8 +18,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlmodel import select
+from sqlalchemy import func
+from sqlmodel import Session, col, select
 
+from vault.domain.asking import refusal
+from vault.domain.errors import AskingRefused
 from vault.domain.grants import (
     ENTRY_KIND,
     Access,
@@ -32,11 +39,12 @@ from vault.services.citizens import get_citizen
 from vault.services.context import VaultContext, Work, new_id, reading, unit_of_work
 from vault.services.registry import get_service, service_profile
 from vault.services.webhooks import enqueue
-from vault.storage.tables import GrantEventRow, GrantRow
+from vault.storage.tables import GrantEventRow, GrantRow, ServiceBlockRow
 
 __all__ = [
     "GrantView",
     "approve_grant",
+    "asking_refusal",
     "cancel_grant",
     "deny_grant",
     "get_grant",
@@ -112,7 +120,8 @@ def request_grant_in(
     justification: str,
 ) -> GrantRow:
     """`request_grant` in the caller's unit of work (the OAuth endpoints record their
-    own rows in the same transaction)."""
+    own rows in the same transaction). AskingRefused if the service may not ask this
+    citizen now; the caller's transaction must then roll back (`unit_of_work` does)."""
     service = get_service(work.session, service_id)
     citizen = get_citizen(work.session, citizen_id)
     terms = request_terms(
@@ -131,12 +140,35 @@ def request_grant_in(
     entry = work.ledger.append("grant.requested", {
         "grant_id": terms.grant_id, "service_id": service_id,
         "subject": citizen.subject, "terms": terms_json, "terms_hash": b64(terms_hash)})
+    # Checked after the append on purpose: the append holds the ledger's write lock
+    # (PostgreSQL: the head row; SQLite: the database) until commit, and every request
+    # takes it, so concurrent requests count one after another and never pass the limit
+    # together. A refusal rolls the entry back with everything else.
+    refused = asking_refusal(work.session, service_id=service_id, citizen_id=citizen_id,
+                             now=work.now)
+    if refused is not None:
+        raise refused
     row.last_seq = entry.seq
     work.session.add(row)
     work.session.flush()  # the grant row before the event that points at it
     work.session.add(GrantEventRow(seq=entry.seq, grant_id=row.id,
                                    kind="grant.requested", at=work.now))
     return row
+
+
+def asking_refusal(
+    session: Session, *, service_id: str, citizen_id: str, now: datetime
+) -> AskingRefused | None:
+    """Why `service_id` may not ask `citizen_id` for another grant at `now`, or None if
+    it may: the citizen stopped it asking, or it has `MAX_WAITING` requests waiting for
+    their answer (requested and not lapsed, though the sweeper may not have got there)."""
+    blocked = session.get(ServiceBlockRow, (citizen_id, service_id)) is not None
+    waiting = 0 if blocked else session.execute(
+        select(func.count()).select_from(GrantRow).where(
+            col(GrantRow.citizen_id) == citizen_id, col(GrantRow.service_id) == service_id,
+            col(GrantRow.state) == GrantState.REQUESTED.value,
+            col(GrantRow.due_at) > now)).scalar_one()
+    return refusal(blocked=blocked, waiting=waiting)
 
 
 def lock_grant(work: Work, grant_id: str) -> GrantRow:

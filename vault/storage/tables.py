@@ -41,6 +41,7 @@ __all__ = [
     "PasskeyRow",
     "RecordRow",
     "RecoveryCodeRow",
+    "ServiceBlockRow",
     "ServiceRow",
     "TransparencyCountRow",
     "WalletSessionRow",
@@ -224,6 +225,20 @@ class TransparencyCountRow(SQLModel, table=True):
     categories: list[str] = Field(sa_column=Column(JSON, nullable=False))
     derived: list[str] = Field(sa_column=Column(JSON, nullable=False))
     count: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class ServiceBlockRow(SQLModel, table=True):
+    """A citizen stopped a service asking them (`vault.services.blocks`): until they lift
+    it, the service's requests for them are refused before anything is recorded. Not on
+    the ledger, so the service cannot learn of it; erased with the citizen."""
+
+    __tablename__ = "service_blocks"
+
+    citizen_id: str = Field(sa_column=Column(
+        String(40), ForeignKey("citizens.id", ondelete="CASCADE"), primary_key=True))
+    service_id: str = Field(sa_column=Column(
+        String(40), ForeignKey("services.id"), primary_key=True))
+    created_at: datetime = _utc()
 
 
 class RecoveryCodeRow(SQLModel, table=True):

@@ -1,7 +1,8 @@
 """Stateful property test of grants through the real use cases, database and passkeys.
 
 A deliberately simple model (the state table of ARCHITECTURE §3, written out here, not
-imported) predicts every outcome. After each step: every grant's state matches the
+imported, and the limit of five requests waiting per service and citizen) predicts every
+outcome. After each step: every grant's state matches the
 model, every transition left exactly one ledger entry, the ledger verifies, and no read
 succeeded outside an approved, unpaused, unexpired, unexhausted grant's scope.
 """
@@ -20,6 +21,7 @@ from hypothesis.stateful import (
     RuleBasedStateMachine,
     initialize,
     invariant,
+    multiple,
     rule,
     run_state_machine_as_test,
 )
@@ -27,7 +29,7 @@ from support.vaultworld import Clock, add_passkey, ask, world
 
 from ledger.audit import audit_log
 from ledger.sqlstore import SqlLedger
-from vault.domain.errors import AccessDenied, IllegalTransition
+from vault.domain.errors import AccessDenied, AskingRefused, IllegalTransition
 from vault.domain.grants import Access, GrantAction
 from vault.services import access, grants
 from vault.services.context import VaultContext
@@ -44,6 +46,8 @@ LEGAL = {
 }
 MAX_READS = 3
 DAYS = 10
+#: Requests one service may have waiting for one citizen (issue 11).
+MAX_WAITING = 5
 
 
 @dataclass
@@ -69,25 +73,39 @@ class GrantMachine(RuleBasedStateMachine):
 
     # -- the operations --------------------------------------------------------------
 
-    @rule(target=ids)
-    def request(self) -> str:
-        g = ask(self.ctx, self.w, access=Access("periodic", max_reads=MAX_READS),
-                duration=timedelta(days=DAYS))
+    def _ask(self) -> str | None:
+        """A new request; None if refused, which only too many waiting may cause."""
+        waiting = sum(m.state == "requested" for m in self.model.values())
+        try:
+            g = ask(self.ctx, self.w, access=Access("periodic", max_reads=MAX_READS),
+                    duration=timedelta(days=DAYS))
+        except AskingRefused as exc:
+            assert exc.reason == "too_many_waiting" and waiting >= MAX_WAITING
+            return None
+        assert waiting < MAX_WAITING, f"a request allowed with {waiting} waiting"
         now = self.clock()
         self.model[g.id] = Model("requested", now, now.replace(microsecond=0)
                                  + timedelta(days=DAYS))
         return g.id
 
+    @rule(target=ids)
+    def request(self) -> object:
+        gid = self._ask()
+        return multiple() if gid is None else gid
+
     @initialize(target=ids)
     def start_with_an_approved_grant(self) -> str:
         """Most interesting states start from an approved grant: begin with one."""
-        gid = self.request()
+        gid = self._ask()
+        assert gid is not None
         self.approve(gid)
         return gid
 
     @initialize(target=ids)
     def start_with_a_pending_request(self) -> str:
-        return self.request()
+        gid = self._ask()
+        assert gid is not None
+        return gid
 
     def _act(self, gid: str, action: str, call: object) -> None:
         m = self.model[gid]
