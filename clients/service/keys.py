@@ -2,13 +2,15 @@
 
 The vault knows the service by the public half (`public_jwk()`), registered by the
 operator; the private half never leaves the service. Keys load from a PEM (PKCS#8 or
-SEC 1), a private JWK, or a file holding either.
+SEC 1), a private JWK, or a file holding either; a new key (`generate()`) is kept with
+`save(path)`.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -113,6 +115,20 @@ class ServiceKey:
             else serialization.NoEncryption())
         return self._key.private_bytes(serialization.Encoding.PEM,
                                        serialization.PrivateFormat.PKCS8, encryption)
+
+    def save(self, path: str | Path, *, password: bytes | None = None) -> Path:
+        """Write the private key (`private_pem`) to a new file that only its owner can
+        read or write (0600, whatever the umask). An existing file is never replaced
+        (FileExistsError): losing a registered key means registering the service again."""
+        target = Path(path)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.fchmod(fd, 0o600)  # the umask may have narrowed it further, never widened
+            with os.fdopen(fd, "wb", closefd=False) as f:
+                f.write(self.private_pem(password=password))
+        finally:
+            os.close(fd)
+        return target
 
     def public_jwk(self) -> dict[str, str]:
         """The public JWK the operator registers for the service (never holds `d`)."""

@@ -7,6 +7,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
+import stat
 import string
 from pathlib import Path
 
@@ -161,3 +163,23 @@ def test_new_verifiers_and_states_are_valid_and_unique() -> None:
     state = new_state()
     assert same_state(state, state) and not same_state(state + "x", state)
     assert not same_state(None, state) and not same_state("", state)
+
+
+def test_a_new_key_is_saved_for_its_owner_only_and_never_over_another(tmp_path: Path) -> None:
+    key = ServiceKey.generate()
+    path = tmp_path / "service-key.pem"
+    old = os.umask(0)  # the key file must not follow a permissive umask
+    try:
+        assert key.save(path) == path
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert path.read_bytes().startswith(b"-----BEGIN PRIVATE KEY-----")
+    assert ServiceKey.from_file(path).public_jwk() == key.public_jwk()
+    with pytest.raises(FileExistsError):
+        ServiceKey.generate().save(path)
+    assert ServiceKey.from_file(path).public_jwk() == key.public_jwk()  # still the first
+    locked = key.save(tmp_path / "locked.pem", password=b"correct horse")
+    assert b"ENCRYPTED" in locked.read_bytes()
+    assert ServiceKey.from_file(locked, password=b"correct horse").public_jwk() \
+        == key.public_jwk()
