@@ -10,7 +10,8 @@ DEV_STAMP     := $(VENV)/.installed-dev
 
 help:
 	@echo "make run    set up and start the vault with demo data (SQLite, http://localhost:8000)"
-	@echo "            and the Blue Badge example service (http://localhost:8001)"
+	@echo "            and the Blue Badge example service (http://localhost:8001);"
+	@echo "            other ports: make run PORT=9000 APP_PORT=9001"
 	@echo "make test   set up and run the whole test suite"
 	@echo "make bench  run the benchmarks and print a table"
 	@echo "make lint   ruff + mypy"
@@ -27,8 +28,10 @@ $(DEV_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $@ $(RUNTIME_STAMP)
 
+# PORT= and APP_PORT= choose the vault's port and the example service's (unset: the
+# launcher's defaults, 8000 or VAULT_PORT, and 8001).
 run: $(RUNTIME_STAMP)
-	$(BIN)/python -m clients.examples.demo
+	$(BIN)/python -m clients.examples.demo $(if $(PORT),--port $(PORT)) $(if $(APP_PORT),--app-port $(APP_PORT))
 
 test: $(DEV_STAMP)
 	$(BIN)/pytest

@@ -33,7 +33,7 @@ import httpx
 from clients.examples.bluebadge.config import CLIENT_FILE, JWKS_FILE, KEY_FILE, app_dir
 from clients.service import ServiceKey
 
-__all__ = ["LaunchError", "Registration", "main", "register", "vault_command"]
+__all__ = ["LaunchError", "Registration", "main", "parse_args", "register", "vault_command"]
 
 SERVICE_NAME = "Blue Badge team (example app)"
 Runner = Callable[[list[str]], "subprocess.CompletedProcess[str]"]
@@ -103,7 +103,8 @@ def register(vault: Sequence[str], data_dir: Path, *, app_url: str,
     redirect_uri, webhook_url = f"{app_url}/callback", f"{app_url}/webhooks/vault"
     wanted: dict[str, Any] = {"jwk": key.public_jwk(), "redirect_uri": redirect_uri,
                               "webhook_url": webhook_url}
-    (folder / JWKS_FILE).write_text(json.dumps({"keys": [key.public_jwk()]}, indent=2) + "\n")
+    _write_private(folder / JWKS_FILE,  # public, but the data dir's files are all 0600
+                   (json.dumps({"keys": [key.public_jwk()]}, indent=2) + "\n").encode())
     where = ["--data-dir", str(data_dir)] + (["--database", database] if database else [])
     client_file = folder / CLIENT_FILE
     try:
@@ -188,19 +189,40 @@ def _env_default(name: str, default: str) -> str:
     return os.environ.get(f"VAULT_{name}", default)
 
 
-def main(argv: list[str] | None = None) -> int:
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port (1 to 65535)")
+    return port
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line (`make run PORT=... APP_PORT=...` passes --port and --app-port);
+    defaults from VAULT_HOST, VAULT_PORT, VAULT_PUBLIC_URL and VAULT_DATA_DIR."""
     parser = argparse.ArgumentParser(
         prog="python -m clients.examples.demo",
         description="Run the vault's demo and the Blue Badge example service together.")
     parser.add_argument("--host", default=_env_default("HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(_env_default("PORT", "8000")))
+    parser.add_argument("--port", type=_port, default=_env_default("PORT", "8000"),
+                        help="Port of the vault (default 8000; make run PORT=...).")
     parser.add_argument("--public-url", default=os.environ.get("VAULT_PUBLIC_URL"))
     parser.add_argument("--database", default=None, help="Database URL (default: SQLite).")
     parser.add_argument("--data-dir", type=Path,
                         default=Path(_env_default("DATA_DIR", "vault-data")))
-    parser.add_argument("--app-port", type=int, default=8001,
-                        help="Port of the Blue Badge example.")
+    parser.add_argument("--app-port", type=_port, default="8001",
+                        help="Port of the Blue Badge example (default 8001; "
+                             "make run APP_PORT=...).")
     args = parser.parse_args(argv)
+    if args.port == args.app_port:
+        parser.error(f"the vault and the Blue Badge example cannot share port {args.port}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     vault_url = (args.public_url or f"http://localhost:{args.port}").rstrip("/")
     app_url = f"http://localhost:{args.app_port}"
     vault = vault_command()

@@ -331,7 +331,7 @@ def test_the_launcher_registers_the_app_once_and_again_when_the_vault_forgets_it
     assert first.new and first.client_id.startswith("svc_")
     assert first.webhook_secret is not None and first.webhook_secret.startswith("whsec_")
     folder = data / "bluebadge"
-    for name in (KEY_FILE, CLIENT_FILE):
+    for name in (KEY_FILE, CLIENT_FILE, JWKS_FILE):
         assert stat.S_IMODE((folder / name).stat().st_mode) == 0o600, name
     jwks = json.loads((folder / JWKS_FILE).read_text())
     key = ServiceKey.from_file(folder / KEY_FILE)

@@ -1,0 +1,117 @@
+"""`make run PORT=... APP_PORT=...` reaches the launcher, and the launcher starts the vault
+and the Blue Badge example on those ports (issue 11, a newcomer's friction). Nothing is
+started: `make -n` only prints, and the children are stand-ins."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from clients.examples import demo
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _make_run(*assignments: str) -> list[str]:
+    """The launcher's arguments in what `make run` would run (printed, not run)."""
+    out = subprocess.run(["make", "-n", "-s", "-C", str(ROOT), "run", *assignments],
+                         capture_output=True, text=True, check=True).stdout
+    line = next(ln for ln in out.splitlines() if "-m clients.examples.demo" in ln)
+    words = shlex.split(line)
+    return words[words.index("clients.examples.demo") + 1:]
+
+
+def test_make_run_passes_port_and_app_port() -> None:
+    argv = _make_run("PORT=9100", "APP_PORT=9101")
+    assert argv == ["--port", "9100", "--app-port", "9101"]
+    args = demo.parse_args(argv)
+    assert (args.port, args.app_port) == (9100, 9101)
+
+
+def test_without_them_the_launcher_keeps_its_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PORT", raising=False)
+    monkeypatch.delenv("APP_PORT", raising=False)
+    monkeypatch.delenv("VAULT_PORT", raising=False)
+    argv = _make_run()
+    assert argv == []
+    args = demo.parse_args(argv)
+    assert (args.port, args.app_port) == (8000, 8001)
+    monkeypatch.setenv("VAULT_PORT", "8100")
+    assert demo.parse_args([]).port == 8100
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--port", "eighty"], "'eighty' is not a port number"),
+    (["--app-port", "70000"], "70000 is not a port"),
+    (["--port", "9000", "--app-port", "9000"], "cannot share port 9000"),
+])
+def test_bad_ports_are_refused_clearly(argv: list[str], message: str,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        demo.parse_args(argv)
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+class _Child:
+    def __init__(self, argv: list[str], **_: Any) -> None:
+        self.argv = argv
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+    def terminate(self) -> None:
+        self.returncode = 0
+
+    def wait(self, timeout: float | None = None) -> int:
+        return 0
+
+    def kill(self) -> None:
+        self.returncode = -9
+
+
+def test_the_launcher_starts_both_on_the_ports_given(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[list[str]] = []
+    asked: list[str] = []
+
+    def popen(argv: list[str], **kw: Any) -> _Child:
+        started.append(argv)
+        return _Child(argv, **kw)
+
+    registered: dict[str, Any] = {}
+
+    def register(vault: Any, data_dir: Path, *, app_url: str, database: Any = None
+                 ) -> demo.Registration:
+        registered["app_url"] = app_url
+        return demo.Registration("svc_test", None, new=True)
+
+    monkeypatch.setattr(demo.subprocess, "Popen", popen)
+    monkeypatch.setattr(demo, "register", register)
+    monkeypatch.setattr(demo.signal, "signal", lambda *a: None)
+    monkeypatch.setattr(demo, "_stop", lambda children, grace=10.0: None)
+
+    calls = {"n": 0}
+
+    def healthy_twice(url: str, child: Any, *, what: str, stop: Any,
+                      timeout: float = 60) -> bool:
+        calls["n"] += 1
+        asked.append(url)
+        if calls["n"] == 2:
+            stop.set()  # both are up: stop, as Ctrl-C would
+        return True
+
+    monkeypatch.setattr(demo, "wait_until_healthy", healthy_twice)
+    assert demo.main(["--port", "9100", "--app-port", "9101",
+                      "--data-dir", str(tmp_path)]) == 0
+
+    vault, app = started
+    assert vault[vault.index("--port") + 1] == "9100" and "serve" in vault
+    assert app[app.index("--port") + 1] == "9101"
+    assert app[app.index("--vault") + 1] == "http://localhost:9100"
+    assert registered["app_url"] == "http://localhost:9101"
+    assert asked == ["http://127.0.0.1:9100", "http://127.0.0.1:9101"]
