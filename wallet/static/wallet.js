@@ -160,12 +160,19 @@
     }
   }
 
+  // The form's own status line, or the one it names with data-status: a line outside
+  // the form (above a row of buttons, where a long message would break the row).
+  function statusOf(form) {
+    const named = form.getAttribute('data-status');
+    return (named && document.getElementById(named)) || form.querySelector('[data-passkey-status]');
+  }
+
   document.addEventListener('submit', (event) => {
     const form = event.target;
     if (!(form instanceof HTMLFormElement) || !form.hasAttribute('data-passkey')) return;
     event.preventDefault();
     if (form.getAttribute('aria-busy') === 'true') return; // already running
-    let status = form.querySelector('[data-passkey-status]') || document.getElementById('status');
+    let status = statusOf(form) || document.getElementById('status');
     if (!status) { // no status element in the template: make one rather than fail silently
       status = form.appendChild(document.createElement('p'));
       status.setAttribute('role', 'alert');
@@ -179,7 +186,7 @@
     if (!event.persisted) return;
     document.querySelectorAll('form[data-passkey]').forEach((form) => {
       setBusy(form, false);
-      const status = form.querySelector('[data-passkey-status]');
+      const status = statusOf(form);
       if (status) showStatus(status, '', null);
     });
   });

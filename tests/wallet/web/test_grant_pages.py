@@ -282,11 +282,15 @@ def test_the_consent_screen_has_approve_and_decline(web: WebWallet) -> None:
     approve, decline = forms["Approve"], forms["Decline"]
     assert approve.attrs == {
         "method": "post", "action": f"/wallet/grants/{grant.id}/approve",
-        "data-passkey": "get", "data-options": f"/wallet/grants/{grant.id}/approve/options"}
+        "data-passkey": "get", "data-options": f"/wallet/grants/{grant.id}/approve/options",
+        "data-status": "approve-status"}
     assert decline.attrs == {"method": "post", "action": f"/wallet/grants/{grant.id}/decline"}
     for form in (approve, decline):
         assert form.one("input", name="csrf").attrs["value"] == token
-    assert approve.all("p", role="alert")  # where the passkey script says what happened
+    # Where the passkey script says what happened: above the buttons, not in a form (an
+    # error in the Approve form broke the row of buttons).
+    assert page.one("p", id="approve-status").attrs["role"] == "alert"
+    assert not approve.all("p", role="alert")
 
 
 def test_the_pages_of_an_approved_paused_and_ended_grant_offer_what_can_be_done(
