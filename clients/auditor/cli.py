@@ -368,9 +368,9 @@ def _say_snapshot(report: ReceiptReport, live: LiveReport | None) -> None:
     steps = ", ".join(f"{e.kind} at {e.time} (entry {e.index})" for e in live.changes)
     _out(f"  since the receipt: {steps or 'no grant entry'}; "
          f"{counted(live.reads, 'read')} recorded; checked against the vault's checkpoint "
-         f"of {counted(cp.size, 'entry')} (consistent with the receipt's; the "
-         f"{counted(live.entries_read, 'entry')} after the receipt read and proved to give "
-         "its root)")
+         f"of {counted(cp.size, 'entry')} now (consistent with the receipt's; all "
+         f"{counted(live.entries_read, 'entry')} after the receipt's last were read, and "
+         "give its root)")
 
 
 @app.command()
@@ -451,7 +451,8 @@ def receipt(
         _out("  not checked with --live: only a receipt that verifies can be followed in "
              "the ledger")
     if cp is not None:
-        _out(f"  checkpoint: {counted(cp.size, 'entry')} of {cp.origin}, signature verified")
+        _out(f"  the receipt's checkpoint: {counted(cp.size, 'entry')} of {cp.origin}, "
+             "signature verified")
     if report.key is not None:
         how = ("pinned with --key" if report.key_pinned else
                "[yellow]taken from the receipt itself[/]: pin it with --key")
