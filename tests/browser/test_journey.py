@@ -45,6 +45,8 @@ pytestmark = pytest.mark.browser
 
 #: Where a signed-in page sends a visitor: sign in, then come back.
 SIGN_IN_FIRST = re.compile(r"/wallet/signin\?next=/wallet/")
+#: Where signing out lands: the sign-in page, saying "You are signed out".
+SIGNED_OUT = at("/wallet/signin?done=signed-out")
 
 
 
@@ -113,7 +115,7 @@ def test_the_citizen_journey(live_wallet: LiveVault, vault_state: AppState, page
 
     # -- sign out, then "Sign in with a passkey" (username-less: the resident key) -------
     button(page, "Sign out").click()
-    page.wait_for_url(at("/wallet/signin"))
+    page.wait_for_url(SIGNED_OUT)
     assert button(page, "Sign out").count() == 0
     page.goto("/wallet/requests")  # a signed-in page sends us to sign in first
     page.wait_for_url(SIGN_IN_FIRST)
@@ -215,7 +217,7 @@ def test_a_lost_device_and_a_recovery_code(live_wallet: LiveVault, vault_state: 
     code = codes.first.inner_text().strip()
     snap(page, "recovery codes")
     button(page, "Sign out").click()
-    page.wait_for_url(at("/wallet/signin"))
+    page.wait_for_url(SIGNED_OUT)
 
     # The phone is lost: signing in finds no passkey and says so in words.
     authenticator.remove()
@@ -226,7 +228,7 @@ def test_a_lost_device_and_a_recovery_code(live_wallet: LiveVault, vault_state: 
     button(page, "Sign in with a passkey").click()
     alert = page.locator("[data-passkey-status]")
     alert.filter(has_text="cancelled or timed out").wait_for()
-    assert page.url.endswith("/wallet/signin")
+    assert SIGNED_OUT.match(page.url)  # still on the sign-in page
 
     # A recovery code gets the citizen in, and asks for a passkey on the new device.
     page.get_by_role("link", name="Use a recovery code").click()
@@ -253,14 +255,14 @@ def test_a_lost_device_and_a_recovery_code(live_wallet: LiveVault, vault_state: 
 
     # The new device signs in; the used code does not work a second time.
     button(page, "Sign out").click()
-    page.wait_for_url(at("/wallet/signin"))
+    page.wait_for_url(SIGNED_OUT)
     before = held["signCount"]
     button(page, "Sign in with a passkey").click()
     page.wait_for_url(at("/wallet"))
     assert new_phone.credentials()[0]["signCount"] > before
     assert citizen_exists(ctx, citizen_id)
     button(page, "Sign out").click()
-    page.wait_for_url(at("/wallet/signin"))
+    page.wait_for_url(SIGNED_OUT)
     page.goto("/wallet/recover")
     page.get_by_label("Recovery code").fill(code)
     page.get_by_role("button", name="Continue", exact=True).click()

@@ -104,8 +104,10 @@ def test_an_approval_with_an_unknown_passkey_is_refused(wallet: Wallet) -> None:
     citizen_id, _ = wallet.sign_up(SoftAuthenticator(origin=ORIGIN))
     stranger = SoftAuthenticator(origin=ORIGIN)
     stranger.create({"rp": {"id": "localhost"}, "user": {"id": "AA"}, "challenge": "AA"})
-    with rejected("unknown_credential"):
+    with pytest.raises(PasskeyRejected) as exc:
         approve(wallet, citizen_id, stranger.proof(challenge=TERMS_HASH))
+    assert exc.value.reason == "unknown_credential"
+    assert "or is no longer" in str(exc.value) and "another of your passkeys" in str(exc.value)
 
 
 def test_a_replayed_approval_is_refused(wallet: Wallet, device: SoftAuthenticator) -> None:

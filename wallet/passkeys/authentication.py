@@ -137,11 +137,22 @@ def _from_proof(proof: ApprovalProof) -> _Assertion:
         raise PasskeyRejected(exc.reason, str(exc)) from None
 
 
-def _registered(session: Session, credential_id: str) -> PasskeyRow:
+# An unknown passkey may never have been registered, or may be gone: removed, or its
+# account deleted. The vault cannot tell which without keeping something about deleted
+# accounts (it keeps nothing), so the words cover both and say what to do next.
+_UNKNOWN_AT_SIGN_IN = (
+    "this passkey is not registered with the vault, or is no longer: the account it "
+    "was made for may have been deleted, or the passkey removed from it. To start "
+    "again, create a new account with a new passkey")
+_UNKNOWN_FOR_APPROVAL = (
+    "this passkey is not registered with the vault, or is no longer: it may have been "
+    "removed from your account. Use another of your passkeys")
+
+
+def _registered(session: Session, credential_id: str, *, unknown: str) -> PasskeyRow:
     row = session.get(PasskeyRow, credential_id)
     if row is None:
-        raise PasskeyRejected("unknown_credential",
-                              "this passkey is not registered with the vault")
+        raise PasskeyRejected("unknown_credential", unknown)
     return row
 
 
@@ -202,7 +213,7 @@ def verify_sign_in(
     made in `session`; the caller commits it.
     """
     assertion = _from_browser(credential)
-    row = _registered(session, assertion.credential_id)
+    row = _registered(session, assertion.credential_id, unknown=_UNKNOWN_AT_SIGN_IN)
     # §7.2 step 6: nobody was named before the ceremony, so the authenticator must say
     # whose passkey it is, and that must be the passkey's owner.
     if assertion.user_handle is None or not hmac.compare_digest(
@@ -227,7 +238,7 @@ class PasskeyApprovalVerifier:
         self, session: Session, *, citizen_id: str, challenge: bytes, proof: ApprovalProof
     ) -> None:
         assertion = _from_proof(proof)
-        row = _registered(session, assertion.credential_id)
+        row = _registered(session, assertion.credential_id, unknown=_UNKNOWN_FOR_APPROVAL)
         if row.citizen_id != citizen_id:
             raise PasskeyRejected("other_citizen",
                                   "this passkey belongs to someone else, not to you")

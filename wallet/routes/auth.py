@@ -21,7 +21,8 @@ from wallet.passkeys.registration import registration_options, user_handle
 from wallet.routes.deps import Citizen, Wallet, client_key, csrf_guard, get_visitor, render
 from wallet.web import WalletState
 
-__all__ = ["Answer", "end_session_cookie", "router", "signed_in", "start_session_cookie"]
+__all__ = ["SIGNED_OUT", "Answer", "end_session_cookie", "router", "signed_in",
+           "start_session_cookie"]
 
 router = APIRouter(prefix="/wallet", dependencies=[Depends(csrf_guard)],
                    include_in_schema=False)
@@ -104,13 +105,18 @@ def signup(request: Request, wallet: Wallet, answer: Answer) -> JSONResponse:
         f"?next={quote(then)}" if then != "/wallet" else ""))
 
 
+#: Where signing out lands: the sign-in page, saying so.
+SIGNED_OUT = "/wallet/signin?done=signed-out"
+
+
 @router.get("/signin", response_class=HTMLResponse)
-def signin_page(request: Request, next: str = "") -> Response:
+def signin_page(request: Request, next: str = "", done: str = "") -> Response:
     if get_visitor(request, request.app.state.wallet).citizen_id is not None:
         return RedirectResponse(safe_next(next), 303)
     then = safe_next(next)
     return render(request, "signin.html", next_path=then,
-                  asking=_asking(request.app.state.wallet, then))
+                  asking=_asking(request.app.state.wallet, then),
+                  notice="You are signed out." if done == "signed-out" else None)
 
 
 @router.post("/signin/options")
@@ -136,7 +142,7 @@ def signin(request: Request, wallet: Wallet, answer: Answer) -> JSONResponse:
 @router.post("/signout")
 def signout(request: Request, wallet: Wallet) -> Response:
     wallet.sessions.end(request.cookies.get(wallet.cookies.session))
-    response = RedirectResponse("/wallet/signin", 303)
+    response = RedirectResponse(SIGNED_OUT, 303)
     end_session_cookie(wallet, response)
     return response
 

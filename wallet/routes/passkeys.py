@@ -28,6 +28,7 @@ from vault.services.context import VaultContext, reading, unit_of_work
 from vault.services.records import data_key
 from wallet.accounts import codes_left
 from wallet.errors import InvalidLabel, LastPasskey, PasskeyRejected
+from wallet.next_path import MAX_NEXT_LENGTH
 from wallet.passkeys.authentication import approval_options, proof_from_browser
 from wallet.passkeys.challenges import new_challenge
 from wallet.passkeys.manage import (
@@ -65,8 +66,6 @@ DONE_NOTICES = {
 # The credential id of a passkey is base64url of at most 1023 bytes.
 _MAX_CREDENTIAL_ID = 1400
 _CREDENTIAL_ID = Annotated[str, Form(min_length=1, max_length=_MAX_CREDENTIAL_ID)]
-#: The longest `next` the recovery-codes form takes (auth.recovery_codes).
-_MAX_NEXT = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +148,7 @@ def remove_page(request: Request, wallet: Wallet, citizen_id: Citizen,
     here = f"/wallet/passkeys/{credential_id}/remove"
     return render(request, "passkey_remove.html", nav="passkeys", passkey=_line(view),
                   others=len(views) - 1, codes_left=codes,
-                  back_here=here if len(here) <= _MAX_NEXT else "/wallet/passkeys")
+                  back_here=here if len(here) <= MAX_NEXT_LENGTH else "/wallet/passkeys")
 
 
 @router.post("/passkeys/{credential_id}/remove/options")

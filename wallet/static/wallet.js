@@ -13,8 +13,11 @@
     generic: 'Something went wrong with your passkey. Try again.'
   };
 
-  // An error whose message is already fit to show to the user.
-  class UserError extends Error {}
+  // An error whose message is already fit to show to the user; `reason` is the
+  // problem's reason code (RFC 9457 extension), when the vault gave one.
+  class UserError extends Error {
+    constructor(message, reason) { super(message); this.reason = reason || null; }
+  }
 
   // ---- base64url <-> ArrayBuffer (fallbacks for older browsers) ----------
   function toBuffer(b64url) {
@@ -93,7 +96,7 @@
     const data = await res.json().catch(() => ({}));
     if (res.ok) return data;
     // RFC 9457 problem details: prefer the human-readable detail.
-    throw new UserError(data.detail || data.title || MESSAGES.generic);
+    throw new UserError(data.detail || data.title || MESSAGES.generic, data.reason);
   }
 
   function formFields(form) {
@@ -129,9 +132,18 @@
     if (busy) form.setAttribute('aria-busy', 'true'); else form.removeAttribute('aria-busy');
   }
 
+  // A form's hints for one refusal (data-passkey-hint="unknown_credential"), e.g. a
+  // link to start again: shown after that refusal only.
+  function showHints(form, reason) {
+    form.querySelectorAll('[data-passkey-hint]').forEach((hint) => {
+      hint.hidden = hint.getAttribute('data-passkey-hint') !== reason;
+    });
+  }
+
   async function runPasskey(form, status) {
     const mode = form.getAttribute('data-passkey') === 'create' ? 'create' : 'get';
     const fields = formFields(form);
+    showHints(form, null);
     try {
       if (!window.PublicKeyCredential || !navigator.credentials) {
         throw new UserError(MESSAGES.unsupported);
@@ -153,6 +165,7 @@
       location.assign(target); // leave the button disabled while we navigate
     } catch (err) {
       showStatus(status, messageFor(err, mode), 'error');
+      showHints(form, err instanceof UserError ? err.reason : null);
       setBusy(form, false);
       // Move focus so keyboard and screen-reader users land on the message.
       if (!status.hasAttribute('tabindex')) status.setAttribute('tabindex', '-1');

@@ -283,7 +283,7 @@ def test_sign_out_ends_the_session_on_the_server(web: WebWallet) -> None:
     assert other.passkey_post("/wallet/signin").status_code == 200
     old = session_token(web, b)
     r = b.form("/wallet/signout")
-    assert r.status_code == 303 and r.headers["location"] == "/wallet/signin"
+    assert r.status_code == 303 and r.headers["location"] == "/wallet/signin?done=signed-out"
     gone = set_cookies(r)["wallet-session"]
     assert gone[0] in ("", '""') and "max-age=0" in attrs(gone)
     assert _row(web, old) is None

@@ -4,6 +4,7 @@ reason and words; "next" only to wallet pages; and attempts limited per client."
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
@@ -328,6 +329,46 @@ NEXT = [
     ("/wallet/./grants/../activity", "/wallet/activity"),
     ("/oauth/authorize?client_id=svc_x", "/oauth/authorize?client_id=svc_x"),
 ]
+
+
+def test_a_deleted_accounts_passkey_hears_it_may_be_gone_and_how_to_start_again(
+    web: WebWallet,
+) -> None:
+    """The vault keeps nothing about deleted accounts, so it cannot tell a deleted
+    account's passkey from one never registered: both hear the same words, which cover
+    both and say how to start again; the page links to sign-up next to them."""
+    ada = web.sign_up()
+    assert ada.passkey_post("/wallet/account/delete").status_code == 200
+    stranger = SoftAuthenticator(origin=ORIGIN)
+    stranger.create({"rp": {"id": "localhost"}, "user": {"id": b64url(b"cit_x")},
+                     "challenge": b64url(b"\x00" * 32)})
+    details = []
+    for i, device in enumerate((ada.device, stranger)):
+        b = browser_with(web, device, host=f"192.0.2.{i}")
+        body = problem(b.passkey_post("/wallet/signin"), 400, "unknown_credential")
+        assert signed_in_as(web, b) is None
+        details.append(body["detail"])
+    assert details[0] == details[1]
+    assert "not registered with the vault, or is no longer" in details[0]
+    assert "may have been deleted" in details[0]
+    assert "To start again, create a new account" in details[0]
+    page = web.browser().get("/wallet/signin").text
+    hint = re.search(r'<p data-passkey-hint="unknown_credential" hidden>(.*?)</p>', page,
+                     re.S)
+    assert hint is not None and '<a href="/wallet/signup">create a new account</a>' \
+        in hint.group(1)
+
+
+def test_signing_out_says_so_on_the_page_it_lands_on(web: WebWallet) -> None:
+    ada = web.sign_up()
+    r = ada.form("/wallet/signout")
+    assert r.status_code == 303 and r.headers["location"] == "/wallet/signin?done=signed-out"
+    page = ada.get(r.headers["location"])
+    assert page.status_code == 200
+    assert '<div class="notice" role="status">You are signed out.</div>' in page.text
+    assert "Sign in with a passkey" in page.text and 'aria-label="Main"' not in page.text
+    for query in ("", "?done=signed-in", "?done=%3Cb%3E"):  # nothing else says it
+        assert "signed out" not in web.browser().get(f"/wallet/signin{query}").text
 
 
 def test_sign_in_goes_on_only_to_a_wallet_page(web: WebWallet) -> None:
