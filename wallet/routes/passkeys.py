@@ -4,10 +4,11 @@ Adding runs the usual two-step passkey form: POST /wallet/passkeys/options keeps
 "register" ceremony bound to the signed-in citizen, POST /wallet/passkeys/add claims
 it. Rename is a plain form.
 
-Removing is asked like deleting the account: GET /wallet/passkeys/remove?credential_id=
+Removing is asked like deleting the account: GET /wallet/passkeys/{credential_id}/remove
 says what it means (for the only passkey: from now on you sign in with a recovery
-code), then its passkey form asks one of the citizen's passkeys to sign a
-"remove_passkey" ceremony's nonce bound to that passkey (`removal_challenge`). The last
+code), then its passkey form (POST .../remove/options, then .../remove) asks one of
+the citizen's passkeys to sign a "remove_passkey" ceremony's nonce bound to that
+passkey (`removal_challenge`), checked in the removal's own transaction. The last
 passkey goes only while unused recovery codes remain (`LastPasskey` otherwise): they
 are a working way back in, and the page then offers to add a passkey; without them the
 citizen would be locked out, with nobody to let them back in.
