@@ -7,11 +7,16 @@ new code. The shapes it knows:
 - an object whose properties are simple (text, a date, an email address, a phone number,
   a choice from a list, yes/no, a whole number, lines of text): one input per property;
 - one simple value (a date of birth, an email address): one input;
-- a list of such objects with at most `MAX_GROUPS` items (prescriptions, children): one
-  group of inputs per item, an empty group to add one, a "Remove" box per item;
-- anything else (a list that may hold a thousand health readings, nesting, an object that
-  allows extra fields): one text box holding JSON, with a hint and an example. Not
-  friendly, but honest, and it loses nothing.
+- a list of such objects (prescriptions, children, health readings): one group of inputs
+  per item, an empty group to add one, a "Remove" box per item; a list longer than
+  `PAGE_ITEMS` is changed a page at a time (`wallet.list_pages`);
+- anything else (nesting, an object that allows extra fields): one text box holding JSON,
+  with a hint and an example. Not friendly, but honest, and it loses nothing.
+
+A field holding a code the catalog has words for (a reading's `kind`) is a list to choose
+from, in words ("Heart rate"), and is shown in those words. A date and time is the
+browser's date-and-time box on London's clock (`wallet.clock`); a hidden copy of the
+stored time keeps it exactly as it was when the box is left alone.
 
 Posted text: surrounding spaces are dropped and an empty field means "not given", so an
 empty optional field is left out of the value (and an empty required one is reported
@@ -30,11 +35,13 @@ from datetime import date, datetime
 from typing import Any, Literal
 
 from vault.domain.categories import Category
+from wallet.clock import from_local_input, local_input, when
 from wallet.errors import WalletError
 
 __all__ = [
     "EXAMPLES",
-    "MAX_GROUPS",
+    "PAGE_ITEMS",
+    "WAS",
     "EditForm",
     "Field",
     "FormError",
@@ -52,15 +59,17 @@ __all__ = [
     "value_from_form",
 ]
 
-#: Lists that may be longer than this are edited as JSON: a group of inputs per item
-#: would make a page (and a post) of thousands of fields.
-MAX_GROUPS = 100
+#: A list longer than this is changed a page at a time: a group of inputs per item for a
+#: thousand health readings would make a page (and a post) of thousands of fields.
+PAGE_ITEMS = 25
+#: The hidden field beside a date-and-time box that holds the stored time as it was.
+WAS = ".was"
 #: How many items of a list the overview shows; the change page and the download show all.
 _SHOW_ITEMS = 10
 
 Layout = Literal["object", "single", "items", "json"]
-Kind = Literal["text", "date", "email", "tel", "number", "numtext", "choice", "yesno",
-               "lines", "json"]
+Kind = Literal["text", "date", "datetime", "email", "tel", "number", "numtext", "choice",
+               "code", "yesno", "lines", "json"]
 
 _MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
            "September", "October", "November", "December")
@@ -91,6 +100,8 @@ _HINTS = {
     ("address.home", "local_authority"): "The council for this address, for example "
                                          "Westminster.",
     ("health.prescriptions", "dose"): "How much and how often, for example 75 mg once a day.",
+    ("health.observations", "unit"): "For example bpm for heart rate, mmHg for blood "
+                                     "pressure, kg for weight.",
 }
 _AUTOCOMPLETE = {
     ("identity.name", "given"): "given-name", ("identity.name", "family"): "family-name",
@@ -102,10 +113,6 @@ _NOUNS = {"health.prescriptions": "prescription", "household.children": "child",
           "health.observations": "measurement"}
 #: Examples shown with a JSON box (a test checks each is valid for its category).
 EXAMPLES: dict[str, Any] = {
-    "health.observations": [
-        {"kind": "heart_rate", "value": 72, "unit": "bpm", "at": "2024-05-17T09:30:00Z"},
-        {"kind": "blood_pressure", "value": "120/80", "unit": "mmHg",
-         "at": "2024-05-17T09:31:00Z"}],
     "health.prescriptions": [{"medicine": "Aspirin", "dose": "75 mg once a day",
                               "since": "2024-05-17"}],
     "household.children": [{"given": "Sam", "date_of_birth": "2015-03-01",
@@ -143,8 +150,8 @@ def _kind(schema: Mapping[str, Any], prop: str = "") -> Kind:
     kind = schema.get("type")
     if kind == "string":
         fmt = schema.get("format")
-        if fmt in ("date", "email"):
-            return "date" if fmt == "date" else "email"
+        if fmt in ("date", "email", "date-time"):
+            return "date" if fmt == "date" else "email" if fmt == "email" else "datetime"
         described = str(schema.get("description", "")).lower()
         if prop in ("phone", "telephone", "mobile") or "phone number" in described:
             return "tel"
@@ -174,8 +181,7 @@ def layout_of(schema: Mapping[str, Any]) -> Layout:
         return "object"
     if schema.get("type") == "array" and isinstance(schema.get("items"), Mapping):
         inner = schema["items"]
-        small = isinstance(schema.get("maxItems"), int) and schema["maxItems"] <= MAX_GROUPS
-        if small and _closed_object(inner) and all(
+        if _closed_object(inner) and all(
                 _kind(s, p) != "json" for p, s in inner["properties"].items()):
             return "items"
     return "json" if _kind(schema) == "json" else "single"
@@ -220,6 +226,8 @@ def _as_text(kind: Kind, schema: Mapping[str, Any], value: Any) -> str:
         return ""
     if kind == "lines" and isinstance(value, list):
         return "\n".join(str(v) for v in value)
+    if kind == "datetime" and isinstance(value, str):
+        return local_input(value)
     if kind == "json" or not isinstance(value, str | int) or isinstance(value, bool):
         return json.dumps(value, ensure_ascii=False, indent=2)
     return str(value)
@@ -229,10 +237,18 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number JSON allows")
 
 
-def _parse(kind: Kind, schema: Mapping[str, Any], raw: str, name: str) -> Any:
+def _parse(kind: Kind, schema: Mapping[str, Any], raw: str, name: str, was: str = "") -> Any:
+    """The value of one posted field; `was` is the stored time beside a date-and-time box."""
     text = raw.replace("\r\n", "\n").replace("\r", "\n").strip()
     if not text:
         return _MISSING
+    if kind == "datetime":
+        if was and local_input(was) == text:
+            return was  # left alone: kept exactly as stored (its offset, its fraction)
+        found = from_local_input(text)
+        if found is None:
+            raise FormError(name, "is not a valid date and time")
+        return found
     if kind == "yesno":
         if text in ("yes", "no"):
             return text == "yes"
@@ -267,19 +283,35 @@ def _field_name(prop: str, index: int | None = None) -> str:
     return f"f.{prop}" if index is None else f"f.{index}.{prop}"
 
 
-def form_from_value(schema: Mapping[str, Any], value: Any) -> dict[str, str]:
-    """The form fields that show `value` (what a browser would post back unchanged)."""
+def _object_as_fields(props: Mapping[str, Any], value: Mapping[str, Any],
+                      index: int | None = None) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for prop, v in value.items():
+        if prop not in props:
+            continue
+        kind, name = _kind(props[prop], prop), _field_name(prop, index)
+        fields[name] = _as_text(kind, props[prop], v)
+        if kind == "datetime" and isinstance(v, str):
+            fields[name + WAS] = v
+    return fields
+
+
+def form_from_value(schema: Mapping[str, Any], value: Any, *, start: int = 0,
+                    stop: int | None = None) -> dict[str, str]:
+    """The form fields that show `value` (what a browser would post back unchanged);
+    of a list, the items from `start` to `stop` (a page), numbered as in the whole list."""
     layout = layout_of(schema)
     if layout in ("single", "json"):
         kind = _kind(schema) if layout == "single" else "json"
-        return {"value": _as_text(kind, schema, value)}
+        was = {"value" + WAS: value} if kind == "datetime" and isinstance(value, str) else {}
+        return {"value": _as_text(kind, schema, value), **was}
     if layout == "object":
-        props = schema["properties"]
-        return {_field_name(p): _as_text(_kind(props[p], p), props[p], v)
-                for p, v in value.items() if p in props}
+        return _object_as_fields(schema["properties"], value)
     props = schema["items"]["properties"]
-    return {_field_name(p, i): _as_text(_kind(props[p], p), props[p], v)
-            for i, item in enumerate(value) for p, v in item.items() if p in props}
+    fields: dict[str, str] = {}
+    for i, item in enumerate(value[start:stop], start=start):
+        fields |= _object_as_fields(props, item, i)
+    return fields
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,6 +322,8 @@ class FormReading:
     #: For a list: the form group of each item, and every group the form had.
     groups: tuple[int, ...] = ()
     posted: tuple[int, ...] = ()
+    #: For a page of a longer list: where the page's first item is in the whole list.
+    start: int = 0
 
 
 def _read_object(props: Mapping[str, Any], form: Mapping[str, str],
@@ -297,7 +331,7 @@ def _read_object(props: Mapping[str, Any], form: Mapping[str, str],
     out: dict[str, Any] = {}
     for prop, sub in props.items():
         name = _field_name(prop, index)
-        got = _parse(_kind(sub, prop), sub, form.get(name, ""), name)
+        got = _parse(_kind(sub, prop), sub, form.get(name, ""), name, form.get(name + WAS, ""))
         if got is not _MISSING:
             out[prop] = got
     return out
@@ -307,12 +341,14 @@ def _group_indices(form: Mapping[str, str]) -> list[int]:
     return sorted({int(m.group(1)) for key in form if (m := _ITEM_KEY.fullmatch(key))})
 
 
-def read_form(schema: Mapping[str, Any], form: Mapping[str, str]) -> FormReading:
-    """The value a posted form describes (FormError for text that cannot be read)."""
+def read_form(schema: Mapping[str, Any], form: Mapping[str, str], *, start: int = 0
+              ) -> FormReading:
+    """The value a posted form describes (FormError for text that cannot be read); for
+    a page of a longer list, `start` says where the page begins in the whole list."""
     layout = layout_of(schema)
     if layout in ("single", "json"):
         kind = _kind(schema) if layout == "single" else "json"
-        got = _parse(kind, schema, form.get("value", ""), "value")
+        got = _parse(kind, schema, form.get("value", ""), "value", form.get("value" + WAS, ""))
         if got is _MISSING:
             raise FormError("value", "is empty. Please fill it in")
         return FormReading(got)
@@ -328,7 +364,7 @@ def read_form(schema: Mapping[str, Any], form: Mapping[str, str]) -> FormReading
         if item:  # an empty group adds nothing
             items.append(item)
             groups.append(index)
-    return FormReading(items, tuple(groups), tuple(posted))
+    return FormReading(items, tuple(groups), tuple(posted), start)
 
 
 def value_from_form(schema: Mapping[str, Any], form: Mapping[str, str]) -> Any:
@@ -358,6 +394,8 @@ class Field:
     autocomplete: str = ""
     options: tuple[tuple[str, str], ...] = ()
     error: str = ""
+    #: Beside a date-and-time box: the stored time it shows, kept if the box is left alone.
+    was: str = ""
 
     @property
     def id(self) -> str:
@@ -370,7 +408,8 @@ class Field:
 
     @property
     def input_type(self) -> str:
-        return {"date": "date", "email": "email", "tel": "tel"}.get(self.kind, "text")
+        return {"date": "date", "datetime": "datetime-local", "email": "email",
+                "tel": "tel"}.get(self.kind, "text")
 
     @property
     def described_by(self) -> str:
@@ -401,6 +440,8 @@ class EditForm:
     noun: str = "item"
     example: str = ""
     problem: Problem | None = None
+    #: A list that may be long (health readings): each item drawn as one compact row.
+    rows: bool = False
 
     @property
     def all_fields(self) -> tuple[Field, ...]:
@@ -438,43 +479,62 @@ def _hint(code: str, prop: str, schema: Mapping[str, Any], kind: Kind) -> str:
         return found
     if kind == "date":  # the browser draws its own date box: the ISO example would confuse
         return "Type the day, month and year, or pick the date from the calendar."
+    if kind == "datetime":
+        return "On the UK clock (GMT in winter, BST in summer)."
+    if kind == "code":
+        return ""
     if kind == "json":
         return _json_hint(_NOUNS.get(code, "item"), schema)
     described = schema.get("description")
     return _sentence(described) + "." if isinstance(described, str) else ""
 
 
-def _make_field(code: str, prop: str, schema: Mapping[str, Any], *, name: str,
+def _code_options(category: Category, prop: str, text: str) -> tuple[tuple[str, str], ...]:
+    """The catalog's codes for `prop` in words, and the code the field holds if it is
+    another (a device may send one the catalog has no words for: it must not be lost)."""
+    known = tuple(category.codes.get(prop, {}).items())
+    if text and text not in dict(known):
+        known += ((text, category.code_label(prop, text)),)
+    return known
+
+
+def _make_field(category: Category, prop: str, schema: Mapping[str, Any], *, name: str,
                 label: str, required: bool, form: Mapping[str, str],
                 problem: Problem | None) -> Field:
-    kind = _kind(schema, prop)
+    code, text = category.code, form.get(name, "")
+    kind: Kind = "code" if prop in category.codes else _kind(schema, prop)
+    options = _code_options(category, prop, text) if kind == "code" else \
+        tuple((v, w) for v, w, _ in _options(schema))
     return Field(
-        name=name, label=label, kind=kind, required=required, text=form.get(name, ""),
+        name=name, label=label, kind=kind, required=required, text=text,
         hint=_hint(code, prop, schema, kind), autocomplete=_AUTOCOMPLETE.get((code, prop), ""),
-        options=tuple((v, w) for v, w, _ in _options(schema)),
-        error=problem.text if problem is not None and problem.field == name else "")
+        options=options,
+        error=problem.text if problem is not None and problem.field == name else "",
+        was=form.get(name + WAS, "") if kind == "datetime" else "")
 
 
-def _object_fields(code: str, schema: Mapping[str, Any], form: Mapping[str, str],
+def _object_fields(category: Category, schema: Mapping[str, Any], form: Mapping[str, str],
                    problem: Problem | None, index: int | None = None) -> tuple[Field, ...]:
     required = set(schema.get("required", ()))
     return tuple(
-        _make_field(code, p, s, name=_field_name(p, index), label=_label(code, p),
+        _make_field(category, p, s, name=_field_name(p, index), label=_label(category.code, p),
                     required=p in required, form=form, problem=problem)
         for p, s in schema["properties"].items())
 
 
 def edit_form(category: Category, form: Mapping[str, str], *, problem: Problem | None = None,
-              more: int = 0) -> EditForm:
+              more: int = 0, start: int = 0) -> EditForm:
     """The form for `category` showing `form` (a value's fields, or what was typed);
-    a list gets `more` empty groups to add items."""
+    a list gets `more` empty groups to add items, and its groups are numbered from
+    `start` + 1 (a page of a longer list)."""
     code, schema = category.code, category.schema
     layout = layout_of(schema)
     if layout == "object":
-        return EditForm(layout, _object_fields(code, schema, form, problem), problem=problem)
+        return EditForm(layout, _object_fields(category, schema, form, problem),
+                        problem=problem)
     if layout in ("single", "json"):
-        one = _make_field(code, "", schema, name="value", label=category.label, required=True,
-                          form=form, problem=problem)
+        one = _make_field(category, "", schema, name="value", label=category.label,
+                          required=True, form=form, problem=problem)
         example = EXAMPLES.get(code)
         return EditForm(layout, (one,), problem=problem,
                         example="" if example is None else json.dumps(example, indent=2))
@@ -483,14 +543,15 @@ def edit_form(category: Category, form: Mapping[str, str], *, problem: Problem |
     following = (indices[-1] + 1) if indices else 0
     indices += list(range(following, following + more))
     groups = []
-    for n, index in enumerate(indices, start=1):
-        fields = _object_fields(code, schema["items"], form, problem, index)
+    for n, index in enumerate(indices, start=start + 1):
+        fields = _object_fields(category, schema["items"], form, problem, index)
         blank = not any(f.text.strip() for f in fields)
         legend = f"New {noun} (leave it empty if you have none to add)" if blank else \
             f"{_sentence(noun)} {n}"
         groups.append(Group(index, legend, fields, blank,
                             form.get(f"remove.{index}") == "yes"))
-    return EditForm(layout, groups=tuple(groups), noun=noun, problem=problem)
+    long = not isinstance(schema.get("maxItems"), int) or schema["maxItems"] > PAGE_ITEMS
+    return EditForm(layout, groups=tuple(groups), noun=noun, problem=problem, rows=long)
 
 
 # --- errors, in the words of the form -------------------------------------------------------
@@ -547,20 +608,26 @@ def _locate(category: Category, layout: Layout, where: list[int | str], reason: 
             return Problem(_field_name(prop), f"Choose {what} for “{_label(code, prop)}”.")
         line = f" (line {where[1] + 1})" if len(where) > 1 and isinstance(where[1], int) else ""
         return Problem(_field_name(prop), _sentence(f"{_label(code, prop)}{line} {reason}."))
-    if layout == "items" and where and isinstance(where[0], int) and reading is not None \
-            and where[0] < len(reading.groups):
-        index = reading.groups[where[0]]
+    on_page = -1 if reading is None or not where or not isinstance(where[0], int) \
+        else where[0] - reading.start  # the error's item among the page's items
+    if layout == "items" and reading is not None and 0 <= on_page < len(reading.groups):
+        index = reading.groups[on_page]
         # Numbered as the page numbers its groups (empty and removed ones count there).
-        number = reading.posted.index(index) + 1 if index in reading.posted else where[0] + 1
+        number = reading.start + (reading.posted.index(index) + 1 if index in reading.posted
+                                  else on_page + 1)
         noun = f"{_NOUNS.get(code, 'item')} {number}"
         if len(where) > 1 and isinstance(where[1], str):
             return Problem(_field_name(where[1], index),
                            _sentence(f"{_label(code, where[1])} ({noun}) {reason}."))
         props = list(category.schema["items"]["properties"])
         return Problem(_field_name(props[0], index), _sentence(f"{noun} {reason}."))
-    if layout in ("single", "json") and where:
-        spot = ", ".join(f"item {p + 1}" if isinstance(p, int) else p for p in where)
-        return Problem("value", _sentence(f"{category.label} ({spot}) {reason}."))
+    if layout in ("single", "json", "items") and where:
+        # An item the page does not show (a stored one on another page) is named by number.
+        noun = _NOUNS.get(code, "item") if layout == "items" else "item"
+        spot = ", ".join(f"{noun} {p + 1}" if isinstance(p, int)
+                         else _label(code, p) if layout == "items" else p for p in where)
+        return Problem("value" if layout != "items" else first,
+                       _sentence(f"{category.label} ({spot}) {reason}."))
     return Problem(first, _sentence(f"{category.label} {reason}."))
 
 
@@ -589,18 +656,21 @@ def readable_date(text: str) -> str:
 
 
 def _readable_datetime(text: str) -> str:
+    """An RFC 3339 time on London's clock: 17 May 2024, 10:30 BST (other text as it is)."""
     try:
         at = datetime.fromisoformat(text)
     except ValueError:
         return text
-    offset = at.utcoffset()
-    zone = "" if offset is None else " UTC" if not offset else f" (UTC{at:%z})"
-    return f"{at.day} {_MONTHS[at.month - 1]} {at.year}, {at:%H:%M}{zone}"
+    return when(at) if at.tzinfo is not None else text
 
 
-def _scalar_words(schema: Mapping[str, Any], value: Any) -> str:
+def _scalar_words(schema: Mapping[str, Any], value: Any, codes: Category | None = None,
+                  prop: str = "") -> str:
+    """One value in words; `codes` (the category) gives words for a code `prop` holds."""
     if isinstance(value, bool):
         return "Yes" if value else "No"
+    if codes is not None and prop in codes.codes and isinstance(value, str):
+        return codes.code_label(prop, value)
     if "enum" in schema:
         return _choice_words(value)
     if isinstance(value, str):
@@ -612,24 +682,27 @@ def _scalar_words(schema: Mapping[str, Any], value: Any) -> str:
     return str(value) if isinstance(value, int) else json.dumps(value, ensure_ascii=False)
 
 
-def _one_line(code: str, schema: Mapping[str, Any], value: dict[str, Any]) -> str:
+def _one_line(category: Category, schema: Mapping[str, Any], value: dict[str, Any]) -> str:
     props = schema.get("properties", {})
-    return "; ".join(f"{_label(code, k)}: {_scalar_words(props.get(k, {}), v)}"
-                     for k, v in value.items())
+    return "; ".join(
+        f"{_label(category.code, k)}: {_scalar_words(props.get(k, {}), v, category, k)}"
+        for k, v in value.items())
 
 
-def _show(code: str, schema: Mapping[str, Any], value: Any) -> Shown:
+def _show(category: Category, schema: Mapping[str, Any], value: Any, prop: str = ""
+          ) -> Shown:
+    code = category.code
     if isinstance(value, list):
         inner = schema.get("items", {})
-        items = tuple(Shown("text", _one_line(code, inner, v)) if isinstance(v, dict)
-                      else _show(code, inner, v) for v in value[:_SHOW_ITEMS])
+        items = tuple(Shown("text", _one_line(category, inner, v)) if isinstance(v, dict)
+                      else _show(category, inner, v) for v in value[:_SHOW_ITEMS])
         return Shown("list", items=items, more=max(0, len(value) - _SHOW_ITEMS))
     if isinstance(value, dict):
         props = schema.get("properties", {})
         order = [p for p in props if p in value] + [k for k in value if k not in props]
         return Shown("pairs", pairs=tuple(
-            (_label(code, k), _show(code, props.get(k, {}), value[k])) for k in order))
-    return Shown("text", _scalar_words(schema, value))
+            (_label(code, k), _show(category, props.get(k, {}), value[k], k)) for k in order))
+    return Shown("text", _scalar_words(schema, value, category, prop))
 
 
 def _name(value: Any) -> Shown:
@@ -642,16 +715,28 @@ def _address(value: Any) -> Shown:
                                  f"Council: {value['local_authority']}"))
 
 
-_SPECIAL = {"identity.name": _name, "address.home": _address}
+def _observations(value: Any, category: Category) -> Shown:
+    def line(reading: Mapping[str, Any]) -> str:
+        what = category.code_label("kind", reading["kind"])
+        return f"{what}: {reading['value']} {reading['unit']}, {_readable_datetime(reading['at'])}"
+
+    return Shown("list", items=tuple(Shown("text", line(r)) for r in value[:_SHOW_ITEMS]),
+                 more=max(0, len(value) - _SHOW_ITEMS))
+
+
+_SPECIAL = {"identity.name": lambda value, _: _name(value),
+            "address.home": lambda value, _: _address(value),
+            "health.observations": _observations}
 
 
 def show_value(category: Category, value: Any) -> Shown:
     """`value` of `category` in plain words: a name as "Ada Lovelace", dates as
-    "10 December 1950", yes/no, lists as lists, an address as lines."""
+    "10 December 1950", times on London's clock, codes in the catalog's words ("Heart
+    rate"), yes/no, lists as lists, an address as lines."""
     special = _SPECIAL.get(category.code)
     if special is not None:
         try:
-            return special(value)
+            return special(value, category)
         except (KeyError, TypeError):  # a value of an older shape: show it plainly
             pass
-    return _show(category.code, category.schema, value)
+    return _show(category, category.schema, value)

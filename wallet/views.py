@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+
+from jinja2 import Environment
 
 from vault.domain.categories import categories as category_catalog
 from vault.domain.derived import resolve_derived
@@ -13,19 +14,20 @@ from vault.domain.grants import GrantState, PlainTerms, plain_terms
 from vault.domain.purposes import Purpose
 from vault.domain.purposes import purposes as purpose_catalog
 from vault.services.grants import GrantView
+from wallet.clock import when
 
 __all__ = [
     "EVENT_WORDS",
     "STATE_WORDS",
     "GrantCard",
     "category_label",
+    "category_words",
     "derived_label",
     "grant_card",
+    "install_filters",
+    "possessive",
     "when",
 ]
-
-_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
-           "September", "October", "November", "December")
 
 #: A state in words, and the tag style that shows it (the text is always there too).
 STATE_WORDS: dict[GrantState, tuple[str, str]] = {
@@ -54,14 +56,33 @@ EVENT_WORDS: dict[str, str] = {
 }
 
 
-def when(dt: datetime) -> str:
-    """A time as people write it: 3 March 2026, 14:05 UTC."""
-    return f"{dt.day} {_MONTHS[dt.month - 1]} {dt.year}, {dt:%H:%M} UTC"
+def possessive(name: str) -> str:
+    """A name that owns something, with a typographic apostrophe: "Leeds Council" gets
+    an apostrophe and s, "Riverside schools" (a plural) only the apostrophe."""
+    name = name.strip()
+    return f"{name}\u2019" if name.endswith("s") else f"{name}\u2019s"
+
+
+def install_filters(env: Environment) -> None:
+    """The filters every wallet template shares: `when` for every time on a page,
+    `possessive` for a name that owns something."""
+    env.filters["when"] = when
+    env.filters["possessive"] = possessive
 
 
 def category_label(code: str) -> str:
     found = category_catalog().get(code)
     return found.label if found is not None else code
+
+
+def category_words(code: str) -> str:
+    """What a category holds, as the end of "They want to see: ...": its description
+    ("the school you attend"), since a label alone ("School") says too little."""
+    found = category_catalog().get(code)
+    if found is None:
+        return code
+    text = found.description.strip().rstrip(".")
+    return text[:1].lower() + text[1:]
 
 
 def derived_label(name: str) -> str:
@@ -81,8 +102,10 @@ class GrantCard:
     plain: PlainTerms
     state_words: str
     tag: str
+    #: The labels of the categories they see, and (seen) each with what it holds.
     sees: tuple[str, ...]
     answers: tuple[str, ...]
+    seen: tuple[tuple[str, str], ...] = ()
 
     @property
     def id(self) -> str:
@@ -106,9 +129,11 @@ def grant_card(grant: GrantView, service_name: str) -> GrantCard:
     words, tag = STATE_WORDS[grant.state]
     return GrantCard(
         grant, service_name, purpose,
-        plain_terms(grant.terms, service_name=service_name, purpose=purpose), words, tag,
+        plain_terms(grant.terms, service_name=service_name, purpose=purpose, at=when),
+        words, tag,
         tuple(category_label(c) for c in grant.terms.categories),
-        tuple(derived_label(d) for d in grant.terms.derived))
+        tuple(derived_label(d) for d in grant.terms.derived),
+        tuple((category_label(c), category_words(c)) for c in grant.terms.categories))
 
 
 def grant_cards(grants: Iterable[GrantView], names: dict[str, str]) -> list[GrantCard]:

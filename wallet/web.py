@@ -23,6 +23,7 @@ from wallet.passkeys.challenges import SqlChallengeStore
 from wallet.passkeys.relying_party import RelyingParty
 from wallet.security import AttemptLimiter, CookieNames, WalletHeaders
 from wallet.sessions import SessionPolicy, SessionStore
+from wallet.views import install_filters
 
 __all__ = ["WalletState", "build_wallet", "install_wallet"]
 
@@ -32,6 +33,7 @@ _HERE = Path(__file__).parent
 def _templates() -> Jinja2Templates:
     templates = Jinja2Templates(directory=_HERE / "templates")
     templates.env.autoescape = True  # every template, whatever its file name
+    install_filters(templates.env)
     return templates
 
 

@@ -4,7 +4,7 @@ Categories and purposes (catalogs kept as package data), derived answers, servic
 registrations, grant terms and the grant state machine.
 """
 
-from vault.domain.categories import Category, categories, validate_value
+from vault.domain.categories import Category, categories, clean_value, validate_value
 from vault.domain.derived import DerivedAnswer, resolve_derived, static_derived_names
 from vault.domain.durations import describe_duration, format_duration, parse_duration
 from vault.domain.errors import (
@@ -68,6 +68,7 @@ __all__ = [
     "categories",
     "check_read",
     "check_scope",
+    "clean_value",
     "describe",
     "describe_duration",
     "exhausted_after",

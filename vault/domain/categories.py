@@ -9,6 +9,10 @@ with a Draft 2020-12 validator that is stricter than the library's default in th
   date such as 2026-02-30 is refused however well it matches a pattern;
 - no string may hold control characters (which also stops a trailing newline slipping
   past a `^...$` pattern, since Python's `$` matches before one).
+
+Every write goes through `clean_value`: phone numbers and postcodes are first put in the
+one form the vault stores (`vault.domain.normalise`), whoever writes them (the wallet, a
+service, the command line), then checked.
 """
 
 from __future__ import annotations
@@ -16,8 +20,8 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import date
 from functools import cache
 from importlib import resources
@@ -31,10 +35,12 @@ from jsonschema.protocols import Validator
 from ledger.canonical import MAX_DEPTH, MAX_SAFE_INTEGER, check_value
 from ledger.errors import EncodingError
 from vault.domain.errors import InvalidValue
+from vault.domain.normalise import phone_e164, uk_postcode
 
 __all__ = [
     "Category",
     "categories",
+    "clean_value",
     "is_email",
     "is_real_date",
     "is_rfc3339_datetime",
@@ -50,6 +56,14 @@ class Category:
     label: str
     description: str
     schema: Mapping[str, Any]
+    #: Plain words for codes a field holds, by field name then code (health.observations'
+    #: "kind": heart_rate -> "Heart rate"). The field may hold codes not listed here.
+    codes: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+    def code_label(self, field: str, code: str) -> str:
+        """The words for `code` in `field`: the catalog's, else the code made readable."""
+        found = self.codes.get(field, {}).get(code)
+        return found if found is not None else code.replace("_", " ").capitalize()
 
 
 # --- format checkers (ASCII-only patterns: \d would also match other scripts' digits) ---
@@ -154,6 +168,8 @@ def _load() -> tuple[Mapping[str, Category], Mapping[str, Validator]]:
             label=entry["label"],
             description=entry["description"],
             schema=MappingProxyType(schema),
+            codes=MappingProxyType({field: MappingProxyType(dict(words))
+                                    for field, words in entry.get("codes", {}).items()}),
         )
         checks[code] = _VALIDATOR_CLASS(schema, format_checker=checker)
     return MappingProxyType(found), MappingProxyType(checks)
@@ -265,3 +281,30 @@ def validate_value(code: str, value: Any) -> None:
     error = best_match(checks[code].iter_errors(value))
     if error is not None:
         raise InvalidValue(f"{code}: {_where(error)} {_reason(error)}")
+
+
+def _phone(value: Any) -> Any:
+    return phone_e164(value) if isinstance(value, str) else value
+
+
+def _home(value: Any) -> Any:
+    if isinstance(value, dict) and isinstance(value.get("postcode"), str):
+        return {**value, "postcode": uk_postcode(value["postcode"])}
+    return value
+
+
+#: Categories whose values are typed in many ways, and how each is put in one form.
+_NORMALISE: Mapping[str, Callable[[Any], Any]] = MappingProxyType({
+    "contact.phone": _phone,
+    "address.home": _home,
+})
+
+
+def clean_value(code: str, value: Any) -> Any:
+    """`value` as the vault stores it: phone numbers and postcodes in one form, then
+    checked like `validate_value` (InvalidValue says what is wrong). Anything that cannot
+    be put in that form is left as it is, for the check to refuse in plain words."""
+    tidy = _NORMALISE.get(code)
+    cleaned = value if tidy is None else tidy(value)
+    validate_value(code, cleaned)
+    return cleaned

@@ -8,7 +8,7 @@ of the kind `ENTRY_KIND` names. The terms themselves live in `vault.domain.terms
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -355,11 +355,13 @@ def _how_often(access: Access) -> str:
 
 
 def plain_terms(
-    terms: GrantTerms, *, service_name: str, purpose: Purpose | None = None
+    terms: GrantTerms, *, service_name: str, purpose: Purpose | None = None,
+    at: Callable[[datetime], str] = _when,
 ) -> PlainTerms:
     """The consent screen's sentences, from the same terms that are hashed.
 
-    `purpose` defaults to the catalog's entry for `terms.purpose`.
+    `purpose` defaults to the catalog's entry for `terms.purpose`; `at` writes a time
+    (UTC by default, as receipts do; the wallet passes its Europe/London clock).
     """
     if purpose is None:
         purpose = purpose_catalog()[terms.purpose]
@@ -379,7 +381,7 @@ def plain_terms(
         intro=f"{service_name} is asking to use some of your information.",
         why=f"Why: {purpose.text}",
         sees=sees, answers=answers,
-        when=(f"From {_when(terms.starts)} until {_when(terms.ends)} "
+        when=(f"From {at(terms.starts)} until {at(terms.ends)} "
               f"({describe_duration(terms.ends - terms.starts)})."),
         how_often=_how_often(terms.access),
         keep=keep,

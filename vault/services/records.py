@@ -12,7 +12,7 @@ from sqlalchemy import delete, func
 from sqlmodel import Session, col, select
 
 from vault.crypto import envelope
-from vault.domain.categories import validate_value
+from vault.domain.categories import clean_value
 from vault.errors import NotFound
 from vault.services.citizens import get_citizen
 from vault.services.context import VaultContext, new_id, reading, unit_of_work
@@ -48,8 +48,9 @@ def data_key(ctx: VaultContext, citizen: CitizenRow) -> bytes:
 def write_record(
     ctx: VaultContext, citizen_id: str, category: str, value: Any, *, source: str = "citizen"
 ) -> RecordView:
-    """Add a new version of the citizen's `category`; older versions are kept."""
-    validate_value(category, value)
+    """Add a new version of the citizen's `category`; older versions are kept. The value
+    is stored as `clean_value` leaves it (a phone number in E.164, a postcode in capitals)."""
+    value = clean_value(category, value)
     plaintext = orjson.dumps(value)
     with unit_of_work(ctx) as work:
         citizen = get_citizen(work.session, citizen_id)

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from vault.domain.categories import Category, categories, is_email, validate_value
+from vault.domain.categories import Category, categories, clean_value, is_email, validate_value
 from vault.domain.errors import InvalidValue
 
 REQUIRED_CODES = {
@@ -65,7 +65,8 @@ BAD: list[tuple[str, Any, str]] = [
     ("contact.email", "a@b", "not a valid email address"),
     ("contact.email", "a..b@example.org", "not a valid email address"),
     ("contact.email", "a@-example.org", "not a valid email address"),
-    ("contact.phone", "07700 900123", "international form"),
+    ("contact.phone", "07700 900123", "UK phone number such as 07700 900123"),  # not cleaned
+    ("contact.phone", "0770090012", "UK phone number such as 07700 900123"),
     ("contact.phone", "+447700900123\n", "control characters"),
     ("address.home", {**GOOD["address.home"], "postcode": "12345"}, "postcode must be a UK"),
     ("address.home", {**GOOD["address.home"], "postcode": "SW1A"}, "postcode must be a UK"),
@@ -190,9 +191,49 @@ def test_messages_do_not_quote_the_value() -> None:
     assert secret not in str(info.value)
 
 
-@pytest.mark.parametrize("postcode", ["SW1A 1AA", "sw1a1aa", "M1 1AE", "B33 8TH", "GIR 0AA"])
+@pytest.mark.parametrize("postcode", ["SW1A 1AA", "M1 1AE", "B33 8TH", "GIR 0AA"])
 def test_uk_postcodes_pass(postcode: str) -> None:
     assert accepted("address.home", {**GOOD["address.home"], "postcode": postcode})
+
+
+@pytest.mark.parametrize(("typed", "stored"), [
+    ("sw1a1aa", "SW1A 1AA"), (" m1  1ae ", "M1 1AE"), ("b338th", "B33 8TH"), ("GIR0AA", "GIR 0AA")])
+def test_postcodes_are_stored_in_capitals_with_one_space(typed: str, stored: str) -> None:
+    # The stored form is the only one the schema takes: a write must go through clean_value.
+    assert not accepted("address.home", {**GOOD["address.home"], "postcode": typed})
+    home = clean_value("address.home", {**GOOD["address.home"], "postcode": typed})
+    assert home == {**GOOD["address.home"], "postcode": stored}
+
+
+@pytest.mark.parametrize("typed", [
+    "07700 900456", "07700-900-456", "(07700) 900456", "+44 7700 900456",
+    "+44 (0)7700 900456", "0044 7700 900456", "+44 07700 900456", "\u00a007700\u00a0900456 "])
+def test_uk_phone_numbers_are_stored_in_e164(typed: str) -> None:
+    assert clean_value("contact.phone", typed) == "+447700900456"
+
+
+@pytest.mark.parametrize(("typed", "words"), [
+    ("07700 9004", "UK phone number such as 07700 900123"),
+    ("call me", "UK phone number such as 07700 900123"),
+    ("7700 900456", "UK phone number such as 07700 900123"),
+    ("+447700900456\n", "control characters"),
+    (447700900456, "must be text"),
+])
+def test_phone_numbers_that_cannot_be_read_are_refused_clearly(typed: Any, words: str) -> None:
+    with pytest.raises(InvalidValue, match=r"^contact\.phone: ") as info:
+        clean_value("contact.phone", typed)
+    assert words in str(info.value)
+
+
+@pytest.mark.parametrize(("typed", "words"), [
+    ("sw1a", "postcode must be a UK postcode such as SW1A 1AA"),
+    ("12345", "postcode must be a UK postcode such as SW1A 1AA"),
+    (12345, "postcode must be text"),
+])
+def test_postcodes_that_cannot_be_read_are_refused_clearly(typed: Any, words: str) -> None:
+    with pytest.raises(InvalidValue) as info:
+        clean_value("address.home", {**GOOD["address.home"], "postcode": typed})
+    assert words in str(info.value)
 
 
 @pytest.mark.parametrize(

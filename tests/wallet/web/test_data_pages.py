@@ -4,10 +4,10 @@ history, delete, the JSON download, and that nobody sees anyone else's data."""
 from __future__ import annotations
 
 import html
-import json
 import re
 from collections.abc import Mapping
-from datetime import UTC, date, timedelta, timezone
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta, timezone
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,8 @@ from vault.domain.errors import InvalidValue
 from vault.services import records
 from wallet.forms import (
     EXAMPLES,
-    MAX_GROUPS,
+    PAGE_ITEMS,
+    WAS,
     edit_form,
     form_from_value,
     layout_of,
@@ -136,8 +137,9 @@ def test_overview_shows_values_readably_with_where_they_came_from(web: WebWallet
                      page.text)                                  # a list as a list
     assert "From Blue Badge team on" in words                    # provenance: a service
     assert "From a service on" in words                          # ... one no longer known
-    assert words.count("You added this on") == 5
-    assert "2 versions." in words                                # the name changed once
+    assert words.count("You added this on") == 4
+    assert words.count("You changed this on") == 1               # the name changed once
+    assert "2 versions." in words
     assert 'href="/wallet/data/identity.name">Change' in page.text
     assert 'href="/wallet/data/contact.email">Add' in page.text  # not there yet
     assert re.search(r'<a [^>]*href="/wallet/data/export.json"[^>]*>Download all my data '
@@ -258,33 +260,187 @@ def test_email_and_phone_fields_have_their_input_types(web: WebWallet) -> None:
     assert newest(web, b, "contact.email") == "ada@example.org"
 
 
-def test_a_long_list_is_edited_as_json_with_a_hint_and_an_example(web: WebWallet) -> None:
+def test_a_phone_number_in_uk_national_format_is_stored_in_e164(web: WebWallet) -> None:
     b = web.sign_up()
-    url = "/wallet/data/health.observations"
-    page = b.get(url)
-    assert re.search(r'<textarea id="f-value" name="value"', page.text)
-    words = text_of(page)
-    assert 'Each measurement needs "kind" (a measurement name such as heart_rate' in words
-    assert '"blood_pressure"' in words  # the example
-    readings: list[dict[str, Any]] = [
-        {"kind": "heart_rate", "value": 72, "unit": "bpm", "at": "2024-05-17T09:30:00Z"},
+    url = "/wallet/data/contact.phone"
+    assert "such as 07700 900123" in text_of(b.get(url))  # the hint says what to type
+    for typed in ("07700 900456", "+44 (0)7700-900-456", "0044 7700 900456"):
+        assert b.form(url, {"value": typed}).status_code == 303, typed
+        assert newest(web, b, "contact.phone") == "+447700900456"
+    assert drawn_fields(b.get(url), url)["value"] == "+447700900456"
+    # Something that is not a phone number: said plainly, kept on the page, nothing saved.
+    r = b.form(url, {"value": "call me maybe"})
+    assert r.status_code == 400
+    assert ("Phone number must be a UK phone number such as 07700 900123, or one starting "
+            "with + and a country code.") in text_of(r)
+    assert drawn_fields(r, url)["value"] == "call me maybe"
+    assert len(history(web, b, "contact.phone")) == 3
+
+
+def test_a_postcode_is_stored_in_capitals_with_one_space(web: WebWallet) -> None:
+    b = web.sign_up()
+    url = "/wallet/data/address.home"
+    sent = {"f.lines": "1 Main Street", "f.town": "London", "f.local_authority": "Westminster"}
+    assert b.form(url, {**sent, "f.postcode": " sw1a2aa "}).status_code == 303
+    assert newest(web, b, "address.home")["postcode"] == "SW1A 2AA"
+    assert "SW1A 2AA" in text_of(b.get("/wallet/data"))
+    r = b.form(url, {**sent, "f.postcode": "sw1a"})
+    assert r.status_code == 400
+    assert "Postcode must be a UK postcode such as SW1A 1AA." in text_of(r)
+
+
+OBSERVATIONS = "/wallet/data/health.observations"
+
+
+def reading_rows(page: httpx.Response) -> list[str]:
+    return re.findall(r"<li>([^<]+)</li>", main_of(page))
+
+
+def test_health_readings_are_changed_in_a_form_of_rows(web: WebWallet) -> None:
+    b = web.sign_up()
+    page = b.get(OBSERVATIONS)
+    assert "<textarea" not in page.text  # no JSON to write by hand
+    # What was measured: chosen from the catalog's codes, in words.
+    assert re.search(r'<select id="f-0-kind" name="f.0.kind"[^>]*>\s*<option value="">Choose '
+                     r'one</option>\s*<option value="heart_rate">Heart rate</option>',
+                     page.text)
+    assert '<option value="blood_pressure">Blood pressure</option>' in page.text
+    assert re.search(r'id="f-0-at" name="f.0.at"[^>]*type="datetime-local"', page.text)
+    assert "On the UK clock (GMT in winter, BST in summer)." in text_of(page)
+    assert 'class="card row-group"' in page.text
+    # Two readings typed on London's clock: one in summer (BST), one in winter (GMT).
+    r = b.form(OBSERVATIONS, {
+        "f.0.kind": "heart_rate", "f.0.value": "72", "f.0.unit": "bpm",
+        "f.0.at": "2024-07-17T10:30",
+        "f.1.kind": "blood_pressure", "f.1.value": "120/80", "f.1.unit": "mmHg",
+        "f.1.at": "2024-01-17T10:30"})
+    assert r.status_code == 303
+    assert newest(web, b, "health.observations") == [
+        {"kind": "heart_rate", "value": 72, "unit": "bpm", "at": "2024-07-17T09:30:00Z"},
         {"kind": "blood_pressure", "value": "120/80", "unit": "mmHg",
-         "at": "2024-05-17T09:31:00+01:00"}]
-    assert b.form(url, {"value": json.dumps(readings)}).status_code == 303
-    assert newest(web, b, "health.observations") == readings
-    shown = drawn_fields(b.get(url), url)
-    assert json.loads(shown["value"]) == readings  # prefilled with what is stored
-    # Not JSON: the citizen is told where, and keeps what they typed.
-    r = b.form(url, {"value": '[{"kind": "steps", "value": 10 "unit": "steps"}]'})
+         "at": "2024-01-17T10:30:00Z"}]
+    # Shown in words and on London's clock, everywhere: no raw code.
+    overview = b.get("/wallet/data")
+    for shown in (overview, b.get(OBSERVATIONS)):
+        assert "Heart rate: 72 bpm, 17 July 2024, 10:30 BST" in reading_rows(shown)
+        assert "Blood pressure: 120/80 mmHg, 17 January 2024, 10:30 GMT" in reading_rows(shown)
+        assert "heart_rate" not in text_of(shown).replace('value="heart_rate"', "")
+    # Drawn again as typed, the stored time beside it.
+    drawn = drawn_fields(b.get(OBSERVATIONS), OBSERVATIONS)
+    assert (drawn["f.0.kind"], drawn["f.0.at"], drawn["f.0.at" + WAS]) == (
+        "heart_rate", "2024-07-17T10:30", "2024-07-17T09:30:00Z")
+    assert re.search(r'<option value="heart_rate" selected>Heart rate</option>',
+                     b.get(OBSERVATIONS).text)
+    # Remove the first, keep the second.
+    assert b.form(OBSERVATIONS, {**drawn, "remove.0": "yes"}).status_code == 303
+    assert [o["kind"] for o in newest(web, b, "health.observations")] == ["blood_pressure"]
+
+
+def test_a_reading_saved_unchanged_keeps_its_code_and_time_exactly(web: WebWallet) -> None:
+    b = web.sign_up()
+    assert b.citizen_id is not None
+    # From a device: a code the catalog has no words for, a time with an offset and a
+    # fraction of a second. Saving the page unchanged must not lose or rewrite either.
+    stored = [{"kind": "body_fat", "value": 21, "unit": "%",
+               "at": "2024-05-17T09:31:00.250+05:30"}]
+    records.write_record(web.ctx, b.citizen_id, "health.observations", stored)
+    page = b.get(OBSERVATIONS)
+    assert '<option value="body_fat" selected>Body fat</option>' in page.text
+    assert "Body fat: 21 %, 17 May 2024, 05:01 BST" in reading_rows(b.get("/wallet/data"))
+    assert b.form(OBSERVATIONS, drawn_fields(page, OBSERVATIONS)).status_code == 303
+    assert [v for _, v, _ in history(web, b, "health.observations")] == [stored, stored]
+    # A changed time is read on London's clock.
+    fields = {**drawn_fields(page, OBSERVATIONS), "f.0.at": "2024-12-01T08:00"}
+    assert b.form(OBSERVATIONS, fields).status_code == 303
+    assert newest(web, b, "health.observations")[0]["at"] == "2024-12-01T08:00:00Z"
+
+
+@pytest.mark.parametrize(("sent", "message", "target"), [
+    ({"f.0.kind": "heart_rate", "f.0.value": "72", "f.0.unit": "bpm", "f.0.at": "yesterday"},
+     "When it was measured is not a valid date and time.", "f-0-at"),
+    ({"f.0.kind": "heart_rate", "f.0.value": "72", "f.0.at": "2024-07-17T10:30"},
+     "Unit (measurement 1) is missing. Please fill it in.", "f-0-unit"),
+    ({"f.0.kind": "Heart rate!", "f.0.value": "72", "f.0.unit": "bpm",
+      "f.0.at": "2024-07-17T10:30"},
+     "What was measured (measurement 1) must be a measurement name such as heart_rate, steps "
+     "or blood_pressure.", "f-0-kind"),
+])
+def test_a_wrong_reading_is_explained_at_its_field(
+        web: WebWallet, sent: dict[str, str], message: str, target: str) -> None:
+    b = web.sign_up()
+    r = b.form(OBSERVATIONS, sent)
     assert r.status_code == 400
-    assert "Health observations is not written correctly: look at line 1" in text_of(r)
-    assert "&#34;steps&#34;, &#34;value&#34;: 10 &#34;unit&#34;" in r.text
-    # JSON, but not a valid reading: the category's check names the item and field.
-    bad = [dict(readings[0], at="yesterday")]
-    r = b.form(url, {"value": json.dumps(bad)})
+    assert f'<a href="#{target}">{html.escape(message)}</a>' in r.text
+    assert re.search(rf'id="{target}"[^>]*aria-invalid="true"', r.text)
+    assert history(web, b, "health.observations") == []
+
+
+def many_readings(n: int) -> list[dict[str, Any]]:
+    return [{"kind": "steps", "value": i, "unit": "steps", "at": f"2024-05-17T09:{i % 60:02d}:00Z"}
+            for i in range(n)]
+
+
+def test_a_long_list_is_changed_a_page_at_a_time(web: WebWallet) -> None:
+    b = web.sign_up()
+    assert b.citizen_id is not None
+    stored = many_readings(2 * PAGE_ITEMS + 10)
+    records.write_record(web.ctx, b.citizen_id, "health.observations", stored)
+    first = b.get(OBSERVATIONS)
+    assert "page 1 of 3" in text_of(first)
+    on_first = drawn_fields(first, OBSERVATIONS)
+    assert on_first[f"f.{PAGE_ITEMS - 1}.value"] == str(PAGE_ITEMS - 1)  # the page's last
+    assert on_first[f"f.{PAGE_ITEMS}.value"] == ""  # then a blank row to add one
+    assert re.search(r'<a href="/wallet/data/health.observations\?page=2">Next page', first.text)
+    # Page 2: items 26 to 50, numbered as in the whole list, and a blank row to add one.
+    url2 = f"{OBSERVATIONS}?page=2"
+    second = b.get(url2)
+    drawn = drawn_fields(second, OBSERVATIONS)
+    assert drawn["page.start"] == str(PAGE_ITEMS) and drawn["page.version"] == "1"
+    assert f"<legend>Measurement {PAGE_ITEMS + 1}</legend>" in second.text
+    assert "Previous page" in second.text and "Next page" in second.text
+    blank = 2 * PAGE_ITEMS
+    assert drawn[f"f.{blank}.kind"] == ""
+    # Change one, remove one, add one: only this page's part of the list changes.
+    changed = {**drawn, f"f.{PAGE_ITEMS}.value": "9999", f"remove.{PAGE_ITEMS + 1}": "yes",
+               f"f.{blank}.kind": "heart_rate", f"f.{blank}.value": "70",
+               f"f.{blank}.unit": "bpm", f"f.{blank}.at": "2024-07-17T10:30"}
+    assert b.form(OBSERVATIONS, changed).status_code == 303
+    new = newest(web, b, "health.observations")
+    assert new[:PAGE_ITEMS] == stored[:PAGE_ITEMS]
+    assert new[PAGE_ITEMS] == {**stored[PAGE_ITEMS], "value": 9999}
+    assert new[PAGE_ITEMS + 1:2 * PAGE_ITEMS - 1] == stored[PAGE_ITEMS + 2:2 * PAGE_ITEMS]
+    assert new[2 * PAGE_ITEMS - 1] == {"kind": "heart_rate", "value": 70, "unit": "bpm",
+                                       "at": "2024-07-17T09:30:00Z"}
+    assert new[2 * PAGE_ITEMS:] == stored[2 * PAGE_ITEMS:]
+    # The same page posted again is out of date (version 1, now 2): nothing is saved.
+    r = b.form(OBSERVATIONS, changed)
+    assert r.status_code == 409
+    assert "This list changed after you opened the page" in text_of(r)
+    assert len(history(web, b, "health.observations")) == 2
+    # Hidden fields that are not numbers: refused, nothing saved.
+    r = b.form(OBSERVATIONS, {**changed, "page.start": "x"})
     assert r.status_code == 400
-    assert "Health observations (item 1, at) is not a valid date and time." in text_of(r)
-    assert len(history(web, b, "health.observations")) == 1
+    assert len(history(web, b, "health.observations")) == 2
+    # Past the last page: the last page.
+    assert "page 3 of 3" in text_of(b.get(f"{OBSERVATIONS}?page=99"))
+    assert b.get(f"{OBSERVATIONS}?page=0").status_code == 400
+
+
+def test_times_are_on_londons_clock_with_gmt_or_bst(web: WebWallet) -> None:
+    b = web.sign_up()
+    assert b.citizen_id is not None
+    winter = datetime(2030, 1, 16, 23, 30, tzinfo=UTC)
+    summer = datetime(2030, 7, 17, 23, 30, tzinfo=UTC)  # 00:30 the next day in London
+    records.write_record(replace(web.ctx, clock=lambda: winter), b.citizen_id,
+                         "transport.blue_badge", {"number": "AB12", "expires": "2031-01-01"})
+    records.write_record(replace(web.ctx, clock=lambda: summer), b.citizen_id,
+                         "transport.blue_badge", {"number": "AB13", "expires": "2031-01-01"})
+    overview = text_of(b.get("/wallet/data"))
+    assert "You changed this on 18 July 2030, 00:30 BST." in overview
+    versions = text_of(b.get("/wallet/data/transport.blue_badge"))
+    assert "You changed this on 18 July 2030, 00:30 BST." in versions
+    assert "You added this on 16 January 2030, 23:30 GMT." in versions
+    assert "UTC" not in overview + versions
 
 
 def test_a_short_list_has_a_group_per_item_to_add_change_and_remove(web: WebWallet) -> None:
@@ -348,10 +504,11 @@ def test_the_change_page_shows_every_version_newest_first(web: WebWallet) -> Non
                          {"given": "Augusta", "family": "Byron"}, source=badge_team)
     b.form("/wallet/data/identity.name", {"f.given": "Ada", "f.family": "King"})
     rows = re.findall(r'<h3 id="version-\d+">Version (\d+)[^<]*</h3>\s*<p class="muted">'
-                      r"([^<]+) on \d+ \w+ \d{4}, \d\d:\d\d UTC.</p>\s*<div>([^<]+)</div>",
-                      b.get("/wallet/data/identity.name").text)
-    assert rows == [("3", "You added this", "Ada King"),
-                    ("2", "From Blue Badge team", "Augusta Byron"),
+                      r"([^<]+) on \d+ \w+ \d{4}, \d\d:\d\d (?:GMT|BST).</p>\s*"
+                      r"<div>([^<]+)</div>", b.get("/wallet/data/identity.name").text)
+    # The first version was added; each later one says it changed what was there.
+    assert rows == [("3", "You changed this", "Ada King"),
+                    ("2", "Updated by Blue Badge team", "Augusta Byron"),
                     ("1", "You added this", "Ada Lovelace")]
 
 
@@ -532,9 +689,9 @@ def test_layouts_follow_the_schemas() -> None:
     assert layout_of(cats["identity.date_of_birth"].schema) == "single"
     assert layout_of(cats["health.prescriptions"].schema) == "items"
     assert layout_of(cats["household.children"].schema) == "items"
-    # At most 1000 readings: a group of fields each would be too many.
-    assert cats["health.observations"].schema["maxItems"] > MAX_GROUPS
-    assert layout_of(cats["health.observations"].schema) == "json"
+    # Up to 1000 readings: a form of rows, a page at a time.
+    assert cats["health.observations"].schema["maxItems"] > PAGE_ITEMS
+    assert layout_of(cats["health.observations"].schema) == "items"
     assert layout_of({"type": "object", "properties": {"a": {"type": "string"}}}) == "json"
 
 
@@ -643,4 +800,5 @@ def test_form_round_trip(code: str | None, schema: Mapping[str, Any], data: st.D
     if code is not None:  # and the form draws those fields without losing any
         form = edit_form(categories()[code], fields)
         drawn = {f.name: f.text for f in form.all_fields if f.text}
+        drawn |= {f.name + WAS: f.was for f in form.all_fields if f.was}
         assert drawn == {k: v for k, v in fields.items() if v}

@@ -238,17 +238,22 @@ def test_the_consent_screen_shows_the_hashed_terms_in_plain_words(web: WebWallet
     row = grant_row(web, grant.id)
     terms = GrantTerms.from_json(orjson.loads(row.terms))
     assert terms.terms_hash() == row.terms_hash
-    plain = plain_terms(terms, service_name=NAME)
+    plain = plain_terms(terms, service_name=NAME, at=when)  # on London's clock
     purpose = purpose_catalog()[terms.purpose]
 
     assert page.one("h1").text == f"{NAME} is asking to use some of your information"
     shown = terms_list(page)
     labels = [category_catalog()[c].label for c in terms.categories]
     assert sorted(labels) == ["Home address", "Name"]
+    # Each with what it holds: "Name" alone says too little.
+    seen = [f"{category_catalog()[c].label}: "
+            f"{category_catalog()[c].description[0].lower()}"
+            f"{category_catalog()[c].description[1:].rstrip('.')}" for c in terms.categories]
+    assert "Name: your given name and family name" in seen
     assert shown == {
         "Who": f"{NAME}: {DESCRIPTION}",
         "Why": purpose.text,
-        "What they want to see": " ".join(labels),
+        "What they want to see": " ".join(seen),
         "Yes or no answers only": plain.answers,
         "For how long": plain.when,
         "How often": plain.how_often,
@@ -258,10 +263,12 @@ def test_the_consent_screen_shows_the_hashed_terms_in_plain_words(web: WebWallet
         "Read more": f"{NAME}\u2019s privacy notice , and their data protection impact "
                      "assessment",
     }
-    assert [e.text for e in page.one("dl", class_="terms").all("li")] == labels
+    assert [e.text for e in page.one("dl", class_="terms").all("li")] == seen
     assert resolve_derived("age_over_65").label in shown["Yes or no answers only"]
-    # The words themselves say what the terms say.
+    # The words themselves say what the terms say, with times on London's clock.
     assert plain.when is not None and "(30 days)" in plain.when
+    assert re.fullmatch(r"From .* (GMT|BST) until .* (GMT|BST) \(30 days\)\.", plain.when)
+    assert "UTC" not in page.text
     assert plain.how_often == ("They can look up to 3 times, and no more often than once "
                                "every day.")
     assert plain.keep == "They may keep what they see for 30 days, then they must delete it."
@@ -523,3 +530,42 @@ def test_the_service_name_on_the_pages_is_the_registered_one(web: WebWallet) -> 
     [card] = cards
     assert card.one("h3").text == NAME
     assert card.one("h3").one("a").attrs["href"] == f"/wallet/grants/{grant.id}"
+
+
+def register(web: WebWallet, name: str, description: str) -> str:
+    return registry.register_service(web.ctx, registry.Registration(
+        name=name, description=description, purposes=["eligibility_assessment"],
+        categories=["education.school"], derived=[], jwk=JWK,
+        redirect_uris=["https://school.example.gov/cb"],
+        privacy_notice_url="https://school.example.gov/privacy", max_days=90))
+
+
+@pytest.mark.parametrize(("name", "owner"), [
+    ("Riverside schools", "Riverside schools\u2019 privacy notice"),
+    ("Leeds Council", "Leeds Council\u2019s privacy notice")])
+def test_a_service_name_owns_its_privacy_notice_in_good_english(
+        web: WebWallet, name: str, owner: str) -> None:
+    ada = web.sign_up()
+    grant = request(web, ada, register(web, name, "Checks free school meals"),
+                    categories=["education.school"], derived=[])
+    terms = terms_list(dom(ada.get(f"/wallet/grants/{grant.id}")))
+    assert terms["Read more"] == owner
+    assert "\u2019s\u2019" not in owner and "s\u2019s" not in terms["Read more"]
+
+
+def test_a_service_without_a_description_is_named_once(web: WebWallet) -> None:
+    ada = web.sign_up()
+    # `vault service add` without --description registers the name as the description.
+    grant = request(web, ada, register(web, "My Test Service", "My Test Service"),
+                    categories=["education.school"], derived=[])
+    assert terms_list(dom(ada.get(f"/wallet/grants/{grant.id}")))["Who"] == "My Test Service"
+
+
+def test_the_request_says_what_a_category_holds_not_only_its_label(web: WebWallet) -> None:
+    ada = web.sign_up()
+    grant = request(web, ada, register(web, "Riverside schools", "Checks free school meals"),
+                    categories=["education.school"], derived=[])
+    [card] = dom(ada.get("/wallet/requests")).all("article", class_="card")
+    assert "They want to see: the school you attend." in card.text
+    terms = terms_list(dom(ada.get(f"/wallet/grants/{grant.id}")))
+    assert terms["What they want to see"] == "School: the school you attend"
