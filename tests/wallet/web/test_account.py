@@ -58,6 +58,11 @@ def test_the_page_says_what_happens_and_asks_for_a_passkey(tmp_path: Path) -> No
         assert "<h1>Delete your account</h1>" in html
         assert "Nobody can bring it back" in html
         assert "loses access straight away" in html
+        # ... but what a service already read, it keeps for as long as it was allowed.
+        words = " ".join(html.split())
+        assert ("Services keep what they already read for as long as you allowed when you "
+                "said yes") in words
+        assert "Deleting your account cannot take it back from them." in words
         assert "Nothing in them leads to you any more" in html
         form = re.search(r'<form method="post" action="/wallet/account/delete"[^>]*>', html)
         assert form is not None
@@ -183,6 +188,10 @@ def test_goodbye_is_a_kind_page_for_anyone(tmp_path: Path) -> None:
         r = web.browser().get("/wallet/goodbye")
         assert r.status_code == 200
         assert "<h1>Your account is deleted</h1>" in r.text
+        words = " ".join(r.text.split())
+        assert "Services cannot read it any more." in words
+        assert ("Services keep what they already read for as long as you allowed when you "
+                "said yes, then they must delete it.") in words
         assert "Thank you" in r.text
         assert 'aria-label="Main"' not in r.text  # signed out: no wallet menu
 
