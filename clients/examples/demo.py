@@ -33,9 +33,15 @@ import httpx
 from clients.examples.bluebadge.config import CLIENT_FILE, JWKS_FILE, KEY_FILE, app_dir
 from clients.service import ServiceKey
 
-__all__ = ["LaunchError", "Registration", "main", "parse_args", "register", "vault_command"]
+__all__ = ["SERVICE_DESCRIPTION", "SERVICE_NAME", "LaunchError", "Registration", "main",
+           "parse_args", "register", "vault_command"]
 
 SERVICE_NAME = "Blue Badge team (example app)"
+#: What the citizen reads about the service on the vault's consent screen ("Who"): words
+#: for them, not for developers.
+SERVICE_DESCRIPTION = ("Decides whether you can have a Blue Badge, so you can park closer "
+                       "to where you need to go. This is an example service: nothing you "
+                       "share with it is sent anywhere else.")
 Runner = Callable[[list[str]], "subprocess.CompletedProcess[str]"]
 
 
@@ -122,8 +128,7 @@ def register(vault: Sequence[str], data_dir: Path, *, app_url: str,
         client_id = client_id if secret else None  # the vault no longer knows it
     if client_id is None:
         got = run([*vault, "service", "add", "--name", SERVICE_NAME,
-                   "--description", "The SDK's example service: apply for a Blue Badge "
-                   "with your name, address and two yes/no answers from your vault.",
+                   "--description", SERVICE_DESCRIPTION,
                    "--jwks-file", str(folder / JWKS_FILE),
                    "--redirect-uri", redirect_uri,
                    "--privacy-notice-url", f"{app_url}/privacy",

@@ -196,7 +196,9 @@ def _a_no_is_not_a_yes(page: Page) -> None:
 
 def _ended_cards_in_the_past(page: Page) -> None:
     card = page.get_by_role("article").filter(has_text="You said no").inner_text()
-    assert "They asked to see: Home address." in card and "Until" not in card, card
+    # What a category holds, not only its label ("Home address").
+    assert "They asked to see: where you live, and the council for that address." in card \
+        and "Until" not in card, card
 
 
 #: What else a page must show, beyond passing axe and fitting a phone.
