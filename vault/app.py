@@ -24,6 +24,7 @@ from vault.api.ledger_routes import router as ledger_router
 from vault.api.oauth_routes import router as oauth_router
 from vault.api.ratelimit import ClientRateLimiter
 from vault.api.resource_routes import install_resource_api
+from vault.api.service_pages import router as service_pages_router
 from vault.api.transparency_routes import router as transparency_router
 from vault.config import Settings
 from vault.crypto import load_app_secret, load_keyring, load_ledger_signer
@@ -34,6 +35,7 @@ from vault.oauth.client_auth import SqlJtiStore
 from vault.services.checkpoints import CheckpointPublisher
 from vault.services.context import VaultContext
 from vault.services.group_commit import GroupCommitReader
+from vault.services.registry import adopt_published_pages
 from vault.services.sweeper import Sweeper
 from vault.services.webhooks import WebhookDispatcher
 from vault.storage.database import make_engine
@@ -77,6 +79,9 @@ def build_state(settings: Settings) -> AppState:
         after_commit=partial(_call_each, nudges))
     webhooks = WebhookDispatcher(ctx, app_secret=app_secret)
     nudges.append(webhooks.nudge)
+    # Registrations from before the vault published pages about services linked to
+    # /privacy and /dpia, which never answered: point them at the pages.
+    adopt_published_pages(ctx, settings.base_url)
     token_keys = load_token_keys(settings.key_dir, secret=_secret(settings.token_signing_key),
                                  production=settings.production)
     return AppState(settings, engine, signer, publisher, ctx,
@@ -141,6 +146,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ledger_router)
     app.include_router(oauth_router)
     app.include_router(transparency_router)
+    app.include_router(service_pages_router)
     install_api_docs(app)
     install_resource_api(app, limiter=ClientRateLimiter(settings.client_rate_limit,
                                                         settings.client_rate_burst))

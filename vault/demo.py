@@ -47,6 +47,17 @@ _RECORDS: list[tuple[str, Any]] = [
 ]
 
 
+#: The Blue Badge team's assessment, as an operator would publish it with --dpia-text.
+_BADGE_DPIA = (
+    "Riverside Council assessed the Blue Badge service in November 2026 (demo text).\n\n"
+    "The service needs a name and a home address to issue a badge, and two yes or no "
+    "answers to decide eligibility: whether the applicant is 65 or over, and whether they "
+    "get Attendance Allowance. It never sees a date of birth or an award letter.\n\n"
+    "The main risk is that an address is kept longer than needed: each request states how "
+    "long the team keeps what it reads, and the team deletes it when the badge is issued "
+    "or refused.")
+
+
 @dataclass(frozen=True)
 class DemoSummary:
     citizen_id: str
@@ -55,10 +66,11 @@ class DemoSummary:
 
 
 def _service(ctx: VaultContext, base: str, name: str, description: str, **kw: Any) -> str:
+    # No URLs of their own: each links to the privacy notice and DPIA the vault
+    # publishes for it at /services/{client_id}/privacy and /dpia.
     return registry.register_service(ctx, registry.Registration(
         name=name, description=description, jwk=_JWK,
-        redirect_uris=[f"{base}/demo/callback"], privacy_notice_url=f"{base}/privacy",
-        dpia_url=f"{base}/dpia", **kw))
+        redirect_uris=[f"{base}/demo/callback"], **kw), public_url=base)
 
 
 def seed_demo(ctx: VaultContext, base_url: str) -> DemoSummary | None:
@@ -77,7 +89,9 @@ def seed_demo(ctx: VaultContext, base_url: str) -> DemoSummary | None:
             "Decides who can have a Blue Badge for disabled parking.",
             purposes=["eligibility_assessment"],
             categories=["identity.name", "address.home"],
-            derived=["age_over_65", "receives:attendance_allowance"], max_days=90),
+            derived=["age_over_65", "receives:attendance_allowance"], max_days=90,
+            controller="Riverside Council", contact="dataprotection@riverside.example",
+            dpia_text=_BADGE_DPIA),
         "school_meals": _service(
             ctx, base, "Free school meals, Riverside schools",
             "Checks whether a family can get free school meals, without seeing why.",

@@ -74,6 +74,17 @@ def test_export_round_trips_and_verifies(data_dir: Path, tmp_path: Path) -> None
 
 
 def test_verify_without_a_key_is_a_clear_error(tmp_path: Path) -> None:
-    r = runner.invoke(app, ["ledger", "verify", "--data-dir", str(tmp_path / "empty")])
+    data = tmp_path / "keyless"
+    assert runner.invoke(app, ["db", "upgrade", "--data-dir", str(data)]).exit_code == 0
+    r = runner.invoke(app, ["ledger", "verify", "--data-dir", str(data)])
     assert r.exit_code == 2
     assert "no ledger signing key" in r.output
+
+
+@pytest.mark.parametrize("command", ["verify", "export"])
+def test_no_vault_is_a_clear_error_and_makes_nothing(tmp_path: Path, command: str) -> None:
+    empty = tmp_path / "empty"
+    r = runner.invoke(app, ["ledger", command, "--data-dir", str(empty)])
+    assert r.exit_code == 2
+    assert f"no vault at {empty}" in " ".join(r.output.split())
+    assert not empty.exists()

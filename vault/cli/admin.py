@@ -11,14 +11,26 @@ from typing import Annotated
 import typer
 
 from vault.api.deps import AppState
-from vault.cli.common import Database, DataDir, Json, err, fail_cleanly, out, progress, settings
+from vault.cli.common import (
+    Database,
+    DataDir,
+    Json,
+    err,
+    fail_cleanly,
+    out,
+    progress,
+    require_vault,
+    settings,
+)
 from vault.config import Settings
 from vault.crypto.webhook_signing import printable, webhook_secret
+from vault.domain.codes import category_codes, derived_codes, purpose_codes, spelled
 from vault.services import citizens, records, registry
 from vault.services.context import VaultContext, reading
 from vault.services.keys import rotate_keys
 from vault.services.webhooks import delivery_log
 from vault.storage.database import make_engine
+from vault.storage.datadir import prepare_data_dir
 from vault.storage.schema import current_revision, migrate
 
 service_app = typer.Typer(help="Register and manage services.", no_args_is_help=True)
@@ -29,8 +41,10 @@ db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
 
 @contextmanager
 def vault_state(cfg: Settings) -> Iterator[AppState]:
+    """The state of an existing vault (exit 2, creating nothing, if there is none)."""
     from vault.app import build_state
 
+    require_vault(cfg)
     with fail_cleanly():
         state = build_state(cfg)
         try:
@@ -49,25 +63,48 @@ def _secret(cfg: Settings) -> str | None:
     return cfg.master_key.get_secret_value() if cfg.master_key else None
 
 
+_SEE = "`vault catalog list` says what each means."
+_PURPOSE_HELP = f"Purpose code; repeatable. One of: {spelled(purpose_codes())}. {_SEE}"
+_CATEGORY_HELP = f"Category code; repeatable. One of: {spelled(category_codes())}. {_SEE}"
+_DERIVED_HELP = f"Derived answer; repeatable. One of: {spelled(derived_codes())}. {_SEE}"
+
+
 @service_app.command("add")
 def service_add(
     name: Annotated[str, typer.Option(help="The service's name, as citizens will see it.")],
     jwks_file: Annotated[Path, typer.Option("--jwks-file", exists=True, dir_okay=False,
                                             help="The service's public key: a JWK or JWKS.")],
     redirect_uri: Annotated[list[str], typer.Option("--redirect-uri", help="Repeatable.")],
-    purpose: Annotated[list[str], typer.Option("--purpose", help="Purpose code; repeatable.")],
-    category: Annotated[list[str], typer.Option("--category", help="Repeatable.")],
-    derived: Annotated[list[str] | None, typer.Option("--derived", help="Repeatable.")] = None,
+    purpose: Annotated[list[str], typer.Option("--purpose", help=_PURPOSE_HELP)],
+    category: Annotated[list[str], typer.Option("--category", help=_CATEGORY_HELP)],
+    derived: Annotated[list[str] | None, typer.Option("--derived", help=_DERIVED_HELP)] = None,
     description: Annotated[str, typer.Option(help="What the service does.")] = "",
     max_days: Annotated[int, typer.Option("--max-days", help="Longest grant.")] = 365,
     webhook_url: Annotated[str | None, typer.Option("--webhook-url")] = None,
-    privacy_notice_url: Annotated[str | None, typer.Option("--privacy-notice-url")] = None,
-    dpia_url: Annotated[str | None, typer.Option("--dpia-url")] = None,
+    privacy_notice_url: Annotated[str | None, typer.Option(
+        "--privacy-notice-url",
+        help="The service's own privacy notice (default: the page the vault publishes at "
+             "/services/CLIENT_ID/privacy).")] = None,
+    dpia_url: Annotated[str | None, typer.Option(
+        "--dpia-url", help="Its data protection impact assessment, published elsewhere "
+                           "(default: the vault's page at /services/CLIENT_ID/dpia).")] = None,
+    dpia_text: Annotated[str | None, typer.Option(
+        "--dpia-text", help="The assessment's text, for the vault's DPIA page (paragraphs "
+                            "separated by a blank line).")] = None,
+    contact: Annotated[str | None, typer.Option(
+        "--contact", help="An email address or URL for questions about the data.")] = None,
+    controller: Annotated[str | None, typer.Option(
+        "--controller", help="The organisation responsible for the data, if not the "
+                             "service itself (e.g. 'Riverside Council').")] = None,
+    public_url: Annotated[str | None, typer.Option(
+        "--public-url", help="The vault's public URL, for the pages' links (default: "
+                             "VAULT_PUBLIC_URL, else http://localhost:PORT).")] = None,
     database: Database = None,
     data_dir: DataDir = None,
     as_json: Json = False,
 ) -> None:
-    """Register a service; prints its client_id."""
+    """Register a service; prints its client_id. `vault catalog list` says what each
+    purpose, category and derived answer means."""
     try:
         doc = json.loads(jwks_file.read_text())
     except (OSError, ValueError) as exc:
@@ -77,14 +114,14 @@ def service_add(
     if not isinstance(keys, list) or len(keys) != 1 or not isinstance(keys[0], dict):
         err.print("[red]error:[/] the JWKS file must hold exactly one public key")
         raise typer.Exit(2)
-    cfg = settings(database_url=database, data_dir=data_dir)
+    cfg = settings(database_url=database, data_dir=data_dir, public_url=public_url)
     with vault_state(cfg) as state:
         client_id = registry.register_service(state.ctx, registry.Registration(
             name=name, description=description or name, purposes=purpose,
             categories=category, derived=derived or (), jwk=keys[0],
             redirect_uris=redirect_uri, max_days=max_days, webhook_url=webhook_url,
-            privacy_notice_url=privacy_notice_url or f"{cfg.base_url}/privacy",
-            dpia_url=dpia_url))
+            privacy_notice_url=privacy_notice_url, dpia_url=dpia_url, dpia_text=dpia_text,
+            contact=contact, controller=controller), public_url=cfg.base_url)
         secret = printable(webhook_secret(state.app_secret, client_id)) if webhook_url else None
     if as_json:
         out.print_json(json.dumps({"client_id": client_id, "webhook_secret": secret}))
@@ -225,9 +262,12 @@ def keys_rotate(database: Database = None, data_dir: DataDir = None) -> None:
 
 @db_app.command("upgrade")
 def db_upgrade(database: Database = None, data_dir: DataDir = None) -> None:
-    """Bring the database schema up to date (the server also does this on start)."""
+    """Bring the database schema up to date (the server also does this on start); in a
+    data directory with no vault yet, make a new one."""
     cfg = settings(database_url=database, data_dir=data_dir)
     with fail_cleanly():
+        if cfg.database_url is None:  # the SQLite file lives in the data directory
+            prepare_data_dir(cfg.data_dir)
         engine = make_engine(cfg.database)
         try:
             migrate(engine)

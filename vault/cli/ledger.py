@@ -13,7 +13,17 @@ from ledger.audit import audit_log
 from ledger.checkpoint import open_checkpoint
 from ledger.errors import LedgerError, LogInvalid
 from ledger.sqlstore import SqlLedger
-from vault.cli.common import Database, DataDir, Json, err, fail_cleanly, out, progress, settings
+from vault.cli.common import (
+    Database,
+    DataDir,
+    Json,
+    err,
+    fail_cleanly,
+    out,
+    progress,
+    require_vault,
+    settings,
+)
 from vault.crypto import load_ledger_signer
 from vault.storage.database import make_engine, read_only
 
@@ -28,6 +38,7 @@ def ledger_verify(
 ) -> None:
     """Check every entry, the hash chain and the tree against the latest signed checkpoint."""
     cfg = settings(database_url=database, data_dir=data_dir)
+    require_vault(cfg)
     with fail_cleanly():
         secret = (cfg.ledger_signing_key.get_secret_value()
                   if cfg.ledger_signing_key else None)
@@ -80,6 +91,7 @@ def ledger_export(
 ) -> None:
     """Write every entry as NDJSON: one line an entry, exactly the bytes that were hashed."""
     cfg = settings(database_url=database, data_dir=data_dir)
+    require_vault(cfg)
     with fail_cleanly():
         engine = make_engine(cfg.database)
     tmp = out_file.with_name(out_file.name + ".partial") if out_file else None

@@ -7,16 +7,7 @@ from typing import Annotated
 
 import typer
 
-from vault.cli.common import Database, DataDir, fail_cleanly, out, settings
-
-
-def redact(url: str) -> str:
-    """Hide a password in a database URL before printing it."""
-    if "@" not in url or "://" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    creds, host = rest.rsplit("@", 1)
-    return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}" if ":" in creds else url
+from vault.cli.common import Database, DataDir, fail_cleanly, out, redact, settings
 
 
 def serve(

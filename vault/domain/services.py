@@ -16,19 +16,27 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from vault.domain.categories import categories
+from vault.domain.categories import categories, is_email
+from vault.domain.codes import category_codes as known_category_codes
+from vault.domain.codes import derived_codes as known_derived_codes
+from vault.domain.codes import purpose_codes as known_purpose_codes
+from vault.domain.codes import spelled
 from vault.domain.derived import resolve_derived
 from vault.domain.errors import InvalidService, UnknownDerived
 from vault.domain.purposes import purposes
 
 __all__ = [
     "MAX_DAYS_LIMIT",
+    "MAX_DPIA_TEXT",
     "ServiceProfile",
     "check_p256_public_jwk",
+    "contact_link",
     "validate_registration",
 ]
 
 MAX_DAYS_LIMIT = 3650
+#: A DPIA published as text on the vault's page (a longer one belongs at a URL).
+MAX_DPIA_TEXT = 20_000
 
 # FIPS 186-4 D.1.2.3 (curve P-256): y^2 = x^3 - 3x + b over GF(p).
 _P256_P = 2**256 - 2**224 + 2**192 + 2**96 - 1
@@ -144,6 +152,9 @@ def validate_registration(
     webhook_url: str | None,
     privacy_notice_url: str,
     dpia_url: str | None,
+    controller: str | None = None,
+    contact: str | None = None,
+    dpia_text: str | None = None,
 ) -> None:
     """Raise InvalidService, saying what is wrong, unless the registration can be accepted."""
     _check_text("name", name, 100)
@@ -166,6 +177,23 @@ def validate_registration(
     _check_url("privacy_notice_url", privacy_notice_url, https_only=False)
     if dpia_url is not None:
         _check_url("dpia_url", dpia_url, https_only=False)
+    if controller is not None:
+        _check_text("controller", controller, 200)
+    if contact is not None:
+        contact_link(contact)
+    if dpia_text is not None:
+        _check_text("dpia_text", dpia_text, MAX_DPIA_TEXT, newlines=True)
+
+
+def contact_link(contact: str) -> str:
+    """Where the pages link a service's contact: mailto: for an email address, or the
+    http(s) URL itself; InvalidService for anything else."""
+    if not isinstance(contact, str) or "://" not in contact:
+        if not isinstance(contact, str) or not is_email(contact):
+            raise InvalidService("contact must be an email address or an http(s) URL")
+        return f"mailto:{contact}"
+    _check_url("contact", contact, https_only=False)
+    return contact
 
 
 def _names(field: str, values: Any) -> list[str]:
@@ -183,17 +211,20 @@ def _check_scope(purpose_codes: Any, category_codes: Any, derived_names: Any) ->
     known_purposes = purposes()
     for code in wanted_purposes:
         if code not in known_purposes:
-            raise InvalidService(f"unknown purpose '{code[:60]}'")
+            raise InvalidService(f"unknown purpose '{code[:60]}'; the purposes are "
+                                 f"{spelled(known_purpose_codes())}")
     wanted_categories = _names("categories", category_codes)
     known_categories = categories()
     for code in wanted_categories:
         if code not in known_categories:
-            raise InvalidService(f"unknown category '{code[:60]}'")
+            raise InvalidService(f"unknown category '{code[:60]}'; the categories are "
+                                 f"{spelled(known_category_codes())}")
     wanted_derived = _names("derived", derived_names)
     for name in wanted_derived:
         try:
             resolve_derived(name)
         except UnknownDerived as exc:
-            raise InvalidService(f"unknown derived answer: {exc}") from None
+            raise InvalidService(f"unknown derived answer: {exc}; the derived answers are "
+                                 f"{spelled(known_derived_codes())}") from None
     if not wanted_categories and not wanted_derived:
         raise InvalidService("a service needs at least one category or derived answer")

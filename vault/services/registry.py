@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from vault.domain.errors import InvalidService
 from vault.domain.services import ServiceProfile, validate_registration
 from vault.errors import NotFound
 from vault.services.context import VaultContext, new_id, reading, unit_of_work
@@ -15,8 +16,10 @@ from vault.storage.tables import ServiceRow
 
 __all__ = [
     "Registration",
+    "adopt_published_pages",
     "get_service",
     "list_services",
+    "published_pages",
     "register_service",
     "service_profile",
     "suspend_service",
@@ -31,21 +34,54 @@ class Registration:
     categories: Sequence[str]
     jwk: Mapping[str, Any]
     redirect_uris: Sequence[str]
-    privacy_notice_url: str
+    #: None: the vault's own page about the service (`published_pages`).
+    privacy_notice_url: str | None = None
     derived: Sequence[str] = field(default_factory=tuple)
     max_days: int = 365
     webhook_url: str | None = None
+    #: None: the vault's own page, showing `dpia_text` if there is one.
     dpia_url: str | None = None
+    #: The organisation answerable for the data, when it is not the service itself.
+    controller: str | None = None
+    #: An email address or an http(s) URL for questions about the data.
+    contact: str | None = None
+    dpia_text: str | None = None
 
 
-def register_service(ctx: VaultContext, reg: Registration) -> str:
-    """Validate and register a service; returns its client_id (the service id)."""
+def published_pages(public_url: str, service_id: str) -> tuple[str, str]:
+    """The privacy notice and DPIA the vault publishes for a service (ARCHITECTURE §12).
+
+    Stored as absolute URLs, like a service's own: every reader (the consent screen,
+    signed consent receipts that citizens keep, the transparency JSON) takes the stored
+    URL as it is. The public URL is fixed for a vault's life anyway: it is the WebAuthn
+    RP ID that every passkey is bound to, and the OAuth issuer.
+    """
+    base = f"{public_url.rstrip('/')}/services/{service_id}"
+    return f"{base}/privacy", f"{base}/dpia"
+
+
+def register_service(ctx: VaultContext, reg: Registration, *,
+                     public_url: str | None = None) -> str:
+    """Validate and register a service; returns its client_id (the service id).
+
+    Without a privacy notice or DPIA URL of its own, the service links to the pages the
+    vault publishes for it, under `public_url`.
+    """
+    service_id = new_id("svc")
+    if public_url is None and reg.privacy_notice_url is None:
+        raise InvalidService("a privacy notice URL is needed, or the vault's public URL "
+                             "to publish the vault's own page about the service")
+    privacy, dpia = (published_pages(public_url, service_id) if public_url is not None
+                     else (None, None))
+    privacy = reg.privacy_notice_url or privacy
+    dpia = reg.dpia_url or dpia
+    assert privacy is not None  # one of the two, as checked above
     validate_registration(
         name=reg.name, description=reg.description, purposes=reg.purposes,
         categories=reg.categories, derived=reg.derived, max_days=reg.max_days, jwk=reg.jwk,
         redirect_uris=reg.redirect_uris, webhook_url=reg.webhook_url,
-        privacy_notice_url=reg.privacy_notice_url, dpia_url=reg.dpia_url)
-    service_id = new_id("svc")
+        privacy_notice_url=privacy, dpia_url=dpia, controller=reg.controller,
+        contact=reg.contact, dpia_text=reg.dpia_text)
     purposes, categories, derived = (sorted(set(x)) for x in
                                      (reg.purposes, reg.categories, reg.derived))
     with unit_of_work(ctx) as work:
@@ -53,8 +89,8 @@ def register_service(ctx: VaultContext, reg: Registration) -> str:
             id=service_id, name=reg.name, description=reg.description, purposes=purposes,
             categories=categories, derived=derived, max_days=reg.max_days, jwk=dict(reg.jwk),
             redirect_uris=list(reg.redirect_uris), webhook_url=reg.webhook_url,
-            privacy_notice_url=reg.privacy_notice_url, dpia_url=reg.dpia_url, active=True,
-            created_at=work.now))
+            privacy_notice_url=privacy, dpia_url=dpia, active=True, created_at=work.now,
+            controller=reg.controller, contact=reg.contact, dpia_text=reg.dpia_text))
         # Public facts about the service: what anyone may know it is allowed to ask.
         work.ledger.append("service.registered", {
             "service_id": service_id, "name": reg.name, "purposes": purposes,
@@ -86,6 +122,37 @@ def suspend_service(ctx: VaultContext, service_id: str) -> None:
         work.session.add(row)
         # No free-text reason: the ledger holds only ids and codes.
         work.ledger.append("service.suspended", {"service_id": service_id})
+
+
+def adopt_published_pages(ctx: VaultContext, public_url: str) -> int:
+    """Point registrations made before the vault published pages at them; returns how
+    many changed.
+
+    Until then the demo and `vault service add` without `--privacy-notice-url` stored
+    `<public URL>/privacy` and `/dpia`, which never answered anything but a 404. Only
+    those exact URLs change: a service's own notice, wherever it is, stays. No ledger
+    entry: these URLs are on no entry.
+    """
+    base = public_url.rstrip("/")
+    dead = {f"{base}/privacy", f"{base}/dpia"}
+    with reading(ctx) as session:
+        stale = session.execute(select(ServiceRow.id).where(
+            col(ServiceRow.privacy_notice_url).in_(dead) | col(ServiceRow.dpia_url).in_(dead)
+        )).scalars().all()
+    if not stale:  # the usual case: no write transaction on every start
+        return 0
+    with unit_of_work(ctx) as work:
+        for row in work.session.execute(select(ServiceRow).where(
+                col(ServiceRow.id).in_(stale)).with_for_update()).scalars():
+            privacy, dpia = published_pages(base, row.id)
+            # Registered with no notice of its own: the DPIA defaults too, as it would now.
+            defaulted = row.privacy_notice_url == f"{base}/privacy"
+            if defaulted:
+                row.privacy_notice_url = privacy
+            if row.dpia_url == f"{base}/dpia" or (defaulted and row.dpia_url is None):
+                row.dpia_url = dpia
+            work.session.add(row)
+    return len(stale)
 
 
 def list_services(ctx: VaultContext) -> list[ServiceRow]:

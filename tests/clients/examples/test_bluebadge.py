@@ -327,6 +327,9 @@ def test_the_launcher_registers_the_app_once_and_again_when_the_vault_forgets_it
     data = tmp_path / "data"
     vault = demo.vault_command()
     assert Path(vault[0]).name == "vault"  # the script of this very environment
+    # The launcher registers once the vault is up; here, a vault made without serving it
+    # (`vault service add` refuses a folder with no vault).
+    assert _in_process([*vault, "db", "upgrade", "--data-dir", str(data)]).returncode == 0
     first = demo.register(vault, data, app_url=APP)  # the real script, in a subprocess
     assert first.new and first.client_id.startswith("svc_")
     assert first.webhook_secret is not None and first.webhook_secret.startswith("whsec_")
@@ -353,6 +356,7 @@ def test_the_launcher_registers_the_app_once_and_again_when_the_vault_forgets_it
 
     for db in data.glob("vault.db*"):  # a fresh database: the vault has never heard of it
         db.unlink()
+    assert _in_process([*vault, "db", "upgrade", "--data-dir", str(data)]).returncode == 0
     third = demo.register(vault, data, app_url=APP, run=_in_process)
     assert third.new and third.client_id not in (first.client_id, moved.client_id)
     assert load_config(data, vault_url=ORIGIN).client_id == third.client_id
