@@ -111,18 +111,6 @@ class GrantCard:
     def id(self) -> str:
         return self.grant.id
 
-    @property
-    def starts(self) -> str:
-        return when(self.grant.terms.starts)
-
-    @property
-    def ends(self) -> str:
-        return when(self.grant.terms.ends)
-
-    @property
-    def asked(self) -> str:
-        return when(self.grant.requested_at)
-
 
 def grant_card(grant: GrantView, service_name: str) -> GrantCard:
     purpose = purpose_catalog()[grant.terms.purpose]

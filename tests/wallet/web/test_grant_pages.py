@@ -567,5 +567,7 @@ def test_the_request_says_what_a_category_holds_not_only_its_label(web: WebWalle
                     categories=["education.school"], derived=[])
     [card] = dom(ada.get("/wallet/requests")).all("article", class_="card")
     assert "They want to see: the school you attend." in card.text
+    assert re.search(r"Asked on \d+ \w+ \d{4}, \d\d:\d\d (GMT|BST)$", card.text.split(
+        " Look at")[0]), card.text  # London's clock
     terms = terms_list(dom(ada.get(f"/wallet/grants/{grant.id}")))
     assert terms["What they want to see"] == "School: the school you attend"
