@@ -104,6 +104,8 @@ def test_the_getting_started_section_runs_as_written(tmp_path: Path) -> None:
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
     client_id = json.loads((checkout / "service.json").read_text())["client_id"]
     assert client_id.startswith("svc_") and client_id in outputs[1]
+    for code in ("eligibility_assessment", "address.home", "age_over_65"):  # the catalog
+        assert code in outputs[1]
     said = outputs[-1].splitlines()
     assert said[0].startswith("Open this link in your browser: http://localhost:")
     assert said[1:3] == ["Then paste the address your browser was sent back to: "
