@@ -87,7 +87,9 @@ def build_state(settings: Settings) -> AppState:
     return AppState(settings, engine, signer, publisher, ctx,
                     Sweeper(ctx, interval=settings.sweep_interval), metrics_registry(engine),
                     app_secret, webhooks, token_keys, SqlJtiStore(engine),
-                    GroupCommitReader(ctx))
+                    GroupCommitReader(ctx),
+                    request_limiter=ClientRateLimiter(settings.client_request_rate_limit,
+                                                      settings.client_request_rate_burst))
 
 
 def _existing_or_default_origin(settings: Settings) -> str | None:

@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     #: (per worker process).
     client_rate_limit: float = Field(default=50.0, gt=0, le=100_000)
     client_rate_burst: int = Field(default=100, ge=1, le=1_000_000)
+    #: Each service's requests that ask citizens (POST /oauth/par, /oauth/bc-authorize)
+    #: per second and at once, per worker: far fewer than reads, since each may put a
+    #: request in someone's wallet.
+    client_request_rate_limit: float = Field(default=2.0, gt=0, le=100_000)
+    client_request_rate_burst: int = Field(default=10, ge=1, le=1_000_000)
     #: Wallet sessions end after this long without a request, and after this long at all.
     session_idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
     session_max_hours: int = Field(default=12, ge=1, le=24 * 30)

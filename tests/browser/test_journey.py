@@ -8,7 +8,8 @@ on the way, so test-artifacts/wallet/ reads as the journey; axe checks the state
 only this journey reaches (test_pages_a11y.py checks every other page).
 
 A second journey: the device is lost, a recovery code gets the citizen back in, and a new
-device gets a new passkey.
+device gets a new passkey. A third: a service that keeps asking is stopped from the
+consent screen, then allowed to ask again.
 """
 
 from __future__ import annotations
@@ -267,3 +268,32 @@ def test_a_lost_device_and_a_recovery_code(live_wallet: LiveVault, vault_state: 
     page.get_by_label("Recovery code").fill(code)
     page.get_by_role("button", name="Continue", exact=True).click()
     expect(page.get_by_role("alert").filter(has_text="That did not work")).to_be_visible()
+
+
+def test_stopping_a_service_asking(live_wallet: LiveVault, vault_state: AppState, page: Page,
+                                   authenticator: Authenticator) -> None:
+    ctx = vault_state.ctx
+    sign_up(page)
+    citizen_id = newest_citizen(ctx)
+    give_ada_data(ctx, citizen_id)
+    world = World(blue_badge(ctx), citizen_id, "")
+    first, second = ask(ctx, world).id, ask(ctx, world).id
+
+    page.goto(f"/wallet/grants/{second}")
+    page.get_by_role("link", name="Stop this service asking").click()
+    page.wait_for_url(at(f"/wallet/services/{world.service_id}/stop?grant={second}"))
+    assert page.get_by_role("heading", level=1).inner_text() == \
+        "Stop Blue Badge team asking you?"
+    assert page.get_by_text("Its 2 requests waiting for you are declined").is_visible()
+    page_check(page, "stop a service asking")
+    button(page, "Stop this service asking").click()
+    page.wait_for_url(at("/wallet/requests?done=stopped"))
+    assert page.get_by_text("Nothing is waiting for you").is_visible()
+    assert [grant_state(ctx, g) for g in (first, second)] == ["denied", "denied"]
+    page_check(page, "requests with a stopped service")
+
+    allow = button(page, "Let this service ask again (Blue Badge team)")
+    allow.click()
+    page.wait_for_url(at("/wallet/requests?done=allowed"))
+    assert allow.count() == 0
+    ask(ctx, world)  # it may ask again

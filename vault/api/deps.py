@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.engine import Engine
 
 from ledger.note import Signer
+from vault.api.ratelimit import DEFAULT_REQUEST_BURST, DEFAULT_REQUEST_RATE, ClientRateLimiter
 from vault.config import Settings
 from vault.crypto.token_key import TokenKeys
 from vault.errors import NotAuthorized
@@ -45,6 +46,9 @@ class AppState:
     reader: GroupCommitReader
     #: Access tokens already verified by this worker (their signatures are not rechecked).
     verified_tokens: VerifiedTokens = field(default_factory=VerifiedTokens)
+    #: Each client's rate of requests that ask citizens (POST /oauth/par, bc-authorize).
+    request_limiter: ClientRateLimiter = field(default_factory=lambda: ClientRateLimiter(
+        DEFAULT_REQUEST_RATE, DEFAULT_REQUEST_BURST))
 
 
 def get_state(request: Request) -> AppState:

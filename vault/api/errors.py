@@ -18,7 +18,7 @@ from ledger.errors import LedgerError, RangeError
 from vault.crypto.errors import CryptoError
 from vault.domain.errors import AccessDenied, DomainError, IllegalTransition
 from vault.errors import ConfigError, InvalidRequest, NotAuthorized, NotFound
-from vault.oauth.errors import OAuthError
+from vault.oauth.errors import OAuthError, RateLimitedError, RequestDeniedError
 from vault.services.group_commit import Overloaded, ReaderStopped
 
 __all__ = [
@@ -123,6 +123,11 @@ def oauth_error(exc: OAuthError) -> JSONResponse:
     a bad token (RFC 6750 §3)."""
     status = _OAUTH_STATUS.get(exc.error, 400)
     headers = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+    if isinstance(exc, RequestDeniedError):
+        status = 403  # CIBA §13 (at the token endpoint access_denied stays 400, §11)
+    elif isinstance(exc, RateLimitedError):
+        status = 429  # RFC 6585 §4
+        headers["Retry-After"] = str(exc.retry_after)
     if exc.error in ("invalid_token", "insufficient_scope"):
         headers["WWW-Authenticate"] = f'Bearer error="{exc.error}"'
     return JSONResponse({**exc.extra, "error": exc.error, "error_description": exc.description},

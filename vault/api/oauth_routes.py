@@ -9,13 +9,14 @@ malformed form is an OAuth error too, not a problem detail.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
 from vault.api.deps import AppState, State
+from vault.api.errors import OAuthErrorBody
 from vault.api.resource_routes import resource_audience
 from vault.oauth.backchannel import backchannel_request
 from vault.oauth.errors import InvalidRequestError
@@ -47,6 +48,13 @@ _FORM_TYPE = "application/x-www-form-urlencoded"
 _CACHEABLE = {"Cache-Control": "public, max-age=300"}
 #: Token responses and everything that carries a token (RFC 6749 §5.1).
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+#: Where a service asks citizens: held to its request rate (`AppState.request_limiter`).
+_LIMITED: dict[int | str, dict[str, Any]] = {429: {
+    "model": OAuthErrorBody,
+    "description": "Over the client's rate of requests that ask citizens: "
+                   "temporarily_unavailable; Retry-After says when to try again",
+    "headers": {"Retry-After": {"description": "Seconds to wait",
+                                "schema": {"type": "string"}}}}}
 
 
 async def oauth_form(request: Request) -> dict[str, str]:
@@ -92,11 +100,12 @@ def jwks_document(state: State) -> JSONResponse:
     return JSONResponse(jwks(state.token_keys), headers=_CACHEABLE)
 
 
-@router.post(PAR_PATH, status_code=201,
+@router.post(PAR_PATH, status_code=201, responses=_LIMITED,
              summary="Pushed authorization request (RFC 9126) with authorization_details")
 def pushed_authorization_request(state: State, form: OAuthForm) -> JSONResponse:
     pushed = push_request(state.ctx, form, seen=state.jti_store,
-                          audience=Endpoints.of(state.settings.base_url).par_audience)
+                          audience=Endpoints.of(state.settings.base_url).par_audience,
+                          limit=state.request_limiter)
     return JSONResponse(
         {"request_uri": pushed.request_uri, "expires_in": pushed.expires_in(pushed.created_at)},
         status_code=201, headers={"Cache-Control": "no-store"})
@@ -123,10 +132,15 @@ def token(state: State, form: OAuthForm) -> JSONResponse:
 
 
 @router.post(BACKCHANNEL_PATH, summary="Backchannel authentication request (OpenID CIBA, poll "
-                                       "mode) for a citizen known by their pairwise sub")
+                                       "mode) for a citizen known by their pairwise sub",
+             responses={**_LIMITED, 403: {
+                 "model": OAuthErrorBody,
+                 "description": "access_denied: the citizen may not be asked by this "
+                                "service now (CIBA §13); nothing was recorded"}})
 def backchannel(state: State, form: OAuthForm) -> JSONResponse:
     answer = backchannel_request(state.ctx, form, seen=state.jti_store,
-                                 audience=_audience(state, BACKCHANNEL_PATH))
+                                 audience=_audience(state, BACKCHANNEL_PATH),
+                                 limit=state.request_limiter)
     return JSONResponse(answer, headers=_NO_STORE)
 
 

@@ -1,7 +1,10 @@
-"""Per-client rate limits for the resource API: one token bucket per client, in process.
+"""Per-client rate limits: one token bucket per client, in process.
 
-Each client (a service's `client_id`, taken from an access token that has already been
-verified, so nobody can spend another client's allowance) has a bucket of `burst`
+Two limiters use this: the resource API's reads, and the OAuth endpoints where a service
+asks citizens (PAR and CIBA: far fewer, since each may put a request in a wallet).
+
+Each client (a service's `client_id`, from an access token or client assertion that has
+already been verified, so nobody can spend another client's allowance) has a bucket of `burst`
 tokens that refills at `rate` tokens per second. A request takes one token. A request
 that finds the bucket empty is refused with `RateLimited`, which says how long until the
 next token (HTTP 429 with Retry-After, RFC 6585 §4).
@@ -27,11 +30,15 @@ from dataclasses import dataclass
 
 from vault.errors import VaultError
 
-__all__ = ["DEFAULT_BURST", "DEFAULT_RATE", "ClientRateLimiter", "RateLimited"]
+__all__ = ["DEFAULT_BURST", "DEFAULT_RATE", "DEFAULT_REQUEST_BURST", "DEFAULT_REQUEST_RATE",
+           "ClientRateLimiter", "RateLimited"]
 
-#: Requests per second each client may make on average, and how many at once.
+#: Reads per second each client may make on average, and how many at once.
 DEFAULT_RATE = 50.0
 DEFAULT_BURST = 100
+#: Requests that ask citizens (PAR, CIBA) per second each client may make, and at once.
+DEFAULT_REQUEST_RATE = 2.0
+DEFAULT_REQUEST_BURST = 10
 
 
 class RateLimited(VaultError):

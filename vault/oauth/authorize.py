@@ -5,7 +5,9 @@
    in or sign up and answer. Until this succeeds the redirect URI is not trusted, so its
    errors are shown to the person, never redirected (RFC 6749 §4.1.2.1).
 2. `attach_citizen`: once someone is signed in, the grant is requested for them
-   (`grant.requested` on the ledger), once; the wallet shows its consent screen.
+   (`grant.requested` on the ledger), once; the wallet shows its consent screen. If the
+   service may not ask them now (they stopped it asking, or it has too many requests
+   waiting: AskingNotAllowed), nothing is recorded and the wallet says why.
 3. `answer_authorization`: after the citizen approved or declined, the browser is sent
    back to the service: `code` (single use, `CODE_LIFETIME`), `state` and `iss` (RFC
    9207), or `error=access_denied`. The code is kept only as its SHA-256.
@@ -21,18 +23,20 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from sqlmodel import Session, col, select
 
+from vault.domain.errors import AskingRefused
 from vault.domain.grants import GrantState
 from vault.errors import NotFound
-from vault.oauth.errors import InvalidRequestError
+from vault.oauth.errors import AccessDeniedError, InvalidRequestError
 from vault.oauth.issuance import new_handle
 from vault.oauth.par import MAX_STATE_LENGTH, PersonalDataRequest, take_request_in
 from vault.services.context import VaultContext, unit_of_work
-from vault.services.grants import request_grant_in
+from vault.services.grants import asking_refusal, request_grant_in
 from vault.storage.tables import GrantRow, OAuthRequestRow, ServiceRow
 
 __all__ = [
     "AUTHORIZE_WINDOW",
     "CODE_LIFETIME",
+    "AskingNotAllowed",
     "Authorization",
     "NotAnswered",
     "answer_authorization",
@@ -51,6 +55,18 @@ _MAX_CLIENT_ID = 40
 
 class NotAnswered(InvalidRequestError):
     """The citizen has not approved or declined yet: show the consent screen."""
+
+
+class AskingNotAllowed(AccessDeniedError):
+    """The service may not ask this citizen now (`reason`: "blocked" or
+    "too_many_waiting", as AskingRefused says): nothing was recorded. The wallet tells
+    the citizen why; going back (`answer_authorization`) tells the service access_denied."""
+
+    def __init__(self, refused: AskingRefused, *, client_id: str, service_name: str) -> None:
+        super().__init__(str(refused))
+        self.reason = refused.reason
+        self.client_id = client_id
+        self.service_name = service_name
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +128,8 @@ def attach_citizen(
     """The authorization, with its grant requested for `citizen_id` (the first time).
 
     NotFound if it is unknown, or being answered by another citizen; InvalidRequestError
-    once expired or answered.
+    once expired or answered; AskingNotAllowed (nothing recorded) if the service may
+    not ask this citizen now.
     """
     with unit_of_work(ctx) as work:
         row = _locked(work.session, request_id)
@@ -124,13 +141,17 @@ def attach_citizen(
             raise InvalidRequestError("this request has expired: go back to the service "
                                       "and start again")
         details = PersonalDataRequest.from_json(row.authorization_details[0])
-        if row.grant_id is None:
-            grant = request_grant_in(work, service_id=row.client_id, citizen_id=citizen_id,
-                                     **details.grant_arguments())
-            row.grant_id = grant.id
-            work.session.add(row)
         service = work.session.get(ServiceRow, row.client_id)
         assert service is not None  # a foreign key
+        if row.grant_id is None:
+            try:
+                grant = request_grant_in(work, service_id=row.client_id,
+                                         citizen_id=citizen_id, **details.grant_arguments())
+            except AskingRefused as refused:  # raised on: the transaction rolls back
+                raise AskingNotAllowed(refused, client_id=service.id,
+                                       service_name=service.name) from None
+            row.grant_id = grant.id
+            work.session.add(row)
         return Authorization(row.id, row.client_id, service.name, row.grant_id, details)
 
 
@@ -175,22 +196,31 @@ def answer_authorization(
     ctx: VaultContext, request_id: str, *, citizen_id: str, issuer: str
 ) -> str:
     """Where to send the browser now that the citizen answered: the service's redirect
-    URI with a code, or with `error=access_denied`. NotAnswered while the grant is still
+    URI with a code, or with `error=access_denied`, also when the service may not ask
+    this citizen now (no grant was requested). NotAnswered while the grant is still
     requested; InvalidRequestError if already answered or expired."""
     with unit_of_work(ctx) as work:
         row = _locked(work.session, request_id)
         _mine(work.session, row, citizen_id)
-        if row.grant_id is None:
-            raise NotAnswered("please answer the request first")
         if row.answered_at is not None:
             raise InvalidRequestError("you have already answered this request")
         if row.expires_at <= work.now:
             raise InvalidRequestError("this request has expired: go back to the service "
                                       "and start again")
+        params: dict[str, str]
+        if row.grant_id is None:
+            refused = asking_refusal(work.session, service_id=row.client_id,
+                                     citizen_id=citizen_id, now=work.now)
+            if refused is None:
+                raise NotAnswered("please answer the request first")
+            # A block is told as a plain "declined": the service learns no more.
+            why = str(refused) if refused.reason == "too_many_waiting" \
+                else "the citizen declined"
+            return _answered(row, {"error": "access_denied", "error_description": why},
+                             issuer=issuer, now=work.now, session=work.session)
         grant = work.session.get(GrantRow, row.grant_id)
         assert grant is not None  # the foreign key cascades
         state = GrantState(grant.state)
-        params: dict[str, str]
         if state is GrantState.REQUESTED:
             raise NotAnswered("please answer the request first")
         if state is GrantState.APPROVED:
@@ -202,10 +232,16 @@ def answer_authorization(
             why = ("the citizen declined" if state is GrantState.DENIED
                    else f"the request was {state.value} before it was approved")
             params = {"error": "access_denied", "error_description": why}
-        if row.state is not None:
-            params["state"] = row.state[:MAX_STATE_LENGTH]
-        params["iss"] = issuer
-        row.answered_at = work.now
-        work.session.add(row)
-        return _back_to(row.redirect_uri, params)
+        return _answered(row, params, issuer=issuer, now=work.now, session=work.session)
+
+
+def _answered(row: OAuthRequestRow, params: dict[str, str], *, issuer: str, now: datetime,
+              session: Session) -> str:
+    """Mark the authorization answered; the redirect URI with `params`, `state` and `iss`."""
+    if row.state is not None:
+        params["state"] = row.state[:MAX_STATE_LENGTH]
+    params["iss"] = issuer
+    row.answered_at = now
+    session.add(row)
+    return _back_to(row.redirect_uri, params)
 

@@ -6,6 +6,7 @@ service polls the token endpoint with the `auth_req_id`.
 
 1. the form: no `request`/`request_uri`, a `client_id`                invalid_request
 2. the client: private_key_jwt, as at the PAR endpoint                 invalid_client
+   ... within its rate of requests, as at the PAR endpoint   temporarily_unavailable (429)
 3. exactly one hint, `login_hint` (the `sub`; id_token_hint and login_hint_token are not
    supported)                                                           invalid_request
 4. no `scope`                                                           invalid_scope
@@ -13,6 +14,9 @@ service polls the token endpoint with the `auth_req_id`.
 6. `requested_expiry`: whole seconds, 60 to `MAX_EXPIRY`               invalid_request
 7. `authorization_details`, as at the PAR endpoint   invalid_authorization_details
 8. the `sub` names a citizen this client has been told about          unknown_user_id
+9. the service may ask this citizen now (`vault.domain.asking`): they have not stopped it
+   asking, and it has fewer than MAX_WAITING requests waiting for them  access_denied
+   (HTTP 403, CIBA §13; nothing is recorded)
 
 `poll` answers the token endpoint (CIBA §11): `authorization_pending` while the citizen
 has not answered, `slow_down` (and 5 s more interval) when polled faster than the
@@ -29,6 +33,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from vault.domain.errors import AskingRefused
 from vault.domain.grants import GrantState
 from vault.oauth.client_auth import JtiStore
 from vault.oauth.errors import (
@@ -39,11 +44,17 @@ from vault.oauth.errors import (
     InvalidRequestError,
     InvalidScopeError,
     OAuthError,
+    RequestDeniedError,
     SlowDownError,
     UnknownUserIdError,
 )
 from vault.oauth.issuance import Issuer, handle_hash, issue_tokens, new_family, new_handle
-from vault.oauth.par import authenticate_client, parse_authorization_details
+from vault.oauth.par import (
+    RequestLimit,
+    authenticate_client,
+    hold_to_limit,
+    parse_authorization_details,
+)
 from vault.services.context import VaultContext, unit_of_work
 from vault.services.grants import request_grant_in
 from vault.storage.tables import GrantRow, OAuthBackchannelRow, OAuthSubjectRow
@@ -93,9 +104,11 @@ def backchannel_request(
     *,
     audience: Collection[str],
     seen: JtiStore,
+    limit: RequestLimit | None = None,
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """Check and record a CIBA request; the successful response (CIBA §7.3)."""
+    """Check and record a CIBA request; the successful response (CIBA §7.3). `limit`
+    is the clients' rate of requests that ask citizens (None: unlimited)."""
     now = now or ctx.clock()
     if "request" in params or "request_uri" in params:
         raise InvalidRequestError("signed request objects are not supported: send the "
@@ -103,6 +116,7 @@ def backchannel_request(
     if "client_id" not in params:
         raise InvalidRequestError("client_id is required")
     service = authenticate_client(ctx, params, audience=audience, seen=seen, now=now)
+    hold_to_limit(limit, service.id)
     if "id_token_hint" in params or "login_hint_token" in params:
         raise InvalidRequestError("only login_hint (the citizen's sub) is supported")
     sub = params.get("login_hint")
@@ -118,20 +132,31 @@ def backchannel_request(
     expiry = _expiry(params)
     details = parse_authorization_details(params.get("authorization_details"))
     details = details.checked_against(service, now=now)
-    with unit_of_work(ctx) as work:
-        known = work.session.get(OAuthSubjectRow, (service.id, sub[:_MAX_SUB])) \
-            if len(sub) <= _MAX_SUB else None
-        if known is None:
-            raise UnknownUserIdError("this sub names nobody who has shared data with "
-                                     "this service")
-        grant = request_grant_in(work, service_id=service.id, citizen_id=known.citizen_id,
-                                 **details.grant_arguments())
-        auth_req_id, digest = new_handle()
-        work.session.add(OAuthBackchannelRow(
-            hash=digest, client_id=service.id, grant_id=grant.id, created_at=work.now,
-            expires_at=work.now + expiry, interval=INTERVAL, binding_message=binding))
+    try:
+        with unit_of_work(ctx) as work:
+            known = work.session.get(OAuthSubjectRow, (service.id, sub[:_MAX_SUB])) \
+                if len(sub) <= _MAX_SUB else None
+            if known is None:
+                raise UnknownUserIdError("this sub names nobody who has shared data with "
+                                         "this service")
+            grant = request_grant_in(work, service_id=service.id,
+                                     citizen_id=known.citizen_id, **details.grant_arguments())
+            auth_req_id, digest = new_handle()
+            work.session.add(OAuthBackchannelRow(
+                hash=digest, client_id=service.id, grant_id=grant.id, created_at=work.now,
+                expires_at=work.now + expiry, interval=INTERVAL, binding_message=binding))
+    except AskingRefused as refused:  # rolled back: nothing recorded
+        raise _denied(refused) from None
     return {"auth_req_id": auth_req_id, "expires_in": int(expiry.total_seconds()),
             "interval": INTERVAL}
+
+
+def _denied(refused: AskingRefused) -> RequestDeniedError:
+    if refused.reason == "too_many_waiting":
+        return RequestDeniedError(str(refused))
+    # A block is told to the service as nothing more than a refusal (CIBA §13 allows no
+    # more), in the words it would get for any other "no".
+    return RequestDeniedError("the citizen did not allow this request")
 
 
 def binding_message(session: Session, grant_id: str) -> str | None:

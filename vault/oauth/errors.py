@@ -10,9 +10,11 @@ VaultError (vault.errors)
     ├── UnsupportedGrantTypeError     unsupported_grant_type     RFC 6749 §5.2
     ├── InvalidScopeError             invalid_scope              RFC 6749 §5.2
     ├── AccessDeniedError             access_denied              RFC 6749 §4.1.2.1
+    │   └── RequestDeniedError        a CIBA request refused when it is made (CIBA §13)
     ├── UnsupportedResponseTypeError  unsupported_response_type  RFC 6749 §4.1.2.1
     ├── ServerError                   server_error               RFC 6749 §4.1.2.1
     ├── TemporarilyUnavailableError   temporarily_unavailable    RFC 6749 §4.1.2.1
+    │   └── RateLimitedError          over the client's request rate; `retry_after` seconds
     ├── InvalidTokenError             invalid_token              RFC 6750 §3.1
     ├── InsufficientScopeError        insufficient_scope         RFC 6750 §3.1
     ├── InvalidAuthorizationDetailsError  invalid_authorization_details  RFC 9396 §5
@@ -25,7 +27,8 @@ VaultError (vault.errors)
 The names follow oauthlib's (`...Error`), which also keeps them apart from
 `vault.errors.InvalidRequest` and `vault.domain.errors.AccessDenied`. None of them knows
 about HTTP: `vault/api/errors.py` maps `error` to a status (400; 401 for invalid_client
-and invalid_token; 403 for insufficient_scope) and the RFC 6749 §5.2 JSON body
+and invalid_token; 403 for insufficient_scope and RequestDeniedError; 429 with
+Retry-After for RateLimitedError) and the RFC 6749 §5.2 JSON body
 `{"error": ..., "error_description": ...}`.
 
 `extra` holds further members of the error JSON: `grant_state` when a token request
@@ -56,7 +59,9 @@ __all__ = [
     "InvalidScopeError",
     "InvalidTokenError",
     "OAuthError",
+    "RateLimitedError",
     "ReplayDetected",
+    "RequestDeniedError",
     "ServerError",
     "SlowDownError",
     "TemporarilyUnavailableError",
@@ -124,6 +129,11 @@ class AccessDeniedError(OAuthError):
     error = "access_denied"
 
 
+class RequestDeniedError(AccessDeniedError):
+    """CIBA §13: the backchannel authentication request itself is refused (the citizen
+    stopped the service asking, or has too many of its requests waiting)."""
+
+
 class UnsupportedResponseTypeError(OAuthError):
     error = "unsupported_response_type"
 
@@ -134,6 +144,20 @@ class ServerError(OAuthError):
 
 class TemporarilyUnavailableError(OAuthError):
     error = "temporarily_unavailable"
+
+
+class RateLimitedError(TemporarilyUnavailableError):
+    """The client sent requests faster than its limit allows; it may send the next one
+    in `retry_after` whole seconds (at least 1). Nothing was done.
+
+    `temporarily_unavailable` rather than a code of our own: it is the registered code
+    (RFC 6749 §4.1.2.1) that tells a generic client "try again later", which is what
+    this means; the 429 status and Retry-After say how much later."""
+
+    def __init__(self, retry_after: int) -> None:
+        self.retry_after = retry_after
+        super().__init__(f"too many requests from this client; try again in "
+                         f"{retry_after} s")
 
 
 class InvalidTokenError(OAuthError):

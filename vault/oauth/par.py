@@ -14,6 +14,7 @@ requested (`grant.requested`) once the citizen is known, at the authorize endpoi
    by the key registered for `client_id`, for this server (`aud` is the issuer, the token
    endpoint or the PAR endpoint, RFC 9126 §2), never seen before (jti); an unknown or
    suspended service fails here too                                     invalid_client
+   ... and within its rate of requests (`hold_to_limit`)  temporarily_unavailable (429)
 3. `response_type` is `code`                     invalid_request / unsupported_response_type
 4. `redirect_uri` is exactly one the service registered (simple string comparison)
 5. PKCE: `code_challenge_method` is S256 (plain is refused) and `code_challenge` is a
@@ -38,7 +39,7 @@ import secrets
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import delete
 from sqlmodel import Session, col, select
@@ -59,6 +60,7 @@ from vault.oauth.errors import (
     InvalidRequestError,
     InvalidRequestUriError,
     InvalidScopeError,
+    RateLimitedError,
     UnsupportedResponseTypeError,
 )
 from vault.oauth.metadata import AUTHORIZATION_DETAILS_TYPE
@@ -74,7 +76,9 @@ __all__ = [
     "REQUEST_URI_PREFIX",
     "PersonalDataRequest",
     "PushedRequest",
+    "RequestLimit",
     "authenticate_client",
+    "hold_to_limit",
     "parse_authorization_details",
     "push_request",
     "take_request",
@@ -356,6 +360,24 @@ def authenticate_client(
     return service
 
 
+class RequestLimit(Protocol):
+    """A client's rate of requests that ask citizens (PAR, CIBA). `wait` counts one
+    request for `client_id` and answers 0.0, or answers the seconds until it may make
+    the next one (counting nothing). `vault.api.ratelimit.ClientRateLimiter` is one."""
+
+    def wait(self, client_id: str) -> float: ...
+
+
+def hold_to_limit(limit: RequestLimit | None, client_id: str) -> None:
+    """RateLimitedError if `client_id`, already authenticated (so nobody can spend
+    another client's allowance), is over its rate; else the request is counted."""
+    if limit is None:
+        return
+    wait = limit.wait(client_id)
+    if wait > 0:
+        raise RateLimitedError(max(1, math.ceil(wait)))
+
+
 def _pkce_challenge(params: Mapping[str, str]) -> str:
     method, challenge = params.get("code_challenge_method"), params.get("code_challenge")
     if challenge is None:
@@ -410,12 +432,14 @@ def push_request(
     *,
     audience: Collection[str],
     seen: JtiStore,
+    limit: RequestLimit | None = None,
     now: datetime | None = None,
 ) -> PushedRequest:
     """Authenticate the client, check and store its authorization request (RFC 9126 §2).
 
     `params` is the form, one value per name (repeated names were already refused);
-    `audience` every value a client assertion may name (`Endpoints.par_audience`).
+    `audience` every value a client assertion may name (`Endpoints.par_audience`);
+    `limit` the clients' rate of such requests (None: unlimited).
     """
     now = _aware(now if now is not None else ctx.clock())
     if "request_uri" in params:
@@ -425,6 +449,7 @@ def push_request(
     if "client_id" not in params:
         raise InvalidRequestError("client_id is required")
     service = authenticate_client(ctx, params, audience=audience, seen=seen, now=now)
+    hold_to_limit(limit, service.id)
     pushed = validate_request(params, service, now=now)
     with Session(ctx.engine, expire_on_commit=False) as session, session.begin():
         session.execute(delete(OAuthRequestRow).where(

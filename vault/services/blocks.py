@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from vault.domain.grants import GrantAction, GrantState
@@ -27,8 +28,8 @@ from vault.services.grants import transition
 from vault.services.registry import get_service
 from vault.storage.tables import GrantRow, ServiceBlockRow, ServiceRow
 
-__all__ = ["BlockedService", "block_service", "blocked_services", "is_blocked",
-           "unblock_service"]
+__all__ = ["AskingStatus", "BlockedService", "asking_status", "block_service",
+           "blocked_services", "is_blocked", "unblock_service"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +37,17 @@ class BlockedService:
     service_id: str
     name: str
     since: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AskingStatus:
+    """A service as one citizen sees it: may it ask them, and how much is waiting."""
+
+    service_id: str
+    name: str
+    blocked: bool
+    #: Its requests waiting for this citizen's answer (what blocking would decline).
+    waiting: int
 
 
 def block_service(ctx: VaultContext, *, citizen_id: str, service_id: str) -> list[str]:
@@ -72,6 +84,19 @@ def unblock_service(ctx: VaultContext, *, citizen_id: str, service_id: str) -> b
 
 def is_blocked(session: Session, *, citizen_id: str, service_id: str) -> bool:
     return session.get(ServiceBlockRow, (citizen_id, service_id)) is not None
+
+
+def asking_status(session: Session, *, citizen_id: str, service_id: str) -> AskingStatus:
+    """Whether `citizen_id` has stopped `service_id` asking, and how many of its requests
+    wait for them; NotFound for a service that does not exist."""
+    service = get_service(session, service_id)
+    waiting = session.execute(
+        select(func.count()).select_from(GrantRow).where(
+            col(GrantRow.citizen_id) == citizen_id, col(GrantRow.service_id) == service_id,
+            col(GrantRow.state) == GrantState.REQUESTED.value)).scalar_one()
+    return AskingStatus(service.id, service.name,
+                        is_blocked(session, citizen_id=citizen_id, service_id=service_id),
+                        int(waiting))
 
 
 def blocked_services(session: Session, citizen_id: str) -> list[BlockedService]:

@@ -8,7 +8,7 @@ __all__ = ["routers"]
 
 
 def routers() -> list[APIRouter]:
-    from wallet.routes import account, auth, authorize, data, grants, home, passkeys
+    from wallet.routes import account, asking, auth, authorize, data, grants, home, passkeys
 
-    return [home.router, auth.router, authorize.router, grants.router, data.router,
-            passkeys.router, account.router]
+    return [home.router, auth.router, authorize.router, grants.router, asking.router,
+            data.router, passkeys.router, account.router]

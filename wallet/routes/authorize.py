@@ -22,7 +22,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from vault.domain.asking import MAX_WAITING
 from vault.oauth.authorize import (
+    AskingNotAllowed,
     NotAnswered,
     answer_authorization,
     asking_service,
@@ -80,9 +82,15 @@ def problem_page(request: Request, why: Why = "invalid") -> Response:
 
 
 @router.get("/wallet/authorize/{request_id}")
-def consent(wallet: Wallet, citizen_id: Citizen, request_id: str) -> Response:
+def consent(request: Request, wallet: Wallet, citizen_id: Citizen, request_id: str
+            ) -> Response:
     try:
         started = attach_citizen(wallet.ctx, request_id, citizen_id=citizen_id)
+    except AskingNotAllowed as refused:
+        # Nothing was put in the wallet; going back tells the service access_denied.
+        return render(request, "asking_refused.html", status_code=403, refused=refused,
+                      request_id=request_id, back=return_path(request_id),
+                      max_waiting=MAX_WAITING)
     except OAuthError:
         return RedirectResponse("/wallet/authorize/problem?why=answered", 303)
     return RedirectResponse(f"/wallet/grants/{started.grant_id}", 303)

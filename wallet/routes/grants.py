@@ -19,6 +19,7 @@ from vault.oauth.authorize import open_authorization
 from vault.oauth.backchannel import binding_message
 from vault.services import grants
 from vault.services.activity import accesses, grant_events, grants_page, service_names
+from vault.services.blocks import blocked_services
 from vault.services.context import reading
 from vault.storage.tables import GrantRow, ServiceRow
 from wallet.passkeys.authentication import approval_options, proof_from_browser
@@ -43,6 +44,9 @@ _DONE = {
     "paused": "Paused. The service cannot look until you turn it back on.",
     "resumed": "Turned back on.",
     "revoked": "Stopped. The service can no longer see your information.",
+    "stopped": "Done. That service cannot ask you for anything until you let it. Anything "
+               "you had already said yes to is as it was.",
+    "allowed": "Done. That service can ask you again.",
 }
 _SIGNED = {"approve": GrantAction.APPROVE, "pause": GrantAction.PAUSE,
            "resume": GrantAction.RESUME, "revoke": GrantAction.REVOKE}
@@ -61,9 +65,10 @@ def requests_page(request: Request, wallet: Wallet, citizen_id: Citizen,
     with reading(wallet.ctx) as session:
         page = grants_page(session, citizen_id, states=[GrantState.REQUESTED], before=before)
         names = service_names(session, [g.service_id for g in page.items])
+        stopped = blocked_services(session, citizen_id)
     return render(request, "requests.html", nav="requests",
                   cards=grant_cards(page.items, names), next_before=page.next_before,
-                  notice=_DONE.get(done))
+                  notice=_DONE.get(done), blocked=stopped)
 
 
 @router.get("/grants", response_class=HTMLResponse)
