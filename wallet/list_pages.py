@@ -44,11 +44,6 @@ class ListPage:
     def pages(self) -> int:
         return max(1, -(-self.total // PAGE_ITEMS))
 
-    @property
-    def first_shown(self) -> int:
-        """The number of the page's first item, counting from 1."""
-        return self.start + 1
-
     def fields(self) -> dict[str, str]:
         """The hidden fields that say which page this is."""
         return dict(zip(PAGE_FIELDS, (str(self.start), str(self.count), str(self.version)),
