@@ -19,7 +19,6 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from vault.oauth.authorize import open_authorization
 from vault.services import blocks
 from vault.services.context import reading
-from vault.storage.tables import GrantRow
 from wallet.routes.authorize import back_path
 from wallet.routes.deps import Citizen, Wallet, csrf_guard, render
 
@@ -48,27 +47,17 @@ def stop_asking_page(request: Request, wallet: Wallet, citizen_id: Citizen,
                   grant=grant if _GRANT_ID.fullmatch(grant) else "")
 
 
-def _authorization_of(wallet: Wallet, citizen_id: str, service_id: str,
-                      grant_id: str) -> str | None:
-    """The service's authorization waiting on this citizen's grant, if there is one."""
-    if not grant_id:
-        return None
-    with reading(wallet.ctx) as session:
-        row = session.get(GrantRow, grant_id)
-        if row is None or row.citizen_id != citizen_id or row.service_id != service_id:
-            return None
-        return open_authorization(session, grant_id, now=wallet.ctx.clock())
-
-
 @router.post("/services/{service_id}/stop")
 def stop_asking(wallet: Wallet, citizen_id: Citizen, service_id: ServiceId,
                 grant: _GRANT = "") -> Response:
-    waiting = _authorization_of(wallet, citizen_id, service_id, grant)
-    blocks.block_service(wallet.ctx, citizen_id=citizen_id, service_id=service_id)
-    if waiting is not None:
-        # Its request was declined with the others: back to the service as after Decline
-        # (through a page of ours: this answers a form, see wallet.routes.authorize).
-        return RedirectResponse(back_path(waiting, done="declined"), 303)
+    declined = blocks.block_service(wallet.ctx, citizen_id=citizen_id, service_id=service_id)
+    if grant and grant in declined:  # so only this citizen's request of this service
+        with reading(wallet.ctx) as session:
+            waiting = open_authorization(session, grant, now=wallet.ctx.clock())
+        if waiting is not None:
+            # Declined with the others: back to the service as after Decline (through a
+            # page of ours: this answers a form, see wallet.routes.authorize).
+            return RedirectResponse(back_path(waiting, done="declined"), 303)
     return RedirectResponse("/wallet/requests?done=stopped", 303)
 
 
