@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlmodel import Field, SQLModel
 
@@ -97,6 +98,9 @@ class ServiceRow(SQLModel, table=True):
     purposes: list[str] = Field(sa_column=Column(JSON, nullable=False))
     categories: list[str] = Field(sa_column=Column(JSON, nullable=False))
     derived: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    #: Categories the service may issue (write grants cover only these); migration 0009.
+    issues: list[str] = Field(default_factory=list, sa_column=Column(
+        JSON, nullable=False, server_default=text("'[]'")))
     max_days: int
     jwk: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     redirect_uris: list[str] = Field(sa_column=Column(JSON, nullable=False))
