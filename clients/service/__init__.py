@@ -49,6 +49,7 @@ from clients.service.errors import (
     GrantRevoked,
     ProtocolError,
     RateLimited,
+    RecordInvalid,
     ServiceSuspended,
     TooSoon,
     VaultClientError,
@@ -56,6 +57,7 @@ from clients.service.errors import (
     WebhookInvalid,
 )
 from clients.service.keys import ServiceKey
+from clients.service.records import SignedRecord, verify_record
 from clients.service.results import (
     BackchannelRequest,
     Grant,
@@ -87,14 +89,17 @@ __all__ = [
     "PersonalData",
     "ProtocolError",
     "RateLimited",
+    "RecordInvalid",
     "Release",
     "ServiceKey",
     "ServiceSuspended",
+    "SignedRecord",
     "TooSoon",
     "VaultClient",
     "VaultClientError",
     "VaultUnavailable",
     "WebhookEvent",
     "WebhookInvalid",
+    "verify_record",
     "verify_webhook",
 ]

@@ -18,7 +18,9 @@
     ├── ServiceSuspended       the vault operator suspended this service
     ├── RateLimited            over the service's rate limit; `retry_after` seconds
     ├── VaultUnavailable       the vault could not be reached, or is busy (503)
-    └── WebhookInvalid         a webhook delivery that must not be trusted
+    ├── WebhookInvalid         a webhook delivery that must not be trusted
+    └── RecordInvalid          an issuer's signed record that must not be trusted
+                               (`code`: too_large, malformed, unknown_key, ...)
 
 Configuration mistakes (a key that is not P-256, terms with both `duration` and
 `expires_at`) raise ValueError or TypeError when they are made, not these.
@@ -37,6 +39,7 @@ __all__ = [
     "GrantRevoked",
     "ProtocolError",
     "RateLimited",
+    "RecordInvalid",
     "ServiceSuspended",
     "TooSoon",
     "VaultClientError",
@@ -132,3 +135,8 @@ class VaultUnavailable(VaultClientError):
 
 class WebhookInvalid(VaultClientError):
     """A webhook whose signature, timestamp or body does not check out: ignore it."""
+
+
+class RecordInvalid(VaultClientError):
+    """An issuer's record (`clients.service.records.verify_record`) whose signature or
+    claims do not check out; `code` says which rule it broke."""

@@ -4,13 +4,21 @@ The vault knows the service by the public half (`public_jwk()`), registered by t
 operator; the private half never leaves the service. Keys load from a PEM (PKCS#8 or
 SEC 1), a private JWK, or a file holding either; a new key (`generate()`) is kept with
 `save(path)`.
+
+An issuer signs the records it writes with the same key (`sign_record`, ARCHITECTURE §8):
+the vault keeps the JWS as written, so any reader can check it against the service's
+JWKS (`public_jwks()`, which the operator registers and the vault serves at
+`/services/{client_id}/jwks`).
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
+import secrets
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,9 +28,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-__all__ = ["ServiceKey", "b64url", "b64url_decode"]
+__all__ = ["RECORD_TYP", "ServiceKey", "b64url", "b64url_decode"]
 
 _COORDINATE = 32  # bytes in a P-256 coordinate, scalar, and each half of an ES256 signature
+#: The JWS `typ` of a signed record (ARCHITECTURE §8): never mistaken for another JWT.
+RECORD_TYP = "record+jwt"
 
 
 def b64url(data: bytes) -> str:
@@ -139,15 +149,70 @@ class ServiceKey:
             jwk["kid"] = self.kid
         return jwk
 
+    def thumbprint(self) -> str:
+        """The RFC 7638 thumbprint of the public key (SHA-256, base64url): the key id used
+        when the key has no `kid` of its own, as the vault does for such a key."""
+        jwk = self.public_jwk()
+        # RFC 7638 §3.2: the required members only, in lexicographic order, no whitespace.
+        members = {name: jwk[name] for name in ("crv", "kty", "x", "y")}
+        canonical = json.dumps(members, sort_keys=True, separators=(",", ":"))
+        return b64url(hashlib.sha256(canonical.encode("ascii")).digest())
+
+    @property
+    def key_id(self) -> str:
+        """The `kid` this key signs records with: its own, else its thumbprint."""
+        return self.kid if self.kid is not None else self.thumbprint()
+
+    def public_jwks(self) -> dict[str, list[dict[str, str]]]:
+        """The public JWK Set (RFC 7517 §5) to register (`vault service add --jwks-file`):
+        this key, with its `key_id` as `kid`. To rotate, register a set holding the old
+        and the new key's `public_jwks()["keys"]` until the old one is retired."""
+        jwk = {**self.public_jwk(), "kid": self.key_id, "use": "sig", "alg": "ES256"}
+        return {"keys": [jwk]}
+
+    def _sign(self, header: Mapping[str, Any], claims: Mapping[str, Any]) -> str:
+        signing_input = ".".join(
+            b64url(json.dumps(dict(part), separators=(",", ":"), allow_nan=False)
+                   .encode("utf-8"))
+            for part in (header, claims))
+        der = self._key.sign(signing_input.encode("ascii"), ec.ECDSA(hashes.SHA256()))
+        r, s = decode_dss_signature(der)  # RFC 7518 §3.4: R || S, fixed width, not DER
+        signature = r.to_bytes(_COORDINATE, "big") + s.to_bytes(_COORDINATE, "big")
+        return f"{signing_input}.{b64url(signature)}"
+
     def sign_jwt(self, claims: Mapping[str, Any]) -> str:
         """A compact JWS (RFC 7515) of `claims`, ES256, header `{"alg","typ":"JWT","kid"?}`."""
         header: dict[str, str] = {"alg": "ES256", "typ": "JWT"}
         if self.kid is not None:
             header["kid"] = self.kid
-        signing_input = ".".join(
-            b64url(json.dumps(part, separators=(",", ":")).encode("utf-8"))
-            for part in (header, dict(claims)))
-        der = self._key.sign(signing_input.encode("ascii"), ec.ECDSA(hashes.SHA256()))
-        r, s = decode_dss_signature(der)  # RFC 7518 §3.4: R || S, fixed width, not DER
-        signature = r.to_bytes(_COORDINATE, "big") + s.to_bytes(_COORDINATE, "big")
-        return f"{signing_input}.{b64url(signature)}"
+        return self._sign(header, claims)
+
+    def sign_record(self, category: str, value: Mapping[str, Any], *, issuer: str,
+                    jti: str | None = None, iat: int | None = None,
+                    exp: int | None = None) -> str:
+        """A record as an issuer writes it (ARCHITECTURE §8): a compact JWS, ES256, header
+        `{"alg":"ES256","typ":"record+jwt","kid"}`, payload `{"iss": issuer, "category",
+        "value", "iat", "jti"}` and `exp` when given.
+
+        `issuer` is the service's client_id; `jti` is random unless given (the vault
+        treats a second JWS with a used jti as a conflict, the same JWS as a repeat);
+        `iat` is now unless given. No citizen is named: the vault binds the record to
+        the citizen of the write grant it is sent under.
+        """
+        if not isinstance(category, str) or not category:
+            raise ValueError("the category must be a non-empty string")
+        if not isinstance(issuer, str) or not issuer:
+            raise ValueError("the issuer must be the service's client_id")
+        if not isinstance(value, Mapping):
+            raise TypeError("a record's value is a JSON object (a mapping)")
+        now = int(time.time()) if iat is None else iat
+        for name, stamp in (("iat", now), ("exp", exp)):
+            if stamp is not None and (isinstance(stamp, bool) or not isinstance(stamp, int)):
+                raise TypeError(f"{name} must be whole seconds since the epoch")
+        claims: dict[str, Any] = {
+            "iss": issuer, "category": category, "value": dict(value), "iat": now,
+            "jti": secrets.token_urlsafe(16) if jti is None else jti}
+        if exp is not None:
+            claims["exp"] = exp
+        header = {"alg": "ES256", "typ": RECORD_TYP, "kid": self.key_id}
+        return self._sign(header, claims)

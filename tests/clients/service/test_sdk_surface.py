@@ -15,7 +15,7 @@ API = {
     "WebhookEvent", "verify_webhook", "VaultClientError", "ProtocolError",
     "AuthorizationFailed", "GrantPending", "GrantDenied", "GrantRevoked", "GrantPaused",
     "GrantExpired", "GrantExhausted", "GrantNotYetValid", "TooSoon", "RateLimited",
-    "ServiceSuspended", "WebhookInvalid",
+    "ServiceSuspended", "WebhookInvalid", "RecordInvalid", "SignedRecord", "verify_record",
 }
 
 
@@ -29,7 +29,7 @@ def test_the_documented_names_are_exported() -> None:
 def test_every_error_is_a_vault_client_error() -> None:
     errors = [getattr(sdk, n) for n in sdk.__all__
               if isinstance(getattr(sdk, n), type) and issubclass(getattr(sdk, n), Exception)]
-    assert len(errors) == 15
+    assert len(errors) == 16
     assert all(issubclass(e, sdk.VaultClientError) for e in errors)
     # Flat: every error but the base derives from the base directly.
     assert {e.__bases__ for e in errors if e is not sdk.VaultClientError} == \
