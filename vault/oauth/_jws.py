@@ -15,7 +15,7 @@ import binascii
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -84,12 +84,18 @@ def _json_object(raw: bytes) -> dict[str, Any] | None:
     return doc if isinstance(doc, dict) else None
 
 
-def parse_jws(token: Any, error: type[OAuthError], what: str) -> Jws:
+#: What `parse_jws` and `verify_es256` raise: an OAuthError class, or any callable that
+#: makes an exception from the sentence saying what is wrong (signed records, say).
+ErrorFactory = Callable[[str], Exception]
+
+
+def parse_jws(token: Any, error: ErrorFactory | type[OAuthError], what: str, *,
+              max_length: int = MAX_JWS_LENGTH) -> Jws:
     """The header and claims of `token`, or `error` saying which rule of form it breaks.
 
     The header's `alg` must be exactly ES256; `typ` is left to the caller.
     """
-    if not isinstance(token, str) or not token or len(token) > MAX_JWS_LENGTH:
+    if not isinstance(token, str) or not token or len(token) > max_length:
         raise error(f"the {what} is missing or too long")
     parts = token.split(".")
     if len(parts) != 3:
@@ -118,7 +124,8 @@ def _verifier(x: str, y: str) -> ECKey:
     return ECKey(public.public_key(), ALG)
 
 
-def verify_es256(parsed: Jws, jwk: Mapping[str, Any], error: type[OAuthError], what: str) -> None:
+def verify_es256(parsed: Jws, jwk: Mapping[str, Any], error: ErrorFactory | type[OAuthError],
+                 what: str) -> None:
     """`error` unless `parsed` carries a valid ES256 signature by the P-256 public key `jwk`."""
     try:
         check_p256_public_jwk(jwk)  # kty EC, crv P-256, canonical x and y on the curve
