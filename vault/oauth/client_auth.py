@@ -1,11 +1,13 @@
 """Client authentication by `private_key_jwt` (RFC 7523 §2.2 and §3, OIDC Core §9).
 
-A service proves who it is with a short-lived JWT signed (ES256) by the private key
-whose public JWK the operator registered (`ServiceRow.jwk`). The token endpoint:
+A service proves who it is with a short-lived JWT signed (ES256) by a private key
+whose public JWK the operator registered in its JWK Set (`ServiceRow.jwks`): the key
+the header's `kid` names, or, without a `kid`, any key of the set (at most ten, so a
+service rotating keys need not change how it signs). The token endpoint:
 
 1. reads `client_assertion_type` (must be `CLIENT_ASSERTION_TYPE`) and `client_assertion`;
 2. finds the service: by the form's `client_id`, or else `unverified_client_id(assertion)`;
-3. calls `verify_client_assertion(...)` with that service's JWK, which returns the
+3. calls `verify_client_assertion(...)` with that service's JWKS, which returns the
    authenticated client id or raises InvalidClientError.
 
 Checks (RFC 7523 §3), after the signature: `iss` == `sub` == the client id (and the
@@ -29,7 +31,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 from sqlmodel import col
 
-from vault.oauth._jws import numeric_date, parse_jws, verify_es256
+from vault.domain.service_keys import key_by_kid
+from vault.oauth._jws import Jws, numeric_date, parse_jws, verify_es256
 from vault.oauth.errors import InvalidClientError
 from vault.storage.tables import OAuthJtiRow
 
@@ -151,19 +154,39 @@ def unverified_client_id(assertion: str) -> str:
     return iss
 
 
+def _verify_signature(parsed: Jws, jwks: Mapping[str, Any]) -> None:
+    kid = parsed.header.get("kid")
+    if kid is not None:
+        jwk = key_by_kid(jwks, kid) if isinstance(kid, str) else None
+        if jwk is None:
+            raise _refused("the assertion's kid is not one of the client's registered keys")
+        verify_es256(parsed, jwk, InvalidClientError, _WHAT)
+        return
+    keys = jwks.get("keys")
+    if not isinstance(keys, list) or not keys:
+        raise ValueError("jwks must be a JWK Set with at least one key")
+    for jwk in keys:  # no kid: whichever registered key signed it (a set holds <= 10)
+        try:
+            verify_es256(parsed, jwk, InvalidClientError, _WHAT)
+            return
+        except InvalidClientError:
+            continue
+    raise InvalidClientError(f"the {_WHAT}'s signature does not verify")
+
+
 def verify_client_assertion(
     assertion: str,
     *,
     client_id: str | None,
-    jwk: Mapping[str, Any],
+    jwks: Mapping[str, Any],
     audience: str | Collection[str],
     now: datetime,
     seen: JtiStore,
 ) -> str:
     """The client id `assertion` authenticates, or InvalidClientError.
 
-    `client_id` is the form's (None when the request did not send one); `jwk` the
-    registered public key of the service the assertion claims to be; `audience` every
+    `client_id` is the form's (None when the request did not send one); `jwks` the
+    registered JWK Set of the service the assertion claims to be; `audience` every
     value accepted in `aud` (the token endpoint URL and the issuer, RFC 7523 §3 item 3).
     The jti is recorded only when everything else holds.
     """
@@ -178,7 +201,7 @@ def verify_client_assertion(
     typ = parsed.header.get("typ")
     if typ is not None and (not isinstance(typ, str) or typ.lower() not in _TYP_ACCEPTED):
         raise _refused("the JWT is not a client assertion (typ)")
-    verify_es256(parsed, jwk, InvalidClientError, _WHAT)
+    _verify_signature(parsed, jwks)
     claims = parsed.claims
 
     iss, sub = claims.get("iss"), claims.get("sub")

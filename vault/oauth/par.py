@@ -335,7 +335,7 @@ def authenticate_client(
     authenticates (RFC 7523 §2.2), or InvalidClientError.
 
     The service is the form's `client_id`, or else the assertion's (unverified) `iss`;
-    its registered JWK must verify the assertion (`verify_client_assertion`). A
+    a key of its registered JWK Set must verify the assertion (`verify_client_assertion`). A
     suspended service is refused only after its assertion verified, so nobody learns a
     service's standing without holding its key.
     """
@@ -353,7 +353,7 @@ def authenticate_client(
         service = session.get(ServiceRow, claimed)
     if service is None:
         raise _refused("unknown client")
-    verify_client_assertion(assertion, client_id=client_id, jwk=service.jwk,
+    verify_client_assertion(assertion, client_id=client_id, jwks=service.jwks,
                             audience=audience, now=now, seen=seen)
     if not service.active:
         raise _refused("this service is suspended")

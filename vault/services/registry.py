@@ -9,6 +9,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from vault.domain.errors import InvalidService
+from vault.domain.service_keys import check_service_jwks
 from vault.domain.services import ServiceProfile, validate_registration
 from vault.errors import NotFound
 from vault.services.context import VaultContext, new_id, reading, unit_of_work
@@ -21,19 +22,23 @@ __all__ = [
     "list_services",
     "published_pages",
     "register_service",
+    "replace_service_keys",
     "service_profile",
     "suspend_service",
 ]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Registration:
     name: str
     description: str
     purposes: Sequence[str]
     categories: Sequence[str]
-    jwk: Mapping[str, Any]
     redirect_uris: Sequence[str]
+    #: The service's public keys, a JWK Set (`vault.domain.service_keys`); or `jwk`, one
+    #: key, short for a set of one. Exactly one of the two.
+    jwks: Mapping[str, Any] | None = None
+    jwk: Mapping[str, Any] | None = None
     #: None: the vault's own page about the service (`published_pages`).
     privacy_notice_url: str | None = None
     derived: Sequence[str] = field(default_factory=tuple)
@@ -76,9 +81,12 @@ def register_service(ctx: VaultContext, reg: Registration, *,
     privacy = reg.privacy_notice_url or privacy
     dpia = reg.dpia_url or dpia
     assert privacy is not None  # one of the two, as checked above
+    if (reg.jwks is None) == (reg.jwk is None):
+        raise InvalidService("register the service's public keys: a JWK Set, or one key")
+    jwks = check_service_jwks(reg.jwks if reg.jwks is not None else {"keys": [reg.jwk]})
     validate_registration(
         name=reg.name, description=reg.description, purposes=reg.purposes,
-        categories=reg.categories, derived=reg.derived, max_days=reg.max_days, jwk=reg.jwk,
+        categories=reg.categories, derived=reg.derived, max_days=reg.max_days, jwk=jwks["keys"][0],
         redirect_uris=reg.redirect_uris, webhook_url=reg.webhook_url,
         privacy_notice_url=privacy, dpia_url=dpia, controller=reg.controller,
         contact=reg.contact, dpia_text=reg.dpia_text)
@@ -87,7 +95,7 @@ def register_service(ctx: VaultContext, reg: Registration, *,
     with unit_of_work(ctx) as work:
         work.session.add(ServiceRow(
             id=service_id, name=reg.name, description=reg.description, purposes=purposes,
-            categories=categories, derived=derived, max_days=reg.max_days, jwk=dict(reg.jwk),
+            categories=categories, derived=derived, max_days=reg.max_days, jwks=jwks,
             redirect_uris=list(reg.redirect_uris), webhook_url=reg.webhook_url,
             privacy_notice_url=privacy, dpia_url=dpia, active=True, created_at=work.now,
             controller=reg.controller, contact=reg.contact, dpia_text=reg.dpia_text))
@@ -103,6 +111,17 @@ def get_service(session: Session, service_id: str) -> ServiceRow:
     if row is None:
         raise NotFound(f"no service {service_id}")
     return row
+
+
+def replace_service_keys(ctx: VaultContext, service_id: str, jwks: Mapping[str, Any]) -> None:
+    """Replace a service's public keys with `jwks` (key rotation: register the old and
+    the new key, then the new one alone). No ledger entry: the keys are on no entry, as
+    at registration; the set is public at `/services/{id}/jwks`."""
+    stored = check_service_jwks(jwks)
+    with unit_of_work(ctx) as work:
+        row = get_service(work.session, service_id)
+        row.jwks = stored
+        work.session.add(row)
 
 
 def service_profile(row: ServiceRow) -> ServiceProfile:

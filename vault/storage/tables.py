@@ -102,7 +102,9 @@ class ServiceRow(SQLModel, table=True):
     issues: list[str] = Field(default_factory=list, sa_column=Column(
         JSON, nullable=False, server_default=text("'[]'")))
     max_days: int
-    jwk: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    #: Its public keys, a JWK Set (RFC 7517 §5) checked by `check_service_jwks`: every
+    #: key has a unique kid. They verify its client assertions and the records it issues.
+    jwks: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     redirect_uris: list[str] = Field(sa_column=Column(JSON, nullable=False))
     webhook_url: str | None = Field(default=None, max_length=2000)
     #: The service's privacy notice and DPIA: by default the vault's own pages about it

@@ -65,7 +65,7 @@ def es256(private: ec.EllipticCurvePrivateKey, signing_input: str) -> str:
 
 
 def public_jwk(private: ec.EllipticCurvePrivateKey) -> dict[str, str]:
-    """As registered by the operator (`ServiceRow.jwk`)."""
+    """One key as registered by the operator (in `ServiceRow.jwks`)."""
     n = private.public_key().public_numbers()
     return {"kty": "EC", "crv": "P-256", "x": b64(n.x.to_bytes(32, "big")),
             "y": b64(n.y.to_bytes(32, "big")), "use": "sig", "alg": "ES256"}
@@ -94,10 +94,13 @@ def by_hand(header: dict[str, Any], body: dict[str, Any],
 
 
 def check(token: Any, *, seen: JtiStore | None = None, client_id: str | None = A,
-          jwk: dict[str, Any] | None = None, now: datetime = NOW,
-          audience: Any = AUDIENCES) -> str:
+          jwk: dict[str, Any] | None = None, jwks: dict[str, Any] | None = None,
+          now: datetime = NOW, audience: Any = AUDIENCES) -> str:
+    """`jwk`: a set of that one key; neither: A's key, registered under the kid "mine"."""
+    if jwks is None:
+        jwks = {"keys": [jwk if jwk is not None else {**public_jwk(A_KEY), "kid": "mine"}]}
     return verify_client_assertion(
-        token, client_id=client_id, jwk=jwk if jwk is not None else public_jwk(A_KEY),
+        token, client_id=client_id, jwks=jwks,
         audience=audience, now=now, seen=seen if seen is not None else MemoryJtiStore())
 
 
@@ -136,6 +139,21 @@ def test_unverified_client_id_reads_iss_to_find_the_key() -> None:
                 assertion(iss="x" * 41)):
         with pytest.raises(InvalidClientError):
             unverified_client_id(bad)
+
+
+def test_any_key_of_the_registered_set_authenticates_by_kid_or_by_trying_each() -> None:
+    rotating = {"keys": [{**public_jwk(B_KEY), "kid": "new"}, {**public_jwk(A_KEY), "kid": "old"}]}
+    assert check(assertion(headers={"kid": "old"}), jwks=rotating) == A
+    assert check(assertion(key=B_KEY, headers={"kid": "new"}), jwks=rotating) == A
+    assert check(assertion(), jwks=rotating) == A  # no kid: A's key, second in the set
+    assert check(assertion(key=B_KEY), jwks=rotating) == A
+    # The kid names the key that must verify: another registered key's signature, or a
+    # kid the set does not hold, is refused.
+    assert "signature" in refused(assertion(headers={"kid": "new"}), jwks=rotating)
+    assert "kid" in refused(assertion(headers={"kid": "gone"}), jwks=rotating)
+    assert "kid" in refused(by_hand({"alg": "ES256", "kid": 7}, claims()), jwks=rotating)
+    outsider = ec.generate_private_key(ec.SECP256R1())
+    assert "signature" in refused(assertion(key=outsider), jwks=rotating)
 
 
 # -- who --------------------------------------------------------------------------------------
