@@ -3,8 +3,10 @@ the data protection impact assessment the vault publishes for each service (ARCH
 §12), linked from the consent screen. HTML for people, in the transparency page's look and
 under its policy: no script, nothing from another origin.
 
-The `/services/{client_id}/...` paths are the service's public face; more will live here
-(ARCHITECTURE §8's `/services/{client_id}/jwks`).
+GET /services/{client_id}/jwks: the service's public JWK Set (ARCHITECTURE §8), for
+machines: what a reader checks an issuer's signed records with.
+
+The `/services/{client_id}/...` paths are the service's public face.
 """
 
 from __future__ import annotations
@@ -12,13 +14,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.templating import Jinja2Templates
 
 from vault.api.deps import State
 from vault.api.transparency_routes import CONTENT_SECURITY_POLICY
 from vault.errors import NotFound
 from vault.services.notices import service_notice
+from vault.services.registry import service_jwks
 
 __all__ = ["router"]
 
@@ -63,3 +66,17 @@ def privacy_notice(request: Request, client_id: str, state: State) -> HTMLRespon
             responses={404: {"description": "No such service (an HTML page)"}})
 def dpia(request: Request, client_id: str, state: State) -> HTMLResponse:
     return _page(request, state, client_id, "service_dpia.html")
+
+
+#: Public keys, cached briefly: a rotation (`vault service keys`) shows within five
+#: minutes, as for the vault's own `/oauth/jwks`.
+_JWKS_HEADERS = {"Cache-Control": "public, max-age=300", "X-Content-Type-Options": "nosniff"}
+
+
+@router.get("/{client_id}/jwks", response_class=JSONResponse,
+            summary="A service's public keys (RFC 7517 JWK Set), to check the records it "
+                    "issued",
+            responses={404: {"description": "No such service (problem details)"}})
+def jwks(client_id: str, state: State) -> JSONResponse:
+    # An unknown service raises NotFound: a problem document, for a machine asked.
+    return JSONResponse(service_jwks(state.ctx, client_id), headers=_JWKS_HEADERS)

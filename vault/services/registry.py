@@ -23,6 +23,7 @@ __all__ = [
     "published_pages",
     "register_service",
     "replace_service_keys",
+    "service_jwks",
     "service_profile",
     "suspend_service",
 ]
@@ -122,6 +123,14 @@ def replace_service_keys(ctx: VaultContext, service_id: str, jwks: Mapping[str, 
         row = get_service(work.session, service_id)
         row.jwks = stored
         work.session.add(row)
+
+
+def service_jwks(ctx: VaultContext, service_id: str) -> dict[str, Any]:
+    """A registered service's public JWK Set, as `/services/{id}/jwks` serves it; NotFound
+    for no such service. A suspended service's keys are served too: the records it issued
+    before stay checkable."""
+    with reading(ctx) as session:
+        return dict(get_service(session, service_id).jwks)
 
 
 def service_profile(row: ServiceRow) -> ServiceProfile:
