@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -24,6 +24,7 @@ from vault.cli.common import (
 )
 from vault.config import Settings
 from vault.crypto.webhook_signing import printable, webhook_secret
+from vault.domain.categories import issuable_codes
 from vault.domain.codes import category_codes, derived_codes, purpose_codes, spelled
 from vault.services import citizens, records, registry
 from vault.services.context import VaultContext, reading
@@ -67,17 +68,38 @@ _SEE = "`vault catalog list` says what each means."
 _PURPOSE_HELP = f"Purpose code; repeatable. One of: {spelled(purpose_codes())}. {_SEE}"
 _CATEGORY_HELP = f"Category code; repeatable. One of: {spelled(category_codes())}. {_SEE}"
 _DERIVED_HELP = f"Derived answer; repeatable. One of: {spelled(derived_codes())}. {_SEE}"
+_ISSUES_HELP = (f"A category the service issues (writes under a write grant); repeatable. "
+                f"One of: {', '.join(issuable_codes())}.")
+
+
+_JWKS_HELP = ("The service's public keys: a JWK Set (RFC 7517), or one JWK. EC P-256, "
+              "no private parts; a key without a kid is named by its RFC 7638 thumbprint.")
+
+
+def _read_jwks(path: Path) -> dict[str, Any]:
+    """The JWK Set in `path`: a set as it is, one JWK as a set of one (checked later)."""
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        err.print(f"[red]error:[/] {path} is not JSON: {exc}")
+        raise typer.Exit(2) from None
+    if not isinstance(doc, dict):
+        err.print(f"[red]error:[/] {path} must hold a JWK Set or a JWK (a JSON object)")
+        raise typer.Exit(2)
+    return doc if "keys" in doc else {"keys": [doc]}
 
 
 @service_app.command("add")
 def service_add(
     name: Annotated[str, typer.Option(help="The service's name, as citizens will see it.")],
     jwks_file: Annotated[Path, typer.Option("--jwks-file", exists=True, dir_okay=False,
-                                            help="The service's public key: a JWK or JWKS.")],
+                                            help=_JWKS_HELP)],
     redirect_uri: Annotated[list[str], typer.Option("--redirect-uri", help="Repeatable.")],
     purpose: Annotated[list[str], typer.Option("--purpose", help=_PURPOSE_HELP)],
-    category: Annotated[list[str], typer.Option("--category", help=_CATEGORY_HELP)],
+    category: Annotated[list[str] | None, typer.Option(
+        "--category", help=_CATEGORY_HELP + " What it may read.")] = None,
     derived: Annotated[list[str] | None, typer.Option("--derived", help=_DERIVED_HELP)] = None,
+    issues: Annotated[list[str] | None, typer.Option("--issues", help=_ISSUES_HELP)] = None,
     description: Annotated[str, typer.Option(help="What the service does.")] = "",
     max_days: Annotated[int, typer.Option("--max-days", help="Longest grant.")] = 365,
     webhook_url: Annotated[str | None, typer.Option("--webhook-url")] = None,
@@ -104,21 +126,15 @@ def service_add(
     as_json: Json = False,
 ) -> None:
     """Register a service; prints its client_id. `vault catalog list` says what each
-    purpose, category and derived answer means."""
-    try:
-        doc = json.loads(jwks_file.read_text())
-    except (OSError, ValueError) as exc:
-        err.print(f"[red]error:[/] {jwks_file} is not JSON: {exc}")
-        raise typer.Exit(2) from None
-    keys = doc.get("keys") if isinstance(doc, dict) and "keys" in doc else [doc]
-    if not isinstance(keys, list) or len(keys) != 1 or not isinstance(keys[0], dict):
-        err.print("[red]error:[/] the JWKS file must hold exactly one public key")
-        raise typer.Exit(2)
+    purpose, category and derived answer means. A service needs something to read
+    (--category, --derived) or to issue (--issues), or both."""
+    jwks = _read_jwks(jwks_file)
     cfg = settings(database_url=database, data_dir=data_dir, public_url=public_url)
     with vault_state(cfg) as state:
         client_id = registry.register_service(state.ctx, registry.Registration(
             name=name, description=description or name, purposes=purpose,
-            categories=category, derived=derived or (), jwk=keys[0],
+            categories=category or (), derived=derived or (), issues=issues or (),
+            jwks=jwks,
             redirect_uris=redirect_uri, max_days=max_days, webhook_url=webhook_url,
             privacy_notice_url=privacy_notice_url, dpia_url=dpia_url, dpia_text=dpia_text,
             contact=contact, controller=controller), public_url=cfg.base_url)
@@ -138,15 +154,17 @@ def service_list(database: Database = None, data_dir: DataDir = None,
     with vault_context(settings(database_url=database, data_dir=data_dir)) as ctx:
         rows = registry.list_services(ctx)
     docs = [{"client_id": r.id, "name": r.name, "active": r.active, "purposes": r.purposes,
-             "categories": r.categories, "derived": r.derived, "max_days": r.max_days}
+             "categories": r.categories, "derived": r.derived, "issues": r.issues,
+             "max_days": r.max_days}
             for r in rows]
     if as_json:
         out.print_json(json.dumps(docs))
         return
     for d in docs:
         status = "active" if d["active"] else "[red]suspended[/]"
+        issuer = f"  issues: {', '.join(d['issues'])}" if d["issues"] else ""  # type: ignore[arg-type]
         out.print(f"{d['client_id']}  {d['name']}  ({status})  purposes: "
-                  f"{', '.join(d['purposes'])}")  # type: ignore[arg-type]
+                  f"{', '.join(d['purposes'])}{issuer}")  # type: ignore[arg-type]
 
 
 @service_app.command("webhook-secret")
@@ -178,6 +196,24 @@ def service_deliveries(client_id: str, database: Database = None, data_dir: Data
     for d in docs:
         outcome = d["status"] if d["error"] is None else f"[red]{d['error']}[/]"
         out.print(f"{d['at']}  {d['message_id']}  attempt {d['attempt']}  {outcome}")
+
+
+@service_app.command("keys")
+def service_keys(
+    client_id: str,
+    jwks_file: Annotated[Path, typer.Option("--jwks-file", exists=True, dir_okay=False,
+                                            help=_JWKS_HELP)],
+    database: Database = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Replace a service's public keys (rotation): register the old and the new key,
+    let the service sign with the new one, then register the new one alone. Readers
+    see the set at /services/CLIENT_ID/jwks within five minutes."""
+    jwks = _read_jwks(jwks_file)
+    with vault_context(settings(database_url=database, data_dir=data_dir)) as ctx:
+        registry.replace_service_keys(ctx, client_id, jwks)
+        kids = [k["kid"] for k in registry.service_jwks(ctx, client_id)["keys"]]
+    out.print(f"{client_id} now has {len(kids)} key(s): {', '.join(kids)}")
 
 
 @service_app.command("suspend")

@@ -44,6 +44,7 @@ __all__ = [
     "is_email",
     "is_real_date",
     "is_rfc3339_datetime",
+    "issuable_codes",
     "validate_value",
 ]
 
@@ -59,6 +60,16 @@ class Category:
     #: Plain words for codes a field holds, by field name then code (health.observations'
     #: "kind": heart_rate -> "Heart rate"). The field may hold codes not listed here.
     codes: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    #: Who may issue it, in words ("a benefits agency"); None: nobody, only the citizen
+    #: writes it. Only a service registered with `--issues` for an issuable category
+    #: may ask for a grant to write it (ARCHITECTURE §8). A citizen may still hold a
+    #: value of their own of an issuable category.
+    issued_by: str | None = None
+
+    @property
+    def issuable(self) -> bool:
+        """Whether a service may be registered to issue it."""
+        return self.issued_by is not None
 
     def code_label(self, field: str, code: str) -> str:
         """The words for `code` in `field`: the catalog's, else the code made readable."""
@@ -170,6 +181,7 @@ def _load() -> tuple[Mapping[str, Category], Mapping[str, Validator]]:
             schema=MappingProxyType(schema),
             codes=MappingProxyType({field: MappingProxyType(dict(words))
                                     for field, words in entry.get("codes", {}).items()}),
+            issued_by=entry.get("issued_by"),
         )
         checks[code] = _VALIDATOR_CLASS(schema, format_checker=checker)
     return MappingProxyType(found), MappingProxyType(checks)
@@ -178,6 +190,11 @@ def _load() -> tuple[Mapping[str, Category], Mapping[str, Validator]]:
 def categories() -> Mapping[str, Category]:
     """Every category by code (loaded once from the package's catalog)."""
     return _load()[0]
+
+
+def issuable_codes() -> list[str]:
+    """The codes of the categories a service may be registered to issue, sorted."""
+    return sorted(code for code, cat in categories().items() if cat.issuable)
 
 
 def _where(error: ValidationError) -> str:

@@ -21,7 +21,7 @@ from vault.domain.errors import AccessDenied, GrantRefused, IllegalTransition, U
 from vault.domain.purposes import Purpose
 from vault.domain.purposes import purposes as purpose_catalog
 from vault.domain.services import ServiceProfile
-from vault.domain.terms import Access, GrantTerms, format_utc, parse_utc
+from vault.domain.terms import READ_ONLY, Access, GrantTerms, check_actions, format_utc, parse_utc
 
 __all__ = [
     "ACTIVE_STATES",
@@ -164,9 +164,14 @@ def request_terms(
     data_life: str,
     justification: str,
     now: datetime,
+    actions: Sequence[str] = READ_ONLY,
 ) -> GrantTerms:
     """The terms of a new request, checked against the service's registration.
 
+    `actions` (RFC 9396 §2.2) is what it may do with the categories: "read" them (each
+    one it is registered to read), "write" them (each one the catalog lets be issued
+    and it is registered to issue: ARCHITECTURE §8), or both (each one both). A grant
+    that writes names no derived answers.
     Give the end as `duration` (from `not_before`) or as `expires_at`, not both.
     `not_before` defaults to `now`, and may be at most CLOCK_SKEW in the past. Times are
     cut to whole seconds. GrantRefused says exactly what is outside the registration.
@@ -179,13 +184,25 @@ def request_terms(
         raise GrantRefused(f"unknown purpose '{str(purpose)[:60]}'")
     if purpose not in service.purposes:
         raise GrantRefused(f"{name} is not registered for the purpose '{purpose}'")
+    wanted_actions = check_actions(actions)
+    reads, writes = "read" in wanted_actions, "write" in wanted_actions
     wanted_categories = _codes("categories", categories)
     for code in wanted_categories:
         if code not in category_catalog():
             raise GrantRefused(f"unknown category '{code[:60]}'")
-        if code not in service.categories:
+        if reads and code not in service.categories:
             raise GrantRefused(f"{name} is not registered to read the category '{code}'")
+        if writes and not category_catalog()[code].issuable:
+            raise GrantRefused(f"the category '{code}' cannot be written by a service: the "
+                               "catalog lets no service issue it")
+        if writes and code not in service.issues:
+            raise GrantRefused(f"{name} is not registered to issue the category '{code}'")
     wanted_derived = _codes("derived", derived)
+    if writes and wanted_derived:
+        raise GrantRefused("a grant that writes cannot name derived answers: they are "
+                           "computed by the vault, never written")
+    if writes and not wanted_categories:
+        raise GrantRefused("a grant that writes must name the categories it writes")
     for answer in wanted_derived:
         try:
             resolve_derived(answer)
@@ -233,6 +250,7 @@ def request_terms(
         access=access,
         data_life=data_life,
         justification=justification,
+        actions=wanted_actions,
     )
 
 
@@ -266,7 +284,8 @@ def check_read(
 ) -> None:
     """Raise AccessDenied(reason) unless a read under this grant is allowed at `now`.
 
-    Checked in this order: the service is active; the grant is approved (not requested,
+    Checked in this order: the service is active; the grant lets the service read at
+    all (a grant only to write does not); the grant is approved (not requested,
     denied, cancelled, lapsed, paused, revoked, expired or exhausted); `now` is within
     [not_before, expires_at); fewer reads than the limit; at least min_interval since
     the last read.
@@ -274,6 +293,9 @@ def check_read(
     now = _now(now)
     if not service_active:
         raise AccessDenied("service_suspended")
+    if not terms.can_read:
+        raise AccessDenied("out_of_scope", "this grant lets the service add to the "
+                                           "citizen's vault, not read from it")
     state = GrantState(state)
     if state is not GrantState.APPROVED:
         raise AccessDenied(_STATE_REASON.get(state, "not_approved"))
@@ -327,16 +349,20 @@ class PlainTerms:
     sees: str | None
     answers: str | None
     when: str
+    #: How often they may read, or (a grant only to write) that they cannot read.
     how_often: str
-    keep: str
+    #: How long they may keep what they read; None when they read nothing.
+    keep: str | None
     justification: str
     law: str
     rights: str
+    #: What they will add to the vault (a grant that writes), else None.
+    adds: str | None = None
 
     def lines(self) -> list[str]:
-        return [line for line in (self.intro, self.why, self.sees, self.answers, self.when,
-                                  self.how_often, self.keep, self.justification, self.law,
-                                  self.rights) if line is not None]
+        return [line for line in (self.intro, self.why, self.adds, self.sees, self.answers,
+                                  self.when, self.how_often, self.keep, self.justification,
+                                  self.law, self.rights) if line is not None]
 
 
 def _how_often(access: Access) -> str:
@@ -365,25 +391,38 @@ def plain_terms(
     """
     if purpose is None:
         purpose = purpose_catalog()[terms.purpose]
-    sees = answers = None
-    if terms.categories:
-        labels = [category_catalog()[c].label if c in category_catalog() else c
-                  for c in terms.categories]
-        sees = f"They will see: {', '.join(labels)}."
+    sees = answers = adds = None
+    labels = ", ".join(category_catalog()[c].label if c in category_catalog() else c
+                       for c in terms.categories)
+    if terms.categories and terms.can_read:
+        sees = f"They will see: {labels}."
     if terms.derived:
         answers = ("They will only get a yes or no answer (not your details) to: "
                    + "; ".join(resolve_derived(d).label for d in terms.derived) + ".")
-    life = parse_duration(terms.data_life)
-    keep = (f"They may keep what they see for {describe_duration(life)}, then they must "
-            "delete it." if life else
-            "They must not keep what they see: they use it and then delete it.")
+    intro = f"{service_name} is asking to use some of your information."
+    how_often = _how_often(terms.access)
+    keep: str | None = None
+    if terms.can_write:
+        # Said first and plainly: this puts something in the vault, it does not take.
+        adds = ("They will add to your vault, and may change or withdraw while this lasts: "
+                f"{labels}.")
+        intro = (f"{service_name} is asking to add information to your vault"
+                 + (", and to see it." if terms.can_read else "."))
+    if terms.can_read:
+        life = parse_duration(terms.data_life)
+        keep = (f"They may keep what they see for {describe_duration(life)}, then they must "
+                "delete it." if life else
+                "They must not keep what they see: they use it and then delete it.")
+    else:
+        how_often = ("This does not let them see anything in your vault: they can only "
+                     "add to it.")
     return PlainTerms(
-        intro=f"{service_name} is asking to use some of your information.",
+        intro=intro, adds=adds,
         why=f"Why: {purpose.text}",
         sees=sees, answers=answers,
         when=(f"From {at(terms.starts)} until {at(terms.ends)} "
               f"({describe_duration(terms.ends - terms.starts)})."),
-        how_often=_how_often(terms.access),
+        how_often=how_often,
         keep=keep,
         justification=f"What they told us: \u201c{terms.justification}\u201d",
         law=f"The law they rely on: {purpose.lawful_basis_text}.",

@@ -1,7 +1,9 @@
 """Services: what an operator registers, and the checks on a registration.
 
 A service may only ever ask for the purposes, categories and derived answers it was
-registered for, for at most `max_days` at a time. Its client key must be an EC P-256
+registered for, for at most `max_days` at a time; it may ask to write (issue) only the
+categories it was registered to issue (`issues`), each one the catalog says may be
+issued (ARCHITECTURE §8). Its client key must be an EC P-256
 public key (ES256, RFC 7518 §3.4), given as a JWK (RFC 7517/7518 §6.2).
 """
 
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from vault.domain.categories import categories, is_email
+from vault.domain.categories import categories, is_email, issuable_codes
 from vault.domain.codes import category_codes as known_category_codes
 from vault.domain.codes import derived_codes as known_derived_codes
 from vault.domain.codes import purpose_codes as known_purpose_codes
@@ -58,6 +60,8 @@ class ServiceProfile:
     derived: frozenset[str]
     max_days: int
     active: bool
+    #: Categories it may write under a write grant (an issuer's); empty for most.
+    issues: frozenset[str] = frozenset()
 
 
 def _check_text(field: str, value: Any, limit: int, *, newlines: bool = False) -> None:
@@ -155,11 +159,12 @@ def validate_registration(
     controller: str | None = None,
     contact: str | None = None,
     dpia_text: str | None = None,
+    issues: Sequence[str] = (),
 ) -> None:
     """Raise InvalidService, saying what is wrong, unless the registration can be accepted."""
     _check_text("name", name, 100)
     _check_text("description", description, 2000, newlines=True)
-    _check_scope(purposes, categories, derived)
+    _check_scope(purposes, categories, derived, issues)
     if type(max_days) is not int or not 1 <= max_days <= MAX_DAYS_LIMIT:
         raise InvalidService(f"max_days must be a whole number from 1 to {MAX_DAYS_LIMIT}")
     check_p256_public_jwk(jwk)
@@ -204,7 +209,8 @@ def _names(field: str, values: Any) -> list[str]:
     return list(values)
 
 
-def _check_scope(purpose_codes: Any, category_codes: Any, derived_names: Any) -> None:
+def _check_scope(purpose_codes: Any, category_codes: Any, derived_names: Any,
+                 issued_codes: Any = ()) -> None:
     wanted_purposes = _names("purposes", purpose_codes)
     if not wanted_purposes:
         raise InvalidService("a service needs at least one purpose")
@@ -226,5 +232,14 @@ def _check_scope(purpose_codes: Any, category_codes: Any, derived_names: Any) ->
         except UnknownDerived as exc:
             raise InvalidService(f"unknown derived answer: {exc}; the derived answers are "
                                  f"{spelled(known_derived_codes())}") from None
-    if not wanted_categories and not wanted_derived:
-        raise InvalidService("a service needs at least one category or derived answer")
+    wanted_issues = _names("issues", issued_codes)
+    issuable = issuable_codes()
+    for code in wanted_issues:
+        if code not in issuable:
+            what = "unknown category" if code not in known_categories else \
+                "the catalog does not let any service issue the category"
+            raise InvalidService(f"{what} '{code[:60]}'; the categories a service may "
+                                 f"issue are {', '.join(issuable)}")
+    if not wanted_categories and not wanted_derived and not wanted_issues:
+        raise InvalidService("a service needs at least one category or derived answer to "
+                             "read, or a category to issue")

@@ -4,7 +4,15 @@
 it is the challenge the citizen's passkey signs on approval, so the JSON form is a
 contract: times are RFC 3339 UTC with whole seconds ("2026-03-01T09:00:00Z"), lists are
 sorted and de-duplicated, durations are in canonical form (`durations.format_duration`),
-and every key is always present (`null` where unset).
+and every key is always present (`null` where unset), but one: `actions`.
+
+`actions` (RFC 9396 §2.2: what the service may do with the categories; ARCHITECTURE §8)
+is "read", "write" or both. It is written only when it is not `["read"]`: terms that only
+read, which is every grant made before issuers existed, keep exactly the JSON, and so the
+hash, that citizens' passkeys signed and the ledger holds. A write grant lets the service
+add to the vault the categories it names (its registration must say it issues them);
+without "read" it does not let it read them. Derived answers cannot be written, so a
+grant that writes names none. `access` limits reads only.
 """
 
 from __future__ import annotations
@@ -22,11 +30,14 @@ from vault.domain.durations import format_duration, parse_duration
 from vault.domain.errors import GrantRefused, InvalidDuration
 
 __all__ = [
+    "ACTIONS",
     "MAX_DATA_LIFE",
     "MAX_MIN_INTERVAL",
     "MAX_READS_LIMIT",
+    "READ_ONLY",
     "Access",
     "GrantTerms",
+    "check_actions",
     "format_utc",
     "parse_utc",
 ]
@@ -34,6 +45,9 @@ __all__ = [
 MAX_DATA_LIFE = timedelta(days=3650)
 MAX_READS_LIMIT = 1_000_000
 MAX_MIN_INTERVAL = timedelta(days=3650)
+#: What a grant may let a service do (RFC 9396 §2.2 `actions`), and the default.
+ACTIONS = ("read", "write")
+READ_ONLY: tuple[str, ...] = ("read",)
 
 
 # --- times: RFC 3339 UTC with whole seconds, e.g. 2026-03-01T09:00:00Z ---
@@ -174,6 +188,20 @@ _TERMS_KEYS = (
 )
 
 
+def check_actions(value: Any) -> tuple[str, ...]:
+    """`actions` sorted and de-duplicated; GrantRefused unless a non-empty list of
+    "read" and/or "write"."""
+    if isinstance(value, str) or not isinstance(value, Sequence | set | frozenset):
+        raise GrantRefused('actions must be a list: ["read"], ["write"] or both')
+    if not value:
+        raise GrantRefused('actions must not be empty: ["read"], ["write"] or both')
+    for v in value:
+        if not isinstance(v, str) or v not in ACTIONS:
+            raise GrantRefused(f"'{str(v)[:40]}' is not an action: the actions are "
+                               "read and write")
+    return tuple(sorted(set(value)))
+
+
 @dataclass(frozen=True)
 class GrantTerms:
     """What the service asked for; fixed once requested. Construction validates the shape."""
@@ -188,6 +216,7 @@ class GrantTerms:
     access: Access
     data_life: str
     justification: str
+    actions: tuple[str, ...] = READ_ONLY
 
     def __post_init__(self) -> None:
         for field in ("grant_id", "service_id"):
@@ -208,6 +237,23 @@ class GrantTerms:
             raise GrantRefused("data_life must be at most 3650 days")
         object.__setattr__(self, "data_life", format_duration(life))
         _check_justification(self.justification)
+        object.__setattr__(self, "actions", check_actions(self.actions))
+        if self.can_write:
+            if self.derived:
+                raise GrantRefused("a grant that writes cannot name derived answers: they "
+                                   "are computed by the vault, never written")
+            if not self.categories:
+                raise GrantRefused("a grant that writes must name the categories it writes")
+
+    @property
+    def can_read(self) -> bool:
+        """Whether the grant lets the service read (its categories and derived answers)."""
+        return "read" in self.actions
+
+    @property
+    def can_write(self) -> bool:
+        """Whether the grant lets the service add its categories to the vault."""
+        return "write" in self.actions
 
     @property
     def starts(self) -> datetime:
@@ -218,8 +264,9 @@ class GrantTerms:
         return parse_utc(self.expires_at)
 
     def to_json(self) -> dict[str, Any]:
-        """Plain JSON (no floats): what `grant.requested` records and `terms_hash` covers."""
-        return {
+        """Plain JSON (no floats): what `grant.requested` records and `terms_hash` covers.
+        `actions` only when it is not ["read"] (see the module's docstring)."""
+        obj: dict[str, Any] = {
             "grant_id": self.grant_id,
             "service_id": self.service_id,
             "purpose": self.purpose,
@@ -231,13 +278,25 @@ class GrantTerms:
             "data_life": self.data_life,
             "justification": self.justification,
         }
+        if self.actions != READ_ONLY:
+            obj["actions"] = list(self.actions)
+        return obj
 
     @classmethod
     def from_json(cls, obj: Any) -> GrantTerms:
-        """Terms from their JSON form; GrantRefused if the shape or any value is wrong."""
-        _exact_keys("grant terms", obj, _TERMS_KEYS)
-        fields = {k: obj[k] for k in _TERMS_KEYS}
+        """Terms from their JSON form; GrantRefused if the shape or any value is wrong.
+
+        `actions` may be left out (meaning ["read"]), and only then: written out as
+        ["read"] it is not the terms' one JSON form, whose hash is what was signed.
+        """
+        keys = (*_TERMS_KEYS, "actions") if isinstance(obj, Mapping) and "actions" in obj \
+            else _TERMS_KEYS
+        _exact_keys("grant terms", obj, keys)
+        fields = {k: obj[k] for k in keys}
         fields["access"] = Access.from_json(obj["access"])
+        if "actions" in obj and check_actions(obj["actions"]) == READ_ONLY:
+            raise GrantRefused('terms that only read leave actions out (["read"] is the '
+                               "default)")
         return cls(**fields)
 
     def terms_hash(self) -> bytes:

@@ -25,7 +25,8 @@ requested (`grant.requested`) once the citizen is known, at the authorize endpoi
 8. `authorization_details`: a JSON array holding exactly one object of type
    `personal_data` (`PersonalDataRequest`) whose terms the service's registration allows,
    checked by building them exactly as a grant request does
-   (`vault.domain.grants.request_terms`)       invalid_authorization_details (missing:
+   (`vault.domain.grants.request_terms`): with `actions` ["write"], only categories it
+   is registered to issue          invalid_authorization_details (missing:
                                                                         invalid_request)
 """
 
@@ -47,6 +48,7 @@ from sqlmodel import Session, col, select
 from vault.domain.durations import format_duration, parse_duration
 from vault.domain.errors import DomainError
 from vault.domain.grants import Access, GrantTerms, parse_utc, request_terms
+from vault.domain.terms import READ_ONLY, check_actions
 from vault.oauth.client_auth import (
     CLIENT_ASSERTION_TYPE,
     MAX_CLIENT_ID_LENGTH,
@@ -109,8 +111,8 @@ def _aware(now: datetime) -> datetime:
 
 # -- the personal_data authorization details object ----------------------------------------
 
-_DETAIL_KEYS = ("type", "purpose", "categories", "derived", "duration", "not_before",
-                "expires_at", "access", "data_life", "justification")
+_DETAIL_KEYS = ("type", "actions", "purpose", "categories", "derived", "duration",
+                "not_before", "expires_at", "access", "data_life", "justification")
 _REQUIRED_KEYS = ("purpose", "access", "data_life", "justification")
 
 
@@ -148,6 +150,9 @@ class PersonalDataRequest:
 
     `not_before` is optional; `categories` and `derived` default to empty (one of them
     must not be); `access.max_reads` and `access.min_interval` may be left out.
+    `actions` (RFC 9396 §2.2) is ["read"] when left out; ["write"] asks to add the
+    categories to the citizen's vault (an issuer: ARCHITECTURE §8), ["read", "write"]
+    both. It is written out only when it is not ["read"].
     """
 
     purpose: str
@@ -159,6 +164,7 @@ class PersonalDataRequest:
     duration: str | None = None
     not_before: str | None = None
     expires_at: str | None = None
+    actions: tuple[str, ...] = READ_ONLY
 
     @classmethod
     def from_json(cls, obj: Any) -> PersonalDataRequest:
@@ -192,18 +198,21 @@ class PersonalDataRequest:
                 parse_utc(expires_at)
             access = Access.from_json(obj["access"])
             data_life = format_duration(parse_duration(_text(obj, "data_life")))
+            actions = check_actions(obj.get("actions", READ_ONLY))
         except DomainError as exc:  # InvalidDuration, GrantRefused
             raise _details_error(str(exc)) from None
         return cls(purpose=_text(obj, "purpose"), categories=_text_list(obj, "categories"),
                    derived=_text_list(obj, "derived"), access=access, data_life=data_life,
                    justification=_text(obj, "justification"), duration=duration,
-                   not_before=not_before, expires_at=expires_at)
+                   not_before=not_before, expires_at=expires_at, actions=actions)
 
     def to_json(self) -> dict[str, Any]:
         """The RFC 9396 object (the end as it was given: duration or expires_at)."""
-        obj: dict[str, Any] = {"type": AUTHORIZATION_DETAILS_TYPE, "purpose": self.purpose,
-                               "categories": list(self.categories),
-                               "derived": list(self.derived)}
+        obj: dict[str, Any] = {"type": AUTHORIZATION_DETAILS_TYPE}
+        if self.actions != READ_ONLY:
+            obj["actions"] = list(self.actions)
+        obj.update(purpose=self.purpose, categories=list(self.categories),
+                   derived=list(self.derived))
         for name in ("duration", "not_before", "expires_at"):
             if (value := getattr(self, name)) is not None:
                 obj[name] = value
@@ -221,7 +230,7 @@ class PersonalDataRequest:
             "not_before": None if self.not_before is None else parse_utc(self.not_before),
             "expires_at": None if self.expires_at is None else parse_utc(self.expires_at),
             "access": self.access, "data_life": self.data_life,
-            "justification": self.justification,
+            "justification": self.justification, "actions": self.actions,
         }
 
     def checked_against(self, service: ServiceRow, *, now: datetime) -> PersonalDataRequest:
@@ -236,7 +245,7 @@ class PersonalDataRequest:
         except DomainError as exc:  # GrantRefused, InvalidDuration
             raise _details_error(str(exc)) from None
         return replace(self, categories=terms.categories, derived=terms.derived,
-                       access=terms.access, data_life=terms.data_life)
+                       access=terms.access, data_life=terms.data_life, actions=terms.actions)
 
 
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -94,14 +94,16 @@ def request_grant(
     access: Access,
     data_life: str,
     justification: str,
+    actions: Sequence[str] = ("read",),
 ) -> GrantView:
-    """A service asks; the request waits for the citizen (and lapses if unanswered)."""
+    """A service asks; the request waits for the citizen (and lapses if unanswered).
+    `actions`: "read" and/or "write" (a write grant, for an issuer: ARCHITECTURE §8)."""
     with unit_of_work(ctx) as work:
         return view(request_grant_in(
             work, service_id=service_id, citizen_id=citizen_id, purpose=purpose,
             categories=categories, derived=derived, duration=duration, not_before=not_before,
             expires_at=expires_at, access=access, data_life=data_life,
-            justification=justification))
+            justification=justification, actions=actions))
 
 
 def request_grant_in(
@@ -118,6 +120,7 @@ def request_grant_in(
     access: Access,
     data_life: str,
     justification: str,
+    actions: Sequence[str] = ("read",),
 ) -> GrantRow:
     """`request_grant` in the caller's unit of work (the OAuth endpoints record their
     own rows in the same transaction). AskingRefused if the service may not ask this
@@ -128,7 +131,7 @@ def request_grant_in(
         service_profile(service), grant_id=new_id("gr"), purpose=purpose,
         categories=categories, derived=derived, duration=duration, not_before=not_before,
         expires_at=expires_at, access=access, data_life=data_life,
-        justification=justification, now=work.now)
+        justification=justification, now=work.now, actions=actions)
     terms_json = terms.to_json()
     terms_hash = terms.terms_hash()
     row = GrantRow(

@@ -52,6 +52,9 @@ class Registration:
     #: An email address or an http(s) URL for questions about the data.
     contact: str | None = None
     dpia_text: str | None = None
+    #: Categories it may issue (write under a write grant); each one the catalog lets
+    #: be issued. `categories` stays what it may read.
+    issues: Sequence[str] = field(default_factory=tuple)
 
 
 def published_pages(public_url: str, service_id: str) -> tuple[str, str]:
@@ -90,20 +93,25 @@ def register_service(ctx: VaultContext, reg: Registration, *,
         categories=reg.categories, derived=reg.derived, max_days=reg.max_days, jwk=jwks["keys"][0],
         redirect_uris=reg.redirect_uris, webhook_url=reg.webhook_url,
         privacy_notice_url=privacy, dpia_url=dpia, controller=reg.controller,
-        contact=reg.contact, dpia_text=reg.dpia_text)
-    purposes, categories, derived = (sorted(set(x)) for x in
-                                     (reg.purposes, reg.categories, reg.derived))
+        contact=reg.contact, dpia_text=reg.dpia_text, issues=reg.issues)
+    purposes, categories, derived, issues = (
+        sorted(set(x)) for x in (reg.purposes, reg.categories, reg.derived, reg.issues))
     with unit_of_work(ctx) as work:
         work.session.add(ServiceRow(
             id=service_id, name=reg.name, description=reg.description, purposes=purposes,
-            categories=categories, derived=derived, max_days=reg.max_days, jwks=jwks,
+            categories=categories, derived=derived, issues=issues, max_days=reg.max_days,
+            jwks=jwks,
             redirect_uris=list(reg.redirect_uris), webhook_url=reg.webhook_url,
             privacy_notice_url=privacy, dpia_url=dpia, active=True, created_at=work.now,
             controller=reg.controller, contact=reg.contact, dpia_text=reg.dpia_text))
         # Public facts about the service: what anyone may know it is allowed to ask.
-        work.ledger.append("service.registered", {
+        # `issues` only for an issuer, so a reader's entry is as it always was.
+        body: dict[str, Any] = {
             "service_id": service_id, "name": reg.name, "purposes": purposes,
-            "categories": categories, "derived": derived, "max_days": reg.max_days})
+            "categories": categories, "derived": derived, "max_days": reg.max_days}
+        if issues:
+            body["issues"] = issues
+        work.ledger.append("service.registered", body)
     return service_id
 
 
@@ -137,7 +145,7 @@ def service_profile(row: ServiceRow) -> ServiceProfile:
     return ServiceProfile(id=row.id, name=row.name, description=row.description,
                           purposes=frozenset(row.purposes), categories=frozenset(row.categories),
                           derived=frozenset(row.derived), max_days=row.max_days,
-                          active=row.active)
+                          active=row.active, issues=frozenset(row.issues))
 
 
 def suspend_service(ctx: VaultContext, service_id: str) -> None:

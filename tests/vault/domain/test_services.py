@@ -72,6 +72,9 @@ def test_a_good_registration_passes() -> None:
     assert accepted(good(webhook_url=None, dpia_url=None, derived=[]))
     assert accepted(good(categories=[], max_days=1))
     assert accepted(good(max_days=3650))
+    # An issuer (ARCHITECTURE §8): it may issue without reading anything.
+    assert accepted(good(issues=["benefits.attendance_allowance", "identity.name"]))
+    assert accepted(good(categories=[], derived=[], issues=["health.observations"]))
 
 
 def test_keys_from_an_independent_library_pass() -> None:
@@ -101,6 +104,14 @@ BAD: list[tuple[dict[str, Any], str]] = [
     (good(derived=["age_over_21"]), "unknown derived answer"),
     (good(derived=["receives:pension"]), "unknown derived answer"),
     (good(categories=[], derived=[]), "at least one category or derived answer"),
+    (good(categories=[], derived=[], issues=[]), "or a category to issue"),
+    (good(issues=["contact.email"]), "does not let any service issue the category "
+     "'contact.email'; the categories a service may issue are benefits.attendance_allowance, "
+     "benefits.universal_credit, health.observations, identity.date_of_birth, identity.name"),
+    (good(issues=["identity.shoe_size"]), "unknown category 'identity.shoe_size'; the "
+     "categories a service may issue are benefits.attendance_allowance"),
+    (good(issues="identity.name"), "issues must be a list"),
+    (good(issues=[3]), "every entry in issues must be text"),
     (good(max_days=0), "max_days must be a whole number from 1 to 3650"),
     (good(max_days=3651), "max_days must be a whole number from 1 to 3650"),
     (good(max_days=30.0), "max_days must be a whole number"),
