@@ -23,6 +23,9 @@ __all__ = [
     "ACTIONS",
     "CITIZEN_ERASED",
     "LIVE_STATES",
+    "OPTIONAL_TERMS_KEYS",
+    "READ_ONLY",
+    "TERMS_ACTIONS",
     "TERMS_KEYS",
     "TRANSITIONS",
     "Terms",
@@ -56,6 +59,11 @@ ACTIONS: Mapping[str, str] = {
 CITIZEN_ERASED = "citizen_erased"
 TERMS_KEYS = frozenset({"grant_id", "service_id", "purpose", "categories", "derived",
                         "not_before", "expires_at", "access", "data_life", "justification"})
+#: RFC 9396 §2.2 `actions`, written in the terms only when it is not ["read"] (so terms
+#: that only read have the very keys, and hash, they had before issuers: ARCHITECTURE §8).
+OPTIONAL_TERMS_KEYS = frozenset({"actions"})
+TERMS_ACTIONS = frozenset({"read", "write"})
+READ_ONLY = frozenset({"read"})
 MAX_READS = 1_000_000
 
 _TERMS_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
@@ -129,6 +137,22 @@ class Terms:
     limit: int | None  # reads allowed in all (one_time: 1); None: no count
     interval_ms: int | None
     purpose: str
+    #: "read" and/or "write": a grant only to write allows no read.
+    actions: frozenset[str] = READ_ONLY
+
+    @property
+    def reads(self) -> frozenset[str]:
+        """The categories a read may cover (none, for a grant only to write)."""
+        return self.categories if "read" in self.actions else frozenset()
+
+    @property
+    def read_derived(self) -> frozenset[str]:
+        return self.derived if "read" in self.actions else frozenset()
+
+    @property
+    def writes(self) -> frozenset[str]:
+        """The categories the service may write under the grant (an issuer's)."""
+        return self.categories if "write" in self.actions else frozenset()
 
     @property
     def days(self) -> float:
@@ -164,11 +188,26 @@ def _access(a: Any) -> tuple[int | None, int | None]:
     return reads, every
 
 
+def _actions(t: dict[str, Any]) -> frozenset[str]:
+    if "actions" not in t:
+        return READ_ONLY
+    actions = _names(t["actions"], "actions")
+    if not actions or not TERMS_ACTIONS.issuperset(actions):
+        raise TermsInvalid("actions must be read, write or both")
+    if actions == ["read"]:
+        raise TermsInvalid('terms that only read leave actions out (["read"] is the default)')
+    return frozenset(actions)
+
+
 def parse_terms(t: Any) -> Terms:
     """The auditor's reading of `grant.requested` terms; TermsInvalid if malformed."""
-    if type(t) is not dict or set(t) != TERMS_KEYS:
-        raise TermsInvalid("terms must hold exactly " + ", ".join(sorted(TERMS_KEYS)))
+    if type(t) is not dict or not TERMS_KEYS <= set(t) <= TERMS_KEYS | OPTIONAL_TERMS_KEYS:
+        raise TermsInvalid("terms must hold exactly " + ", ".join(sorted(TERMS_KEYS))
+                           + ", and may hold actions")
     categories, derived = _names(t["categories"], "categories"), _names(t["derived"], "derived")
+    actions = _actions(t)
+    if "write" in actions and (derived or not categories):
+        raise TermsInvalid("terms that write name categories and no derived answers")
     start, end = _entry_time(t["not_before"]), _entry_time(t["expires_at"])
     if start is None or end is None or end <= start:
         raise TermsInvalid("not_before and expires_at must be UTC times, the end after the "
@@ -179,4 +218,4 @@ def parse_terms(t: Any) -> Terms:
     if type(t["purpose"]) is not str or type(t["justification"]) is not str:
         raise TermsInvalid("purpose and justification must be text")
     return Terms(start, end, frozenset(categories), frozenset(derived), limit, interval,
-                 t["purpose"])
+                 t["purpose"], actions)

@@ -19,6 +19,7 @@ passkey                a passkey registered twice, or removed without being regi
 service                an unknown or twice-registered service; a suspended one asking
 terms                  terms that are malformed, do not hash to `terms_hash`, name
                        another grant or service, or exceed the service's registration
+                       (a grant to write: categories beyond the registration's `issues`)
 transition             a grant entry the state machine does not allow from the grant's
                        state, or naming another service or subject than the grant's
 transition.unsigned    a pause, resume or revoke without the citizen's signature (the
@@ -38,7 +39,8 @@ access.service         a read by a suspended service
 access.state           a read while the grant is not approved (requested, paused,
                        revoked, expired, exhausted, ...)
 access.window          a read recorded outside [not_before, expires_at)
-access.scope           categories or derived answers the terms do not cover
+access.scope           categories or derived answers the terms do not cover (a grant
+                       only to write covers none)
 access.limit           more reads than the terms allow (one_time: 1; periodic: max_reads)
 access.interval        a read sooner than min_interval after the previous one
 =====================  ================================================================
@@ -136,15 +138,18 @@ class _Grant:
 
     __slots__ = ("categories", "derived", "end", "hash_b64", "interval_ms",
                  "last", "last_read_ms", "limit", "reads", "service", "start", "state",
-                 "subject", "terms_hash")
+                 "subject", "terms_hash", "writes")
 
     def __init__(self, service: str, subject: str, terms_hash: bytes, start: str, end: str,
                  categories: frozenset[str], derived: frozenset[str], limit: int | None,
-                 interval_ms: int | None, last: int) -> None:
+                 interval_ms: int | None, last: int,
+                 writes: frozenset[str] = frozenset()) -> None:
         self.service, self.subject, self.terms_hash = service, subject, terms_hash
         self.hash_b64 = base64.b64encode(terms_hash).decode()
         self.start, self.end = start, end
-        self.categories, self.derived = categories, derived
+        # What a read may cover (nothing, for a grant only to write), and what the
+        # service may write (an issuer's grant).
+        self.categories, self.derived, self.writes = categories, derived, writes
         self.limit, self.interval_ms = limit, interval_ms
         self.state = "requested"
         self.reads = 0
@@ -154,12 +159,13 @@ class _Grant:
     def to_json(self) -> list[Any]:
         return [self.service, self.subject, self.terms_hash.hex(), self.start, self.end,
                 sorted(self.categories), sorted(self.derived), self.limit, self.interval_ms,
-                self.state, self.reads, self.last_read_ms, self.last]
+                self.state, self.reads, self.last_read_ms, self.last, sorted(self.writes)]
 
     @classmethod
     def from_json(cls, v: Sequence[Any]) -> _Grant:
+        # A state saved before write grants has no 14th item: nothing written.
         g = cls(v[0], v[1], bytes.fromhex(v[2]), v[3], v[4], frozenset(v[5]), frozenset(v[6]),
-                v[7], v[8], v[12])
+                v[7], v[8], v[12], frozenset(v[13]) if len(v) > 13 else frozenset())
         g.state, g.reads, g.last_read_ms = v[9], v[10], v[11]
         return g
 
@@ -187,6 +193,8 @@ class _Service:
     categories: frozenset[str]
     derived: frozenset[str]
     max_days: int
+    #: The categories it may issue (write grants), from `issues` (absent: none).
+    issues: frozenset[str] = frozenset()
 
 
 class _Malformed(Exception):
@@ -367,7 +375,8 @@ class StoryChecker:
             raise _Malformed("max_days must be a whole number")
         registration = _Service(frozenset(_names(body.get("purposes"), "purposes")),
                                 frozenset(_names(body.get("categories"), "categories")),
-                                frozenset(_names(body.get("derived"), "derived")), max_days)
+                                frozenset(_names(body.get("derived"), "derived")), max_days,
+                                frozenset(_names(body.get("issues", []), "issues")))
         if service in self._services:
             self._fail(index, "service", f"service {service} is registered a second time")
             return
@@ -412,8 +421,8 @@ class StoryChecker:
                                        "entry")
         self._within_registration(index, service_id, terms)
         self._grants[grant_id] = _Grant(service_id, subject, computed, terms.start, terms.end,
-                                        terms.categories, terms.derived, terms.limit,
-                                        terms.interval_ms, index)
+                                        terms.reads, terms.read_derived, terms.limit,
+                                        terms.interval_ms, index, terms.writes)
         if found is not None:
             found.grants.append(grant_id)
         self.stats.grants += 1
@@ -425,7 +434,8 @@ class StoryChecker:
             return
         if service_id in self._suspended:
             self._fail(index, "service", f"service {service_id} asks while suspended")
-        outside = sorted((terms.categories - reg.categories) | (terms.derived - reg.derived))
+        outside = sorted((terms.reads - reg.categories) | (terms.read_derived - reg.derived))
+        outside += [f"write {c}" for c in sorted(terms.writes - reg.issues)]
         if terms.purpose not in reg.purposes:
             outside.insert(0, f"purpose {terms.purpose}")
         if terms.days > reg.max_days:
@@ -631,7 +641,7 @@ class StoryChecker:
                          for s, found in self._subjects.items()},
             "erased": dict(self._erased),
             "services": {s: [sorted(r.purposes), sorted(r.categories), sorted(r.derived),
-                             r.max_days] for s, r in self._services.items()},
+                             r.max_days, sorted(r.issues)] for s, r in self._services.items()},
             "suspended": sorted(self._suspended),
             "grants": {gid: g.to_json() for gid, g in self._grants.items()},
             "erasing": list(self._erasing) if self._erasing else None,
@@ -652,7 +662,8 @@ class StoryChecker:
                 found.passkeys[cred] = _Passkey(p[0], int(p[1]), int(p[2]))
                 c._credentials[cred] = s
         c._erased = {s: int(i) for s, i in state["erased"].items()}
-        c._services = {s: _Service(frozenset(r[0]), frozenset(r[1]), frozenset(r[2]), r[3])
+        c._services = {s: _Service(frozenset(r[0]), frozenset(r[1]), frozenset(r[2]), r[3],
+                                   frozenset(r[4]) if len(r) > 4 else frozenset())
                        for s, r in state["services"].items()}
         c._suspended = set(state["suspended"])
         c._grants = {gid: _Grant.from_json(v) for gid, v in state["grants"].items()}

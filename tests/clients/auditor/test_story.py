@@ -5,6 +5,7 @@ the checker's state, saved and loaded at any point, changing nothing."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -15,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from support.auditjourney import Journey, shared_journey
 
-from clients.auditor.grants import TRANSITIONS, action_challenge, parse_terms
+from clients.auditor.grants import TRANSITIONS, TermsInvalid, action_challenge, parse_terms
 from clients.auditor.story import Failure, StoryChecker
 from vault.domain.errors import AccessDenied, IllegalTransition
 from vault.domain.grants import (
@@ -446,3 +447,94 @@ def test_the_state_is_compact(journey: Journey) -> None:
 def test_a_failure_reads_as_the_report_prints_it() -> None:
     assert str(Failure(3, "access.scope", "too much")) == "entry 3: access.scope: too much"
     assert str(Failure(None, "checkpoint", "bad")) == "checkpoint: bad"
+
+
+# -- issuers and write grants (issue 12, ARCHITECTURE §8) ------------------------------------
+
+
+def write_terms(grant_id: str = "gr_w", *, categories: tuple[str, ...] = (
+        "benefits.attendance_allowance",), actions: tuple[str, ...] = ("write",)) -> GrantTerms:
+    return GrantTerms(grant_id=grant_id, service_id="svc_aa", purpose="service_provision",
+                      categories=categories, derived=(), not_before=format_utc(START),
+                      expires_at=format_utc(START + timedelta(days=30)),
+                      access=Access("one_time"), data_life="P0D",
+                      justification="To record your award.", actions=actions)
+
+
+def issuer_story(**registration: Any) -> Story:
+    s = Story()
+    s.add("service.registered", {
+        "service_id": "svc_aa", "name": "Attendance Allowance Unit",
+        "purposes": ["service_provision"], "categories": [], "derived": [], "max_days": 365,
+        "issues": ["benefits.attendance_allowance"], **registration})
+    s.citizen()
+    return s
+
+
+def test_a_write_grant_within_the_issuers_registration_verifies() -> None:
+    s = issuer_story()
+    s.request(write_terms())
+    s.approve("gr_w")
+    c = s.check()
+    assert c.failures == [] and c.stats.approvals_verified == 1
+    assert c.to_state()["services"]["svc_aa"][4] == ["benefits.attendance_allowance"]
+
+
+def test_a_write_grant_beyond_the_registrations_issues_fails_the_terms_rule() -> None:
+    s = issuer_story()
+    beyond = s.request(write_terms(categories=("benefits.universal_credit",)))
+    c = s.check()
+    assert [(f.index, f.rule) for f in c.failures] == [(beyond, "terms")]
+    assert "write benefits.universal_credit" in c.failures[0].detail
+    # A service registered before issuers (no `issues`) may write nothing.
+    s = Story()
+    s.service()
+    s.citizen()
+    reader = s.request(dataclasses.replace(write_terms(categories=("address.home",)),
+                                           service_id="svc_1"))
+    assert s.failures() == [(reader, "terms")]
+    # Reading and writing: each action within its own part of the registration.
+    s = issuer_story()
+    both = s.request(write_terms(actions=("read", "write")))
+    assert s.failures() == [(both, "terms")]  # registered to issue it, not to read it
+    s = issuer_story(categories=["benefits.attendance_allowance"])
+    s.request(write_terms(actions=("read", "write")))
+    assert s.failures() == []
+
+
+def test_a_grant_only_to_write_covers_no_read() -> None:
+    s = issuer_story()
+    s.request(write_terms())
+    s.approve("gr_w")
+    read = s.read("gr_w", categories=["benefits.attendance_allowance"], derived=[])
+    assert s.failures() == [(read, "access.scope")]
+
+
+@pytest.mark.parametrize(("actions", "words"), [
+    (["read"], "leave actions out"),
+    (["write", "read"], "sorted"),
+    ([], "read, write or both"),
+    (["delete"], "read, write or both"),
+    ("write", "list of text"),
+])
+def test_the_auditor_reads_actions_as_the_vault_writes_them(actions: Any, words: str) -> None:
+    ok = write_terms(actions=("read", "write"))
+    mine = parse_terms(ok.to_json())
+    assert mine.actions == set(ok.actions) and mine.writes == mine.reads == set(ok.categories)
+    assert parse_terms(terms().to_json()).actions == {"read"}
+    assert parse_terms(write_terms().to_json()).reads == frozenset()
+    with pytest.raises(TermsInvalid, match=words):
+        parse_terms({**ok.to_json(), "actions": actions})
+    with pytest.raises(TermsInvalid, match="no derived answers"):
+        parse_terms({**write_terms().to_json(), "derived": ["age_over_65"]})
+
+
+def test_a_state_saved_before_write_grants_still_loads() -> None:
+    s = Story().approved()
+    state = json.loads(json.dumps(s.check().to_state()))
+    for reg in state["services"].values():
+        del reg[4]
+    for g in state["grants"].values():
+        del g[13]
+    c = StoryChecker.from_state(state, rp_id=RP_ID, origins=[ORIGIN])
+    assert c.to_state() == s.check().to_state()
