@@ -200,3 +200,23 @@ def test_not_a_compact_jws(bad: Any) -> None:
 def test_now_must_be_aware() -> None:
     with pytest.raises(ValueError, match="aware"):
         check(RECORD, now=datetime(2026, 12, 7))
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53)
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
+                                                                max_size=4),
+    max_leaves=20)
+
+
+@settings(max_examples=100, deadline=None)
+@given(category=st.text(min_size=1, max_size=64),
+       value=st.dictionaries(st.text(max_size=8), JSON, max_size=5),
+       jti=st.text(min_size=1, max_size=200), iat=st.integers(T - 10**8, T + 60))
+def test_round_trip_for_any_record_the_sdk_signs(category: str, value: dict[str, Any],
+                                                 jti: str, iat: int) -> None:
+    compact = KEY.sign_record(category, value, issuer=ISSUER, jti=jti, iat=iat)
+    record = check(compact, expected_category=category)
+    assert (record.category, record.value, record.jti, record.issued_at, record.jws) == \
+        (category, value, jti, iat, compact)
