@@ -60,7 +60,8 @@ class Service:
     @classmethod
     def register(cls, ctx: VaultContext, http: Any, issuer: str, *,
                  name: str = "Blue Badge team",
-                 redirect_uri: str = "https://badges.example.gov/cb") -> Service:
+                 redirect_uri: str = "https://badges.example.gov/cb",
+                 issues: tuple[str, ...] = ()) -> Service:
         key = ec.generate_private_key(ec.SECP256R1())
         n = key.public_key().public_numbers()
         jwk = {"kty": "EC", "crv": "P-256", "x": b64url(n.x.to_bytes(32, "big")),
@@ -69,7 +70,8 @@ class Service:
             name=name, description="Decides Blue Badge applications",
             purposes=["eligibility_assessment"], categories=["identity.name", "address.home"],
             derived=["age_over_65"], jwk=jwk, redirect_uris=[redirect_uri],
-            privacy_notice_url="https://badges.example.gov/privacy", max_days=90))
+            privacy_notice_url="https://badges.example.gov/privacy", max_days=90,
+            issues=issues))
         return cls(http, issuer, client_id, key, redirect_uri)
 
     def assertion(self, **changes: Any) -> str:
