@@ -10,11 +10,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-__all__ = ["Access", "PersonalData", "format_duration", "format_time"]
+__all__ = ["Access", "Action", "PersonalData", "format_duration", "format_time"]
 
 AUTHORIZATION_DETAILS_TYPE = "personal_data"
+#: What a grant lets the service do with its categories (RFC 9396 §2.2 `actions`):
+#: read them, or write them into the citizen's vault (an issuer's grant, ARCHITECTURE §8).
+Action = Literal["read", "write"]
 
 
 def format_duration(value: str | timedelta) -> str:
@@ -97,6 +100,9 @@ class PersonalData:
     The grant ends after `duration` (from approval; ISO 8601 or a timedelta) or at
     `expires_at`: exactly one of them. `data_life` is how long the service will keep
     what it reads; `justification` is shown to the citizen, in plain words.
+    `actions` is ["read"] by default; ["write"] asks to add the categories to the
+    citizen's vault (the service must be registered to issue them, and name no derived
+    answers); ["read", "write"] both. It is sent only when it is not ["read"].
     """
 
     purpose: str
@@ -108,10 +114,18 @@ class PersonalData:
     duration: str | timedelta | None = None
     expires_at: str | datetime | None = None
     not_before: str | datetime | None = None
+    actions: Sequence[Action] = ("read",)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "categories", _texts(self.categories, "categories"))
         object.__setattr__(self, "derived", _texts(self.derived, "derived"))
+        actions = _texts(self.actions, "actions")
+        if not actions or not set(actions) <= set(get_args(Action)):
+            raise ValueError('actions is ["read"], ["write"] or ["read", "write"]')
+        object.__setattr__(self, "actions", tuple(sorted(set(actions))))
+        if "write" in self.actions and (self.derived or not self.categories):
+            raise ValueError("a grant to write names the categories it writes, and no "
+                             "derived answers")
         if (self.duration is None) == (self.expires_at is None):
             raise ValueError("give exactly one of duration and expires_at")
         if not isinstance(self.access, Access):
@@ -119,9 +133,11 @@ class PersonalData:
 
     def to_json(self) -> dict[str, Any]:
         """The RFC 9396 authorization details object (type `personal_data`)."""
-        doc: dict[str, Any] = {
-            "type": AUTHORIZATION_DETAILS_TYPE, "purpose": self.purpose,
-            "categories": list(self.categories), "derived": list(self.derived)}
+        doc: dict[str, Any] = {"type": AUTHORIZATION_DETAILS_TYPE}
+        if self.actions != ("read",):
+            doc["actions"] = list(self.actions)
+        doc.update(purpose=self.purpose, categories=list(self.categories),
+                   derived=list(self.derived))
         if self.duration is not None:
             doc["duration"] = format_duration(self.duration)
         if self.expires_at is not None:

@@ -16,6 +16,7 @@ import pytest
 from sqlmodel import Session, select
 
 from clients.service import (
+    Access,
     AsyncVaultClient,
     GrantExhausted,
     GrantNotYetValid,
@@ -103,6 +104,27 @@ def test_refusals_are_protocol_errors_with_the_rfc6749_code(
         client.start_authorization(terms, redirect_uri=change.get("redirect_uri", REDIRECT))
     assert (caught.value.code, caught.value.status) == (error, status)
     assert stored(app) == []
+
+
+def test_an_issuer_asks_to_write_and_a_reader_is_refused(app: Any, kit: Any) -> None:
+    write = kit.terms(categories=["benefits.attendance_allowance"], derived=[],
+                      access=Access.one_time(), actions=["write"])
+    with pytest.raises(ProtocolError) as caught:  # the app's service issues nothing
+        app.client().start_authorization(write, redirect_uri=REDIRECT)
+    assert caught.value.code == "invalid_authorization_details"
+    assert "not registered to issue" in str(caught.value)
+    key = ServiceKey.generate()
+    issuer = registry.register_service(app.ctx, registry.Registration(
+        name="Benefits agency", description="Awards Attendance Allowance",
+        purposes=["eligibility_assessment"], categories=[], jwk=key.public_jwk(),
+        redirect_uris=[REDIRECT], privacy_notice_url="https://benefits.example.gov/privacy",
+        issues=["benefits.attendance_allowance"]))
+    client = app.client(client_id=issuer, key=key)
+    pending = client.start_authorization(write, redirect_uri=REDIRECT)
+    with Session(app.state.engine) as s:
+        [row] = s.exec(select(OAuthRequestRow).where(OAuthRequestRow.client_id == issuer)).all()
+    assert pending.request_uri.endswith(row.id)
+    assert row.authorization_details[0]["actions"] == ["write"]
 
 
 # -- reading -----------------------------------------------------------------------------------

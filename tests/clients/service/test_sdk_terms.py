@@ -84,3 +84,26 @@ def test_names_must_be_a_list_and_terms_are_immutable() -> None:
         t.purpose = "other"  # type: ignore[misc]
     with pytest.raises(TypeError):
         terms(access={"mode": "one_time"})
+
+
+def test_a_grant_to_write_says_so_and_a_grant_to_read_is_sent_as_before() -> None:
+    write = terms(categories=["benefits.attendance_allowance"], actions=["write"])
+    doc = write.to_json()
+    assert doc["actions"] == ["write"] and list(doc)[:2] == ["type", "actions"]
+    both = terms(actions=["write", "read", "write"])
+    assert both.actions == ("read", "write") and both.to_json()["actions"] == ["read", "write"]
+    # ["read"] is the default: not sent, so the object is exactly what it always was.
+    assert "actions" not in terms().to_json()
+    assert terms(actions=["read"]).to_json() == terms().to_json()
+
+
+@pytest.mark.parametrize(("changes", "words"), [
+    ({"actions": []}, "actions is"),
+    ({"actions": ["delete"]}, "actions is"),
+    ({"actions": "write"}, "not a single string"),
+    ({"actions": ["write"], "derived": ["age_over_65"]}, "no derived answers"),
+    ({"actions": ["write"], "categories": []}, "names the categories it writes"),
+])
+def test_bad_actions_are_refused_before_sending(changes: dict[str, Any], words: str) -> None:
+    with pytest.raises((ValueError, TypeError), match=words):
+        terms(**changes)
