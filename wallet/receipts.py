@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,7 +89,10 @@ _STATE_AFTER = {kind: kind.removeprefix("grant.") for kind in CONSENT_STATUS}
 _STATE_AFTER["grant.resumed"] = "approved"
 
 _WITHDRAWAL = ("Open this grant in your wallet and choose \u201cRevoke access\u201d; you "
-               "confirm with your passkey. The service can no longer read from that moment.")
+               "confirm with your passkey. The service can no longer {what} from that moment.")
+#: What revoking stops, by the grant's actions.
+_STOPS = {("read",): "read", ("write",): "add to your vault",
+          ("read", "write"): "read or add to your vault"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,24 +327,29 @@ def _consent_receipt(ctx: VaultContext, found: _Found, *, vault_url: str) -> dic
             "lawful_basis": {"code": purpose.lawful_basis,
                              "description": purpose.lawful_basis_text,
                              "dpv": LEGAL_BASIS[purpose.lawful_basis]},
+            # RFC 9396 actions: "read" (the categories are disclosed to the service)
+            # and/or "write" (the service adds them to the vault: an issuer).
+            "actions": list(terms.actions),
             "pii_information": [_category(code) for code in terms.categories],
             "derived_answers": [{"name": name, "label": resolve_derived(name).label,
                                  "@type": "dpv:DerivedPersonalData"}
                                 for name in terms.derived],
-            "processing_method": _processing(terms.categories, terms.derived),
+            "processing_method": _processing(terms),
             "pii_controllers": [service.id],
             "recipient_third_parties": [],
             "validity": {"not_before": terms.not_before, "expires_at": terms.expires_at},
             "retention_period": {"duration": terms.data_life, "@type": "dpv:StorageDuration"},
             "access_frequency": terms.access.to_json(),
             "justification": terms.justification,
-            "withdrawal_method": _WITHDRAWAL,
+            "withdrawal_method": _WITHDRAWAL.format(what=_STOPS[terms.actions]),
             "privacy_notice": service.privacy_notice_url,
         }],
         "parties": [
             {"party_id": service.id, "party_name": service.name,
              "party_url": service.privacy_notice_url,
-             "party_role": ["dpv:DataController", "dpv:Recipient"]},
+             "party_role": ["dpv:DataController",
+                            *(["dpv:Recipient"] if terms.can_read else []),
+                            *(["dpv:DataSource"] if terms.can_write else [])]},
             {"party_id": subject, "party_role": ["dpv:DataSubject"]},
         ],
         "events": [{"event_time": e.time, "event_type": e.kind,
@@ -359,7 +366,9 @@ def _category(code: str) -> dict[str, str]:
             "@type": "dpv:PersonalData"}
 
 
-def _processing(categories: Sequence[str], derived: Sequence[str]) -> list[str]:
-    """Raw categories are disclosed to the service; derived answers are computed in the
-    vault and only the answer leaves it."""
-    return (["dpv:Disclose"] if categories else []) + (["dpv:Derive"] if derived else [])
+def _processing(terms: GrantTerms) -> list[str]:
+    """Raw categories are disclosed to the service (a read); derived answers are computed
+    in the vault and only the answer leaves it; what an issuer writes is stored."""
+    disclosed = terms.can_read and bool(terms.categories)
+    return ((["dpv:Disclose"] if disclosed else []) + (["dpv:Derive"] if terms.derived else [])
+            + (["dpv:Store"] if terms.can_write else []))

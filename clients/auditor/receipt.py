@@ -478,6 +478,9 @@ class _Grant:
             return
         p = purposes[0]
         self._claim("the purpose", _get(p, "purpose"), terms.get("purpose"))
+        # Receipts made before write grants have no actions: they only read.
+        if _get(p, "actions") is not _MISSING:
+            self._claim("the actions", _get(p, "actions"), terms.get("actions", ["read"]))
         self._claim("pii_controllers", _get(p, "pii_controllers"), [terms.get("service_id")])
         pii = _get(p, "pii_information")
         self._claim("the personal data", [_get(x, "pii_type") for x in pii]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import dataclasses
 import hashlib
 import json
 import subprocess
@@ -18,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlmodel import Session
-from support.vaultworld import World, ask, blue_badge
+from support.vaultworld import JWK, World, ask, blue_badge
 from support.walletenv import ORIGIN, Wallet, make_wallet
 from support.webwallet import open_wallet
 
@@ -33,7 +34,7 @@ from ledger.verify import verify_leaf_inclusion
 from vault.domain.grants import ENTRY_KIND, GrantAction, GrantState
 from vault.domain.purposes import purposes
 from vault.errors import NotFound
-from vault.services import grants, records
+from vault.services import grants, records, registry
 from vault.services.approvals import ApprovalProof, action_challenge
 from vault.services.checkpoints import publish_checkpoint
 from vault.services.citizens import get_citizen
@@ -201,6 +202,37 @@ def test_the_27560_fields_with_dpv_terms(sqlite_wallet: Wallet) -> None:
         ("grant.requested", "dpv:ConsentRequested", case.world.service_id),
         ("grant.approved", "dpv:ConsentGiven", case.world.subject)]
     assert any("Blue Badge team" in line for line in r["notice"]["text"])
+
+
+def test_a_write_grants_receipt_says_the_service_adds_to_the_vault(
+        sqlite_wallet: Wallet) -> None:
+    """Issue 12: an issuer's grant to write is a DPV data source that stores, not a
+    recipient that is disclosed to; the receipt still verifies offline."""
+    case = new_case(sqlite_wallet)
+    issuer = registry.register_service(sqlite_wallet.ctx, registry.Registration(
+        name="Benefits agency", description="Awards Attendance Allowance",
+        purposes=["eligibility_assessment"], categories=[], jwk=JWK,
+        redirect_uris=["https://benefits.example.gov/cb"],
+        privacy_notice_url="https://benefits.example.gov/privacy",
+        issues=["benefits.attendance_allowance"]))
+    case.world = dataclasses.replace(case.world, service_id=issuer)
+    case.grant = ask(sqlite_wallet.ctx, case.world, categories=[
+        "benefits.attendance_allowance"], derived=[], actions=["write"])
+    case.approve()
+    r = case.receipt()
+    [p] = r["purposes"]
+    assert p["actions"] == ["write"]
+    assert p["processing_method"] == ["dpv:Store"]
+    assert p["pii_information"][0]["pii_type"] == "benefits.attendance_allowance"
+    assert r["parties"][0]["party_role"] == ["dpv:DataController", "dpv:DataSource"]
+    assert p["withdrawal_method"].endswith("can no longer add to your vault from that moment.")
+    assert r["notice"]["text"][0] == "Benefits agency is asking to add information to your vault."
+    report = verify_receipt(json.dumps(r), expected_key=case.signer.verifier(),
+                            expected_rp_id="localhost", expected_origins=[ORIGIN])
+    assert report.ok, report.problems
+    # An ordinary grant's receipt says it reads.
+    read = new_case(sqlite_wallet).receipt()["purposes"][0]
+    assert read["actions"] == ["read"] and "dpv:Store" not in read["processing_method"]
 
 
 def test_a_receipt_holds_no_personal_data(sqlite_wallet: Wallet) -> None:
@@ -611,6 +643,7 @@ def test_an_approval_without_its_passkey_registration_is_refused(
     (("purposes", 0, "retention_period", "duration"), "P3650D"),
     (("purposes", 0, "access_frequency", "max_reads"), 1000),
     (("purposes", 0, "pii_controllers"), ["svc_other"]),
+    (("purposes", 0, "actions"), ["read", "write"]),
 ])
 def test_claims_that_differ_from_the_ledger_are_refused(
     approved: tuple[Case, dict[str, Any]], path: tuple[str | int, ...], value: Any,
