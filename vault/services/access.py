@@ -1,15 +1,32 @@
-"""Reading under a grant: checked live, released by the terms, logged before returned."""
+"""Reading under a grant: checked live, released by the terms, logged before returned.
+
+There is one read path, for one read or many in one transaction (group commit):
+
+1. `plan_reads`: one SELECT of the batch's grants, with their service, citizen and the
+   asked token families, locked in grant id order; one SELECT of the records they need;
+   then one loop that checks each read in batch order against its grant as the reads
+   before it in the batch leave it (count, exhaustion, min_interval), and builds what it
+   releases (`_release`). A read refused or failing here is refused alone: its outcome is
+   its exception, and nothing of it will be written.
+2. `write_reads`: the writes of every allowed read at once: one UPDATE of the counts,
+   the `data.accessed` entries in batch order (one `append_many`, split only where a
+   read exhausts its grant, so `grant.exhausted` follows that read at once), one INSERT
+   of the accesses rows.
+
+`read_in` is a batch of one. To add a rule or a field to what a read releases, extend
+`ReadPlan`, the loop in `plan_reads`, `_release` and `Released`: every reader gets it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
 import orjson
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import Row, bindparam, insert, update
 from sqlmodel import col, select
 
 from ledger.canonical import canonical_json
@@ -29,13 +46,22 @@ from vault.storage.tables import (
     ServiceRow,
 )
 
-__all__ = ["ReadAsk", "ReadBatch", "Release", "TokensRevoked", "plan_reads", "read_in",
-           "read_under_grant"]
+__all__ = ["ReadAsk", "ReadOutcome", "ReadPlan", "Release", "Released", "TokensRevoked",
+           "plan_reads", "read_batch", "read_in", "read_under_grant", "write_reads"]
 
 
 class TokensRevoked(NotAuthorized):
     """The access token's family was revoked (by its client, or after a replayed code
     or refresh token): no read, whatever the grant says."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReadAsk:
+    """One read a service asked for."""
+
+    service_id: str
+    grant_id: str
+    token_family: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +73,10 @@ class Release:
     data: dict[str, Any]
     derived: dict[str, Any]
     ledger_index: int
+
+
+#: Each read's answer, in the order asked: its Release, or its own refusal or failure.
+ReadOutcome = Release | Exception
 
 
 def read_under_grant(ctx: VaultContext, *, service_id: str, grant_id: str,
@@ -62,84 +92,66 @@ def read_under_grant(ctx: VaultContext, *, service_id: str, grant_id: str,
                        token_family=token_family)
 
 
+def read_in(ctx: VaultContext, work: Work, *, service_id: str, grant_id: str,
+            token_family: str | None = None) -> Release:
+    """`read_under_grant` inside a transaction the caller commits: a batch of one.
+    Nothing may be returned to a service before that commit."""
+    [outcome] = read_batch(ctx, work, [ReadAsk(service_id, grant_id, token_family)])
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+def read_batch(ctx: VaultContext, work: Work, asks: Sequence[ReadAsk]) -> list[ReadOutcome]:
+    """Many reads in the caller's transaction, each checked as if made one after the
+    other in this order. A failure of the writes raises (the transaction is then
+    unusable: roll it back, return nothing)."""
+    return write_reads(work, plan_reads(ctx, work, asks))
+
+
 @lru_cache(maxsize=4096)
 def _terms(text: str) -> GrantTerms:
     """Parsed terms, by their exact text: terms never change, so parse each once."""
     return GrantTerms.from_json(orjson.loads(text))
 
 
-_GRANT = (
-    select(GrantRow.state, GrantRow.terms, GrantRow.reads, GrantRow.last_read_at,  # type: ignore[call-overload]
-           GrantRow.service_id, ServiceRow.active, CitizenRow.id, CitizenRow.subject,
+# The hottest path of the vault, so it speaks SQLAlchemy Core.
+# All of a batch's grants at once, locked in id order (on PostgreSQL; SQLite's BEGIN
+# IMMEDIATE already holds its one write lock): before any ledger append, in one order, or
+# a batch and a revocation can deadlock (group_commit's docstring). With each grant, the
+# batch's token families that belong to it (one row per family found, or one with none).
+_GRANTS = (
+    select(GrantRow.id.label("grant_id"), GrantRow.state, GrantRow.terms,  # type: ignore[call-overload, attr-defined]
+           GrantRow.reads, GrantRow.last_read_at, GrantRow.service_id, ServiceRow.active,
+           CitizenRow.id.label("citizen_id"), CitizenRow.subject,  # type: ignore[attr-defined]
            CitizenRow.kek_id, CitizenRow.wrapped_key,
            OAuthTokenFamilyRow.id.label("family"),  # type: ignore[attr-defined]
            OAuthTokenFamilyRow.revoked_at)
     .join(ServiceRow, col(ServiceRow.id) == col(GrantRow.service_id))
     .join(CitizenRow, col(CitizenRow.id) == col(GrantRow.citizen_id))
-    # The token's family, if it has one (None matches nothing): revoked tokens read nothing.
-    .outerjoin(OAuthTokenFamilyRow, (col(OAuthTokenFamilyRow.id) == bindparam("family"))
+    .outerjoin(OAuthTokenFamilyRow,
+               col(OAuthTokenFamilyRow.id).in_(bindparam("families", expanding=True))
                & (col(OAuthTokenFamilyRow.grant_id) == col(GrantRow.id)))
-    .where(col(GrantRow.id) == bindparam("grant_id"))
+    .where(col(GrantRow.id).in_(bindparam("ids", expanding=True)))
+    .order_by(col(GrantRow.id))
     .with_for_update(of=GrantRow)
 )
 _RECORDS = (
-    select(RecordRow.id, RecordRow.category, RecordRow.version, RecordRow.ciphertext)
-    .where(col(RecordRow.citizen_id) == bindparam("citizen_id"),
+    select(RecordRow.citizen_id, RecordRow.id, RecordRow.category, RecordRow.version,  # type: ignore[call-overload]
+           RecordRow.ciphertext)
+    .where(col(RecordRow.citizen_id).in_(bindparam("citizens", expanding=True)),
            col(RecordRow.category).in_(bindparam("categories", expanding=True)))
     .order_by(col(RecordRow.version))
 )
-_LOG_ACCESS = insert(AccessRow)
-_COUNT_READ = (
+_COUNT_READS = (
     update(GrantRow).where(col(GrantRow.id) == bindparam("grant_id"))
     .values(reads=bindparam("reads"), last_read_at=bindparam("now"))
 )
-
-
-def read_in(ctx: VaultContext, work: Work, *, service_id: str, grant_id: str,
-            token_family: str | None = None) -> Release:
-    """`read_under_grant` inside a transaction the caller commits (group commit batches
-    several reads into one). Nothing may be returned to a service before that commit.
-
-    The hottest path of the vault, so it speaks SQLAlchemy Core: one locking SELECT of
-    grant, service and citizen, one of the records it needs, one UPDATE.
-    """
-    conn = work.session.connection()
-    row = conn.execute(_GRANT, {"grant_id": grant_id, "family": token_family}).first()
-    if row is None or row.service_id != service_id:
-        raise NotFound("no such grant")
-    if token_family is not None and (row.family is None or row.revoked_at is not None):
-        raise TokensRevoked("the access token has been revoked")
-    terms = _terms(row.terms)
-    check_read(state=GrantState(row.state), terms=terms, now=work.now, reads_used=row.reads,
-               last_read_at=row.last_read_at, service_active=row.active)
-    key = ctx.keyring.unwrap(row.kek_id, row.wrapped_key, citizen_id=row.id)
-    newest: dict[str, Any] = {}
-    for rec in conn.execute(_RECORDS, {"citizen_id": row.id,
-                                       "categories": sorted(_needed(terms))}):
-        newest[rec.category] = rec  # ordered by version: the last one wins
-    released = _open(key, row.id, terms, newest, work.now)
-
-    reads = row.reads + 1
-    conn.execute(_COUNT_READ, {"grant_id": grant_id, "reads": reads, "now": work.now})
-    entry = work.ledger.append("data.accessed", released.entry(grant_id, service_id,
-                                                               row.subject))
-    conn.execute(_LOG_ACCESS, released.access_row(entry.seq, grant_id, row.id, service_id,
-                                                  work.now))
-    if exhausted_after(terms, reads):
-        transition(work, lock_grant(work, grant_id), GrantAction.EXHAUST)
-    return Release(grant_id, row.subject, released.data, released.derived, entry.seq)
-
-
-def _needed(terms: GrantTerms) -> set[str]:
-    """The categories a read must open: the released ones and the derived answers' inputs."""
-    needed = set(terms.categories)
-    for name in terms.derived:
-        needed.update(resolve_derived(name).inputs)
-    return needed
+_LOG_ACCESSES = insert(AccessRow)
 
 
 @dataclass(frozen=True, slots=True)
-class _Released:
+class Released:
     """What one read releases, and the keyed commitment to it that the ledger keeps."""
 
     data: dict[str, Any]
@@ -147,6 +159,7 @@ class _Released:
     commitment: str
 
     def entry(self, grant_id: str, service_id: str, subject: str) -> dict[str, Any]:
+        """The `data.accessed` entry's body: names, never values."""
         return {"grant_id": grant_id, "service_id": service_id, "subject": subject,
                 "categories": sorted(self.data), "derived": sorted(self.derived),
                 "commitment": self.commitment}
@@ -159,13 +172,115 @@ class _Released:
                 "derived": sorted(self.derived), "at": at}
 
 
-def _open(key: bytes, citizen_id: str, terms: GrantTerms, newest: Mapping[str, Any],
-          now: datetime) -> _Released:
-    """Decrypt the newest records the terms need and compute the derived answers."""
+@dataclass(frozen=True, slots=True)
+class ReadPlan:
+    """A read that passed every check: what it releases; its writes are still to do."""
+
+    ask: ReadAsk
+    citizen_id: str
+    subject: str
+    released: Released
+    reads: int  # the grant's read count with this read
+    exhausts: bool  # this read uses up the grant: `grant.exhausted` follows its entry
+
+
+@dataclass(slots=True)
+class _Grant:
+    """A grant as the batch found it, and as the batch's allowed reads so far leave it."""
+
+    row: Row[Any]
+    terms: GrantTerms
+    state: GrantState
+    reads: int
+    last_read_at: datetime | None
+    families: dict[str, datetime | None] = field(default_factory=dict)  # id -> revoked_at
+    released: Released | None = None  # the same for every read of it in the batch
+
+
+def plan_reads(ctx: VaultContext, work: Work, asks: Sequence[ReadAsk]
+               ) -> list[ReadPlan | Exception]:
+    """Lock, read and check a batch of reads (see the module docstring); nothing is
+    written yet. Each read's plan, or its own refusal or failure."""
+    conn = work.session.connection()
+    grants: dict[str, _Grant] = {}
+    for row in conn.execute(_GRANTS, {
+            "ids": sorted({a.grant_id for a in asks}),
+            "families": sorted({a.token_family for a in asks if a.token_family})}):
+        g = grants.get(row.grant_id)
+        if g is None:
+            g = grants[row.grant_id] = _Grant(row, _terms(row.terms), GrantState(row.state),
+                                              row.reads, row.last_read_at)
+        if row.family is not None:
+            g.families[row.family] = row.revoked_at
+    newest = _newest_records(work, grants.values())
+    plans: list[ReadPlan | Exception] = []
+    for ask in asks:
+        try:
+            plans.append(_plan(ctx, work, ask, grants.get(ask.grant_id), newest))
+        except Exception as exc:  # this read's own refusal or failure; nothing written
+            plans.append(exc)
+    return plans
+
+
+def _plan(ctx: VaultContext, work: Work, ask: ReadAsk, g: _Grant | None,
+          newest: Mapping[str, Mapping[str, Any]]) -> ReadPlan:
+    """Check one read against its grant as the batch so far leaves it (raising its
+    refusal), then count it there."""
+    if g is None or g.row.service_id != ask.service_id:
+        raise NotFound("no such grant")
+    if ask.token_family is not None and (ask.token_family not in g.families
+                                         or g.families[ask.token_family] is not None):
+        raise TokensRevoked("the access token has been revoked")
+    check_read(state=g.state, terms=g.terms, now=work.now, reads_used=g.reads,
+               last_read_at=g.last_read_at, service_active=g.row.active)
+    row = g.row
+    if g.released is None:
+        # The same records at the same time for every read of the grant in the batch:
+        # decrypted and committed to once.
+        key = ctx.keyring.unwrap(row.kek_id, row.wrapped_key, citizen_id=row.citizen_id)
+        g.released = _release(key, row.citizen_id, g.terms, newest[row.citizen_id],
+                              work.now)
+    reads = g.reads + 1
+    exhausts = exhausted_after(g.terms, reads)
+    g.reads, g.last_read_at = reads, work.now
+    if exhausts:
+        g.state = GrantState.EXHAUSTED
+    return ReadPlan(ask, row.citizen_id, row.subject, g.released, reads, exhausts)
+
+
+def _needed(terms: GrantTerms) -> set[str]:
+    """The categories a read must open: the released ones and the derived answers' inputs."""
+    needed = set(terms.categories)
+    for name in terms.derived:
+        needed.update(resolve_derived(name).inputs)
+    return needed
+
+
+def _newest_records(work: Work, grants: Iterable[_Grant]) -> dict[str, dict[str, Any]]:
+    """citizen id -> category -> newest record row, of the categories the grants need."""
+    citizens: set[str] = set()
+    needed: set[str] = set()
+    for g in grants:
+        citizens.add(g.row.citizen_id)
+        needed |= _needed(g.terms)
+    newest: dict[str, dict[str, Any]] = {c: {} for c in citizens}
+    if citizens and needed:
+        for rec in work.session.connection().execute(_RECORDS, {
+                "citizens": sorted(citizens), "categories": sorted(needed)}):
+            newest[rec.citizen_id][rec.category] = rec  # by version: the last one wins
+    return newest
+
+
+def _release(key: bytes, citizen_id: str, terms: GrantTerms, newest: Mapping[str, Any],
+             now: datetime) -> Released:
+    """What a read releases: the newest records the terms name, decrypted, and the
+    derived answers computed from those the answers need (another grant of the same
+    citizen in the batch may have fetched more: only `_needed` are opened)."""
+    wanted = _needed(terms)
     values = {
         cat: open_record(key, citizen_id=citizen_id, record_id=rec.id, category=cat,
                          version=rec.version, ciphertext=rec.ciphertext)
-        for cat, rec in newest.items()
+        for cat, rec in newest.items() if cat in wanted
     }
     data = {cat: values[cat] for cat in terms.categories if cat in values}
     derived = {name: resolve_derived(name).compute(values, now.date())
@@ -174,185 +289,54 @@ def _open(key: bytes, citizen_id: str, terms: GrantTerms, newest: Mapping[str, A
     # key) can later prove what a service saw; nobody else learns anything from it.
     commitment = envelope.commit(envelope.commitment_key(key),
                                  canonical_json({"data": data, "derived": derived}))
-    return _Released(data, derived, commitment)
+    return Released(data, derived, commitment)
 
 
-# -- many reads in one transaction (group commit) -------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ReadAsk:
-    """One read a service asked for, as `read_in` takes it."""
-
-    service_id: str
-    grant_id: str
-    token_family: str | None = None
-
-
-# All of a batch's grants at once, locked in id order on PostgreSQL (as group_commit's
-# `_lock_grants` explains: before any ledger append, in one order, or a batch and a
-# revocation can deadlock). With each grant, the batch's token families that belong to it.
-_GRANTS = (
-    select(GrantRow.id.label("grant_id"), GrantRow.state, GrantRow.terms,  # type: ignore[call-overload, attr-defined]
-           GrantRow.reads, GrantRow.last_read_at, GrantRow.service_id, ServiceRow.active,
-           CitizenRow.id, CitizenRow.subject, CitizenRow.kek_id, CitizenRow.wrapped_key,
-           OAuthTokenFamilyRow.id.label("family"),  # type: ignore[attr-defined]
-           OAuthTokenFamilyRow.revoked_at)
-    .join(ServiceRow, col(ServiceRow.id) == col(GrantRow.service_id))
-    .join(CitizenRow, col(CitizenRow.id) == col(GrantRow.citizen_id))
-    .outerjoin(OAuthTokenFamilyRow,
-               col(OAuthTokenFamilyRow.id).in_(bindparam("families", expanding=True))
-               & (col(OAuthTokenFamilyRow.grant_id) == col(GrantRow.id)))
-    .where(col(GrantRow.id).in_(bindparam("ids", expanding=True)))
-    .order_by(col(GrantRow.id))
-    .with_for_update(of=GrantRow)
-)
-_REVOKED = datetime.min  # a token family not found with its grant: as good as revoked
-_ALL_RECORDS = (
-    select(RecordRow.citizen_id, RecordRow.id, RecordRow.category, RecordRow.version,  # type: ignore[call-overload]
-           RecordRow.ciphertext)
-    .where(col(RecordRow.citizen_id).in_(bindparam("citizens", expanding=True)),
-           col(RecordRow.category).in_(bindparam("categories", expanding=True)))
-    .order_by(col(RecordRow.version))
-)
-
-
-@dataclass(slots=True)
-class _Count:
-    """A grant as the batch's allowed reads so far leave it."""
-
-    state: GrantState
-    reads: int
-    last_read_at: datetime | None
-    read: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class _Allowed:
-    """A read that passed every check; its writes are still to do."""
-
-    ask: ReadAsk
-    citizen_id: str
-    subject: str
-    released: _Released
-    exhausts: bool
-
-
-class ReadBatch:
-    """Many reads in one transaction, in a few statements in all rather than some per read.
-
-    `plan_reads` reads (one SELECT of the grants, locked; one of the records) and checks
-    each read in order as `read_in` would, counting the allowed reads of each grant as
-    it goes: two reads of one grant see each other's count, exhaustion and
-    min_interval. A refused read (AccessDenied, NotFound, TokensRevoked, a failure of
-    its own) is refused alone, before anything is written. `write` then does every
-    write at once: the read counts, the ledger entries in batch order, the accesses
-    rows, and the rare exhaustions. If `write` fails, the transaction is unusable: roll
-    it back (nothing is returned) and run the reads with `read_in` instead.
-    """
-
-    def __init__(self, outcomes: list[_Allowed | Exception], counts: dict[str, _Count]
-                 ) -> None:
-        self._outcomes = outcomes
-        self._counts = counts
-
-    def write(self, work: Work) -> list[Release | Exception]:
-        """Log and count the allowed reads; each read's Release or its own error."""
-        allowed = [o for o in self._outcomes if isinstance(o, _Allowed)]
-        if not allowed:
-            return [o for o in self._outcomes if isinstance(o, Exception)]
-        conn = work.session.connection()
-        conn.execute(_COUNT_READ, [{"grant_id": gid, "reads": c.reads, "now": work.now}
-                                   for gid, c in self._counts.items() if c.read])
-        seqs = self._append(work, allowed)
-        conn.execute(_LOG_ACCESS, [
-            a.released.access_row(seq, a.ask.grant_id, a.citizen_id, a.ask.service_id,
-                                  work.now)
-            for a, seq in zip(allowed, seqs, strict=True)])
-        session = work.session
-        if session.new or session.dirty or session.deleted:
-            session.flush()  # the exhaustions' rows: a failure here is still `write`'s
-        by_read = iter(zip(allowed, seqs, strict=True))
-        results: list[Release | Exception] = []
-        for o in self._outcomes:
-            if isinstance(o, Exception):
-                results.append(o)
-                continue
-            a, seq = next(by_read)
-            results.append(Release(a.ask.grant_id, a.subject, a.released.data,
-                                   a.released.derived, seq))
-        return results
-
-    @staticmethod
-    def _append(work: Work, allowed: list[_Allowed]) -> list[int]:
-        """The `data.accessed` entries in batch order. A read that exhausts its grant is
-        followed at once by the grant's `grant.exhausted` entry, as one by one."""
-        seqs: list[int] = []
-        start = 0
-        for i, a in enumerate(allowed):
-            if a.exhausts:
-                seqs += _append_reads(work, allowed[start:i + 1])
-                transition(work, lock_grant(work, a.ask.grant_id), GrantAction.EXHAUST)
-                start = i + 1
-        return seqs + _append_reads(work, allowed[start:])
-
-
-def _append_reads(work: Work, allowed: list[_Allowed]) -> list[int]:
-    entries = work.ledger.append_many(
-        ("data.accessed", a.released.entry(a.ask.grant_id, a.ask.service_id, a.subject))
-        for a in allowed)
-    return [e.seq for e in entries]
-
-
-def plan_reads(ctx: VaultContext, work: Work, asks: Sequence[ReadAsk]) -> ReadBatch:
-    """Read and check a batch of reads (see ReadBatch); nothing is written yet."""
+def write_reads(work: Work, plans: Sequence[ReadPlan | Exception]) -> list[ReadOutcome]:
+    """Count, log and record every planned read at once; each read's Release, or the
+    exception it was refused with. If this raises, the transaction is unusable."""
+    allowed = [p for p in plans if isinstance(p, ReadPlan)]
+    if not allowed:
+        return [p for p in plans if isinstance(p, Exception)]
     conn = work.session.connection()
-    grants: dict[str, Any] = {}
-    families: dict[tuple[str, str], datetime | None] = {}
-    for found in conn.execute(_GRANTS, {
-            "ids": sorted({a.grant_id for a in asks}),
-            "families": sorted({a.token_family for a in asks if a.token_family})}):
-        grants.setdefault(found.grant_id, found)
-        if found.family is not None:
-            families[(found.grant_id, found.family)] = found.revoked_at
-    needed: set[str] = set()
-    for found in grants.values():
-        needed |= _needed(_terms(found.terms))
-    newest: dict[str, dict[str, Any]] = {found.id: {} for found in grants.values()}
-    if grants:
-        for rec in conn.execute(_ALL_RECORDS, {"citizens": sorted(newest),
-                                               "categories": sorted(needed)}):
-            newest[rec.citizen_id][rec.category] = rec  # by version: the last one wins
-    counts = {gid: _Count(GrantState(found.state), found.reads, found.last_read_at)
-              for gid, found in grants.items()}
-    # What a grant releases is the same for every read of it in the batch (same records,
-    # same time): decrypted and committed to once.
-    released: dict[str, _Released] = {}
-    outcomes: list[_Allowed | Exception] = []
-    for ask in asks:
-        try:
-            row = grants.get(ask.grant_id)
-            if row is None or row.service_id != ask.service_id:
-                raise NotFound("no such grant")
-            if ask.token_family is not None and families.get(
-                    (ask.grant_id, ask.token_family), _REVOKED) is not None:
-                raise TokensRevoked("the access token has been revoked")
-            terms = _terms(row.terms)
-            count = counts[ask.grant_id]
-            check_read(state=count.state, terms=terms, now=work.now, reads_used=count.reads,
-                       last_read_at=count.last_read_at, service_active=row.active)
-            if ask.grant_id not in released:
-                key = ctx.keyring.unwrap(row.kek_id, row.wrapped_key, citizen_id=row.id)
-                wanted = _needed(terms)
-                records = {c: r for c, r in newest[row.id].items() if c in wanted}
-                released[ask.grant_id] = _open(key, row.id, terms, records, work.now)
-            reads = count.reads + 1
-            exhausts = exhausted_after(terms, reads)
-        except Exception as exc:  # this read's own refusal or failure; nothing written
-            outcomes.append(exc)
+    counts = {p.ask.grant_id: p.reads for p in allowed}  # after the grant's last read
+    conn.execute(_COUNT_READS, [{"grant_id": gid, "reads": reads, "now": work.now}
+                                for gid, reads in counts.items()])
+    seqs = _append(work, allowed)
+    conn.execute(_LOG_ACCESSES, [
+        p.released.access_row(seq, p.ask.grant_id, p.citizen_id, p.ask.service_id, work.now)
+        for p, seq in zip(allowed, seqs, strict=True)])
+    session = work.session
+    if session.new or session.dirty or session.deleted:
+        session.flush()  # the exhaustions' rows: a failure here is still the writes'
+    by_read = iter(zip(allowed, seqs, strict=True))
+    outcomes: list[ReadOutcome] = []
+    for plan in plans:
+        if isinstance(plan, Exception):
+            outcomes.append(plan)
             continue
-        count.reads, count.last_read_at, count.read = reads, work.now, True
-        if exhausts:
-            count.state = GrantState.EXHAUSTED
-        outcomes.append(_Allowed(ask, row.id, row.subject, released[ask.grant_id], exhausts))
-    return ReadBatch(outcomes, counts)
+        p, seq = next(by_read)
+        outcomes.append(Release(p.ask.grant_id, p.subject, p.released.data,
+                                p.released.derived, seq))
+    return outcomes
+
+
+def _append(work: Work, allowed: list[ReadPlan]) -> list[int]:
+    """The `data.accessed` entries in batch order. A read that exhausts its grant is
+    followed at once by the grant's `grant.exhausted` entry (and its webhook), as if
+    the reads were made one by one."""
+    seqs: list[int] = []
+    start = 0
+    for i, p in enumerate(allowed):
+        if p.exhausts:
+            seqs += _append_reads(work, allowed[start:i + 1])
+            transition(work, lock_grant(work, p.ask.grant_id), GrantAction.EXHAUST)
+            start = i + 1
+    return seqs + _append_reads(work, allowed[start:])
+
+
+def _append_reads(work: Work, allowed: list[ReadPlan]) -> list[int]:
+    entries = work.ledger.append_many(
+        ("data.accessed", p.released.entry(p.ask.grant_id, p.ask.service_id, p.subject))
+        for p in allowed)
+    return [e.seq for e in entries]

@@ -7,18 +7,18 @@ threads and asyncio tasks. One writer thread takes the reads that are waiting (a
 `max_batch`) into one `unit_of_work` and gives each caller its own Release or error only
 after COMMIT.
 
-A batch costs a few statements in all, not some per read (on PostgreSQL each is a
-round trip): `access.plan_reads` selects and locks all of its grants at once, selects
-all the records they need, and checks each read in batch order (reads of one grant see
-each other's count); `ReadBatch.write` then counts, logs to the ledger and records the
-accesses of every allowed read together. A read refused or failing in the checks is
-refused alone, before anything is written. If the writes fail, the transaction is
-rolled back and the batch runs again on the safe path below (`batched=False` keeps to
-it).
+The reads themselves are `access`'s one read path; this module only decides how many
+share a transaction. A batch is `access.plan_reads` and `access.write_reads` over all of
+its reads: one locking SELECT of its grants, one of the records, one loop of checks in
+batch order (reads of one grant see each other's count), then the writes of every
+allowed read together. A read refused or failing in the checks is refused alone, before
+anything is written. If the writes fail, the transaction is rolled back and the batch
+runs again on the safe path below (`batched=False` keeps to it).
 
-The safe path: each read runs `read_in` in a SAVEPOINT. A refused read (AccessDenied,
-NotFound) or one that fails unexpectedly is rolled back to its savepoint, taking its read
-count, ledger entry and accesses row with it, and the others go on. SqlLedger keeps no
+The safe path: each read runs `read_in` (the same path, as a batch of one) in its own
+SAVEPOINT. A refused read (AccessDenied, NotFound) or one that fails unexpectedly is
+rolled back to its savepoint, taking its read count, ledger entry and accesses row with
+it, and the others go on. SqlLedger keeps no
 state between appends (each one starts by locking and reading the head row), so the next
 append continues from the restored head. If a failure leaves the transaction itself
 unusable (a failed ORM flush, a lost connection), the transaction is rolled back and the
@@ -32,9 +32,9 @@ Ordering: a read is queued before its batch's transaction begins, and its grant 
 locked and read inside that transaction. So a revocation (a pause, a suspension...) that
 committed before a read was asked for is always seen by that read. The batch first locks
 all of its grant rows in id order, before any ledger append (`plan_reads`' SELECT, or
-`_lock_grants` on the safe path). Without that, on PostgreSQL a batch that holds the
-ledger head while waiting for grant B would deadlock with a revocation of B that is
-waiting for the head.
+`_lock_grants` on the safe path, before the first read's). Without that, on PostgreSQL
+a batch that holds the ledger head while waiting for grant B would deadlock with a
+revocation of B that is waiting for the head.
 
 VaultError (vault.errors)
 ├── Overloaded      too many reads are already waiting; nothing was read (retry shortly)
@@ -59,7 +59,7 @@ from sqlalchemy import bindparam
 from sqlmodel import col, select
 
 from vault.errors import VaultError
-from vault.services.access import ReadAsk, Release, plan_reads, read_in
+from vault.services.access import ReadAsk, ReadOutcome, Release, plan_reads, read_in, write_reads
 from vault.services.context import VaultContext, Work, unit_of_work
 from vault.storage.tables import GrantRow
 
@@ -93,9 +93,7 @@ class BatchStats:
 
 @dataclass(slots=True)
 class _Pending:
-    service_id: str
-    grant_id: str
-    token_family: str | None
+    ask: ReadAsk
     queued_at: float  # time.monotonic()
     future: Future[Release]
 
@@ -237,7 +235,7 @@ class GroupCommitReader:
             if len(self._queue) >= self._max_pending:
                 raise Overloaded(f"{self._max_pending} reads are already waiting; "
                                  "try again shortly")
-            self._queue.append(_Pending(service_id, grant_id, token_family,
+            self._queue.append(_Pending(ReadAsk(service_id, grant_id, token_family),
                                         time.monotonic(), future))
             # Wake the writer only when it may be waiting for this: the first read, or
             # a full batch while it waits for company.
@@ -318,32 +316,31 @@ class GroupCommitReader:
                     p.future.set_result(outcome)
             return
 
-    def _attempt_batched(self, todo: list[_Pending]) -> list[Release | Exception]:
-        """Run the reads in one transaction, their writes together; their outcomes once
-        it has committed. _BulkFailed (rolled back) if the writes failed."""
+    def _attempt_batched(self, todo: list[_Pending]) -> list[ReadOutcome]:
+        """Run the reads as one batch in one transaction; their outcomes once it has
+        committed. _BulkFailed (rolled back) if the writes failed."""
         ctx = self._ctx
         with unit_of_work(ctx) as work:
-            batch = plan_reads(ctx, work, [ReadAsk(p.service_id, p.grant_id, p.token_family)
-                                           for p in todo])
+            plans = plan_reads(ctx, work, [p.ask for p in todo])
             try:
-                outcomes = batch.write(work)
+                outcomes = write_reads(work, plans)
             except Exception as exc:
                 raise _BulkFailed(exc) from exc
         return outcomes
 
-    def _attempt(self, todo: list[_Pending]) -> list[Release | Exception]:
+    def _attempt(self, todo: list[_Pending]) -> list[ReadOutcome]:
         """Run the reads in one transaction, each in its own savepoint (the safe path);
         their outcomes once it has committed."""
         ctx = self._ctx
-        outcomes: list[Release | Exception] = []
+        outcomes: list[ReadOutcome] = []
         with unit_of_work(ctx) as work:
-            _lock_grants(work, {p.grant_id for p in todo})
+            _lock_grants(work, {p.ask.grant_id for p in todo})
             for i, p in enumerate(todo):
                 try:
                     with _savepoint(work):
-                        outcomes.append(read_in(ctx, work, service_id=p.service_id,
-                                                grant_id=p.grant_id,
-                                                token_family=p.token_family))
+                        outcomes.append(read_in(ctx, work, service_id=p.ask.service_id,
+                                                grant_id=p.ask.grant_id,
+                                                token_family=p.ask.token_family))
                 except _Broken as broken:
                     raise _Retry(i, broken.cause) from broken.cause
                 except Exception as exc:  # the read's own error, rolled back to its savepoint

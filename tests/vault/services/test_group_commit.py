@@ -225,11 +225,43 @@ def test_refused_reads_in_a_batch_leave_nothing_and_spoil_nothing(ctx: VaultCont
 def test_a_read_failing_after_its_writes_is_undone_alone(
     ctx: VaultContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """On the safe path: the third read fails after its count and ledger entry were
+    written; its savepoint takes them back and the others commit."""
+    g = granted(ctx)
+    start = len(ledger(ctx))
+    real = access_module._append_reads
+    calls = itertools.count()
+
+    def fails_third(work: Work, allowed: Any) -> list[int]:
+        seqs = real(work, allowed)
+        if next(calls) == 2:
+            raise RuntimeError("unexpected failure")
+        return seqs
+
+    monkeypatch.setattr("vault.services.access._append_reads", fails_third)
+    outcomes, stats = one_batch(ctx, [g.ask] * 5, batched=False)
+
+    assert stats.batches == 1
+    assert isinstance(outcomes[2], RuntimeError)
+    releases = [o for i, o in enumerate(outcomes) if i != 2]
+    assert all(is_release(r, g) for r in releases)
+    # The failed read's entry was rolled back: the next read took its index.
+    assert [r.ledger_index for r in releases] == list(range(start, start + 4))  # type: ignore[union-attr]
+    assert len(ledger(ctx)) == start + 4
+    assert len(access_rows(ctx)) == 4
+    assert reads_counted(ctx, g.grant_id) == 4
+
+
+def test_a_read_failing_in_its_checks_is_refused_alone(
+    ctx: VaultContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a batch: the third read fails while it is checked, before anything is
+    written; the batch's writes go on without it."""
     g = granted(ctx)
     start = len(ledger(ctx))
     calls = itertools.count()
+
     def fails_third(*args: Any) -> bool:
-        # Runs after the read's count, ledger entry and accesses row were written.
         if next(calls) == 2:
             raise RuntimeError("unexpected failure")
         return exhausted_after(*args)
@@ -237,11 +269,10 @@ def test_a_read_failing_after_its_writes_is_undone_alone(
     monkeypatch.setattr("vault.services.access.exhausted_after", fails_third)
     outcomes, stats = one_batch(ctx, [g.ask] * 5)
 
-    assert stats.batches == 1
+    assert stats == BatchStats(batches=1, reads=5, largest=5)
     assert isinstance(outcomes[2], RuntimeError)
     releases = [o for i, o in enumerate(outcomes) if i != 2]
     assert all(is_release(r, g) for r in releases)
-    # The failed read's entry was rolled back: the next read took its index.
     assert [r.ledger_index for r in releases] == list(range(start, start + 4))  # type: ignore[union-attr]
     assert len(ledger(ctx)) == start + 4
     assert len(access_rows(ctx)) == 4
