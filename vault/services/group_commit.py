@@ -18,15 +18,14 @@ runs again on the safe path below (`batched=False` keeps to it).
 The safe path: each read runs `read_in` (the same path, as a batch of one) in its own
 SAVEPOINT. A refused read (AccessDenied, NotFound) or one that fails unexpectedly is
 rolled back to its savepoint, taking its read count, ledger entry and accesses row with
-it, and the others go on. SqlLedger keeps no
-state between appends (each one starts by locking and reading the head row), so the next
-append continues from the restored head. If a failure leaves the transaction itself
-unusable (a failed ORM flush, a lost connection), the transaction is rolled back and the
-batch runs again without that read. Nothing has been returned yet, so every answer still
-comes from the one transaction that commits. If BEGIN or COMMIT fails, every read in the
-batch gets that error. So does every read if `ctx.after_commit` fails, as with
-`read_under_grant`: the accesses are then logged but nothing is released, which is the
-safe way to be wrong.
+it, and the others go on. SqlLedger keeps no state between appends (each one starts by
+locking and reading the head row), so the next append continues from the restored head.
+If a failure leaves the transaction itself unusable (a failed ORM flush, a lost
+connection), the transaction is rolled back and the batch runs again without that read.
+Nothing has been returned yet, so every answer still comes from the one transaction that
+commits. If BEGIN or COMMIT fails, every read in the batch gets that error. So does
+every read if `ctx.after_commit` fails, as with `read_under_grant`: the accesses are
+then logged but nothing is released, which is the safe way to be wrong.
 
 Ordering: a read is queued before its batch's transaction begins, and its grant row is
 locked and read inside that transaction. So a revocation (a pause, a suspension...) that
