@@ -137,6 +137,10 @@ class GrantTermsModel(BaseModel):
     access: AccessTerms
     data_life: str = Field(description="ISO 8601 duration the service may keep what it reads")
     justification: str
+    # Present only when not ["read"] (left out, it means ["read"]), as in the hashed terms.
+    actions: list[Literal["read", "write"]] | None = Field(
+        default=None, description='RFC 9396 actions: ["write"] for an issuer\'s grant to '
+                                  'write, ["read", "write"] for both; absent: ["read"]')
 
 
 class GrantStatus(BaseModel):
@@ -255,7 +259,9 @@ def _own_grant(state: AppState, grant_id: str, claims: AccessTokenClaims) -> Gra
 
 
 @router.get("/grants/{grant_id}", summary="The token's grant: its state and terms",
-            response_model=GrantStatus, responses=_problems(401, 403, 404, 429))
+            response_model=GrantStatus, responses=_problems(401, 403, 404, 429),
+            # The terms exactly as hashed: `actions` is left out when they leave it out.
+            response_model_exclude_unset=True)
 def grant_status(grant_id: str, claims: Bearer, state: State,
                  response: Response) -> GrantStatus:
     grant = _own_grant(state, grant_id, claims)

@@ -5,6 +5,8 @@ PAR and CIBA refuse a write beyond the registration; a grant only to write reads
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from datetime import timedelta
 from typing import Any
@@ -16,6 +18,7 @@ from sqlmodel import Session
 from support.oauthclient import DETAILS, Service, approve, to_consent
 from support.webwallet import ORIGIN, Browser, WebWallet
 
+from ledger.canonical import canonical_json
 from vault.oauth.metadata import CIBA_GRANT_TYPE
 from vault.storage.tables import OAuthBackchannelRow, OAuthRequestRow
 
@@ -101,6 +104,16 @@ def test_the_consent_screen_says_they_want_to_add_to_the_vault(
     assert "They want to see" not in requests
 
 
+def status_terms(svc: Service, grant_id: str, token: str) -> dict[str, Any]:
+    """GET /v1/grants/{id}'s terms, checked to hash to its terms_hash."""
+    r = svc.http.get(f"/v1/grants/{grant_id}", headers={"authorization": f"Bearer {token}"})
+    assert r.status_code == 200, r.text
+    terms: dict[str, Any] = r.json()["terms"]
+    assert base64.b64encode(hashlib.sha256(canonical_json(terms)).digest()).decode() \
+        == r.json()["terms_hash"]
+    return terms
+
+
 def tokens_for_a_write_grant(web: WebWallet, issuer: Service, b: Browser) -> dict[str, Any]:
     back = approve(b, issuer, details=WRITE)
     r = issuer.redeem(back["code"])
@@ -123,6 +136,8 @@ def test_a_write_grant_is_approved_end_to_end_and_reads_nothing(
     read = issuer.read(body["access_token"])
     assert read.status_code == 403, read.text
     assert "not read" in read.json()["detail"]
+    # The service sees its grant's terms exactly as hashed, actions and all.
+    assert status_terms(issuer, body["grant_id"], body["access_token"])["actions"] == ["write"]
 
 
 def test_ciba_gives_a_write_grant_too(web: WebWallet, issuer: Service) -> None:
@@ -155,5 +170,6 @@ def test_an_ordinary_read_request_is_unchanged(web: WebWallet) -> None:
     svc = Service.register(web.ctx, web.browser().client, ORIGIN)
     b = web.sign_up()
     back = approve(b, svc, details=DETAILS)
-    details = svc.redeem(back["code"]).json()["authorization_details"][0]
-    assert "actions" not in details
+    body = svc.redeem(back["code"]).json()
+    assert "actions" not in body["authorization_details"][0]
+    assert "actions" not in status_terms(svc, body["grant_id"], body["access_token"])
