@@ -4,10 +4,12 @@ There is one read path, for one read or many in one transaction (group commit):
 
 1. `plan_reads`: one SELECT of the batch's grants, with their service, citizen and the
    asked token families, locked in grant id order; one SELECT of the records they need;
-   then one loop that checks each read in batch order against its grant as the reads
-   before it in the batch leave it (count, exhaustion, min_interval), and builds what it
-   releases (`_release`). A read refused or failing here is refused alone: its outcome is
-   its exception, and nothing of it will be written.
+   then one loop that checks each read in batch order (the grant is the service's, the
+   token's family is the grant's and live, then `check_read`: the service is active, the
+   grant approved, in its window, not used up, not read too soon, its state, count and
+   last read as the reads before it in the batch leave them), and builds what it
+   releases (`_release`). A read refused or failing here is refused alone: its outcome
+   is its exception, and nothing of it will be written.
 2. `write_reads`: the writes of every allowed read at once: one UPDATE of the counts,
    the `data.accessed` entries in batch order (one `append_many`, split only where a
    read exhausts its grant, so `grant.exhausted` follows that read at once), one INSERT
