@@ -33,8 +33,12 @@ $(DEV_STAMP): pyproject.toml | $(BIN)/python
 run: $(RUNTIME_STAMP)
 	$(BIN)/python -m clients.examples.demo $(if $(PORT),--port $(PORT)) $(if $(APP_PORT),--app-port $(APP_PORT))
 
+# Test modules run in parallel, one worker per core (TEST_WORKERS=0 runs them in one
+# process); each module stays on one worker, so its fixtures start once.
+TEST_WORKERS ?= auto
+
 test: $(DEV_STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 bench: $(DEV_STAMP)
 	$(BIN)/python -m bench

@@ -216,8 +216,19 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return str(request.getfixturevalue("pg_database_url"))
 
 
+def _give_schemathesis_items_their_own_ids(item: pytest.Item) -> None:
+    """schemathesis names each operation's item `test[GET /path]`, but on pytest 9.2 its
+    node id stays the bare test name, so every operation has the same id, and
+    pytest-xdist, which schedules by id, would run one operation and drop the rest."""
+    label = getattr(item, "operation_label", None)
+    node_id = getattr(item, "_id", None)
+    if label and node_id is not None and "[" not in item.nodeid and item.parent is not None:
+        item._id = item.parent.id.child(item.originalname).with_params(label)  # type: ignore[attr-defined]
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
+        _give_schemathesis_items_their_own_ids(item)
         names = getattr(item, "fixturenames", ())
         if "postgres_url" in names or "pg_database_url" in names:
             item.add_marker(pytest.mark.postgres)

@@ -9,12 +9,15 @@
 Files go to test-artifacts/wallet/<NN>-<name>.png, <NN>-<name>-375.png and
 <NN>-<name>.axe.json; NN counts up through the test session, so the folder reads as
 the journey. The folder's old PNG/JSON files are removed at the session's first file.
+Under pytest-xdist the names start with the worker (gw0-01-...), and each worker
+removes only its own old files.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
 import threading
 from dataclasses import dataclass
@@ -121,13 +124,17 @@ def _slug(name: str) -> str:
 def _stem(name: str) -> Path:
     """The next `<NN>-<name>` path (no suffix) under ARTIFACTS; cleans the folder once."""
     global _cleaned
+    # Under pytest-xdist each worker numbers (and cleans) only its own files: gw0-01-...
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    prefix = f"{worker}-" if worker else ""
     with _lock:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         if not _cleaned:
-            for old in (*ARTIFACTS.glob("*.png"), *ARTIFACTS.glob("*.axe.json")):
+            for old in (*ARTIFACTS.glob(f"{prefix}*.png"),
+                        *ARTIFACTS.glob(f"{prefix}*.axe.json")):
                 old.unlink(missing_ok=True)
             _cleaned = True
-        return ARTIFACTS / f"{next(_counter):02d}-{_slug(name)}"
+        return ARTIFACTS / f"{prefix}{next(_counter):02d}-{_slug(name)}"
 
 
 def _shoot(page: Page, stem: Path) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -106,7 +107,8 @@ def test_snap_writes_a_desktop_and_a_mobile_screenshot(live_wallet: LiveVault,
     png = snap(page, "Harness: healthz")
     mobile = png.with_name(png.stem + "-375.png")
     assert png.parent == ARTIFACTS and png.name.endswith("-harness-healthz.png")
-    assert png.name[:2].isdigit()
+    number = re.sub(r"^gw\d+-", "", png.name)  # pytest-xdist workers prefix their files
+    assert number[:2].isdigit()
     for shot in (png, mobile):
         data = shot.read_bytes()
         assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 100
@@ -115,7 +117,8 @@ def test_snap_writes_a_desktop_and_a_mobile_screenshot(live_wallet: LiveVault,
     assert page.viewport_size == size  # restored
 
     later = snap(page, "harness-later")
-    assert int(later.name[:2]) > int(png.name[:2])  # files sort in journey order
+    later_number = re.sub(r"^gw\d+-", "", later.name)
+    assert int(later_number[:2]) > int(number[:2])  # files sort in journey order
 
 
 ACCESSIBLE = """<!doctype html>
