@@ -234,10 +234,14 @@ def test_catalog_list_gives_every_code_with_its_words(tmp_path: Path,
     assert derived["age_over_65"] == "Whether you are 65 or over"
     assert derived["receives:attendance_allowance"] == "Whether you get Attendance Allowance"
     assert "resident_in:<local authority>" in derived
+    issuers = {c["code"]: c["issued_by"] for c in doc["categories"] if "issued_by" in c}
+    assert issuers == {c.code: c.issued_by for c in categories().values() if c.issuable}
+    assert "benefits.attendance_allowance" in issuers and "address.home" not in issuers
     human = runner.invoke(app, ["catalog", "list"], env={"COLUMNS": "120"})
     assert human.exit_code == 0
     for words in ("eligibility_assessment", "To check whether you can get a service or benefit.",
-                  "address.home", "Home address", "age_over_65", "Whether you are 65 or over"):
+                  "address.home", "Home address", "age_over_65", "Whether you are 65 or over",
+                  "Issued by"):
         assert words in human.output, words
     assert list(tmp_path.iterdir()) == []  # the catalogs come with the vault: no data dir
 

@@ -14,12 +14,21 @@ from vault.domain.codes import Code, category_codes, derived_codes, purpose_code
 catalog_app = typer.Typer(help="The codes services are registered with.", no_args_is_help=True)
 
 _PARTS = (("purposes", "Purposes (--purpose), with their lawful basis", purpose_codes),
-          ("categories", "Categories of data (--category)", category_codes),
+          ("categories", "Categories of data (--category; issued by: --issues)",
+           category_codes),
           ("derived", "Derived yes/no answers (--derived)", derived_codes))
 
 
 def _doc(code: Code) -> dict[str, str]:
-    return {"code": code.code, "words": code.words, **({"more": code.more} if code.more else {})}
+    return {"code": code.code, "words": code.words, **({"more": code.more} if code.more else {}),
+            **({"issued_by": code.issued_by} if code.issued_by else {})}
+
+
+def _words(code: Code) -> str:
+    more = [code.more] if code.more else []
+    if code.issued_by:
+        more.append(f"Issued by {code.issued_by} (a service registered with --issues).")
+    return "\n".join([code.words, *(f"[dim]{m}[/]" for m in more)])
 
 
 @catalog_app.command("list")
@@ -35,5 +44,5 @@ def catalog_list(as_json: Json = False) -> None:
         table.add_column("code", style="cyan", no_wrap=True)
         table.add_column("what citizens read")
         for c in codes():
-            table.add_row(c.code, f"{c.words}\n[dim]{c.more}[/]" if c.more else c.words)
+            table.add_row(c.code, _words(c))
         out.print(table)

@@ -33,6 +33,8 @@ class Code:
     code: str
     words: str
     more: str = ""
+    #: For a category a service may issue (`vault service add --issues`): who issues it.
+    issued_by: str | None = None
 
 
 def purpose_codes() -> list[Code]:
@@ -41,7 +43,7 @@ def purpose_codes() -> list[Code]:
 
 
 def category_codes() -> list[Code]:
-    return [Code(c.code, c.label, c.description)
+    return [Code(c.code, c.label, c.description, c.issued_by)
             for c in sorted(categories().values(), key=lambda c: c.code)]
 
 
