@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -31,11 +32,8 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(settings: Settings) -> Iterator[LiveVault]:
-    """Serve `settings` (its port is replaced by a free one) until the block ends."""
-    port = free_port()
-    settings = settings.model_copy(update={"port": port})
-    app = create_app(settings)
+def serve_app(app: Any, port: int, *, what: str = "the app") -> Iterator[str]:
+    """Serve an ASGI app with uvicorn on loopback `port` until the block ends; its URL."""
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
                                            log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -43,10 +41,20 @@ def serve(settings: Settings) -> Iterator[LiveVault]:
     deadline = time.monotonic() + 15
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the vault did not start")
+            raise RuntimeError(f"{what} did not start")
         time.sleep(0.02)
     try:
-        yield LiveVault(f"http://localhost:{port}", settings, app)
+        yield f"http://localhost:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@contextmanager
+def serve(settings: Settings) -> Iterator[LiveVault]:
+    """Serve `settings` (its port is replaced by a free one) until the block ends."""
+    port = free_port()
+    settings = settings.model_copy(update={"port": port})
+    app = create_app(settings)
+    with serve_app(app, port, what="the vault") as url:
+        yield LiveVault(url, settings, app)

@@ -5,16 +5,13 @@ stored in its one form; the data pages and the Blue Badge example's /status page
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import pytest
-import uvicorn
 from browser.harness import MOBILE_VIEWPORT, at, button, newest_citizen, page_check, snap
+from livevault import free_port, serve_app
 
 from clients.examples.bluebadge import AppConfig, create_app
 from clients.service import ServiceKey
@@ -112,32 +109,17 @@ def test_readings_phone_and_postcode_through_the_forms(page: Page, vault_state: 
 # -- the Blue Badge example's status page ----------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def bluebadge() -> Iterator[tuple[str, FastAPI]]:
     """The example app on a socket of its own; /status needs no vault to answer."""
-    port = _free_port()
+    port = free_port()
     url = f"http://localhost:{port}"
     config = AppConfig(vault_url="http://localhost:9", client_id="svc_" + "b" * 22,
                        key=ServiceKey.generate(), webhook_secret="whsec_" + "A" * 32,
                        public_url=url)
     app = create_app(config)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the app did not start"
-        time.sleep(0.02)
-    yield url, app
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve_app(app, port, what="the Blue Badge example"):
+        yield url, app
 
 
 def test_the_blue_badge_status_page_fits_a_phone(page: Page,

@@ -222,6 +222,18 @@ def test_refused_reads_in_a_batch_leave_nothing_and_spoil_nothing(ctx: VaultCont
             reads_counted(ctx, other.grant_id)) == (3, 0, 0)
 
 
+def only_the_third_failed(ctx: VaultContext, g: Any, outcomes: list[Any], start: int) -> None:
+    """Of five reads the third raised, and left nothing behind: the other four were
+    released, logged and counted, and took the ledger indexes one after another."""
+    assert isinstance(outcomes[2], RuntimeError)
+    releases = [o for i, o in enumerate(outcomes) if i != 2]
+    assert all(is_release(r, g) for r in releases)
+    assert [r.ledger_index for r in releases] == list(range(start, start + 4))
+    assert len(ledger(ctx)) == start + 4
+    assert len(access_rows(ctx)) == 4
+    assert reads_counted(ctx, g.grant_id) == 4
+
+
 def test_a_read_failing_after_its_writes_is_undone_alone(
     ctx: VaultContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -242,14 +254,7 @@ def test_a_read_failing_after_its_writes_is_undone_alone(
     outcomes, stats = one_batch(ctx, [g.ask] * 5, batched=False)
 
     assert stats.batches == 1
-    assert isinstance(outcomes[2], RuntimeError)
-    releases = [o for i, o in enumerate(outcomes) if i != 2]
-    assert all(is_release(r, g) for r in releases)
-    # The failed read's entry was rolled back: the next read took its index.
-    assert [r.ledger_index for r in releases] == list(range(start, start + 4))  # type: ignore[union-attr]
-    assert len(ledger(ctx)) == start + 4
-    assert len(access_rows(ctx)) == 4
-    assert reads_counted(ctx, g.grant_id) == 4
+    only_the_third_failed(ctx, g, outcomes, start)
 
 
 def test_a_read_failing_in_its_checks_is_refused_alone(
@@ -270,13 +275,7 @@ def test_a_read_failing_in_its_checks_is_refused_alone(
     outcomes, stats = one_batch(ctx, [g.ask] * 5)
 
     assert stats == BatchStats(batches=1, reads=5, largest=5)
-    assert isinstance(outcomes[2], RuntimeError)
-    releases = [o for i, o in enumerate(outcomes) if i != 2]
-    assert all(is_release(r, g) for r in releases)
-    assert [r.ledger_index for r in releases] == list(range(start, start + 4))  # type: ignore[union-attr]
-    assert len(ledger(ctx)) == start + 4
-    assert len(access_rows(ctx)) == 4
-    assert reads_counted(ctx, g.grant_id) == 4
+    only_the_third_failed(ctx, g, outcomes, start)
 
 
 def test_a_database_error_in_one_read_is_contained(
