@@ -1,0 +1,23 @@
+"""Disputes of issued records (issue 12, wallet).
+
+RESERVED skeleton: filled in by the engineer working on that part.
+
+Revision ID: 0014
+Revises: 0013
+Create Date: 2026-12-07
+"""
+
+from __future__ import annotations
+
+revision = "0014"
+down_revision = "0013"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
