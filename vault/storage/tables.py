@@ -44,6 +44,7 @@ __all__ = [
     "RecoveryCodeRow",
     "ServiceBlockRow",
     "ServiceRow",
+    "SourceCategoryRow",
     "TransparencyCountRow",
     "WalletSessionRow",
     "WebhookDeliveryRow",
@@ -244,6 +245,20 @@ class ServiceBlockRow(SQLModel, table=True):
         String(40), ForeignKey("citizens.id", ondelete="CASCADE"), primary_key=True))
     service_id: str = Field(sa_column=Column(
         String(40), ForeignKey("services.id"), primary_key=True))
+    created_at: datetime = _utc()
+
+
+class SourceCategoryRow(SQLModel, table=True):
+    """A category held at source by an issuer (ARCHITECTURE §8, migration 0013): the
+    vault stores no value of it for anyone; a read under a grant asks `url`. Public
+    facts about a service, no personal data."""
+
+    __tablename__ = "source_categories"
+
+    category: str = Field(primary_key=True, max_length=100)
+    service_id: str = Field(sa_column=Column(
+        String(40), ForeignKey("services.id"), nullable=False, index=True))
+    url: str = Field(max_length=2000)
     created_at: datetime = _utc()
 
 
