@@ -43,6 +43,7 @@ __all__ = [
     "RecordRow",
     "RecoveryCodeRow",
     "ServiceBlockRow",
+    "SeriesCursorRow",
     "ServiceRow",
     "SourceCategoryRow",
     "TransparencyCountRow",
@@ -76,7 +77,11 @@ class CitizenRow(SQLModel, table=True):
 
 class RecordRow(SQLModel, table=True):
     __tablename__ = "records"
-    __table_args__ = (UniqueConstraint("citizen_id", "category", "version"),)
+    __table_args__ = (
+        UniqueConstraint("citizen_id", "category", "version"),
+        # A series' batches of the last day (migration 0012).
+        Index("ix_records_citizen_category_created", "citizen_id", "category", "created_at"),
+    )
 
     id: str = Field(primary_key=True, max_length=40)
     citizen_id: str = Field(sa_column=Column(
@@ -246,6 +251,19 @@ class ServiceBlockRow(SQLModel, table=True):
     service_id: str = Field(sa_column=Column(
         String(40), ForeignKey("services.id"), primary_key=True))
     created_at: datetime = _utc()
+
+
+class SeriesCursorRow(SQLModel, table=True):
+    """How far a grant has read a series (migration 0012): the version of the last batch
+    released to it. Moved in the same transaction as the read's `data.accessed` entry."""
+
+    __tablename__ = "series_cursors"
+
+    grant_id: str = Field(sa_column=Column(
+        String(40), ForeignKey("grants.id", ondelete="CASCADE"), primary_key=True))
+    category: str = Field(primary_key=True, max_length=64)
+    version: int = Field(sa_column=Column(BigInteger, nullable=False))
+    updated_at: datetime = _utc()
 
 
 class SourceCategoryRow(SQLModel, table=True):
