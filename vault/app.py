@@ -23,6 +23,7 @@ from vault.api.health import router as health_router
 from vault.api.ledger_routes import router as ledger_router
 from vault.api.oauth_routes import router as oauth_router
 from vault.api.ratelimit import ClientRateLimiter
+from vault.api.record_routes import router as record_router
 from vault.api.resource_routes import install_resource_api
 from vault.api.service_pages import router as service_pages_router
 from vault.api.transparency_routes import router as transparency_router
@@ -147,6 +148,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health_router)
     app.include_router(ledger_router)
     app.include_router(oauth_router)
+    app.include_router(record_router)
     app.include_router(transparency_router)
     app.include_router(service_pages_router)
     install_api_docs(app)

@@ -19,7 +19,9 @@ from vault.crypto.errors import CryptoError
 from vault.domain.errors import AccessDenied, DomainError, IllegalTransition
 from vault.errors import ConfigError, InvalidRequest, NotAuthorized, NotFound
 from vault.oauth.errors import OAuthError, RateLimitedError, RequestDeniedError
+from vault.oauth.record_jws import RecordRefused, RecordTooLarge
 from vault.services.group_commit import Overloaded, ReaderStopped
+from vault.services.issued import RecordJtiReused
 
 __all__ = [
     "PROBLEM_JSON",
@@ -95,6 +97,10 @@ class ProblemRule:
 #: The vault's errors, most specific first (Starlette picks the nearest class anyway).
 RULES: dict[type[Exception], ProblemRule] = {
     RangeError: ProblemRule(400, "out-of-range"),
+    # An issuer's record (PUT /v1/records/{category}): the type names the rule it broke.
+    RecordTooLarge: ProblemRule(413, "record-refused"),
+    RecordJtiReused: ProblemRule(409, "record-refused"),
+    RecordRefused: ProblemRule(400, "record-refused"),
     InvalidRequest: ProblemRule(400, "invalid-request"),
     NotAuthorized: ProblemRule(401, "unauthorized",
                                headers={"WWW-Authenticate": 'Bearer realm="ledger"'}),

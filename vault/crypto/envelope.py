@@ -34,6 +34,7 @@ __all__ = [
     "new_key",
     "open_sealed",
     "record_ad",
+    "record_jws_ad",
     "seal",
 ]
 
@@ -45,6 +46,7 @@ OVERHEAD = 1 + NONCE_SIZE + TAG_SIZE  # bytes a sealed blob adds to its plaintex
 
 _VERSION_BYTE = bytes([SEAL_VERSION])
 _RECORD_USE = "vault.record.v1"
+_RECORD_JWS_USE = "vault.record-jws.v1"
 _DATA_KEY_USE = "vault.data-key.v1"
 # BLAKE2b personalisation (at most 16 bytes): separates the commitment key from any
 # other value derived from the same data key.
@@ -104,12 +106,8 @@ def _check_strs(**fields: object) -> None:
             raise CryptoError(f"{name} must be a string, not {type(value).__name__}")
 
 
-def record_ad(*, citizen_id: str, record_id: str, category: str, version: int) -> bytes:
-    """The associated data of a record value: its citizen, record, category and version.
-
-    The JCS bytes of ``{"category", "citizen", "record", "use": "vault.record.v1",
-    "version"}``. Stored ciphertexts depend on these exact bytes: never change them.
-    """
+def _record_fields(use: str, citizen_id: str, record_id: str, category: str,
+                   version: int) -> bytes:
     if not (
         isinstance(citizen_id, str) and isinstance(record_id, str) and isinstance(category, str)
     ):
@@ -118,8 +116,24 @@ def record_ad(*, citizen_id: str, record_id: str, category: str, version: int) -
         raise CryptoError(f"version must be an integer, not {type(version).__name__}")
     if not 0 <= version <= MAX_SAFE_INTEGER:
         raise CryptoError(f"version must be between 0 and {MAX_SAFE_INTEGER}")
-    return _ad({"use": _RECORD_USE, "citizen": citizen_id, "record": record_id,
+    return _ad({"use": use, "citizen": citizen_id, "record": record_id,
                 "category": category, "version": version})
+
+
+def record_ad(*, citizen_id: str, record_id: str, category: str, version: int) -> bytes:
+    """The associated data of a record value: its citizen, record, category and version.
+
+    The JCS bytes of ``{"category", "citizen", "record", "use": "vault.record.v1",
+    "version"}``. Stored ciphertexts depend on these exact bytes: never change them.
+    """
+    return _record_fields(_RECORD_USE, citizen_id, record_id, category, version)
+
+
+def record_jws_ad(*, citizen_id: str, record_id: str, category: str, version: int) -> bytes:
+    """The associated data of the issuer's JWS sealed beside a record's value: the same
+    fields as `record_ad` under its own `use` ("vault.record-jws.v1"), so the sealed JWS
+    and the sealed value of a record can never stand in for one another (never change)."""
+    return _record_fields(_RECORD_JWS_USE, citizen_id, record_id, category, version)
 
 
 def data_key_ad(*, citizen_id: str, kek_id: str) -> bytes:

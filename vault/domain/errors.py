@@ -74,6 +74,7 @@ ACCESS_REASONS: dict[str, str] = {
     "too_soon": "this grant does not allow another read so soon after the last one",
     "service_suspended": "the service has been suspended by the vault operator",
     "out_of_scope": "this grant does not cover what was asked for",
+    "insufficient_scope": "this grant does not let the service write this",
 }
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "allowed_actions",
     "check_read",
     "check_scope",
+    "check_write",
     "describe",
     "exhausted_after",
     "format_utc",
@@ -312,6 +313,40 @@ def check_read(
             raise AccessDenied(
                 "too_soon", f"the next read is allowed from {format_utc(allowed_from)}"
             )
+
+
+def check_write(
+    *,
+    state: GrantState,
+    terms: GrantTerms,
+    now: datetime,
+    category: str,
+    service_active: bool,
+) -> None:
+    """Raise AccessDenied(reason) unless the grant lets its service write `category` at
+    `now` (an issuer's write, ARCHITECTURE §8).
+
+    Checked in this order: the service is active; the grant lets the service write, and
+    this category (`insufficient_scope`, RFC 6750 §3.1, otherwise); the grant is approved;
+    `now` is within [not_before, expires_at). Writes are not reads: they use up no read
+    count and no `min_interval`.
+    """
+    now = _now(now)
+    if not service_active:
+        raise AccessDenied("service_suspended")
+    if not terms.can_write:
+        raise AccessDenied("insufficient_scope", "this grant lets the service read from the "
+                                                 "citizen's vault, not add to it")
+    if category not in terms.categories:
+        raise AccessDenied("insufficient_scope", f"this grant does not let the service "
+                                                 f"write the category '{category[:64]}'")
+    state = GrantState(state)
+    if state is not GrantState.APPROVED:
+        raise AccessDenied(_STATE_REASON.get(state, "not_approved"))
+    if now < terms.starts:
+        raise AccessDenied("not_yet_valid", f"this grant starts at {terms.not_before}")
+    if now >= terms.ends:
+        raise AccessDenied("expired", f"this grant expired at {terms.expires_at}")
 
 
 def check_scope(terms: GrantTerms, *, categories: Sequence[str], derived: Sequence[str]) -> None:

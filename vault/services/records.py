@@ -39,6 +39,8 @@ class RecordView:
     value: Any
     source: str
     created_at: datetime
+    #: When its issuer withdrew it (`vault.services.issued`); None while it stands.
+    withdrawn_at: datetime | None = None
 
 
 def data_key(ctx: VaultContext, citizen: CitizenRow) -> bytes:
@@ -82,14 +84,16 @@ def open_record(key: bytes, *, citizen_id: str, record_id: str, category: str, v
 def _view(key: bytes, row: RecordRow) -> RecordView:
     value = open_record(key, citizen_id=row.citizen_id, record_id=row.id,
                         category=row.category, version=row.version, ciphertext=row.ciphertext)
-    return RecordView(row.id, row.category, row.version, value, row.source, row.created_at)
+    return RecordView(row.id, row.category, row.version, value, row.source, row.created_at,
+                      row.withdrawn_at)
 
 
 def latest_values(
     ctx: VaultContext, session: Session, citizen: CitizenRow,
     categories: tuple[str, ...] | None = None,
 ) -> dict[str, RecordView]:
-    """The newest version of each (or each named) category, decrypted."""
+    """The newest version of each (or each named) category, decrypted. A category whose
+    newest version its issuer withdrew is absent."""
     query = select(RecordRow).where(col(RecordRow.citizen_id) == citizen.id)
     if categories is not None:
         query = query.where(col(RecordRow.category).in_(categories))
@@ -97,6 +101,7 @@ def latest_values(
     newest: dict[str, RecordRow] = {}
     for row in rows:
         newest[row.category] = row  # ordered by version: the last one wins
+    newest = {cat: row for cat, row in newest.items() if row.withdrawn_at is None}
     if not newest:
         return {}
     key = data_key(ctx, citizen)

@@ -40,6 +40,7 @@ __all__ = [
     "OAuthSubjectRow",
     "OAuthTokenFamilyRow",
     "PasskeyRow",
+    "RecordJtiRow",
     "RecordRow",
     "RecoveryCodeRow",
     "ServiceBlockRow",
@@ -92,6 +93,31 @@ class RecordRow(SQLModel, table=True):
     ciphertext: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     #: Provenance: "citizen" or the id of the issuing service.
     source: str = Field(max_length=40)
+    created_at: datetime = _utc()
+    #: The issuer's compact JWS exactly as written, sealed under the citizen's data key
+    #: (AD `envelope.record_jws_ad`); None for the citizen's own values and for issued
+    #: values written without one (the operator's `vault citizen write --source`).
+    record_jws: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
+    #: When its issuer withdrew it (the award ended): the row stays for the history,
+    #: and a category whose newest version is withdrawn reads as absent.
+    withdrawn_at: datetime | None = _utc(nullable=True)
+
+
+class RecordJtiRow(SQLModel, table=True):
+    """An issuer's record `jti` already used (`vault.services.issued`): the SHA-256 of the
+    JWS that used it and what the vault answered, so the same JWS again gets the same
+    answer and writes nothing, and another JWS with the jti is refused. Erased with the
+    citizen the record was written for."""
+
+    __tablename__ = "record_jtis"
+
+    service_id: str = Field(sa_column=Column(
+        String(40), ForeignKey("services.id"), primary_key=True))
+    jti: str = Field(primary_key=True, max_length=200)
+    digest: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False))
+    citizen_id: str = Field(sa_column=Column(
+        String(40), ForeignKey("citizens.id", ondelete="CASCADE"), nullable=False, index=True))
+    answer: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     created_at: datetime = _utc()
 
 

@@ -1,0 +1,277 @@
+"""An issuer writes and withdraws records under a write grant (ARCHITECTURE §8 "Writing").
+
+`write_issued` is one transaction:
+
+1. `writer_in`: lock the grant, with its service's keys and its citizen; the token's
+   family must be the grant's and live; then `check_write` (the service active, the
+   grant approved, in its window, letting its service write this category).
+2. `verify_in`: the record JWS, by `verify_record` against the issuer's JWKS, with `iss`
+   the grant's service and `category` the path's.
+3. `seen_jti`: a jti the issuer used before. The same JWS again (for the same citizen)
+   gets the answer it got then, and nothing is written; another JWS with that jti is
+   refused (`RecordJtiReused`).
+4. `clean_issued`: the value through its category's schema (`RecordInvalidValue`).
+5. `store_issued`: the value and the JWS sealed under the citizen's data key, `source`
+   the issuer; `record.written` with `issuer` and `grant_id`; `tell_changed`.
+6. `remember_jti`: the jti, the JWS's SHA-256 and the answer.
+
+Any refusal raises before anything is added, so the transaction rolls back with nothing
+written. A series batch (`POST /v1/records/{category}/items`) is built from the same
+steps. `withdraw_issued` marks the issuer's current record of a category withdrawn
+(`record.withdrawn`): the category then reads as absent; the row stays for the history.
+
+Refusals added here to `verify_record`'s (`vault.oauth.record_jws`):
+
+RecordRefused (vault.oauth.record_jws)
+├── RecordJtiReused      jti_reused: the issuer used the jti for another record
+└── RecordInvalidValue   invalid_value: the value fails its category's schema
+NotFound (vault.errors)
+└── NothingToWithdraw    the issuer has no current record of the category to withdraw
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import Row, func
+from sqlmodel import col, select
+
+from vault.crypto import envelope
+from vault.domain.categories import clean_value
+from vault.domain.errors import InvalidValue
+from vault.domain.grants import GrantState, GrantTerms, check_write
+from vault.errors import NotFound
+from vault.oauth.record_jws import RecordRefused, VerifiedRecord, verify_record
+from vault.services.access import TokensRevoked
+from vault.services.changes import tell_changed
+from vault.services.context import VaultContext, Work, new_id, unit_of_work
+from vault.storage.tables import (
+    CitizenRow,
+    GrantRow,
+    OAuthTokenFamilyRow,
+    RecordJtiRow,
+    RecordRow,
+    ServiceRow,
+)
+
+__all__ = [
+    "NothingToWithdraw",
+    "RecordInvalidValue",
+    "RecordJtiReused",
+    "WriterGrant",
+    "Written",
+    "clean_issued",
+    "jws_digest",
+    "remember_jti",
+    "seen_jti",
+    "store_issued",
+    "verify_in",
+    "withdraw_issued",
+    "write_issued",
+    "writer_in",
+]
+
+
+class RecordJtiReused(RecordRefused):
+    """The issuer already used this `jti` for another record (or another citizen's)."""
+
+    reason = "jti_reused"
+
+
+class RecordInvalidValue(RecordRefused):
+    """The record's value does not fit its category's schema (the message says where)."""
+
+    reason = "invalid_value"
+
+
+class NothingToWithdraw(NotFound):
+    """The issuer has no current record of the category for this citizen."""
+
+
+@dataclass(frozen=True, slots=True)
+class WriterGrant:
+    """A write grant found live and locked, with what a write under it needs."""
+
+    grant_id: str
+    service_id: str
+    citizen_id: str
+    subject: str
+    kek_id: str
+    wrapped_key: bytes
+    jwks: Mapping[str, Any]
+    terms: GrantTerms
+
+    def data_key(self, ctx: VaultContext) -> bytes:
+        return ctx.keyring.unwrap(self.kek_id, self.wrapped_key, citizen_id=self.citizen_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """What a write or a withdrawal answers (ARCHITECTURE §8): the category, the version
+    written (or withdrawn) and the index of its ledger entry."""
+
+    category: str
+    version: int
+    ledger_index: int
+
+    def answer(self) -> dict[str, Any]:
+        return {"category": self.category, "version": self.version,
+                "ledger_index": self.ledger_index}
+
+    @classmethod
+    def from_answer(cls, answer: Mapping[str, Any]) -> Written:
+        return cls(answer["category"], answer["version"], answer["ledger_index"])
+
+
+def _locked(work: Work, grant_id: str) -> Row[Any] | None:
+    stmt = (
+        select(GrantRow.state, GrantRow.terms, GrantRow.service_id,  # type: ignore[call-overload]
+               ServiceRow.active, ServiceRow.jwks, CitizenRow.id.label("citizen_id"),  # type: ignore[attr-defined]
+               CitizenRow.subject, CitizenRow.kek_id, CitizenRow.wrapped_key)
+        .join(ServiceRow, col(ServiceRow.id) == col(GrantRow.service_id))
+        .join(CitizenRow, col(CitizenRow.id) == col(GrantRow.citizen_id))
+        .where(col(GrantRow.id) == grant_id)
+        # Locked before anything is appended, as a read locks it: a revocation that
+        # commits first is always seen, and one that comes after waits for the write.
+        .with_for_update(of=GrantRow)
+    )
+    row: Row[Any] | None = work.session.connection().execute(stmt).one_or_none()
+    return row
+
+
+def writer_in(work: Work, *, service_id: str, grant_id: str, token_family: str | None,
+              category: str) -> WriterGrant:
+    """The grant, locked, if it lets `service_id` write `category` now. NotFound (no
+    such grant of this service), TokensRevoked, or AccessDenied with its reason."""
+    row = _locked(work, grant_id)
+    if row is None or row.service_id != service_id:
+        raise NotFound("no such grant")
+    if token_family is not None:
+        family = work.session.get(OAuthTokenFamilyRow, token_family)
+        if family is None or family.grant_id != grant_id or family.revoked_at is not None:
+            raise TokensRevoked("the access token has been revoked")
+    terms = GrantTerms.from_json(orjson.loads(row.terms))
+    check_write(state=GrantState(row.state), terms=terms, now=work.now, category=category,
+                service_active=row.active)
+    return WriterGrant(grant_id, service_id, row.citizen_id, row.subject, row.kek_id,
+                       row.wrapped_key, row.jwks, terms)
+
+
+def verify_in(work: Work, grant: WriterGrant, *, category: str,
+              record: Any) -> VerifiedRecord:
+    """The record, if the grant's service signed it for `category` (RecordRefused)."""
+    return verify_record(record, expected_issuer=grant.service_id, jwks=grant.jwks,
+                         expected_category=category, now=work.now)
+
+
+def jws_digest(jws: str) -> bytes:
+    return hashlib.sha256(jws.encode("utf-8")).digest()
+
+
+def seen_jti(work: Work, grant: WriterGrant,
+             record: VerifiedRecord) -> dict[str, Any] | None:
+    """What the vault answered when this very JWS was written for this citizen before,
+    or None if its jti is unused; RecordJtiReused if the jti went with another JWS."""
+    used = work.session.get(RecordJtiRow, (grant.service_id, record.jti))
+    if used is None:
+        return None
+    if used.digest != jws_digest(record.jws) or used.citizen_id != grant.citizen_id:
+        raise RecordJtiReused("the record's jti was used before for another record; "
+                              "sign each record with a new jti")
+    return dict(used.answer)
+
+
+def remember_jti(work: Work, grant: WriterGrant, record: VerifiedRecord,
+                 answer: Mapping[str, Any]) -> None:
+    work.session.add(RecordJtiRow(
+        service_id=grant.service_id, jti=record.jti, digest=jws_digest(record.jws),
+        citizen_id=grant.citizen_id, answer=dict(answer), created_at=work.now))
+
+
+def clean_issued(category: str, value: Any) -> Any:
+    """`value` as stored (`clean_value`), or RecordInvalidValue saying what is wrong."""
+    try:
+        return clean_value(category, value)
+    except InvalidValue as exc:
+        raise RecordInvalidValue(str(exc)) from None
+
+
+def _next_version(work: Work, citizen_id: str, category: str) -> int:
+    newest = work.session.execute(
+        select(func.max(RecordRow.version)).where(
+            col(RecordRow.citizen_id) == citizen_id, col(RecordRow.category) == category)
+    ).scalar()
+    return 1 + (newest or 0)
+
+
+def store_issued(ctx: VaultContext, work: Work, grant: WriterGrant, record: VerifiedRecord,
+                 value: Any, *, entry: Mapping[str, Any] | None = None) -> Written:
+    """Add the record as the newest version of its category: the value and the JWS
+    sealed under the citizen's data key, `source` the issuer; append `record.written`
+    (with `entry`'s fields added: a series batch's "items") and tell the services that
+    rely on the category."""
+    category = record.category
+    version = _next_version(work, grant.citizen_id, category)
+    record_id = new_id("rec")
+    key = grant.data_key(ctx)
+    where = {"citizen_id": grant.citizen_id, "record_id": record_id, "category": category,
+             "version": version}
+    work.session.add(RecordRow(
+        id=record_id, citizen_id=grant.citizen_id, category=category, version=version,
+        ciphertext=envelope.seal(key, orjson.dumps(value), ad=envelope.record_ad(**where)),
+        record_jws=envelope.seal(key, record.jws.encode("utf-8"),
+                                 ad=envelope.record_jws_ad(**where)),
+        source=grant.service_id, created_at=work.now))
+    appended = work.ledger.append("record.written", {
+        "subject": grant.subject, "record_id": record_id, "category": category,
+        "version": version, "source": grant.service_id, "issuer": grant.service_id,
+        "grant_id": grant.grant_id, **(entry or {})})
+    tell_changed(work, citizen_id=grant.citizen_id, categories=[category],
+                 ledger_index=appended.seq)
+    return Written(category, version, appended.seq)
+
+
+def write_issued(ctx: VaultContext, *, service_id: str, grant_id: str,
+                 token_family: str | None, category: str, record: Any) -> Written:
+    """`PUT /v1/records/{category}`: the issuer's record written for the grant's
+    citizen, or the answer the same record got before (see the module docstring)."""
+    with unit_of_work(ctx) as work:
+        grant = writer_in(work, service_id=service_id, grant_id=grant_id,
+                          token_family=token_family, category=category)
+        verified = verify_in(work, grant, category=category, record=record)
+        before = seen_jti(work, grant, verified)
+        if before is not None:
+            return Written.from_answer(before)
+        value = clean_issued(category, verified.value)
+        written = store_issued(ctx, work, grant, verified, value)
+        remember_jti(work, grant, verified, written.answer())
+        return written
+
+
+def withdraw_issued(ctx: VaultContext, *, service_id: str, grant_id: str,
+                    token_family: str | None, category: str) -> Written:
+    """`DELETE /v1/records/{category}`: the issuer's current record of the category
+    (its newest version, if the issuer wrote it and has not withdrawn it) is marked
+    withdrawn; `record.withdrawn` names that version. NothingToWithdraw otherwise."""
+    with unit_of_work(ctx) as work:
+        grant = writer_in(work, service_id=service_id, grant_id=grant_id,
+                          token_family=token_family, category=category)
+        newest = work.session.execute(
+            select(RecordRow).where(col(RecordRow.citizen_id) == grant.citizen_id,
+                                    col(RecordRow.category) == category)
+            .order_by(col(RecordRow.version).desc()).limit(1)
+        ).scalar_one_or_none()
+        if newest is None or newest.source != service_id or newest.withdrawn_at is not None:
+            raise NothingToWithdraw(f"this citizen has no current {category} record of "
+                                    "yours to withdraw")
+        newest.withdrawn_at = work.now
+        appended = work.ledger.append("record.withdrawn", {
+            "subject": grant.subject, "category": category, "issuer": service_id,
+            "grant_id": grant_id, "version": newest.version})
+        tell_changed(work, citizen_id=grant.citizen_id, categories=[category],
+                     ledger_index=appended.seq)
+        return Written(category, newest.version, appended.seq)
