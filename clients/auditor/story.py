@@ -2,10 +2,11 @@
 
 `StoryChecker` is fed the parsed entries in order and keeps, per subject, the passkeys
 registered (and not removed), per service its registration, and per grant its terms,
-state, reads and last read. It re-implements what it checks (the state machine, terms
-and the action challenge in `clients.auditor.grants`; the read rules of
-`vault.domain.grants.check_read` here) without importing the vault: tests compare each
-with the vault's own.
+state, reads and last read; the stories of records (issuers' writes, withdrawals and
+disputes, and what reads say an issuer wrote) are checked by `clients.auditor.records`.
+It re-implements what it checks (the state machine, terms and the action challenge in
+`clients.auditor.grants`; the read rules of `vault.domain.grants.check_read` here)
+without importing the vault: tests compare each with the vault's own.
 
 Rules (`Failure.rule`), in the words the report uses:
 
@@ -40,9 +41,12 @@ access.state           a read while the grant is not approved (requested, paused
                        revoked, expired, exhausted, ...)
 access.window          a read recorded outside [not_before, expires_at)
 access.scope           categories or derived answers the terms do not cover (a grant
-                       only to write covers none)
+                       only to write covers none: any read under it)
 access.limit           more reads than the terms allow (one_time: 1; periodic: max_reads)
 access.interval        a read sooner than min_interval after the previous one
+write.*                the record rules, listed in `clients.auditor.records`, with
+record.version         ``withdraw.record``, ``dispute.record``, ``access.issuer`` and
+                       ``access.source``
 =====================  ================================================================
 
 Warnings (`StoryChecker.warnings`, not failures): `unknown_kind` for an entry of a kind
@@ -63,6 +67,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from clients.auditor._body import Malformed as _Malformed
+from clients.auditor._body import names as _names
+from clients.auditor._body import text as _str
 from clients.auditor.assertion import (
     AssertionInvalid,
     b64url_decode,
@@ -84,6 +91,7 @@ from clients.auditor.grants import (
     parse_terms,
     time_ms,
 )
+from clients.auditor.records import RecordChecks
 from ledger.canonical import canonical_json
 from ledger.errors import EncodingError
 
@@ -195,23 +203,8 @@ class _Service:
     max_days: int
     #: The categories it may issue (write grants), from `issues` (absent: none).
     issues: frozenset[str] = frozenset()
-
-
-class _Malformed(Exception):
-    """A known kind's body lacks a field, or holds the wrong type (rule `entry`)."""
-
-
-def _str(body: Mapping[str, Any], key: str) -> str:
-    v = body.get(key)
-    if type(v) is not str:
-        raise _Malformed(f"{key} must be text")
-    return v
-
-
-def _names(value: Any, what: str) -> list[str]:
-    if type(value) is not list or not all(type(x) is str for x in value):
-        raise _Malformed(f"{what} must be a list of text")
-    return value
+    #: The categories it holds at source (never stored in the vault; absent: none).
+    held: frozenset[str] = frozenset()
 
 
 class StoryChecker:
@@ -241,6 +234,8 @@ class StoryChecker:
         self._services: dict[str, _Service] = {}
         self._suspended: set[str] = set()
         self._grants: dict[str, _Grant] = {}
+        self._records = RecordChecks(grants=self._grants, services=self._services,
+                                     suspended=self._suspended, fail=self._fail)
         self._erasing: tuple[str, int] | None = None  # (subject, first index) of an erasure
         self._last_ms: tuple[str, int] = ("", 0)
         self._handlers: dict[str, Callable[[int, str, dict[str, Any], str], None]] = {
@@ -251,8 +246,10 @@ class StoryChecker:
             "service.registered": self._service_registered,
             "service.suspended": self._service_suspended,
             "grant.requested": self._requested,
-            "record.written": self._about_subject,
-            "record.deleted": self._about_subject,
+            "record.written": self._record,
+            "record.withdrawn": self._record,
+            "record.disputed": self._record,
+            "record.deleted": self._record,
             "key.rotated": lambda i, time, body, kind: None,
             **{kind: self._transition for kind in TRANSITIONS},
         }
@@ -335,8 +332,18 @@ class StoryChecker:
         self._subjects[subject] = _Subject()
         self.stats.subjects += 1
 
-    def _about_subject(self, index: int, time: str, body: dict[str, Any], kind: str) -> None:
-        self._subject(index, body)
+    def _record(self, index: int, time: str, body: dict[str, Any], kind: str) -> None:
+        """A record's entry: about a live subject, and then its story (`records`)."""
+        if self._subject(index, body) is None:
+            return
+        if kind == "record.written":
+            self._records.written(index, time, body)
+        elif kind == "record.withdrawn":
+            self._records.withdrawn(index, time, body)
+        elif kind == "record.disputed":
+            self._records.disputed(index, body)
+        else:
+            self._records.deleted(body)
 
     def _passkey_registered(self, index: int, time: str, body: dict[str, Any],
                             kind: str) -> None:
@@ -376,7 +383,12 @@ class StoryChecker:
         registration = _Service(frozenset(_names(body.get("purposes"), "purposes")),
                                 frozenset(_names(body.get("categories"), "categories")),
                                 frozenset(_names(body.get("derived"), "derived")), max_days,
-                                frozenset(_names(body.get("issues", []), "issues")))
+                                frozenset(_names(body.get("issues", []), "issues")),
+                                frozenset(_names(body.get("held_at_source", []),
+                                                 "held_at_source")))
+        if not registration.held <= registration.issues:
+            self._fail(index, "service", f"service {service} holds at source categories it "
+                                         "does not issue")
         if service in self._services:
             self._fail(index, "service", f"service {service} is registered a second time")
             return
@@ -554,6 +566,7 @@ class StoryChecker:
         for credential in found.passkeys:
             del self._credentials[credential]
         del self._subjects[subject]
+        self._records.erased(subject)
         self._erased[subject] = index
 
     # -- reads ---------------------------------------------------------------------------
@@ -575,12 +588,20 @@ class StoryChecker:
                     and body.get("subject") == g.subject
                     and type(cats) is list and type(derived) is list
                     and g.categories.issuperset(cats) and g.derived.issuperset(derived)
-                    and g.service not in self._suspended)
+                    and g.service not in self._suspended
+                    and not (g.writes and not g.categories))
         except TypeError:  # an unhashable category
             fine = False
-        self.read_in_order = fine
         if not fine:
             self._access_failures(index, time, body, g)
+        if "issuers" in body or "sources" in body:  # values an issuer wrote, or held
+            try:
+                fine = self._records.accessed(index, body, cats if type(cats) is list
+                                              else ()) and fine
+            except _Malformed as exc:
+                fine = False
+                self._fail(index, "entry", f"data.accessed: {exc}")
+        self.read_in_order = fine
         g.reads += 1
         if g.interval_ms is not None:
             now = self._time_ms(time)
@@ -612,6 +633,9 @@ class StoryChecker:
                 or not all(type(d) is str for d in derived):
             self._fail(index, "entry", "data.accessed: categories and derived must be lists "
                                        "of text")
+        elif g.writes and not g.categories:
+            self._fail(index, "access.scope", f"a read under grant {grant_id}, a grant only "
+                                              "to write")
         elif not (g.categories.issuperset(cats) and g.derived.issuperset(derived)):
             outside = sorted(set(cats) - g.categories) + sorted(set(derived) - g.derived)
             self._fail(index, "access.scope", f"the read covers {', '.join(outside)[:200]}, "
@@ -641,9 +665,11 @@ class StoryChecker:
                          for s, found in self._subjects.items()},
             "erased": dict(self._erased),
             "services": {s: [sorted(r.purposes), sorted(r.categories), sorted(r.derived),
-                             r.max_days, sorted(r.issues)] for s, r in self._services.items()},
+                             r.max_days, sorted(r.issues), sorted(r.held)]
+                         for s, r in self._services.items()},
             "suspended": sorted(self._suspended),
             "grants": {gid: g.to_json() for gid, g in self._grants.items()},
+            "records": self._records.to_json(),
             "erasing": list(self._erasing) if self._erasing else None,
             "stats": {k: getattr(self.stats, k) for k in StoryStats.__slots__},
         }
@@ -662,11 +688,16 @@ class StoryChecker:
                 found.passkeys[cred] = _Passkey(p[0], int(p[1]), int(p[2]))
                 c._credentials[cred] = s
         c._erased = {s: int(i) for s, i in state["erased"].items()}
-        c._services = {s: _Service(frozenset(r[0]), frozenset(r[1]), frozenset(r[2]), r[3],
-                                   frozenset(r[4]) if len(r) > 4 else frozenset())
-                       for s, r in state["services"].items()}
-        c._suspended = set(state["suspended"])
-        c._grants = {gid: _Grant.from_json(v) for gid, v in state["grants"].items()}
+        # Filled in place: the record checks hold these very dicts. A state saved before
+        # issuers has no `issues` (5th item), before sources no `held` (6th), before
+        # record stories no `records`.
+        c._services.update({s: _Service(frozenset(r[0]), frozenset(r[1]), frozenset(r[2]),
+                                        r[3], frozenset(r[4]) if len(r) > 4 else frozenset(),
+                                        frozenset(r[5]) if len(r) > 5 else frozenset())
+                            for s, r in state["services"].items()})
+        c._suspended.update(state["suspended"])
+        c._grants.update({gid: _Grant.from_json(v) for gid, v in state["grants"].items()})
+        c._records.load(state.get("records", {}))
         for gid, g in c._grants.items():
             if g.subject in c._subjects:
                 c._subjects[g.subject].grants.append(gid)

@@ -1,0 +1,294 @@
+"""The stories of records, checked from the ledger alone (ARCHITECTURE §8).
+
+Issuers write records under the citizen's write grant, withdraw them under it, and the
+citizen may dispute them; reads say which released values an issuer wrote (`issuers`)
+and which were fetched at source (`sources`). `RecordChecks` is fed those entries by
+`StoryChecker` (which has checked the subject is live) and keeps, per subject and
+category, who wrote which versions (runs of consecutive versions by one writer, so a
+series of thousands of batches is one run) and which issuers' records are withdrawn.
+
+Rules (`Failure.rule`), in the words the report uses:
+
+==============  ======================================================================
+write.grant     a write or withdrawal under a grant never requested, of another
+                service or subject than the entry's, or whose `source` is not its
+                `issuer`
+write.state     ... while the grant is not approved (requested, paused, revoked,
+                expired, exhausted, ...)
+write.window    ... at a time outside the grant's [not_before, expires_at)
+write.scope     ... of a category the grant does not allow writing (a grant to read
+                allows none)
+write.issuer    ... by a service not registered to issue the category, or suspended
+record.version  an issuer's write whose version is not above every earlier version of
+                that subject and category (since the category was last deleted)
+withdraw.record a withdrawal of no current record of that issuer (the newest version
+                of the category, written by that issuer, not withdrawn already), or
+                naming another version than that one
+dispute.record  a dispute of a version that issuer (a registered service) did not write
+                for that subject, or not its newest, or disputed already
+access.issuer   a read naming the issuer of a category it does not release, or of one
+                whose record that issuer did not write, or withdrew since
+access.source   a read naming the source of a category it does not release, or of one
+                the service is not registered to hold at source
+==============  ======================================================================
+
+Entries without the issue-12 fields (a `record.written` with no `issuer`: the citizen's
+own, or the operator's `vault citizen write --source`) are checked as before: only
+their subject. They are kept all the same, so that a later issuer's version must rise
+above theirs, and a record written with another `source` than "citizen" is that
+source's issued record (it has no JWS, but a read may name its issuer).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import Any, Protocol
+
+from clients.auditor._body import Malformed, number, text, text_map
+
+__all__ = ["CITIZEN", "GrantView", "RecordChecks", "RegistrationView"]
+
+#: The `source` of a record the citizen wrote; any other source is an issuer.
+CITIZEN = "citizen"
+
+
+class GrantView(Protocol):
+    """What the write rules read of a grant, as `StoryChecker` keeps it."""
+
+    @property
+    def service(self) -> str: ...
+    @property
+    def subject(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def start(self) -> str: ...
+    @property
+    def end(self) -> str: ...
+    @property
+    def writes(self) -> frozenset[str]: ...
+
+
+class RegistrationView(Protocol):
+    """What the rules read of a service's registration."""
+
+    @property
+    def issues(self) -> frozenset[str]: ...
+    @property
+    def held(self) -> frozenset[str]: ...
+
+
+Fail = Callable[[int, str, str], None]
+
+
+class _Kept:
+    """One subject's category: runs [first, last, writer] of versions in order, and
+    the issuers whose newest record there is withdrawn, or disputed."""
+
+    __slots__ = ("disputed", "runs", "withdrawn")
+
+    def __init__(self, runs: list[list[Any]] | None = None,
+                 withdrawn: Collection[str] = (), disputed: Collection[str] = ()) -> None:
+        self.runs: list[list[Any]] = runs if runs is not None else []
+        self.withdrawn: set[str] = set(withdrawn)
+        self.disputed: set[str] = set(disputed)
+
+    @property
+    def last(self) -> int:
+        return self.runs[-1][1] if self.runs else 0
+
+    def add(self, version: int, writer: str) -> None:
+        if version <= self.last:
+            return  # out of order: reported (for an issuer), and not kept
+        run = self.runs[-1] if self.runs else None
+        if run is not None and run[2] == writer and run[1] + 1 == version:
+            run[1] = version
+        else:
+            self.runs.append([version, version, writer])
+        self.withdrawn.discard(writer)
+        self.disputed.discard(writer)
+
+    def writer(self, version: int) -> str | None:
+        for first, last, who in self.runs:
+            if first <= version <= last:
+                return str(who)
+        return None
+
+    def latest_by(self, writer: str) -> int | None:
+        return next((int(r[1]) for r in reversed(self.runs) if r[2] == writer), None)
+
+    def current(self, issuer: str) -> bool:
+        """Whether `issuer` (not the citizen) wrote a record here and has not withdrawn
+        it since."""
+        return issuer != CITIZEN and issuer not in self.withdrawn \
+            and any(r[2] == issuer for r in self.runs)
+
+
+class RecordChecks:
+    """The record rules. `grants`, `services` and `suspended` are the story checker's
+    own (read, never changed here); `fail` reports a broken rule."""
+
+    def __init__(self, *, grants: Mapping[str, GrantView],
+                 services: Mapping[str, RegistrationView], suspended: Collection[str],
+                 fail: Fail) -> None:
+        self._grants, self._services, self._suspended = grants, services, suspended
+        self._fail = fail
+        self._kept: dict[str, dict[str, _Kept]] = {}  # subject -> category -> kept
+
+    # -- entries -------------------------------------------------------------------------
+
+    def written(self, index: int, time: str, body: Mapping[str, Any]) -> None:
+        subject, category = text(body, "subject"), text(body, "category")
+        version, source = number(body, "version", least=1), text(body, "source")
+        if "issuer" not in body:
+            if "grant_id" in body or "items" in body:
+                raise Malformed("grant_id and items come only with an issuer")
+            self._category(subject, category).add(version, source)
+            return
+        issuer, grant_id = text(body, "issuer"), text(body, "grant_id")
+        if "items" in body:
+            number(body, "items", least=1)
+        if source != issuer:
+            self._fail(index, "write.grant", f"written by issuer {issuer} as source {source}")
+        self._under_grant(index, time, "a write", grant_id=grant_id, issuer=issuer,
+                          subject=subject, category=category)
+        kept = self._category(subject, category)
+        if version <= kept.last:
+            self._fail(index, "record.version", (
+                f"{issuer} writes version {version} of {category}, not above the "
+                f"version {kept.last} written before"))
+        kept.add(version, issuer)
+
+    def withdrawn(self, index: int, time: str, body: Mapping[str, Any]) -> None:
+        subject, category = text(body, "subject"), text(body, "category")
+        issuer, grant_id = text(body, "issuer"), text(body, "grant_id")
+        version = number(body, "version", least=1)
+        self._under_grant(index, time, "a withdrawal", grant_id=grant_id, issuer=issuer,
+                          subject=subject, category=category)
+        # The vault withdraws the newest version, if that issuer wrote it and has not
+        # withdrawn it (a newer value of the citizen's own is not the issuer's to end).
+        kept = self._kept.get(subject, {}).get(category)
+        newest = kept.last if kept is not None else 0
+        writer = kept.writer(newest) if kept is not None else None
+        if kept is None or writer != issuer or not kept.current(issuer):
+            why = ("has withdrawn it already" if writer == issuer else
+                   f"its newest version ({newest}) is {writer}'s" if writer else
+                   "there is none")
+            self._fail(index, "withdraw.record", (
+                f"{issuer} withdraws its record of {category} for subject {subject}, but "
+                f"{why}"))
+        elif version != newest:
+            self._fail(index, "withdraw.record", (
+                f"{issuer} withdraws version {version} of {category}, but its record is "
+                f"version {newest}"))
+        else:
+            kept.withdrawn.add(issuer)
+
+    def disputed(self, index: int, body: Mapping[str, Any]) -> None:
+        subject, category = text(body, "subject"), text(body, "category")
+        issuer, version = text(body, "issuer"), number(body, "version", least=1)
+        kept = self._kept.get(subject, {}).get(category)
+        writer = kept.writer(version) if kept is not None else None
+        what = f"a dispute of version {version} of {category} from {issuer}"
+        if kept is None or writer != issuer or issuer == CITIZEN:
+            by = f"written by {writer}" if writer else "never written (or deleted since)"
+            self._fail(index, "dispute.record", f"{what}, but that version was {by}")
+        elif issuer not in self._services:
+            self._fail(index, "dispute.record", f"{what}, a service never registered")
+        elif kept.latest_by(issuer) != version:
+            # The vault takes disputes of the issuer's newest version only, each once.
+            self._fail(index, "dispute.record", f"{what}, which has written version "
+                                                f"{kept.latest_by(issuer)} since")
+        elif issuer in kept.disputed:
+            self._fail(index, "dispute.record", f"{what}, disputed already")
+        else:
+            kept.disputed.add(issuer)
+
+    def deleted(self, body: Mapping[str, Any]) -> None:
+        """`record.deleted`: every version of the category is gone (versions start
+        again at 1)."""
+        self._kept.get(text(body, "subject"), {}).pop(text(body, "category"), None)
+
+    def erased(self, subject: str) -> None:
+        self._kept.pop(subject, None)
+
+    def accessed(self, index: int, body: Mapping[str, Any], released: Sequence[str]) -> bool:
+        """The `issuers` and `sources` of a read that released `released` (a read
+        already found within its grant); whether they break no rule."""
+        fine = True
+        subject = body.get("subject")
+        if "issuers" in body:
+            kept = self._kept.get(subject, {}) if type(subject) is str else {}
+            for category, issuer in text_map(body["issuers"], "issuers").items():
+                found = kept.get(category)
+                if category not in released:
+                    why = "which it does not release"
+                elif found is None or not found.current(issuer):
+                    why = ("which that issuer withdrew" if found is not None
+                           and found.latest_by(issuer) is not None else
+                           "which that issuer never wrote for this subject")
+                else:
+                    continue
+                fine = False
+                self._fail(index, "access.issuer", f"the read names {issuer} as the issuer "
+                                                   f"of {category}, {why}")
+        if "sources" in body:
+            for category, source in text_map(body["sources"], "sources").items():
+                reg = self._services.get(source)
+                if category not in released:
+                    why = "which it does not release"
+                elif reg is None or category not in reg.held:
+                    why = "which that service is not registered to hold at source"
+                else:
+                    continue
+                fine = False
+                self._fail(index, "access.source", f"the read names {source} as the source "
+                                                   f"of {category}, {why}")
+        return fine
+
+    # -- the write grant -----------------------------------------------------------------
+
+    def _under_grant(self, index: int, time: str, what: str, *, grant_id: str, issuer: str,
+                     subject: str, category: str) -> None:
+        g = self._grants.get(grant_id)
+        if g is None:
+            self._fail(index, "write.grant", f"{what} under grant {grant_id}, never requested")
+            return
+        if g.service != issuer or g.subject != subject:
+            self._fail(index, "write.grant", f"{what} by {issuer} names another service or "
+                                             f"subject than grant {grant_id}'s")
+            return
+        if g.state != "approved":
+            self._fail(index, "write.state", f"{what} while grant {grant_id} is {g.state}")
+        if not g.start <= time < g.end:
+            self._fail(index, "write.window", f"{what} at {time}, outside the grant's "
+                                              f"[{g.start}, {g.end})")
+        if category not in g.writes:
+            self._fail(index, "write.scope", f"{what} of {category}, which grant {grant_id} "
+                                             "does not allow writing")
+        reg = self._services.get(issuer)
+        if reg is None or category not in reg.issues:
+            self._fail(index, "write.issuer", f"{what} of {category} by {issuer}, not "
+                                              "registered to issue it")
+        if issuer in self._suspended:
+            self._fail(index, "write.issuer", f"{what} by {issuer}, suspended")
+
+    def _category(self, subject: str, category: str) -> _Kept:
+        found = self._kept.setdefault(subject, {})
+        kept = found.get(category)
+        if kept is None:
+            kept = found[category] = _Kept()
+        return kept
+
+    # -- state ---------------------------------------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        return {s: {c: [k.runs, sorted(k.withdrawn), sorted(k.disputed)]
+                    for c, k in cats.items()}
+                for s, cats in self._kept.items()}
+
+    def load(self, saved: Mapping[str, Any]) -> None:
+        """Go on from `to_json()`'s output (a state saved before records: {})."""
+        self._kept = {s: {c: _Kept([list(r) for r in v[0]], v[1], v[2])
+                          for c, v in cats.items()}
+                      for s, cats in saved.items()}
