@@ -140,14 +140,14 @@ class RecordChecks:
     def written(self, index: int, time: str, body: Mapping[str, Any]) -> None:
         subject, category = text(body, "subject"), text(body, "category")
         version, source = number(body, "version", least=1), text(body, "source")
+        if "items" in body:  # a series batch (the citizen's own, or an issuer's)
+            number(body, "items", least=1)
         if "issuer" not in body:
-            if "grant_id" in body or "items" in body:
-                raise Malformed("grant_id and items come only with an issuer")
+            if "grant_id" in body:
+                raise Malformed("grant_id comes only with an issuer")
             self._category(subject, category).add(version, source)
             return
         issuer, grant_id = text(body, "issuer"), text(body, "grant_id")
-        if "items" in body:
-            number(body, "items", least=1)
         if source != issuer:
             self._fail(index, "write.grant", f"written by issuer {issuer} as source {source}")
         self._under_grant(index, time, "a write", grant_id=grant_id, issuer=issuer,

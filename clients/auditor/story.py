@@ -122,6 +122,8 @@ class StoryStats:
     approvals_verified: int = 0
     accesses_checked: int = 0
     unknown_kinds: int = 0
+    #: Issuers' writes, withdrawals and the citizens' disputes (ARCHITECTURE §8).
+    records_checked: int = 0
 
 
 #: Checks a passkey signature (index of the entry, the passkey's COSE key as the ledger
@@ -336,6 +338,8 @@ class StoryChecker:
         """A record's entry: about a live subject, and then its story (`records`)."""
         if self._subject(index, body) is None:
             return
+        if kind != "record.deleted" and (kind != "record.written" or "issuer" in body):
+            self.stats.records_checked += 1
         if kind == "record.written":
             self._records.written(index, time, body)
         elif kind == "record.withdrawn":
@@ -703,6 +707,6 @@ class StoryChecker:
                 c._subjects[g.subject].grants.append(gid)
         erasing = state["erasing"]
         c._erasing = (erasing[0], erasing[1]) if erasing else None
-        c.stats = StoryStats(**state["stats"])
+        c.stats = StoryStats(**state["stats"])  # a count saved before it was kept: 0
         return c
 

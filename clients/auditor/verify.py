@@ -373,6 +373,10 @@ def render_text(report: VerifyReport) -> list[tuple[str, str]]:
                       f"{counted(s.accesses_checked, 'access', 'accesses')} checked, "
                       f"{counted(s.subjects, 'subject')}, {counted(s.passkeys, 'passkey')}, "
                       f"{counted(s.services, 'service')}"))
+    if s.records_checked:  # issuers' records (ARCHITECTURE §8): not in older ledgers
+        lines.append(("", "  " + counted(s.records_checked, "issuer's write, withdrawal or "
+                                         "dispute", "issuers' writes, withdrawals and "
+                                         "disputes") + " checked"))
     if report.counts:
         lines.append(("", "  by kind: " + ", ".join(
             f"{k} {v:,}" for k, v in sorted(report.counts.items()))))

@@ -26,7 +26,8 @@ from support.ledgerstory import (
     write_terms,
 )
 
-from clients.auditor.story import StoryChecker
+from clients.auditor.story import StoryChecker, StoryStats
+from clients.auditor.verify import VerifyReport, render_text
 from vault.domain.grants import Access
 
 UC = "benefits.universal_credit"
@@ -77,6 +78,16 @@ def test_an_issuers_story_verifies() -> None:
     c = s.check()
     assert c.failures == [] and c.warnings == []
     assert c.stats.unknown_kinds == 0
+    assert c.stats.records_checked == 5  # three writes, a dispute, a withdrawal
+
+
+def test_the_report_counts_the_record_entries_it_checked() -> None:
+    def lines(n: int) -> list[str]:
+        return [t for _, t in render_text(VerifyReport(size=9, stats=StoryStats(
+            records_checked=n)))]
+    assert "  5 issuers' writes, withdrawals and disputes checked" in lines(5)
+    assert "  1 issuer's write, withdrawal or dispute checked" in lines(1)
+    assert not any("dispute" in t for t in lines(0))  # a ledger from before issuers
 
 
 def test_the_state_saved_at_any_entry_changes_nothing() -> None:
@@ -186,8 +197,8 @@ def test_versions_rise_above_the_citizens_own_and_start_again_after_a_deletion()
 
 @pytest.mark.parametrize(("body", "words"), [
     ({"issuer": ISSUER}, "grant_id must be text"),
-    ({"grant_id": "gr_w"}, "come only with an issuer"),
-    ({"items": 3}, "come only with an issuer"),
+    ({"grant_id": "gr_w"}, "comes only with an issuer"),
+    ({"items": "3"}, "items must be a whole number"),
     ({"issuer": ISSUER, "grant_id": "gr_w", "items": 0}, "items must be a whole number"),
     ({"issuer": ISSUER, "grant_id": "gr_w", "version": "2"}, "version must be a whole"),
 ])
@@ -357,6 +368,8 @@ def test_records_written_before_issuers_verify_as_before() -> None:
     s.add("record.deleted", {"subject": "sub_1", "category": "address.home", "versions": 2})
     s.own_write("address.home")
     s.read()
+    s.own_write("health.observations")
+    s.entries[-1]["body"]["items"] = 12  # the citizen's own batch of a series
     # Without an issuer, versions out of order are not this checker's to judge (they
     # were not before), and nor is a disputed or withdrawn story.
     s.add("record.written", {"subject": "sub_1", "record_id": "rec_x",
@@ -371,7 +384,7 @@ def test_a_state_saved_before_record_stories_loads_and_goes_on() -> None:
     checker = s.check()
     state = json.loads(json.dumps(checker.to_state()))
     assert state["records"] == {"sub_1": {AA: [[[1, 1, ISSUER]], [], []]}}
-    del state["records"]
+    del state["records"], state["stats"]["records_checked"]
     c = StoryChecker.from_state(state, rp_id=RP_ID, origins=[ORIGIN])
     c.feed(len(s.entries), {**s.entries[-1], "body": {
         **s.entries[-1]["body"], "version": 2}})
