@@ -22,7 +22,8 @@ def dob(text: str) -> dict[str, Any]:
 
 
 def test_static_names() -> None:
-    assert static_derived_names() == ["age_over_18", "age_over_65", "eligible_free_school_meals"]
+    assert static_derived_names() == ["age_over_18", "age_over_65", "eligible_free_school_meals",
+                                      "observations_of_concern"]
     for name in static_derived_names():
         d = resolve_derived(name)
         assert d.name == name and d.label.startswith("Whether") and d.inputs
@@ -193,3 +194,13 @@ def test_free_school_meals_rule_is_documented() -> None:
     assert d.inputs == ("benefits.universal_credit", "household.children")
     doc = d.compute.__doc__ or ""
     assert "Simplified" in doc and "Universal Credit" in doc
+
+
+def test_observations_of_concern_names_a_measure_the_catalog_has_a_band_for() -> None:
+    answer = resolve_derived("observations_of_concern:heart_rate")
+    assert answer.inputs == ("health.observations",)
+    assert answer.label.startswith("Whether a heart rate reading")
+    for bad in ("observations_of_concern:steps", "observations_of_concern:",
+                "observations_of_concern:Heart_rate"):
+        with pytest.raises(UnknownDerived, match="knows only body_temperature, heart_rate"):
+            resolve_derived(bad)
