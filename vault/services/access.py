@@ -17,6 +17,12 @@ There is one read path, for one read or many in one transaction (group commit):
 
 `read_in` is a batch of one. To add a rule or a field to what a read releases, extend
 `ReadPlan`, the loop in `plan_reads`, `_release` and `Released`: every reader gets it.
+
+A series (`vault.services.series`) is read from the grant's cursor: each read releases
+the batches after it (at most `series.READ_BATCHES`, with "next" when more wait), so its
+release is built per read, not once per grant in a batch, and its cursor moves with the
+read's writes (`write_reads`). A derived answer over a series gets the items of its last
+day's batches.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from vault.crypto import envelope
 from vault.domain.derived import resolve_derived
 from vault.domain.grants import GrantAction, GrantState, GrantTerms, check_read, exhausted_after
 from vault.errors import NotAuthorized, NotFound
+from vault.services import series
 from vault.services.context import VaultContext, Work, unit_of_work
 from vault.services.grants import lock_grant, transition
 from vault.services.records import open_record
@@ -189,6 +196,8 @@ class Released:
     data: dict[str, Any]
     derived: dict[str, Any]
     commitment: str
+    #: Series category -> version of the last batch released: the grant's cursor after.
+    cursors: dict[str, int] = field(default_factory=dict)
 
     def entry(self, grant_id: str, service_id: str, subject: str) -> dict[str, Any]:
         """The `data.accessed` entry's body: names, never values."""
@@ -227,6 +236,9 @@ class _Grant:
     last_read_at: datetime | None
     families: dict[str, datetime | None] = field(default_factory=dict)  # id -> revoked_at
     released: Released | None = None  # the same for every read of it in the batch
+    #: Series category -> version of the last batch released to it (read by read).
+    cursors: dict[str, int] = field(default_factory=dict)
+    window: dict[str, list[Any]] | None = None  # series items of the last day, fetched once
 
 
 def plan_reads(ctx: VaultContext, work: Work, asks: Sequence[ReadAsk]
@@ -244,6 +256,7 @@ def plan_reads(ctx: VaultContext, work: Work, asks: Sequence[ReadAsk]
                                               row.reads, row.last_read_at)
         if row.family is not None:
             g.families[row.family] = row.revoked_at
+    _series_cursors(work, grants)
     newest = _newest_records(work, grants.values())
     plans: list[ReadPlan | Exception] = []
     for ask in asks:
@@ -266,18 +279,54 @@ def _plan(ctx: VaultContext, work: Work, ask: ReadAsk, g: _Grant | None,
     check_read(state=g.state, terms=g.terms, now=work.now, reads_used=g.reads,
                last_read_at=g.last_read_at, service_active=g.row.active)
     row = g.row
-    if g.released is None:
+    if g.released is None or g.cursors:
         # The same records at the same time for every read of the grant in the batch:
-        # decrypted and committed to once.
+        # decrypted and committed to once (a series: from where the last read left it).
         key = ctx.keyring.unwrap(row.kek_id, row.wrapped_key, citizen_id=row.citizen_id)
+        pages = _pages(work, g, key)
         g.released = _release(key, row.citizen_id, g.terms, newest[row.citizen_id],
-                              work.now)
+                              work.now, pages, _window(work, g, key))
     reads = g.reads + 1
     exhausts = exhausted_after(g.terms, reads)
     g.reads, g.last_read_at = reads, work.now
     if exhausts:
         g.state = GrantState.EXHAUSTED
     return ReadPlan(ask, row.citizen_id, row.subject, g.released, reads, exhausts)
+
+
+def _series_cursors(work: Work, grants: Mapping[str, _Grant]) -> None:
+    """Each grant's cursor on each series it reads (one SELECT, none for a batch without)."""
+    reading = {gid: [c for c in g.terms.categories if series.is_series(c)]
+               for gid, g in grants.items()}
+    reading = {gid: cats for gid, cats in reading.items() if cats}
+    if not reading:
+        return
+    found = series.cursors_of(work, list(reading))
+    for gid, cats in reading.items():
+        grants[gid].cursors = {c: found.get((gid, c), 0) for c in cats}
+
+
+def _pages(work: Work, g: _Grant, key: bytes) -> dict[str, series.BatchPage]:
+    """The batches this read releases of each series, moving the grant's cursors."""
+    pages: dict[str, series.BatchPage] = {}
+    for cat, after in g.cursors.items():
+        rows = series.batches_after(work, g.row.citizen_id, cat, after, series.READ_BATCHES)
+        page = pages[cat] = series.page_of(key, g.row.citizen_id, cat, rows,
+                                           series.READ_BATCHES)
+        g.cursors[cat] = page.last if page.last is not None else after
+    return pages
+
+
+def _window(work: Work, g: _Grant, key: bytes) -> dict[str, list[Any]]:
+    """The items of the last day's batches of each series a derived answer reads."""
+    if g.window is None:
+        wanted = {c for name in g.terms.derived for c in resolve_derived(name).inputs
+                  if series.is_series(c)}
+        since = work.now - series.WINDOW
+        g.window = {c: series.window_items(
+            key, g.row.citizen_id, c,
+            series.batches_since(work, g.row.citizen_id, c, since)) for c in sorted(wanted)}
+    return g.window
 
 
 def _needed(terms: GrantTerms) -> set[str]:
@@ -294,7 +343,7 @@ def _newest_records(work: Work, grants: Iterable[_Grant]) -> dict[str, dict[str,
     needed: set[str] = set()
     for g in grants:
         citizens.add(g.row.citizen_id)
-        needed |= _needed(g.terms)
+        needed |= {c for c in _needed(g.terms) if not series.is_series(c)}  # by batch
     newest: dict[str, dict[str, Any]] = {c: {} for c in citizens}
     if citizens and needed:
         who, which = _listed("citizen", citizens), _listed("category", needed)
@@ -305,10 +354,13 @@ def _newest_records(work: Work, grants: Iterable[_Grant]) -> dict[str, dict[str,
 
 
 def _release(key: bytes, citizen_id: str, terms: GrantTerms, newest: Mapping[str, Any],
-             now: datetime) -> Released:
+             now: datetime, pages: Mapping[str, series.BatchPage] | None = None,
+             window: Mapping[str, list[Any]] | None = None) -> Released:
     """What a read releases: the newest records the terms name, decrypted, and the
     derived answers computed from those the answers need (another grant of the same
-    citizen in the batch may have fetched more: only `_needed` are opened)."""
+    citizen in the batch may have fetched more: only `_needed` are opened); of a series,
+    the batches of `pages` (none new: nothing of it), and its last day (`window`) for
+    the derived answers."""
     wanted = _needed(terms)
     values = {
         cat: open_record(key, citizen_id=citizen_id, record_id=rec.id, category=cat,
@@ -316,13 +368,16 @@ def _release(key: bytes, citizen_id: str, terms: GrantTerms, newest: Mapping[str
         for cat, rec in newest.items() if cat in wanted
     }
     data = {cat: values[cat] for cat in terms.categories if cat in values}
-    derived = {name: resolve_derived(name).compute(values, now.date())
-               for name in terms.derived}
+    pages = pages or {}
+    data |= {cat: page.data() for cat, page in pages.items() if page.batches}
+    cursors = {cat: page.last for cat, page in pages.items() if page.last is not None}
+    inputs = {**values, **(window or {})}
+    derived = {name: resolve_derived(name).answer(inputs, now) for name in terms.derived}
     # A keyed commitment to exactly what was released: the citizen (who can derive the
     # key) can later prove what a service saw; nobody else learns anything from it.
     commitment = envelope.commit(envelope.commitment_key(key),
                                  canonical_json({"data": data, "derived": derived}))
-    return Released(data, derived, commitment)
+    return Released(data, derived, commitment, cursors)
 
 
 def write_reads(work: Work, plans: Sequence[ReadPlan | Exception]) -> list[ReadOutcome]:
@@ -336,6 +391,10 @@ def write_reads(work: Work, plans: Sequence[ReadPlan | Exception]) -> list[ReadO
     conn.execute(_COUNT_READS, [{"grant_id": gid, "reads": reads, "now": work.now}
                                 for gid, reads in counts.items()])
     seqs = _append(work, allowed)
+    moves = {(p.ask.grant_id, cat): version for p in allowed  # in order: the last one wins
+             for cat, version in p.released.cursors.items()}
+    if moves:
+        series.move_cursors(work, moves)
     conn.execute(_LOG_ACCESSES, [
         p.released.access_row(seq, p.ask.grant_id, p.citizen_id, p.ask.service_id, work.now)
         for p, seq in zip(allowed, seqs, strict=True)])
