@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ledger.errors import LedgerError, RangeError
 from vault.crypto.errors import CryptoError
-from vault.domain.errors import AccessDenied, DomainError, IllegalTransition
+from vault.domain.errors import AccessDenied, DomainError, IllegalTransition, RecordConflict
 from vault.errors import ConfigError, InvalidRequest, NotAuthorized, NotFound
 from vault.oauth.errors import OAuthError, RateLimitedError, RequestDeniedError
 from vault.oauth.record_jws import RecordRefused, RecordTooLarge
@@ -107,6 +107,7 @@ RULES: dict[type[Exception], ProblemRule] = {
     NotFound: ProblemRule(404, "not-found"),
     AccessDenied: ProblemRule(403, "access-denied"),
     IllegalTransition: ProblemRule(409, "illegal-transition"),
+    RecordConflict: ProblemRule(409, "record-conflict"),
     DomainError: ProblemRule(400, "rejected"),
     # A ciphertext that does not open means the stored data or keys were damaged.
     CryptoError: ProblemRule(500, None, "stored data failed its integrity check; "

@@ -9,6 +9,7 @@ VaultError (vault.errors)
     ├── IllegalTransition  an action a grant in its current state cannot take (attrs state, action)
     ├── AccessDenied       a read the grant does not allow now (attr reason, from ACCESS_REASONS)
     ├── AskingRefused      a service may not ask this citizen now (attr reason, from ASKING_REASONS)
+    ├── RecordConflict     a change a record's current state does not allow (an issued value)
     └── UnknownDerived     a derived-answer name the vault does not know
 
 Every message is plain English: it becomes an RFC 9457 problem detail or a CLI message.
@@ -30,6 +31,7 @@ __all__ = [
     "InvalidDuration",
     "InvalidService",
     "InvalidValue",
+    "RecordConflict",
     "UnknownDerived",
 ]
 
@@ -105,6 +107,12 @@ class AskingRefused(DomainError):
             raise ValueError(f"unknown asking-refused reason {reason!r}")
         self.reason = reason
         super().__init__(message or ASKING_REASONS[reason])
+
+
+class RecordConflict(DomainError):
+    """A change the record's current state does not allow: the citizen changing or
+    deleting a value a service issued (it is the issuer's to change, ARCHITECTURE §8), or
+    acting on a version that is no longer the newest. The message says which."""
 
 
 class UnknownDerived(DomainError):

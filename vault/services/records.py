@@ -13,6 +13,7 @@ from sqlmodel import Session, col, select
 
 from vault.crypto import envelope
 from vault.domain.categories import clean_value
+from vault.domain.errors import RecordConflict
 from vault.errors import NotFound
 from vault.services.citizens import get_citizen
 from vault.services.context import VaultContext, new_id, reading, unit_of_work
@@ -27,6 +28,7 @@ __all__ = [
     "open_record",
     "read_records",
     "record_history",
+    "version_sources",
     "write_record",
 ]
 
@@ -131,14 +133,22 @@ def record_history(ctx: VaultContext, citizen_id: str, category: str) -> list[Re
 
 
 def delete_records(ctx: VaultContext, citizen_id: str, category: str) -> int:
-    """Delete every version of one category; returns how many were deleted."""
+    """Delete every version of one category the citizen wrote; returns how many were
+    deleted. Versions a service issued stay: they are the issuer's to withdraw
+    (ARCHITECTURE §8), so a category holding only those is a RecordConflict."""
     with unit_of_work(ctx) as work:
         citizen = get_citizen(work.session, citizen_id)
         gone = work.session.execute(
             delete(RecordRow).where(col(RecordRow.citizen_id) == citizen_id,
-                                    col(RecordRow.category) == category))
+                                    col(RecordRow.category) == category,
+                                    col(RecordRow.source) == "citizen"))
         count = int(gone.rowcount or 0)  # type: ignore[attr-defined]
         if count == 0:
+            if work.session.execute(select(RecordRow.id).where(
+                    col(RecordRow.citizen_id) == citizen_id,
+                    col(RecordRow.category) == category).limit(1)).first() is not None:
+                raise RecordConflict(f"a service issued your {category}: only it can "
+                                     "change or withdraw it")
             raise NotFound(f"no {category} records to delete")
         work.ledger.append("record.deleted", {
             "subject": citizen.subject, "category": category, "versions": count})
@@ -161,3 +171,16 @@ def _every_view(ctx: VaultContext, citizen_id: str) -> list[RecordView]:
         rows = _all_versions(session, citizen_id, None)
         key = data_key(ctx, citizen) if rows else b""
         return [_view(key, r) for r in rows]
+
+
+def version_sources(session: Session, citizen_id: str) -> dict[str, list[str]]:
+    """Who wrote each version of each of the citizen's categories ("citizen" or an
+    issuer's id), oldest first, without opening any value."""
+    rows = session.execute(
+        select(col(RecordRow.category), col(RecordRow.source))
+        .where(col(RecordRow.citizen_id) == citizen_id)
+        .order_by(col(RecordRow.category), col(RecordRow.version))).all()
+    out: dict[str, list[str]] = {}
+    for category, source in rows:
+        out.setdefault(category, []).append(source)
+    return out

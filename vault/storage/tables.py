@@ -40,6 +40,7 @@ __all__ = [
     "OAuthSubjectRow",
     "OAuthTokenFamilyRow",
     "PasskeyRow",
+    "RecordDisputeRow",
     "RecordJtiRow",
     "RecordRow",
     "RecoveryCodeRow",
@@ -303,6 +304,25 @@ class SourceCategoryRow(SQLModel, table=True):
     service_id: str = Field(sa_column=Column(
         String(40), ForeignKey("services.id"), nullable=False, index=True))
     url: str = Field(max_length=2000)
+    created_at: datetime = _utc()
+
+
+class RecordDisputeRow(SQLModel, table=True):
+    """The citizen told an issuer that one version of its record is wrong
+    (`vault.services.disputes`, migration 0014): shown in the record's history; the key
+    makes a second dispute of that version find this one. `reason` is a code from
+    `disputes.REASONS`, never free text. Erased with the citizen."""
+
+    __tablename__ = "record_disputes"
+
+    citizen_id: str = Field(sa_column=Column(
+        String(40), ForeignKey("citizens.id", ondelete="CASCADE"), primary_key=True))
+    category: str = Field(primary_key=True, max_length=64)
+    version: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    issuer: str = Field(sa_column=Column(
+        String(40), ForeignKey("services.id"), nullable=False))
+    reason: str = Field(max_length=32)
+    ledger_index: int = Field(sa_column=Column(BigInteger, nullable=False))
     created_at: datetime = _utc()
 
 

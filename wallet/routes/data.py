@@ -1,6 +1,12 @@
 """My data: see every kind of information the vault can hold, add and change it (checked
 against the catalog's schemas), see where each came from, delete it, download it all.
-A long list (health readings) is changed a page at a time (`wallet.list_pages`)."""
+A long list (health readings) is changed a page at a time (`wallet.list_pages`).
+
+A value a service issued is the issuer's to change (ARCHITECTURE §8): it is shown
+read-only, labelled with the issuer, with "Tell them this is wrong" (`disputes`). The
+citizen may add a value of their own for its category: like any newer version it becomes
+the value services read (marked in its provenance as the citizen's, and not counted by
+answers that need an issued record); deleting deletes only the citizen's own versions."""
 
 from __future__ import annotations
 
@@ -14,12 +20,14 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from vault.domain.categories import Category, categories
-from vault.domain.errors import InvalidValue
-from vault.errors import NotFound
-from vault.services import records
+from vault.domain.errors import InvalidValue, RecordConflict
+from vault.domain.services import contact_link
+from vault.errors import InvalidRequest, NotFound
+from vault.services import disputes, records
 from vault.services.activity import service_names
 from vault.services.citizens import get_citizen
 from vault.services.context import reading
+from vault.services.registry import get_service
 from wallet.forms import (
     FormError,
     FormReading,
@@ -55,7 +63,18 @@ _GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("School and family", ("education", "household")),
     ("Getting around", ("transport",)),
 )
-_NOT_FORM_FIELDS = frozenset({"csrf", "action", *PAGE_FIELDS})
+_NOT_FORM_FIELDS = frozenset({"csrf", "action", "own", *PAGE_FIELDS})
+#: Fixed words for ?done= on a record's page ({issuer}: the issuer's registered name).
+_TOLD = {
+    "told": "We told {issuer} that you think this is wrong.",
+    "told_before": "You had told {issuer} already, so we did not tell them again.",
+}
+#: The reasons the citizen may give, in the order offered ("not_given" is no choice).
+_REASONS = [(code, words) for code, words in disputes.REASONS.items() if code != "not_given"]
+#: Said when a form was not drawn over the issued value that is now the newest.
+_ISSUED_SINCE = ("{issuer} issued this after you opened the page, so nothing was saved. "
+                 "Their value is shown here: it is theirs to change. If you still want to "
+                 "add your own value instead, fill in the form again.")
 #: Said when a page of a list was drawn from a version that is no longer the newest.
 _STALE = ("This list changed after you opened the page (on another device, or a service "
           "added to it), so nothing was saved. Here it is as it is now: please make your "
@@ -74,6 +93,10 @@ class Card:
     source: str = ""
     added: datetime | None = None
     versions: int = 0
+    #: The issuer's name when the value shown is issued (read-only here).
+    issued_by: str = ""
+    #: The issuer's name when the citizen's own value is shown over an issued one.
+    over: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,14 +107,29 @@ class Version:
     added: datetime
     source: str
     shown: Shown
+    #: The issuer's name and id, for a version a service issued.
+    issuer: str = ""
+    issuer_id: str = ""
+    #: When the citizen told the issuer this version is wrong.
+    disputed: datetime | None = None
+    #: Whether "Tell them this is wrong" is offered (the issuer's newest, not yet told).
+    disputable: bool = False
 
 
-def _source_words(source: str, names: Mapping[str, str], version: int) -> str:
-    """Who wrote this version: the first one was added, a later one changed it."""
-    service = names.get(source, "a service")
-    if version == 1:
-        return "You added this" if source == "citizen" else f"From {service}"
-    return "You changed this" if source == "citizen" else f"Updated by {service}"
+def _issuer_name(source: str, names: Mapping[str, str]) -> str:
+    return names.get(source, "a service")
+
+
+def _source_words(source: str, names: Mapping[str, str], previous: str | None) -> str:
+    """Who wrote this version: the citizen added a value (first, or over an issued one)
+    or changed their own; a service issued it."""
+    if source != "citizen":
+        return f"Issued by {_issuer_name(source, names)}"
+    return "You changed this" if previous == "citizen" else "You added this"
+
+
+def _previous(sources: Sequence[str], index: int) -> str | None:
+    return sources[index - 1] if index > 0 else None
 
 
 def _group_of(code: str) -> str:
@@ -102,16 +140,24 @@ def _group_of(code: str) -> str:
     return head.replace("_", " ").capitalize()
 
 
-def _cards(views: Mapping[str, records.RecordView], names: Mapping[str, str]
-           ) -> list[tuple[str, list[Card]]]:
+def _card(cat: Category, view: records.RecordView | None, sources: Sequence[str],
+          names: Mapping[str, str]) -> Card:
+    if view is None:
+        return Card(cat.code, cat.label, cat.description, None)
+    issued = [s for s in sources if s != "citizen"]
+    return Card(
+        cat.code, cat.label, cat.description, show_value(cat, view.value),
+        _source_words(view.source, names, _previous(sources, len(sources) - 1)),
+        view.created_at, len(sources),
+        issued_by=_issuer_name(view.source, names) if view.source != "citizen" else "",
+        over=_issuer_name(issued[-1], names) if issued and view.source == "citizen" else "")
+
+
+def _cards(views: Mapping[str, records.RecordView], sources: Mapping[str, Sequence[str]],
+           names: Mapping[str, str]) -> list[tuple[str, list[Card]]]:
     grouped: dict[str, list[Card]] = {title: [] for title, _ in _GROUPS}
     for code, cat in categories().items():
-        view = views.get(code)
-        card = Card(code, cat.label, cat.description, None) if view is None else Card(
-            code, cat.label, cat.description, show_value(cat, view.value),
-            _source_words(view.source, names, view.version), view.created_at,
-            # Versions run 1, 2, 3...: deleting removes them all, so the newest is the count.
-            view.version)
+        card = _card(cat, views.get(code), sources.get(code, ()), names)
         grouped.setdefault(_group_of(code), []).append(card)
     return [(title, cards) for title, cards in grouped.items() if cards]
 
@@ -137,9 +183,10 @@ def data_page(request: Request, wallet: Wallet, citizen_id: Citizen, done: str =
               ) -> Response:
     with reading(wallet.ctx) as session:
         views = records.latest_values(wallet.ctx, session, get_citizen(session, citizen_id))
-        names = service_names(session, [v.source for v in views.values()
-                                        if v.source != "citizen"])
-    return render(request, "data.html", nav="data", groups=_cards(views, names),
+        sources = records.version_sources(session, citizen_id)
+        names = service_names(session, [s for each in sources.values() for s in each
+                                        if s != "citizen"])
+    return render(request, "data.html", nav="data", groups=_cards(views, sources, names),
                   notice=_DONE.get(done))
 
 
@@ -153,12 +200,38 @@ def export(wallet: Wallet, citizen_id: Citizen) -> Response:
                     headers={"Content-Disposition": 'attachment; filename="my-data.json"'})
 
 
-def _history(wallet: WalletState, views: Sequence[records.RecordView], category: Category
-             ) -> list[Version]:
+def _names(wallet: WalletState, views: Sequence[records.RecordView]) -> dict[str, str]:
     with reading(wallet.ctx) as session:
-        names = service_names(session, [v.source for v in views if v.source != "citizen"])
-    return [Version(v.version, v.created_at, _source_words(v.source, names, v.version),
-                    show_value(category, v.value)) for v in reversed(views)]
+        return service_names(session, [v.source for v in views if v.source != "citizen"])
+
+
+def _history(wallet: WalletState, citizen_id: str, views: Sequence[records.RecordView],
+             category: Category) -> list[Version]:
+    """Every version, newest first, with who wrote it and any dispute of it."""
+    names = _names(wallet, views)
+    told = disputes.disputes_of(wallet.ctx, citizen_id, category.code)
+    newest_of = {v.source: v.version for v in views}  # each writer's newest version
+    sources = [v.source for v in views]
+    out = []
+    for i, v in enumerate(views):
+        dispute = told.get(v.version)
+        issued = v.source != "citizen"
+        out.append(Version(
+            v.version, v.created_at, _source_words(v.source, names, _previous(sources, i)),
+            show_value(category, v.value),
+            issuer=_issuer_name(v.source, names) if issued else "",
+            issuer_id=v.source if issued else "",
+            disputed=dispute.at if dispute is not None else None,
+            # Only what the issuer says now can be disputed, once, and only to a service
+            # the vault knows (a value written for an unregistered one has nobody to tell).
+            disputable=(issued and dispute is None and newest_of[v.source] == v.version
+                        and v.source in names)))
+    return out[::-1]
+
+
+def _issued_now(views: Sequence[records.RecordView]) -> bool:
+    """Whether the newest version is one a service issued (shown read-only)."""
+    return bool(views) and views[-1].source != "citizen"
 
 
 def _stored_list(views: Sequence[records.RecordView]) -> list[Any] | None:
@@ -167,16 +240,17 @@ def _stored_list(views: Sequence[records.RecordView]) -> list[Any] | None:
 
 def _page(category: Category, views: Sequence[records.RecordView], number: int
           ) -> ListPage | None:
-    """Page `number` of a stored list too long for one form (None: the whole value)."""
+    """Page `number` of a stored list too long for one form (None: the whole value, or
+    an issued one, which is never changed a page at a time)."""
     stored = _stored_list(views)
-    if stored is None or layout_of(category.schema) != "items":
+    if stored is None or layout_of(category.schema) != "items" or _issued_now(views):
         return None
     return page_of(len(stored), views[-1].version, number)
 
 
 def _fields(category: Category, views: Sequence[records.RecordView], page: ListPage | None
             ) -> dict[str, str]:
-    if not views:
+    if not views or _issued_now(views):  # the citizen's own value starts empty
         return {}
     if page is None:
         return form_from_value(category.schema, views[-1].value)
@@ -185,16 +259,25 @@ def _fields(category: Category, views: Sequence[records.RecordView], page: ListP
 
 def _edit_page(request: Request, wallet: WalletState, citizen_id: str, category: Category,
                fields: Mapping[str, str], *, problem: Problem | None = None, more: int = 0,
-               status_code: int = 200, page: ListPage | None = None) -> Response:
+               status_code: int = 200, page: ListPage | None = None, done: str = ""
+               ) -> Response:
     views = records.record_history(wallet.ctx, citizen_id, category.code)
     if page is not None:  # a posted page does not say how long the list is: look
         stored = _stored_list(views)
         page = replace(page, total=len(stored) if stored is not None else page.stop)
+    history = _history(wallet, citizen_id, views, category)
+    issued = history[0] if _issued_now(views) else None
+    told = next((v.issuer for v in history if v.issuer and v.disputed), "")
     return render(request, "data_edit.html", status_code=status_code, nav="data",
                   title=category.label, category=category, have=bool(views), page=page,
                   form=edit_form(category, fields, problem=problem, more=more,
                                  start=page.start if page is not None else 0),
-                  history=_history(wallet, views, category))
+                  history=history, issued=issued,
+                  # The version the "add your own" form was drawn over (see `save`).
+                  own=views[-1].version if issued is not None else None,
+                  own_versions=sum(v.source == "citizen" for v in views),
+                  label=_lower(category.label),
+                  notice=_TOLD[done].format(issuer=told) if done in _TOLD and told else None)
 
 
 def _drawn_again(request: Request, wallet: WalletState, citizen_id: str, category: Category,
@@ -208,12 +291,12 @@ def _drawn_again(request: Request, wallet: WalletState, citizen_id: str, categor
 
 @router.get("/data/{code}", response_class=HTMLResponse)
 def edit_page(request: Request, wallet: Wallet, citizen_id: Citizen, code: str,
-              page: PageNumber = 1) -> Response:
+              page: PageNumber = 1, done: str = "") -> Response:
     category = _category(code)
     views = records.record_history(wallet.ctx, citizen_id, code)
     shown = _page(category, views, page)
     return _edit_page(request, wallet, citizen_id, category, _fields(category, views, shown),
-                      more=1, page=shown)
+                      more=1, page=shown, done=done)
 
 
 @router.post("/data/{code}", response_class=HTMLResponse)
@@ -227,9 +310,17 @@ def save(request: Request, wallet: Wallet, citizen_id: Citizen, code: str, poste
         return _drawn_again(request, wallet, citizen_id, category, 1, 400)
     if posted.get("action") == "more":  # "Add another": the same form, one more group
         return _edit_page(request, wallet, citizen_id, category, fields, more=1, page=page)
+    views = records.record_history(wallet.ctx, citizen_id, code)
+    # Over an issued value, only a form drawn as "add your own instead" over that very
+    # version saves: never a page of the issued list (that would edit the issuer's
+    # value), nor a form opened before the service issued it.
+    if _issued_now(views) and (page is not None or posted.get("own") != str(views[-1].version)):
+        issuer = _issuer_name(views[-1].source, _names(wallet, views))
+        return _edit_page(request, wallet, citizen_id, category,
+                          fields if page is None else {}, status_code=409,
+                          problem=Problem("", _ISSUED_SINCE.format(issuer=issuer)))
     stored: list[Any] = []
     if page is not None:
-        views = records.record_history(wallet.ctx, citizen_id, code)
         found = _stored_list(views)
         if found is None or not page.still_fits(views[-1].version, len(found)):
             return _drawn_again(request, wallet, citizen_id, category, page.number, 409)
@@ -245,6 +336,23 @@ def save(request: Request, wallet: Wallet, citizen_id: Citizen, code: str, poste
     return RedirectResponse("/wallet/data?done=saved", 303)
 
 
+def _lower(label: str) -> str:
+    """A label inside a sentence: "date of birth", but "Attendance Allowance", "GP practice"."""
+    first, *rest = label.split(" ")
+    if (len(first) > 1 and first.isupper()) or any(w[:1].isupper() for w in rest):
+        return label
+    return label[:1].lower() + label[1:]
+
+
+def _only_the_issuer(wallet: WalletState, views: Sequence[records.RecordView],
+                     category: Category) -> RecordConflict:
+    issued = [v for v in views if v.source != "citizen"]
+    issuer = _issuer_name(issued[-1].source, _names(wallet, issued)) if issued else "A service"
+    return RecordConflict(f"{issuer} issued your {_lower(category.label)}: only they can "
+                          "change or withdraw it. If it is wrong, you can tell them on its "
+                          "page.")
+
+
 @router.get("/data/{code}/delete", response_class=HTMLResponse)
 def delete_page(request: Request, wallet: Wallet, citizen_id: Citizen, code: str
                 ) -> Response:
@@ -252,8 +360,11 @@ def delete_page(request: Request, wallet: Wallet, citizen_id: Citizen, code: str
     views = records.record_history(wallet.ctx, citizen_id, code)
     if not views:
         raise NotFound(f"you have no {category.label} to delete")
+    own = sum(v.source == "citizen" for v in views)
+    if own == 0:
+        raise _only_the_issuer(wallet, views, category)
     return render(request, "data_delete.html", nav="data", title=f"Delete {category.label}",
-                  category=category, versions=len(views))
+                  category=category, versions=own, kept=len(views) - own)
 
 
 @router.post("/data/{code}/delete")
@@ -263,4 +374,50 @@ def delete(wallet: Wallet, citizen_id: Citizen, code: str) -> Response:
         records.delete_records(wallet.ctx, citizen_id, code)
     except NotFound:
         raise NotFound(f"you have no {category.label} to delete") from None
+    except RecordConflict:
+        views = records.record_history(wallet.ctx, citizen_id, code)
+        raise _only_the_issuer(wallet, views, category) from None
     return RedirectResponse("/wallet/data?done=deleted", 303)
+
+
+def _disputed_version(wallet: WalletState, citizen_id: str, category: Category
+                      ) -> Version:
+    """The version "Tell them this is wrong" is about: the newest issued one not yet told."""
+    views = records.record_history(wallet.ctx, citizen_id, category.code)
+    for v in _history(wallet, citizen_id, views, category):
+        if v.issuer and (v.disputable or v.disputed):
+            return v
+    raise NotFound(f"no service issued your {_lower(category.label)}, so there is nobody "
+                   "to tell")
+
+
+@router.get("/data/{code}/wrong", response_class=HTMLResponse)
+def wrong_page(request: Request, wallet: Wallet, citizen_id: Citizen, code: str
+               ) -> Response:
+    category = _category(code)
+    version = _disputed_version(wallet, citizen_id, category)
+    with reading(wallet.ctx) as session:
+        issuer = get_service(session, version.issuer_id)
+    return render(request, "data_wrong.html", nav="data",
+                  title=f"Tell {version.issuer} this is wrong", category=category,
+                  version=version, reasons=_REASONS, label=_lower(category.label),
+                  contact=issuer.contact,
+                  contact_href=contact_link(issuer.contact) if issuer.contact else "",
+                  privacy_notice_url=issuer.privacy_notice_url)
+
+
+def _posted_version(posted: Mapping[str, str]) -> int:
+    text = posted.get("version", "")
+    if not (text.isascii() and text.isdigit() and len(text) <= 9):
+        raise InvalidRequest("the form did not say which version is wrong")
+    return int(text)
+
+
+@router.post("/data/{code}/wrong")
+def tell_wrong(wallet: Wallet, citizen_id: Citizen, code: str, posted: Posted) -> Response:
+    category = _category(code)
+    told = disputes.dispute_record(wallet.ctx, citizen_id, category.code,
+                                   version=_posted_version(posted),
+                                   reason=posted.get("reason") or "not_given")
+    done = "told" if told.new else "told_before"
+    return RedirectResponse(f"/wallet/data/{category.code}?done={done}", 303)

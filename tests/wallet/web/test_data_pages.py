@@ -135,8 +135,8 @@ def test_overview_shows_values_readably_with_where_they_came_from(web: WebWallet
     assert "Yes" in words and "2 January 2024" in words          # yes/no, a date in an object
     assert re.search(r"<li>Medicine: Aspirin; Dose: 75 mg; Since when: 17 May 2024</li>",
                      page.text)                                  # a list as a list
-    assert "From Blue Badge team on" in words                    # provenance: a service
-    assert "From a service on" in words                          # ... one no longer known
+    assert "Issued by Blue Badge team on" in words               # provenance: a service
+    assert "Issued by a service on" in words                     # ... one no longer known
     assert words.count("You added this on") == 4
     assert words.count("You changed this on") == 1               # the name changed once
     assert "2 versions." in words
@@ -502,13 +502,15 @@ def test_the_change_page_shows_every_version_newest_first(web: WebWallet) -> Non
     badge_team = blue_badge(web.ctx)
     records.write_record(web.ctx, b.citizen_id, "identity.name",
                          {"given": "Augusta", "family": "Byron"}, source=badge_team)
-    b.form("/wallet/data/identity.name", {"f.given": "Ada", "f.family": "King"})
+    b.form("/wallet/data/identity.name", {"f.given": "Ada", "f.family": "King", "own": "2"})
+    b.form("/wallet/data/identity.name", {"f.given": "Ada", "f.family": "Byron"})
     rows = re.findall(r'<h3 id="version-\d+">Version (\d+)[^<]*</h3>\s*<p class="muted">'
                       r"([^<]+) on \d+ \w+ \d{4}, \d\d:\d\d (?:GMT|BST).</p>\s*"
                       r"<div>([^<]+)</div>", b.get("/wallet/data/identity.name").text)
-    # The first version was added; each later one says it changed what was there.
-    assert rows == [("3", "You changed this", "Ada King"),
-                    ("2", "Updated by Blue Badge team", "Augusta Byron"),
+    # The citizen adds a value (first, or over an issued one) and changes their own.
+    assert rows == [("4", "You changed this", "Ada Byron"),
+                    ("3", "You added this", "Ada King"),
+                    ("2", "Issued by Blue Badge team", "Augusta Byron"),
                     ("1", "You added this", "Ada Lovelace")]
 
 
