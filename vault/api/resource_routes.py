@@ -63,6 +63,7 @@ __all__ = [
     "GrantStatus",
     "GrantTermsModel",
     "Problem",
+    "Provenance",
     "install_resource_api",
     "resource_audience",
 ]
@@ -105,6 +106,19 @@ class BearerTokenRejected(NotAuthorized):
 # -- schemas (they document /openapi.json) -----------------------------------------------------
 
 
+class Provenance(BaseModel):
+    """Where a released value came from (ARCHITECTURE §8): the citizen, or an issuer,
+    with the issuer's JWS exactly as written, to check against its JWKS
+    (`GET /services/{issuer}/jwks`)."""
+
+    source: Literal["citizen", "issuer"]
+    issuer: str | None = Field(description="The issuing service's client_id, or null")
+    version: int | None = Field(description="The record's version")
+    record: str | None = Field(description="The issuer's compact JWS, exactly as written; "
+                                           "null for the citizen's own values and issued "
+                                           "values written without one")
+
+
 class DataRelease(BaseModel):
     """What one read under a grant released, and where the read is logged."""
 
@@ -116,6 +130,8 @@ class DataRelease(BaseModel):
     derived: dict[str, Any] = Field(description="Answers computed inside the vault, by name")
     ledger_index: int = Field(ge=0, description="Index of this read's data.accessed entry "
                                                 "in the ledger (committed before the response)")
+    provenance: dict[str, Provenance] = Field(
+        default_factory=dict, description="Where each released category's value came from")
 
 
 class AccessTerms(BaseModel):
@@ -235,7 +251,8 @@ async def read_data(claims: Bearer, request: Request, response: Response) -> Dat
         raise BearerTokenRejected(str(exc)) from None
     response.headers.update(_NO_STORE)
     return DataRelease(grant_id=release.grant_id, sub=claims.sub, data=release.data,
-                       derived=release.derived, ledger_index=release.ledger_index)
+                       derived=release.derived, ledger_index=release.ledger_index,
+                       provenance=release.provenance)
 
 
 def _own_grant(state: AppState, grant_id: str, claims: AccessTokenClaims) -> GrantView:

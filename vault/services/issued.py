@@ -34,7 +34,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 import orjson
 from sqlalchemy import Row, func
@@ -208,6 +208,15 @@ def _next_version(work: Work, citizen_id: str, category: str) -> int:
     return 1 + (newest or 0)
 
 
+class _Where(TypedDict):
+    """A record's place: what both its associated data name."""
+
+    citizen_id: str
+    record_id: str
+    category: str
+    version: int
+
+
 def store_issued(ctx: VaultContext, work: Work, grant: WriterGrant, record: VerifiedRecord,
                  value: Any, *, entry: Mapping[str, Any] | None = None) -> Written:
     """Add the record as the newest version of its category: the value and the JWS
@@ -218,8 +227,8 @@ def store_issued(ctx: VaultContext, work: Work, grant: WriterGrant, record: Veri
     version = _next_version(work, grant.citizen_id, category)
     record_id = new_id("rec")
     key = grant.data_key(ctx)
-    where = {"citizen_id": grant.citizen_id, "record_id": record_id, "category": category,
-             "version": version}
+    where = _Where(citizen_id=grant.citizen_id, record_id=record_id, category=category,
+                   version=version)
     work.session.add(RecordRow(
         id=record_id, citizen_id=grant.citizen_id, category=category, version=version,
         ciphertext=envelope.seal(key, orjson.dumps(value), ad=envelope.record_ad(**where)),

@@ -77,11 +77,12 @@ class Env:
     kept: dict[str, Any] = field(default_factory=dict)
 
     def issuer(self, issues: tuple[str, ...] = (AA, UC),
-               categories: tuple[str, ...] = ()) -> Issuer:
+               categories: tuple[str, ...] = (), derived: tuple[str, ...] = ()) -> Issuer:
         key = ServiceKey.generate()
         client_id = registry.register_service(self.state.ctx, registry.Registration(
             name="Benefits agency", description="Awards benefits",
             purposes=["eligibility_assessment"], categories=list(categories),
+            derived=list(derived),
             jwks=key.public_jwks(), redirect_uris=["https://benefits.example.gov/cb"],
             privacy_notice_url="https://benefits.example.gov/privacy", issues=issues))
         return Issuer(client_id, key)
@@ -395,3 +396,65 @@ def test_any_byte_changed_in_the_jws_is_refused_and_writes_nothing(
     assert r.status_code == 400, r.text
     assert r.json()["type"].startswith(PROBLEM + "record-refused:")
     assert env.counts() == before
+
+
+# -- provenance in every read ---------------------------------------------------------------------
+
+
+RECEIVES = "receives:attendance_allowance"
+
+
+def _reader(env: Env, citizen_id: str) -> Link:
+    """A council tax team linked to the same citizen: reads the award and the answer."""
+    team = env.issuer(issues=(), categories=(AA,), derived=(RECEIVES,))
+    return env.link(team, actions=("read",), citizen_id=citizen_id, derived=[RECEIVES],
+                    access=Access("periodic", max_reads=10))
+
+
+def _read(env: Env, link: Link) -> dict[str, Any]:
+    r = env.client.get("/v1/data", headers={"Authorization": f"Bearer {link.token}"})
+    assert r.status_code == 200, r.text
+    doc: dict[str, Any] = r.json()
+    return doc
+
+
+def test_a_read_carries_the_issuers_jws_exactly_as_written(both: Env) -> None:
+    issuer = both.issuer()
+    link = both.link(issuer)
+    jws = issuer.sign()
+    version = both.put(link, jws).json()["version"]
+    doc = _read(both, _reader(both, link.citizen_id))
+    assert doc["data"] == {AA: AWARD}
+    assert doc["provenance"] == {AA: {"source": "issuer", "issuer": issuer.client_id,
+                                      "version": version, "record": jws}}
+    assert doc["derived"] == {RECEIVES: True}
+    entry = both.entries()[doc["ledger_index"]]
+    assert entry["body"]["issuers"] == {AA: issuer.client_id}
+    # Withdrawn: the award reads as absent, the answer as unknown, and no issuer is named.
+    assert both.delete(link).status_code == 200
+    after = _read(both, _reader(both, link.citizen_id))
+    assert after["data"] == {} and after["provenance"] == {}
+    assert after["derived"] == {RECEIVES: None}
+    assert "issuers" not in both.entries()[after["ledger_index"]]["body"]
+
+
+def test_receives_counts_only_an_issued_award(env: Env) -> None:
+    issuer = env.issuer()
+    link = env.link(issuer)
+    # The citizen says they get Attendance Allowance: their own word, released as theirs,
+    # but no evidence for an answer that rests on the agency's award.
+    records.write_record(env.state.ctx, link.citizen_id, AA, AWARD)
+    reader = _reader(env, link.citizen_id)
+    doc = _read(env, reader)
+    assert doc["data"] == {AA: AWARD}
+    assert doc["provenance"][AA] == {"source": "citizen", "issuer": None, "version": 1,
+                                     "record": None}
+    assert doc["derived"] == {RECEIVES: None}
+    assert "issuers" not in env.entries()[doc["ledger_index"]]["body"]
+    # Written by the operator for the agency (`vault citizen write --source`): issued,
+    # so it counts, though there is no JWS to hand on.
+    records.write_record(env.state.ctx, link.citizen_id, AA, AWARD, source=issuer.client_id)
+    doc = _read(env, reader)
+    assert doc["provenance"][AA] == {"source": "issuer", "issuer": issuer.client_id,
+                                     "version": 2, "record": None}
+    assert doc["derived"] == {RECEIVES: True}

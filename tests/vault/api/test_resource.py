@@ -169,7 +169,11 @@ def test_a_token_reads_exactly_what_the_terms_allow_logged_first(vault: Vault) -
     doc = r.json()
     # The entry is there the moment the answer is: it committed first.
     entry = vault.entries()[doc["ledger_index"]]
-    assert set(doc) == {"grant_id", "sub", "data", "derived", "ledger_index"}
+    assert set(doc) == {"grant_id", "sub", "data", "derived", "ledger_index", "provenance"}
+    # The citizen typed the address: no issuer, no JWS (ARCHITECTURE §8 "Provenance").
+    assert doc["provenance"] == {"address.home": {"source": "citizen", "issuer": None,
+                                                  "version": 1, "record": None}}
+    assert "issuers" not in vault.entries()[doc["ledger_index"]]["body"]
     assert doc["grant_id"] == g.id
     assert doc["sub"] == pairwise_sub(vault.state.app_secret, g.world.service_id,
                                       g.world.citizen_id)
