@@ -29,7 +29,8 @@ from vault.api.service_pages import router as service_pages_router
 from vault.api.transparency_routes import router as transparency_router
 from vault.config import Settings
 from vault.crypto import load_app_secret, load_keyring, load_ledger_signer
-from vault.crypto.token_key import load_token_keys
+from vault.crypto.source_key import load_source_keys
+from vault.crypto.token_key import TokenKeys, load_token_keys
 from vault.demo import seed_demo, welcome_demo_citizen
 from vault.logs import RequestLog, configure_logging
 from vault.oauth.client_auth import SqlJtiStore
@@ -37,6 +38,7 @@ from vault.services.checkpoints import CheckpointPublisher
 from vault.services.context import VaultContext
 from vault.services.group_commit import GroupCommitReader
 from vault.services.registry import adopt_published_pages
+from vault.services.sources import SourceFetcher
 from vault.services.sweeper import Sweeper
 from vault.services.webhooks import WebhookDispatcher
 from vault.storage.database import make_engine
@@ -93,6 +95,15 @@ def build_state(settings: Settings) -> AppState:
                                                       settings.client_request_rate_burst))
 
 
+def _sources(settings: Settings, state: AppState) -> tuple[TokenKeys, SourceFetcher]:
+    """The source-request keys and the fetcher that asks sources on reads (ARCHITECTURE
+    §8, held at source): only the server needs them, not the operator's commands."""
+    keys = load_source_keys(settings.key_dir, secret=_secret(settings.source_signing_key),
+                            production=settings.production)
+    return keys, SourceFetcher(state.ctx, keys=keys, pairwise_secret=state.app_secret,
+                               issuer=settings.base_url, timeout=settings.source_timeout)
+
+
 def _existing_or_default_origin(settings: Settings) -> str | None:
     """An existing key keeps its origin when none is set explicitly."""
     if settings.ledger_signing_key or (settings.key_dir / "ledger.key").exists():
@@ -107,6 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.log_level)
         state = build_state(settings)
+        state.source_keys, state.sources = _sources(settings, state)
         if settings.demo and (demo := seed_demo(state.ctx, settings.base_url)) is not None:
             logging.getLogger("vault.demo").info(
                 "demo loaded", extra={"citizen_id": demo.citizen_id, "services": demo.services,
@@ -130,6 +142,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             state.webhooks.stop()
             state.sweeper.stop()
             state.publisher.stop()
+            await state.sources.aclose()
             state.engine.dispose()
 
     app = FastAPI(

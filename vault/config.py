@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     #: The ES256 key(s) signing access tokens: a PEM (or a private JWK); a second one is
     #: the retiring key. Without it, keys/token.key (created on first run, mode 0600).
     token_signing_key: SecretStr | None = None
+    #: The ES256 key(s) signing the vault's requests to sources (categories held at
+    #: source), as token_signing_key; without it, keys/source.key.
+    source_signing_key: SecretStr | None = None
+    #: Seconds a source may take to answer a read before it is a 503 source_unavailable.
+    source_timeout: float = Field(default=2.0, gt=0, le=60)
     #: Each service's requests to /v1/* per second, and the burst it may spend at once
     #: (per worker process).
     client_rate_limit: float = Field(default=50.0, gt=0, le=100_000)

@@ -19,8 +19,10 @@
     ├── RateLimited            over the service's rate limit; `retry_after` seconds
     ├── VaultUnavailable       the vault could not be reached, or is busy (503)
     ├── WebhookInvalid         a webhook delivery that must not be trusted
-    └── RecordInvalid          an issuer's signed record that must not be trusted
-                               (`code`: too_large, malformed, unknown_key, ...)
+    ├── RecordInvalid          an issuer's signed record that must not be trusted
+    │                          (`code`: too_large, malformed, unknown_key, ...)
+    └── SourceRequestInvalid   a request to a source that must not be answered
+                               (`code`: bad_signature, wrong_audience, replayed, ...)
 
 Configuration mistakes (a key that is not P-256, terms with both `duration` and
 `expires_at`) raise ValueError or TypeError when they are made, not these.
@@ -41,6 +43,7 @@ __all__ = [
     "RateLimited",
     "RecordInvalid",
     "ServiceSuspended",
+    "SourceRequestInvalid",
     "TooSoon",
     "VaultClientError",
     "VaultUnavailable",
@@ -140,3 +143,8 @@ class WebhookInvalid(VaultClientError):
 class RecordInvalid(VaultClientError):
     """An issuer's record (`clients.service.records.verify_record`) whose signature or
     claims do not check out; `code` says which rule it broke."""
+
+
+class SourceRequestInvalid(VaultClientError):
+    """A request the vault sent a source (`clients.service.sources`) that must not be
+    answered; `code` says which rule it broke."""

@@ -20,6 +20,7 @@ from vault.oauth.tokens import VerifiedTokens
 from vault.services.checkpoints import CheckpointPublisher
 from vault.services.context import VaultContext
 from vault.services.group_commit import GroupCommitReader
+from vault.services.sources import SourceFetcher
 from vault.services.sweeper import Sweeper
 from vault.services.webhooks import WebhookDispatcher
 
@@ -40,6 +41,10 @@ class AppState:
     webhooks: WebhookDispatcher
     #: ES256 keys signing access tokens (current, and a retiring one during rotation).
     token_keys: TokenKeys
+    #: ES256 keys signing requests to sources, published beside the token keys in
+    #: /oauth/jwks; and the fetcher that asks sources on reads (`create_app` sets both).
+    source_keys: TokenKeys | None = field(default=None, kw_only=True)
+    sources: SourceFetcher | None = field(default=None, kw_only=True)
     #: Client-assertion jti replay protection, shared by every worker.
     jti_store: SqlJtiStore
     #: Reads under grants, group-committed.

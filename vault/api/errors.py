@@ -22,6 +22,8 @@ from vault.oauth.errors import OAuthError, RateLimitedError, RequestDeniedError
 from vault.oauth.record_jws import RecordRefused, RecordTooLarge
 from vault.services.group_commit import Overloaded, ReaderStopped
 from vault.services.issued import RecordJtiReused
+from vault.services.sources import RETRY_AFTER as SOURCE_RETRY_AFTER
+from vault.services.sources import SourceBadAnswer, SourceUnavailable
 
 __all__ = [
     "PROBLEM_JSON",
@@ -114,6 +116,10 @@ RULES: dict[type[Exception], ProblemRule] = {
                                         "the operator has been told"),
     ConfigError: ProblemRule(503, "misconfigured", "the vault is not configured correctly"),
     Overloaded: ProblemRule(503, "overloaded", headers={"Retry-After": "1"}),
+    # A read of a category held at source (ARCHITECTURE §8): nothing released or logged.
+    SourceUnavailable: ProblemRule(503, "source_unavailable",
+                                   headers={"Retry-After": str(SOURCE_RETRY_AFTER)}),
+    SourceBadAnswer: ProblemRule(502, "source_bad_answer"),
     ReaderStopped: ProblemRule(503, "shutting-down", headers={"Retry-After": "1"}),
     LedgerError: ProblemRule(503, "ledger-unavailable",
                              "the ledger is unavailable; try again later"),

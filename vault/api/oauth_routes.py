@@ -95,9 +95,13 @@ def metadata(state: State) -> JSONResponse:
     return JSONResponse(server_metadata(state.settings.base_url), headers=_CACHEABLE)
 
 
-@router.get(JWKS_PATH, summary="The public keys that sign access tokens (RFC 7517)")
+@router.get(JWKS_PATH, summary="The public keys that sign access tokens and requests to "
+                               "sources (RFC 7517)")
 def jwks_document(state: State) -> JSONResponse:
-    return JSONResponse(jwks(state.token_keys), headers=_CACHEABLE)
+    # One set, each key with its own kid: the access-token keys, then the keys signing
+    # the vault's requests to sources (ARCHITECTURE §8), each current then retiring.
+    return JSONResponse(jwks([*state.token_keys, *(state.source_keys or ())]),
+                        headers=_CACHEABLE)
 
 
 @router.post(PAR_PATH, status_code=201, responses=_LIMITED,

@@ -26,7 +26,7 @@ from vault.config import Settings
 from vault.crypto.webhook_signing import printable, webhook_secret
 from vault.domain.categories import issuable_codes
 from vault.domain.codes import category_codes, derived_codes, purpose_codes, spelled
-from vault.services import citizens, records, registry
+from vault.services import citizens, records, registry, sources
 from vault.services.context import VaultContext, reading
 from vault.services.keys import rotate_keys
 from vault.services.webhooks import delivery_log
@@ -100,6 +100,11 @@ def service_add(
         "--category", help=_CATEGORY_HELP + " What it may read.")] = None,
     derived: Annotated[list[str] | None, typer.Option("--derived", help=_DERIVED_HELP)] = None,
     issues: Annotated[list[str] | None, typer.Option("--issues", help=_ISSUES_HELP)] = None,
+    source_url: Annotated[str | None, typer.Option(
+        "--source-url", help="The service holds its --issues categories at source, at this "
+                             "URL: the vault stores no value of them for anyone and asks "
+                             "the source (a signed request) each time a service reads one. "
+                             "Any category may be held at source.")] = None,
     description: Annotated[str, typer.Option(help="What the service does.")] = "",
     max_days: Annotated[int, typer.Option("--max-days", help="Longest grant.")] = 365,
     webhook_url: Annotated[str | None, typer.Option("--webhook-url")] = None,
@@ -134,7 +139,7 @@ def service_add(
         client_id = registry.register_service(state.ctx, registry.Registration(
             name=name, description=description or name, purposes=purpose,
             categories=category or (), derived=derived or (), issues=issues or (),
-            jwks=jwks,
+            jwks=jwks, source_url=source_url,
             redirect_uris=redirect_uri, max_days=max_days, webhook_url=webhook_url,
             privacy_notice_url=privacy_notice_url, dpia_url=dpia_url, dpia_text=dpia_text,
             contact=contact, controller=controller), public_url=cfg.base_url)
@@ -153,9 +158,13 @@ def service_list(database: Database = None, data_dir: DataDir = None,
     """Every registered service."""
     with vault_context(settings(database_url=database, data_dir=data_dir)) as ctx:
         rows = registry.list_services(ctx)
+        with reading(ctx) as session:
+            held = sources.held_categories(session)
     docs = [{"client_id": r.id, "name": r.name, "active": r.active, "purposes": r.purposes,
              "categories": r.categories, "derived": r.derived, "issues": r.issues,
-             "max_days": r.max_days}
+             "max_days": r.max_days,
+             "held_at_source": sorted(c for c, h in held.items() if h.service_id == r.id),
+             "source_url": next((h.url for h in held.values() if h.service_id == r.id), None)}
             for r in rows]
     if as_json:
         out.print_json(json.dumps(docs))
@@ -163,6 +172,8 @@ def service_list(database: Database = None, data_dir: DataDir = None,
     for d in docs:
         status = "active" if d["active"] else "[red]suspended[/]"
         issuer = f"  issues: {', '.join(d['issues'])}" if d["issues"] else ""  # type: ignore[arg-type]
+        if d["held_at_source"]:
+            issuer += f"  held at source ({d['source_url']})"
         out.print(f"{d['client_id']}  {d['name']}  ({status})  purposes: "
                   f"{', '.join(d['purposes'])}{issuer}")  # type: ignore[arg-type]
 

@@ -319,10 +319,10 @@ class TokenKeys:
 
 
 @contextlib.contextmanager
-def _locked(key_dir: Path) -> Iterator[Path]:
-    """Hold the token key lock (serialises rotations across processes)."""
+def _locked(key_dir: Path, file_name: str = TOKEN_KEY_FILE) -> Iterator[Path]:
+    """Hold the key files' lock (serialises rotations across processes)."""
     with key_dir_lock(key_dir, _LOCK_FILE):
-        yield key_dir / TOKEN_KEY_FILE
+        yield key_dir / file_name
 
 
 def _file_keys(path: Path, recheck: float = 1.0) -> TokenKeys:
@@ -335,24 +335,26 @@ def _write(path: Path, keys: list[TokenKey]) -> None:
 
 
 def load_token_keys(key_dir: Path, *, secret: str | None, production: bool,
-                    recheck: float = 1.0) -> TokenKeys:
+                    recheck: float = 1.0, file_name: str = TOKEN_KEY_FILE,
+                    setting: str = _SETTING) -> TokenKeys:
     """The token keys from `secret` (VAULT_TOKEN_SIGNING_KEY), else `<key_dir>/token.key`,
     else (outside production) a new key file with one new key.
 
     A blank `secret` counts as unset. Production refuses to create a key: a silent new
-    key would void every token the other workers issue and verify.
+    key would void every token the other workers issue and verify. `file_name` and
+    `setting` name another ES256 key kept the same way (`vault.crypto.source_key`).
     """
     if secret is not None and secret.strip():
-        return TokenKeys(_parse_keys(secret, _SETTING), source="env")
-    path = key_dir / TOKEN_KEY_FILE
+        return TokenKeys(_parse_keys(secret, setting), source="env")
+    path = key_dir / file_name
     if path.exists():
         return _file_keys(path, recheck)
     if production:
-        raise ConfigError(f"no token signing key: set {_SETTING} or create {path} "
+        raise ConfigError(f"no signing key: set {setting} or create {path} "
                           "(a PEM EC P-256 private key)")
     # Under the lock, and whole (temporary file, then rename): a worker starting at the
     # same moment either makes the file itself or reads a complete one, never a half.
-    with _locked(key_dir) as path:
+    with _locked(key_dir, file_name) as path:
         if not path.exists():
             _write(path, [TokenKey.generate()])
         return _file_keys(path, recheck)
@@ -370,7 +372,8 @@ def _read_managed(path: Path) -> list[TokenKey]:
     return _parse_keys(read_secret_file(path), str(path))
 
 
-def rotate_token_key(key_dir: Path, *, secret: str | None = None) -> TokenKeys:
+def rotate_token_key(key_dir: Path, *, secret: str | None = None,
+                     file_name: str = TOKEN_KEY_FILE) -> TokenKeys:
     """A new current key in the key file; the old current key becomes the retiring one.
 
     The previous retiring key (if any) is dropped: rotate at most once per access-token
@@ -378,16 +381,17 @@ def rotate_token_key(key_dir: Path, *, secret: str | None = None) -> TokenKeys:
     setting cannot be rotated here, and the ConfigError says how to rotate them.
     """
     _refuse_env(secret)
-    with _locked(key_dir) as path:
+    with _locked(key_dir, file_name) as path:
         old = _read_managed(path)
         _write(path, [TokenKey.generate(), old[0]])
         return _file_keys(path)
 
 
-def drop_retiring_token_key(key_dir: Path, *, secret: str | None = None) -> TokenKeys:
+def drop_retiring_token_key(key_dir: Path, *, secret: str | None = None,
+                            file_name: str = TOKEN_KEY_FILE) -> TokenKeys:
     """Stop publishing the retiring key (once every token it signed has expired)."""
     _refuse_env(secret)
-    with _locked(key_dir) as path:
+    with _locked(key_dir, file_name) as path:
         keys = _read_managed(path)
         if len(keys) > 1:
             _write(path, keys[:1])

@@ -160,11 +160,21 @@ def validate_registration(
     contact: str | None = None,
     dpia_text: str | None = None,
     issues: Sequence[str] = (),
+    source_url: str | None = None,
 ) -> None:
-    """Raise InvalidService, saying what is wrong, unless the registration can be accepted."""
+    """Raise InvalidService, saying what is wrong, unless the registration can be accepted.
+
+    With `source_url` the service holds its `issues` at source (ARCHITECTURE §8): the
+    vault stores none of them and asks that URL on each read, so any category of the
+    catalog may be held, not only those it lets services write.
+    """
     _check_text("name", name, 100)
     _check_text("description", description, 2000, newlines=True)
-    _check_scope(purposes, categories, derived, issues)
+    _check_scope(purposes, categories, derived, issues, held=source_url is not None)
+    if source_url is not None:
+        if not issues:
+            raise InvalidService("a source URL needs the categories held there (--issues)")
+        _check_url("source_url", source_url, https_only=True)
     if type(max_days) is not int or not 1 <= max_days <= MAX_DAYS_LIMIT:
         raise InvalidService(f"max_days must be a whole number from 1 to {MAX_DAYS_LIMIT}")
     check_p256_public_jwk(jwk)
@@ -210,7 +220,7 @@ def _names(field: str, values: Any) -> list[str]:
 
 
 def _check_scope(purpose_codes: Any, category_codes: Any, derived_names: Any,
-                 issued_codes: Any = ()) -> None:
+                 issued_codes: Any = (), *, held: bool = False) -> None:
     wanted_purposes = _names("purposes", purpose_codes)
     if not wanted_purposes:
         raise InvalidService("a service needs at least one purpose")
@@ -235,7 +245,7 @@ def _check_scope(purpose_codes: Any, category_codes: Any, derived_names: Any,
     wanted_issues = _names("issues", issued_codes)
     issuable = issuable_codes()
     for code in wanted_issues:
-        if code not in issuable:
+        if code not in issuable and not (held and code in known_categories):
             what = "unknown category" if code not in known_categories else \
                 "the catalog does not let any service issue the category"
             raise InvalidService(f"{what} '{code[:60]}'; the categories a service may "

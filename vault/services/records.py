@@ -17,6 +17,7 @@ from vault.domain.errors import RecordConflict
 from vault.errors import NotFound
 from vault.services.citizens import get_citizen
 from vault.services.context import VaultContext, new_id, reading, unit_of_work
+from vault.services.sources import refuse_held
 from vault.storage.tables import CitizenRow, RecordRow
 
 __all__ = [
@@ -58,6 +59,7 @@ def write_record(
     plaintext = orjson.dumps(value)
     with unit_of_work(ctx) as work:
         citizen = get_citizen(work.session, citizen_id)
+        refuse_held(work.session, category)  # the vault stores no value of it
         version = 1 + (work.session.execute(
             select(func.max(RecordRow.version)).where(
                 col(RecordRow.citizen_id) == citizen_id, col(RecordRow.category) == category)

@@ -12,8 +12,9 @@ from vault.domain.errors import InvalidService
 from vault.domain.service_keys import check_service_jwks
 from vault.domain.services import ServiceProfile, validate_registration
 from vault.errors import NotFound
-from vault.services.context import VaultContext, new_id, reading, unit_of_work
-from vault.storage.tables import ServiceRow
+from vault.services import sources
+from vault.services.context import VaultContext, Work, new_id, reading, unit_of_work
+from vault.storage.tables import RecordRow, ServiceRow
 
 __all__ = [
     "Registration",
@@ -55,6 +56,9 @@ class Registration:
     #: Categories it may issue (write under a write grant); each one the catalog lets
     #: be issued. `categories` stays what it may read.
     issues: Sequence[str] = field(default_factory=tuple)
+    #: Where it holds its `issues` at source (ARCHITECTURE §8): the vault then stores no
+    #: value of them for anyone and asks this URL on each read (`vault.services.sources`).
+    source_url: str | None = None
 
 
 def published_pages(public_url: str, service_id: str) -> tuple[str, str]:
@@ -93,7 +97,8 @@ def register_service(ctx: VaultContext, reg: Registration, *,
         categories=reg.categories, derived=reg.derived, max_days=reg.max_days, jwk=jwks["keys"][0],
         redirect_uris=reg.redirect_uris, webhook_url=reg.webhook_url,
         privacy_notice_url=privacy, dpia_url=dpia, controller=reg.controller,
-        contact=reg.contact, dpia_text=reg.dpia_text, issues=reg.issues)
+        contact=reg.contact, dpia_text=reg.dpia_text, issues=reg.issues,
+        source_url=reg.source_url)
     purposes, categories, derived, issues = (
         sorted(set(x)) for x in (reg.purposes, reg.categories, reg.derived, reg.issues))
     with unit_of_work(ctx) as work:
@@ -111,8 +116,24 @@ def register_service(ctx: VaultContext, reg: Registration, *,
             "categories": categories, "derived": derived, "max_days": reg.max_days}
         if issues:
             body["issues"] = issues
+        if reg.source_url is not None:
+            _refuse_stored(work, issues)
+            sources.hold_at_source(work, service_id=service_id, url=reg.source_url,
+                                   categories=issues)
+            body["held_at_source"] = issues  # which, not where: the URL is no one's business
         work.ledger.append("service.registered", body)
     return service_id
+
+
+def _refuse_stored(work: Work, categories: Sequence[str]) -> None:
+    """A category held at source has no value in the vault: refuse to register one the
+    vault already holds values of (they would be neither released nor erased)."""
+    stored = work.session.execute(
+        select(RecordRow.category).where(col(RecordRow.category).in_(list(categories)))
+        .distinct()).scalars().all()
+    if stored:
+        raise InvalidService(f"the vault already holds values of {', '.join(sorted(stored))}: "
+                             "a category held at source must have none")
 
 
 def get_service(session: Session, service_id: str) -> ServiceRow:

@@ -108,7 +108,10 @@ def test_jwks_publishes_public_keys_only(client: TestClient) -> None:
     assert "max-age=" in r.headers["cache-control"]
     keys = r.json()["keys"]
     state: AppState = client.app.state.vault  # type: ignore[attr-defined]
-    assert [k["kid"] for k in keys] == [k.kid for k in state.token_keys]
+    # The token keys, then the source-request keys (ARCHITECTURE §8), each its own kid.
+    assert state.source_keys is not None
+    assert [k["kid"] for k in keys] == ([k.kid for k in state.token_keys]
+                                        + [k.kid for k in state.source_keys])
     for k in keys:
         assert not _PRIVATE_MEMBERS & set(k), k
         assert (k["kty"], k["crv"], k["alg"], k["use"]) == ("EC", "P-256", "ES256", "sig")
