@@ -82,46 +82,62 @@ Fail = Callable[[int, str, str], None]
 
 
 class _Kept:
-    """One subject's category: runs [first, last, writer] of versions in order, and
-    the issuers whose newest record there is withdrawn, or disputed."""
+    """One subject's category that an issuer wrote: the newest version and its writer;
+    the issuers' runs [first, last, issuer] of consecutive versions, in order (the
+    versions in no run are the citizen's); the issuers whose newest record here is
+    withdrawn, or disputed. (A category only the citizen wrote is kept as its newest
+    version alone: most of a ledger's records, kept small.)"""
 
-    __slots__ = ("disputed", "runs", "withdrawn")
+    __slots__ = ("disputed", "last", "newest", "runs", "withdrawn")
 
-    def __init__(self, runs: list[list[Any]] | None = None,
-                 withdrawn: Collection[str] = (), disputed: Collection[str] = ()) -> None:
+    def __init__(self, last: int = 0, newest: str = CITIZEN,
+                 runs: list[list[Any]] | None = None, withdrawn: Collection[str] = (),
+                 disputed: Collection[str] = ()) -> None:
+        self.last, self.newest = last, newest
         self.runs: list[list[Any]] = runs if runs is not None else []
         self.withdrawn: set[str] = set(withdrawn)
         self.disputed: set[str] = set(disputed)
 
-    @property
-    def last(self) -> int:
-        return self.runs[-1][1] if self.runs else 0
-
     def add(self, version: int, writer: str) -> None:
         if version <= self.last:
             return  # out of order: reported (for an issuer), and not kept
-        run = self.runs[-1] if self.runs else None
-        if run is not None and run[2] == writer and run[1] + 1 == version:
-            run[1] = version
-        else:
-            self.runs.append([version, version, writer])
-        self.withdrawn.discard(writer)
-        self.disputed.discard(writer)
+        if writer != CITIZEN:
+            run = self.runs[-1] if self.runs else None
+            if run is not None and run[2] == writer and run[1] + 1 == version:
+                run[1] = version
+            else:
+                self.runs.append([version, version, writer])
+            self.withdrawn.discard(writer)
+            self.disputed.discard(writer)
+        self.last, self.newest = version, writer
 
     def writer(self, version: int) -> str | None:
+        if version == self.last:
+            return self.newest
         for first, last, who in self.runs:
             if first <= version <= last:
                 return str(who)
-        return None
+        return CITIZEN if 1 <= version < self.last else None
 
-    def latest_by(self, writer: str) -> int | None:
-        return next((int(r[1]) for r in reversed(self.runs) if r[2] == writer), None)
+    def latest_by(self, issuer: str) -> int | None:
+        return next((int(r[1]) for r in reversed(self.runs) if r[2] == issuer), None)
 
     def current(self, issuer: str) -> bool:
         """Whether `issuer` (not the citizen) wrote a record here and has not withdrawn
         it since."""
-        return issuer != CITIZEN and issuer not in self.withdrawn \
-            and any(r[2] == issuer for r in self.runs)
+        return issuer not in self.withdrawn and any(r[2] == issuer for r in self.runs)
+
+    def to_json(self) -> int | list[Any]:
+        if not self.runs:
+            return self.last
+        return [self.last, self.newest, self.runs, sorted(self.withdrawn),
+                sorted(self.disputed)]
+
+    @classmethod
+    def from_json(cls, v: Any) -> _Kept:
+        if type(v) is int:
+            return cls(v)
+        return cls(v[0], v[1], [list(r) for r in v[2]], v[3], v[4])
 
 
 class RecordChecks:
@@ -133,7 +149,9 @@ class RecordChecks:
                  fail: Fail) -> None:
         self._grants, self._services, self._suspended = grants, services, suspended
         self._fail = fail
-        self._kept: dict[str, dict[str, _Kept]] = {}  # subject -> category -> kept
+        # subject -> category -> what is kept of it (its newest version alone, while
+        # only the citizen wrote it)
+        self._kept: dict[str, dict[str, _Kept | int]] = {}
 
     # -- entries -------------------------------------------------------------------------
 
@@ -145,19 +163,18 @@ class RecordChecks:
         if "issuer" not in body:
             if "grant_id" in body:
                 raise Malformed("grant_id comes only with an issuer")
-            self._category(subject, category).add(version, source)
+            self._add(subject, category, version, source)
             return
         issuer, grant_id = text(body, "issuer"), text(body, "grant_id")
         if source != issuer:
             self._fail(index, "write.grant", f"written by issuer {issuer} as source {source}")
         self._under_grant(index, time, "a write", grant_id=grant_id, issuer=issuer,
                           subject=subject, category=category)
-        kept = self._category(subject, category)
-        if version <= kept.last:
+        last = self._add(subject, category, version, issuer)
+        if version <= last:
             self._fail(index, "record.version", (
                 f"{issuer} writes version {version} of {category}, not above the "
-                f"version {kept.last} written before"))
-        kept.add(version, issuer)
+                f"version {last} written before"))
 
     def withdrawn(self, index: int, time: str, body: Mapping[str, Any]) -> None:
         subject, category = text(body, "subject"), text(body, "category")
@@ -167,7 +184,7 @@ class RecordChecks:
                           subject=subject, category=category)
         # The vault withdraws the newest version, if that issuer wrote it and has not
         # withdrawn it (a newer value of the citizen's own is not the issuer's to end).
-        kept = self._kept.get(subject, {}).get(category)
+        kept = self._get(subject, category)
         newest = kept.last if kept is not None else 0
         writer = kept.writer(newest) if kept is not None else None
         if kept is None or writer != issuer or not kept.current(issuer):
@@ -187,7 +204,7 @@ class RecordChecks:
     def disputed(self, index: int, body: Mapping[str, Any]) -> None:
         subject, category = text(body, "subject"), text(body, "category")
         issuer, version = text(body, "issuer"), number(body, "version", least=1)
-        kept = self._kept.get(subject, {}).get(category)
+        kept = self._get(subject, category)
         writer = kept.writer(version) if kept is not None else None
         what = f"a dispute of version {version} of {category} from {issuer}"
         if kept is None or writer != issuer or issuer == CITIZEN:
@@ -218,9 +235,8 @@ class RecordChecks:
         fine = True
         subject = body.get("subject")
         if "issuers" in body:
-            kept = self._kept.get(subject, {}) if type(subject) is str else {}
             for category, issuer in text_map(body["issuers"], "issuers").items():
-                found = kept.get(category)
+                found = self._get(subject, category) if type(subject) is str else None
                 if category not in released:
                     why = "which it does not release"
                 elif found is None or not found.current(issuer):
@@ -273,22 +289,31 @@ class RecordChecks:
         if issuer in self._suspended:
             self._fail(index, "write.issuer", f"{what} by {issuer}, suspended")
 
-    def _category(self, subject: str, category: str) -> _Kept:
-        found = self._kept.setdefault(subject, {})
-        kept = found.get(category)
-        if kept is None:
-            kept = found[category] = _Kept()
-        return kept
+    def _get(self, subject: str, category: str) -> _Kept | None:
+        kept = self._kept.get(subject, {}).get(category)
+        return _Kept(kept) if isinstance(kept, int) else kept
+
+    def _add(self, subject: str, category: str, version: int, writer: str) -> int:
+        """Keep a version written; the newest version before it."""
+        cats = self._kept.setdefault(subject, {})
+        kept = cats.get(category, 0)
+        if isinstance(kept, int):
+            if writer == CITIZEN:
+                cats[category] = max(kept, version)
+                return kept
+            kept = cats[category] = _Kept(kept)
+        last = kept.last
+        kept.add(version, writer)
+        return last
 
     # -- state ---------------------------------------------------------------------------
 
     def to_json(self) -> dict[str, Any]:
-        return {s: {c: [k.runs, sorted(k.withdrawn), sorted(k.disputed)]
-                    for c, k in cats.items()}
+        return {s: {c: k if isinstance(k, int) else k.to_json() for c, k in cats.items()}
                 for s, cats in self._kept.items()}
 
     def load(self, saved: Mapping[str, Any]) -> None:
         """Go on from `to_json()`'s output (a state saved before records: {})."""
-        self._kept = {s: {c: _Kept([list(r) for r in v[0]], v[1], v[2])
+        self._kept = {s: {c: v if type(v) is int else _Kept.from_json(v)
                           for c, v in cats.items()}
                       for s, cats in saved.items()}
