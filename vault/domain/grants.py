@@ -439,8 +439,8 @@ def plain_terms(
     keep: str | None = None
     if terms.can_write:
         # Said first and plainly: this puts something in the vault, it does not take.
-        adds = ("They will add to your vault, and may change or withdraw while this lasts: "
-                f"{labels}.")
+        adds = ("They will add to your vault, and may change or withdraw what they added "
+                f"while this lasts: {labels}.")
         intro = (f"{service_name} is asking to add information to your vault"
                  + (", and to see it." if terms.can_read else "."))
     if terms.can_read:

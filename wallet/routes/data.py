@@ -97,6 +97,8 @@ class Card:
     issued_by: str = ""
     #: The issuer's name when the citizen's own value is shown over an issued one.
     over: str = ""
+    #: The issuer's name when its newest version is withdrawn (the category reads as absent).
+    withdrawn_by: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +116,8 @@ class Version:
     disputed: datetime | None = None
     #: Whether "Tell them this is wrong" is offered (the issuer's newest, not yet told).
     disputable: bool = False
+    #: When its issuer withdrew it.
+    withdrawn: datetime | None = None
 
 
 def _issuer_name(source: str, names: Mapping[str, str]) -> str:
@@ -143,7 +147,9 @@ def _group_of(code: str) -> str:
 def _card(cat: Category, view: records.RecordView | None, sources: Sequence[str],
           names: Mapping[str, str]) -> Card:
     if view is None:
-        return Card(cat.code, cat.label, cat.description, None)
+        withdrawn = bool(sources) and sources[-1] != "citizen"
+        return Card(cat.code, cat.label, cat.description, None, versions=len(sources),
+                    withdrawn_by=_issuer_name(sources[-1], names) if withdrawn else "")
     issued = [s for s in sources if s != "citizen"]
     return Card(
         cat.code, cat.label, cat.description, show_value(cat, view.value),
@@ -225,7 +231,8 @@ def _history(wallet: WalletState, citizen_id: str, views: Sequence[records.Recor
             # Only what the issuer says now can be disputed, once, and only to a service
             # the vault knows (a value written for an unregistered one has nobody to tell).
             disputable=(issued and dispute is None and newest_of[v.source] == v.version
-                        and v.source in names)))
+                        and v.source in names),
+            withdrawn=v.withdrawn_at))
     return out[::-1]
 
 

@@ -23,6 +23,7 @@ from vault.storage.database import read_only
 from vault.storage.tables import (
     OAuthSubjectRow,
     RecordDisputeRow,
+    RecordRow,
     WebhookMessageRow,
 )
 
@@ -337,3 +338,20 @@ def test_disputes_go_with_the_citizen_on_erasure(web: WebWallet) -> None:
     assert len(dispute_rows(web)) == 1
     citizens.erase_citizen(web.ctx, b.citizen_id)
     assert dispute_rows(web) == []
+
+
+def test_a_withdrawn_record_says_so_and_stays_in_the_history(web: WebWallet) -> None:
+    b = web.sign_up()
+    assert b.citizen_id is not None
+    issued(web, b, agency(web))
+    with Session(web.ctx.engine) as s, s.begin():  # as DELETE /v1/records/{category} does
+        row = s.exec(select(RecordRow).where(col(RecordRow.category) == AA)).one()
+        row.withdrawn_at = web.ctx.clock()
+        s.add(row)
+    words = text_of(b.get("/wallet/data"))
+    assert "Benefits Agency withdrew what they issued, so services no longer get it." in words
+    page = b.get(PAGE)
+    assert re.search(r"Benefits Agency withdrew this on \d+ \w+ \d{4}", text_of(page))
+    assert '<input type="hidden" name="own" value="1">' in page.text  # still theirs
+    assert b.form(PAGE, {"f.award": "higher", "f.since": "2024-03-01",
+                         "f.awarded_by": "DWP"}).status_code == 409
