@@ -179,7 +179,10 @@ def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
         403: ("The grant does not allow this now (see reason)", {}),
         404: ("No such grant for this token", {}),
         429: ("Over the client's rate limit", {"Retry-After": "Seconds to wait"}),
-        503: ("Busy or shutting down; retry", {"Retry-After": "Seconds to wait"}),
+        502: ("A source holding a category answered something the vault will not "
+              "release (nothing was released or logged)", {}),
+        503: ("Busy, shutting down, or a source did not answer in time "
+              "(source_unavailable); retry", {"Retry-After": "Seconds to wait"}),
     }
     return {status: problem_response(*what[status]) for status in statuses}
 
@@ -238,13 +241,19 @@ router = APIRouter(prefix=RESOURCE_PREFIX, tags=["resource"],
 
 
 @router.get("/data", summary="Read what the token's grant allows (logged before it is sent)",
-            response_model=DataRelease, responses=_problems(401, 403, 429, 503))
+            response_model=DataRelease, responses=_problems(401, 403, 429, 502, 503))
 async def read_data(claims: Bearer, request: Request, response: Response) -> DataRelease:
     state = get_state(request)
     try:
+        # Categories held at source are asked for first, outside any transaction; a
+        # source's failure is the read's (503/502), with nothing logged or counted.
+        fetched = () if state.sources is None else await state.sources.fetch_for(
+            service_id=claims.client_id, grant_id=claims.grant_id,
+            token_family=claims.token_family)
         release = await state.reader.aread(service_id=claims.client_id,
                                            grant_id=claims.grant_id,
-                                           token_family=claims.token_family)
+                                           token_family=claims.token_family,
+                                           fetched=fetched)
     except NotFound:
         raise BearerTokenRejected(_GRANT_GONE) from None
     except TokensRevoked as exc:

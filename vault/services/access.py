@@ -46,6 +46,7 @@ from vault.services import series
 from vault.services.context import VaultContext, Work, unit_of_work
 from vault.services.grants import lock_grant, transition
 from vault.services.records import open_record
+from vault.services.sources import Fetched
 from vault.storage.tables import (
     AccessRow,
     CitizenRow,
@@ -71,6 +72,9 @@ class ReadAsk:
     service_id: str
     grant_id: str
     token_family: str | None = None
+    #: The records sources answered for this read, checked, fetched before its
+    #: transaction (`vault.services.sources`): released as the terms allow.
+    fetched: tuple[Fetched, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,10 +106,10 @@ def read_under_grant(ctx: VaultContext, *, service_id: str, grant_id: str,
 
 
 def read_in(ctx: VaultContext, work: Work, *, service_id: str, grant_id: str,
-            token_family: str | None = None) -> Release:
+            token_family: str | None = None, fetched: tuple[Fetched, ...] = ()) -> Release:
     """`read_under_grant` inside a transaction the caller commits: a batch of one.
     Nothing may be returned to a service before that commit."""
-    [outcome] = read_batch(ctx, work, [ReadAsk(service_id, grant_id, token_family)])
+    [outcome] = read_batch(ctx, work, [ReadAsk(service_id, grant_id, token_family, fetched)])
     if isinstance(outcome, Exception):
         raise outcome
     return outcome
@@ -196,14 +200,19 @@ class Released:
     data: dict[str, Any]
     derived: dict[str, Any]
     commitment: str
+    #: Category fetched at source -> its issuer (`data.accessed`'s "sources").
+    sources: dict[str, str] = field(default_factory=dict)
     #: Series category -> version of the last batch released: the grant's cursor after.
     cursors: dict[str, int] = field(default_factory=dict)
 
     def entry(self, grant_id: str, service_id: str, subject: str) -> dict[str, Any]:
         """The `data.accessed` entry's body: names, never values."""
-        return {"grant_id": grant_id, "service_id": service_id, "subject": subject,
+        body = {"grant_id": grant_id, "service_id": service_id, "subject": subject,
                 "categories": sorted(self.data), "derived": sorted(self.derived),
                 "commitment": self.commitment}
+        if self.sources:  # left out when none, so every other entry is as it was
+            body["sources"] = dict(sorted(self.sources.items()))
+        return body
 
     def access_row(self, seq: int, grant_id: str, citizen_id: str, service_id: str,
                    at: datetime) -> dict[str, Any]:
@@ -285,7 +294,7 @@ def _plan(ctx: VaultContext, work: Work, ask: ReadAsk, g: _Grant | None,
         key = ctx.keyring.unwrap(row.kek_id, row.wrapped_key, citizen_id=row.citizen_id)
         pages = _pages(work, g, key)
         g.released = _release(key, row.citizen_id, g.terms, newest[row.citizen_id],
-                              work.now, pages, _window(work, g, key))
+                              work.now, pages, _window(work, g, key), fetched=ask.fetched)
     reads = g.reads + 1
     exhausts = exhausted_after(g.terms, reads)
     g.reads, g.last_read_at = reads, work.now
@@ -355,7 +364,8 @@ def _newest_records(work: Work, grants: Iterable[_Grant]) -> dict[str, dict[str,
 
 def _release(key: bytes, citizen_id: str, terms: GrantTerms, newest: Mapping[str, Any],
              now: datetime, pages: Mapping[str, series.BatchPage] | None = None,
-             window: Mapping[str, list[Any]] | None = None) -> Released:
+             window: Mapping[str, list[Any]] | None = None,
+             *, fetched: Sequence[Fetched] = ()) -> Released:
     """What a read releases: the newest records the terms name, decrypted, and the
     derived answers computed from those the answers need (another grant of the same
     citizen in the batch may have fetched more: only `_needed` are opened); of a series,
@@ -367,6 +377,9 @@ def _release(key: bytes, citizen_id: str, terms: GrantTerms, newest: Mapping[str
                          version=rec.version, ciphertext=rec.ciphertext)
         for cat, rec in newest.items() if cat in wanted
     }
+    # Held at source: no record here, the value a source answered for this read.
+    sources = {f.category: f.issuer for f in fetched if f.category in wanted}
+    values |= {f.category: f.value for f in fetched if f.category in sources}
     data = {cat: values[cat] for cat in terms.categories if cat in values}
     pages = pages or {}
     data |= {cat: page.data() for cat, page in pages.items() if page.batches}
@@ -377,7 +390,7 @@ def _release(key: bytes, citizen_id: str, terms: GrantTerms, newest: Mapping[str
     # key) can later prove what a service saw; nobody else learns anything from it.
     commitment = envelope.commit(envelope.commitment_key(key),
                                  canonical_json({"data": data, "derived": derived}))
-    return Released(data, derived, commitment, cursors)
+    return Released(data, derived, commitment, cursors=cursors, sources=sources)
 
 
 def write_reads(work: Work, plans: Sequence[ReadPlan | Exception]) -> list[ReadOutcome]:

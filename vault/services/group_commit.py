@@ -60,6 +60,7 @@ from sqlmodel import col, select
 from vault.errors import VaultError
 from vault.services.access import ReadAsk, ReadOutcome, Release, plan_reads, read_in, write_reads
 from vault.services.context import VaultContext, Work, unit_of_work
+from vault.services.sources import Fetched
 from vault.storage.tables import GrantRow
 
 __all__ = ["BatchStats", "GroupCommitReader", "Overloaded", "ReaderStopped"]
@@ -210,23 +211,26 @@ class GroupCommitReader:
 
     # -- reading ---------------------------------------------------------------------------
 
-    def read(self, *, service_id: str, grant_id: str,
-             token_family: str | None = None) -> Release:
+    def read(self, *, service_id: str, grant_id: str, token_family: str | None = None,
+             fetched: tuple[Fetched, ...] = ()) -> Release:
         """Like `read_under_grant`, sharing its transaction with concurrent reads."""
         return self.submit(service_id=service_id, grant_id=grant_id,
-                           token_family=token_family).result()
+                           token_family=token_family, fetched=fetched).result()
 
     async def aread(self, *, service_id: str, grant_id: str,
-                    token_family: str | None = None) -> Release:
+                    token_family: str | None = None,
+                    fetched: tuple[Fetched, ...] = ()) -> Release:
         """`read` for asyncio. If the task is cancelled before the writer takes the read,
         the read is never run. After that it commits whatever happens to the task."""
         return await asyncio.wrap_future(self.submit(service_id=service_id,
                                                      grant_id=grant_id,
-                                                     token_family=token_family))
+                                                     token_family=token_family,
+                                                     fetched=fetched))
 
-    def submit(self, *, service_id: str, grant_id: str,
-               token_family: str | None = None) -> Future[Release]:
-        """Queue a read; the future resolves after its batch commits (or fails)."""
+    def submit(self, *, service_id: str, grant_id: str, token_family: str | None = None,
+               fetched: tuple[Fetched, ...] = ()) -> Future[Release]:
+        """Queue a read; the future resolves after its batch commits (or fails).
+        `fetched`: what sources answered for it (`vault.services.sources`)."""
         future: Future[Release] = Future()
         with self._cond:
             if not self._running:
@@ -234,7 +238,7 @@ class GroupCommitReader:
             if len(self._queue) >= self._max_pending:
                 raise Overloaded(f"{self._max_pending} reads are already waiting; "
                                  "try again shortly")
-            self._queue.append(_Pending(ReadAsk(service_id, grant_id, token_family),
+            self._queue.append(_Pending(ReadAsk(service_id, grant_id, token_family, fetched),
                                         time.monotonic(), future))
             # Wake the writer only when it may be waiting for this: the first read, or
             # a full batch while it waits for company.
@@ -339,7 +343,8 @@ class GroupCommitReader:
                     with _savepoint(work):
                         outcomes.append(read_in(ctx, work, service_id=p.ask.service_id,
                                                 grant_id=p.ask.grant_id,
-                                                token_family=p.ask.token_family))
+                                                token_family=p.ask.token_family,
+                                                fetched=p.ask.fetched))
                 except _Broken as broken:
                     raise _Retry(i, broken.cause) from broken.cause
                 except Exception as exc:  # the read's own error, rolled back to its savepoint
