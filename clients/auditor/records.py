@@ -4,8 +4,9 @@ Issuers write records under the citizen's write grant, withdraw them under it, a
 citizen may dispute them; reads say which released values an issuer wrote (`issuers`)
 and which were fetched at source (`sources`). `RecordChecks` is fed those entries by
 `StoryChecker` (which has checked the subject is live) and keeps, per subject and
-category, who wrote which versions (runs of consecutive versions by one writer, so a
-series of thousands of batches is one run) and which issuers' records are withdrawn.
+category, its newest version and, once an issuer has written it, which versions each
+issuer wrote (runs of consecutive versions, so a series of thousands of batches is one
+run) and whose records are withdrawn or disputed.
 
 Rules (`Failure.rule`), in the words the report uses:
 
@@ -20,7 +21,8 @@ write.scope     ... of a category the grant does not allow writing (a grant to r
                 allows none)
 write.issuer    ... by a service not registered to issue the category, or suspended
 record.version  an issuer's write whose version is not above every earlier version of
-                that subject and category (since the category was last deleted)
+                that subject and category (still held: a `record.deleted` ends the
+                citizen's own)
 withdraw.record a withdrawal of no current record of that issuer (the newest version
                 of the category, written by that issuer, not withdrawn already), or
                 naming another version than that one
@@ -222,16 +224,23 @@ class RecordChecks:
             kept.disputed.add(issuer)
 
     def deleted(self, body: Mapping[str, Any]) -> None:
-        """`record.deleted`: every version of the category is gone (versions start
-        again at 1)."""
-        self._kept.get(text(body, "subject"), {}).pop(text(body, "category"), None)
+        """`record.deleted`: the citizen's own versions of the category are gone. The
+        issuers' stay (theirs to withdraw), and the newest of them is the newest now;
+        with none, versions start again at 1."""
+        cats = self._kept.get(text(body, "subject"), {})
+        category = text(body, "category")
+        kept = cats.get(category)
+        if isinstance(kept, _Kept) and kept.runs:
+            kept.last, kept.newest = kept.runs[-1][1], kept.runs[-1][2]
+        else:
+            cats.pop(category, None)
 
     def erased(self, subject: str) -> None:
         self._kept.pop(subject, None)
 
     def accessed(self, index: int, body: Mapping[str, Any], released: Sequence[str]) -> bool:
-        """The `issuers` and `sources` of a read that released `released` (a read
-        already found within its grant); whether they break no rule."""
+        """Check the `issuers` and `sources` of a read that released the categories
+        `released`; whether they break no rule."""
         fine = True
         subject = body.get("subject")
         if "issuers" in body:

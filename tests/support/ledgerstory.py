@@ -51,8 +51,10 @@ class Story:
         default_factory=lambda: SoftAuthenticator(origin=ORIGIN))
     terms: dict[str, GrantTerms] = field(default_factory=dict)
     last: dict[str, int] = field(default_factory=dict)  # grant -> its latest grant.* entry
-    #: (subject, category) -> its newest version written (the vault's max + 1)
+    #: (subject, category) -> its newest version held (the next is one more), and the
+    #: newest a service issued (what a deletion of the citizen's own leaves)
     versions: dict[tuple[str, str], int] = field(default_factory=dict)
+    issued: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def add(self, kind: str, body: dict[str, Any], *, later: timedelta = timedelta(0)) -> int:
         self.now += later
@@ -63,8 +65,11 @@ class Story:
         elif kind == "record.written" and type(body.get("version")) is int:
             key = (body["subject"], body["category"])
             self.versions[key] = max(self.versions.get(key, 0), body["version"])
+            if body.get("source") != "citizen":
+                self.issued[key] = self.versions[key]
         elif kind == "record.deleted":
-            self.versions.pop((body["subject"], body["category"]), None)
+            key = (body["subject"], body["category"])
+            self.versions[key] = self.issued.get(key, 0)
         return len(self.entries) - 1
 
     def citizen(self, subject: str = "sub_1") -> str:

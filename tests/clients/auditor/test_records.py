@@ -183,16 +183,25 @@ def test_a_write_needs_the_issuers_registration() -> None:
     assert s.failures() == [(asked, "terms"), (i, "write.issuer")]
 
 
-def test_versions_rise_above_the_citizens_own_and_start_again_after_a_deletion() -> None:
+def test_versions_rise_above_every_version_still_held() -> None:
     s = linked()
     s.own_write()  # the citizen's version 1
     i = s.write(version=1)
     assert s.failures() == [(i, "record.version")]
+    # The citizen deletes their own versions: versions start again at 1.
+    s = linked()
+    s.own_write()
+    s.add("record.deleted", {"subject": "sub_1", "category": AA, "versions": 1})
+    s.write(version=1)
+    assert s.failures() == []
+    # The issuer's versions stay (theirs to withdraw): the next is above them.
     s = linked()
     s.write()
+    s.own_write()
     s.add("record.deleted", {"subject": "sub_1", "category": AA, "versions": 1})
-    s.write()  # version 1 again, as the vault numbers it after a deletion
-    assert s.failures() == []
+    reused = s.write(version=1)
+    s.write(version=2)  # above the issuer's version 1, the newest still held
+    assert s.failures() == [(reused, "record.version")]
 
 
 @pytest.mark.parametrize(("body", "words"), [
@@ -297,11 +306,13 @@ def test_a_read_names_an_issuer_only_of_what_it_wrote_and_has_not_withdrawn() ->
     s.withdraw()
     withdrawn = read(s, issuers={AA: ISSUER})
     s.write()
-    s.add("record.deleted", {"subject": "sub_1", "category": AA, "versions": 2})
-    deleted = read(s, issuers={AA: ISSUER})
+    s.own_write()
+    s.add("record.deleted", {"subject": "sub_1", "category": AA, "versions": 1})
+    kept = read(s, issuers={AA: ISSUER})  # the citizen's own deleted: the issuer's stays
     assert s.failures() == [(i, "access.issuer") for i in (before, unreleased, other,
-                                                           withdrawn, deleted)]
-    assert fine not in [i for i, _ in s.failures()]
+                                                           withdrawn)]
+    assert fine not in [i for i, _ in s.failures()] and kept not in [i for i, _ in
+                                                                     s.failures()]
     details = [f.detail for f in s.check().failures]
     assert "never wrote" in details[0] and "does not release" in details[1]
     assert "withdrew" in details[3]
