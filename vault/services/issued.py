@@ -49,6 +49,7 @@ from vault.oauth.record_jws import RecordRefused, VerifiedRecord, verify_record
 from vault.services.access import TokensRevoked
 from vault.services.changes import tell_changed
 from vault.services.context import VaultContext, Work, new_id, unit_of_work
+from vault.services.sources import refuse_held
 from vault.storage.tables import (
     CitizenRow,
     GrantRow,
@@ -224,6 +225,7 @@ def store_issued(ctx: VaultContext, work: Work, grant: WriterGrant, record: Veri
     (with `entry`'s fields added: a series batch's "items") and tell the services that
     rely on the category."""
     category = record.category
+    refuse_held(work.session, category)  # held at source: the vault stores no value of it
     version = _next_version(work, grant.citizen_id, category)
     record_id = new_id("rec")
     key = grant.data_key(ctx)

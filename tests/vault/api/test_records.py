@@ -458,3 +458,22 @@ def test_receives_counts_only_an_issued_award(env: Env) -> None:
     assert doc["provenance"][AA] == {"source": "issuer", "issuer": issuer.client_id,
                                      "version": 2, "record": None}
     assert doc["derived"] == {RECEIVES: True}
+
+
+def test_a_category_held_at_source_is_never_written(env: Env) -> None:
+    """ARCHITECTURE §8 "Held at source": once a source holds the category, an issuer's
+    write of it is refused with the reason, and nothing is written."""
+    issuer = env.issuer()
+    link = env.link(issuer)
+    registry.register_service(env.state.ctx, registry.Registration(
+        name="Benefits register", description="Holds awards at source",
+        purposes=["eligibility_assessment"], categories=[], issues=[AA],
+        jwks=ServiceKey.generate().public_jwks(),
+        redirect_uris=["https://register.example.gov/cb"],
+        privacy_notice_url="https://register.example.gov/privacy",
+        source_url="https://register.example.gov/source"))
+    before = env.counts()
+    doc = problem(env.put(link, issuer.sign()), 400, "invalid-request:held_at_source",
+                  "held_at_source")
+    assert "held at source by Benefits register" in doc["detail"]
+    assert env.counts() == before
