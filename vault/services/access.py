@@ -86,6 +86,9 @@ class Release:
     data: dict[str, Any]
     derived: dict[str, Any]
     ledger_index: int
+    #: Where each released category's value came from (ARCHITECTURE §8 "Provenance"):
+    #: {"source": "citizen"|"issuer", "issuer", "version", "record": the issuer's JWS}.
+    provenance: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 #: Each read's answer, in the order asked: its Release, or its own refusal or failure.
@@ -178,7 +181,8 @@ def _records(citizens: int, categories: int) -> Select[Any]:
     """The records of these citizens in these categories, oldest version first."""
     stmt: Select[Any] = (
         select(RecordRow.citizen_id, RecordRow.id, RecordRow.category, RecordRow.version,  # type: ignore[call-overload]
-               RecordRow.ciphertext)
+               RecordRow.ciphertext, RecordRow.source, RecordRow.record_jws,
+               RecordRow.withdrawn_at)
         .where(_in(RecordRow.citizen_id, "citizen", citizens),
                _in(RecordRow.category, "category", categories))
         .order_by(col(RecordRow.version))
@@ -204,14 +208,22 @@ class Released:
     sources: dict[str, str] = field(default_factory=dict)
     #: Series category -> version of the last batch released: the grant's cursor after.
     cursors: dict[str, int] = field(default_factory=dict)
+    #: Released category -> where its value came from (`Release.provenance`).
+    provenance: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Released category whose value an issuer wrote -> that issuer (`data.accessed`'s
+    #: "issuers": who stands behind what the service was given).
+    issuers: dict[str, str] = field(default_factory=dict)
 
     def entry(self, grant_id: str, service_id: str, subject: str) -> dict[str, Any]:
         """The `data.accessed` entry's body: names, never values."""
-        body = {"grant_id": grant_id, "service_id": service_id, "subject": subject,
-                "categories": sorted(self.data), "derived": sorted(self.derived),
-                "commitment": self.commitment}
+        body: dict[str, Any] = {
+            "grant_id": grant_id, "service_id": service_id, "subject": subject,
+            "categories": sorted(self.data), "derived": sorted(self.derived),
+            "commitment": self.commitment}
         if self.sources:  # left out when none, so every other entry is as it was
             body["sources"] = dict(sorted(self.sources.items()))
+        if self.issuers:  # the same
+            body["issuers"] = dict(sorted(self.issuers.items()))
         return body
 
     def access_row(self, seq: int, grant_id: str, citizen_id: str, service_id: str,
@@ -359,6 +371,9 @@ def _newest_records(work: Work, grants: Iterable[_Grant]) -> dict[str, dict[str,
         for rec in work.session.connection().execute(_records(len(who), len(which)),
                                                      who | which):
             newest[rec.citizen_id][rec.category] = rec  # by version: the last one wins
+    for found in newest.values():  # withdrawn by its issuer: the category reads as absent
+        for cat in [cat for cat, rec in found.items() if rec.withdrawn_at is not None]:
+            del found[cat]
     return newest
 
 
@@ -385,12 +400,36 @@ def _release(key: bytes, citizen_id: str, terms: GrantTerms, newest: Mapping[str
     data |= {cat: page.data() for cat, page in pages.items() if page.batches}
     cursors = {cat: page.last for cat, page in pages.items() if page.last is not None}
     inputs = {**values, **(window or {})}
-    derived = {name: resolve_derived(name).answer(inputs, now) for name in terms.derived}
+    # Answers resting on issued facts are given none of the citizen's own values.
+    own = {cat for cat, rec in newest.items() if rec.source == "citizen"}
+    issued = {cat: v for cat, v in inputs.items() if cat not in own}
+    derived: dict[str, Any] = {}
+    for name in terms.derived:
+        answer = resolve_derived(name)
+        derived[name] = answer.answer(issued if answer.issued_only else inputs, now)
+    # Of the stored records; a category held at source or a series adds its own.
+    provenance = {cat: _provenance(key, citizen_id, newest[cat]) for cat in data
+                  if cat in newest and cat not in sources}
+    issuers = {cat: p["issuer"] for cat, p in provenance.items() if p["issuer"] is not None}
     # A keyed commitment to exactly what was released: the citizen (who can derive the
     # key) can later prove what a service saw; nobody else learns anything from it.
     commitment = envelope.commit(envelope.commitment_key(key),
                                  canonical_json({"data": data, "derived": derived}))
-    return Released(data, derived, commitment, cursors=cursors, sources=sources)
+    return Released(data, derived, commitment, cursors=cursors, sources=sources,
+                    provenance=provenance, issuers=issuers)
+
+
+def _provenance(key: bytes, citizen_id: str, rec: Any) -> dict[str, Any]:
+    """Where a released record came from (ARCHITECTURE §8). The issuer's JWS is opened
+    only here, for a record released, so reads of citizens' own values never pay for it."""
+    if rec.source == "citizen":
+        return {"source": "citizen", "issuer": None, "version": rec.version, "record": None}
+    jws = None
+    if rec.record_jws is not None:  # None: issued without one (`vault citizen write --source`)
+        jws = envelope.open_sealed(key, rec.record_jws, ad=envelope.record_jws_ad(
+            citizen_id=citizen_id, record_id=rec.id, category=rec.category,
+            version=rec.version)).decode("utf-8")
+    return {"source": "issuer", "issuer": rec.source, "version": rec.version, "record": jws}
 
 
 def write_reads(work: Work, plans: Sequence[ReadPlan | Exception]) -> list[ReadOutcome]:
@@ -422,7 +461,7 @@ def write_reads(work: Work, plans: Sequence[ReadPlan | Exception]) -> list[ReadO
             continue
         p, seq = next(by_read)
         outcomes.append(Release(p.ask.grant_id, p.subject, p.released.data,
-                                p.released.derived, seq))
+                                p.released.derived, seq, p.released.provenance))
     return outcomes
 
 
