@@ -86,6 +86,9 @@ def relying_party_of(url: str) -> tuple[str, list[str]]:
 
 _READ_KEYS = frozenset({"grant_id", "service_id", "subject", "categories", "derived",
                         "commitment"})
+#: What a read may add (ARCHITECTURE §8): {category: service} of what an issuer wrote or
+#: a source held; in a read found in order, each names a service that wrote or holds it.
+_FLOW_KEYS = frozenset({"issuers", "sources"})
 
 
 class EntryChecks:
@@ -116,8 +119,10 @@ class EntryChecks:
         if type(time) is not str:
             time = ""
         # A read the story found in order names only values of its grant's request
-        # (scanned there): only its commitment is new. Nine entries in ten.
-        if kind == "data.accessed" and story.read_in_order and body.keys() == _READ_KEYS \
+        # (scanned there), and issuers and sources named in entries before (scanned
+        # there): only its commitment is new. Nine entries in ten.
+        if kind == "data.accessed" and story.read_in_order \
+                and (body.keys() == _READ_KEYS or body.keys() - _FLOW_KEYS == _READ_KEYS) \
                 and not self.scanner.suspect(body["commitment"]):
             return
         for finding in self.scanner.scan(body, time=time):

@@ -13,6 +13,7 @@ import json
 from datetime import timedelta
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -26,8 +27,9 @@ from support.ledgerstory import (
     write_terms,
 )
 
+from clients.auditor.pii import PiiFinding, PiiScanner
 from clients.auditor.story import StoryChecker, StoryStats
-from clients.auditor.verify import VerifyReport, render_text
+from clients.auditor.verify import EntryChecks, VerifyReport, render_text
 from vault.domain.grants import Access
 
 UC = "benefits.universal_credit"
@@ -367,6 +369,35 @@ def test_any_read_under_a_grant_only_to_write_is_a_failure(categories: list[str]
     i = s.read("gr_w", categories=categories, derived=[])
     assert s.failures() == [(i, "access.scope")]
     assert "only to write" in s.check().failures[0].detail
+
+
+class _Counting(PiiScanner):
+    """The personal-data scan, counting the bodies it is asked to scan."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scanned: list[Any] = []
+
+    def scan(self, body: Any, *, time: str = "", thorough: bool = False) -> list[PiiFinding]:
+        self.scanned.append(body)
+        return super().scan(body, time=time, thorough=thorough)
+
+
+def test_a_read_in_order_naming_issuers_and_sources_is_not_scanned_again() -> None:
+    """What it names was scanned where it was named first (the record's entry, the
+    source's registration); a read out of order is scanned whole."""
+    s = linked()
+    s.write()
+    fine = read(s, issuers={AA: ISSUER})
+    bogus = read(s, issuers={AA: "ada@example.com"})
+    scanner = _Counting()
+    checks = EntryChecks(StoryChecker(rp_id=RP_ID, origins=[ORIGIN]), scanner)
+    for i, e in enumerate(s.entries):
+        checks.feed(i, orjson.dumps(e))
+    assert s.entries[fine]["body"] not in scanner.scanned
+    assert s.entries[bogus]["body"] in scanner.scanned
+    assert [(f.index, f.rule) for f in checks.failures] == [(bogus, "access.issuer"),
+                                                           (bogus, "personal_data")]
 
 
 # -- 5. entries from before issuers -----------------------------------------------------------
