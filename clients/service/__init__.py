@@ -68,7 +68,7 @@ from clients.service.results import (
 )
 from clients.service.sync import VaultClient
 from clients.service.terms import Access, PersonalData
-from clients.service.webhooks import WebhookEvent, verify_webhook
+from clients.service.webhooks import RecordDisputed, WebhookEvent, verify_webhook
 
 __all__ = [
     "Access",
@@ -89,6 +89,7 @@ __all__ = [
     "PersonalData",
     "ProtocolError",
     "RateLimited",
+    "RecordDisputed",
     "RecordInvalid",
     "Release",
     "ServiceKey",

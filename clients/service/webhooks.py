@@ -7,6 +7,12 @@ rotated). The key is the operator's `whsec_<base64>` secret. A delivery is trust
 if one v1 signature matches the exact body bytes and the timestamp is within
 `TOLERANCE` of now, which bounds how long a captured delivery can be replayed; an app
 that must never act twice also remembers the `id`s it has handled.
+
+A `record.disputed` delivery (ARCHITECTURE §8, to an issuer) comes back as a
+`RecordDisputed`: the citizen says the record this service issued (its `category` and
+`version`) is wrong, with a `reason` code ("not_me", "details_wrong", "out_of_date",
+"other", "not_given"; treat an unknown one as "other"). It names the citizen only as
+this service knows them: its pairwise `sub` and its write grant, each when it has one.
 """
 
 from __future__ import annotations
@@ -25,12 +31,16 @@ from typing import Any
 from clients.service.errors import WebhookInvalid
 from clients.service.results import from_timestamp, parse_time
 
-__all__ = ["EVENT_TYPES", "TOLERANCE", "WebhookEvent", "verify_webhook"]
+__all__ = ["EVENT_TYPES", "TOLERANCE", "RecordDisputed", "WebhookEvent",
+           "verify_webhook"]
 
 TOLERANCE = timedelta(minutes=5)
 SECRET_PREFIX = "whsec_"  # noqa: S105 (the format's prefix, not a secret)
 EVENT_TYPES = frozenset({"grant.approved", "grant.denied", "grant.paused", "grant.resumed",
                          "grant.revoked", "grant.expired", "grant.exhausted"})
+
+# The citizen says an issued record is wrong (to its issuer; ARCHITECTURE §8).
+EVENT_TYPES |= {"record.disputed"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +52,47 @@ class WebhookEvent:
     type: str
     timestamp: datetime
     data: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class RecordDisputed(WebhookEvent):
+    """`record.disputed`: the citizen says version `version` of their `category`, which
+    this service issued, is wrong, for `reason` (a code; see the module's docstring), at
+    ledger entry `ledger_index`. `sub` (the citizen's pairwise subject for this service)
+    and `grant_id` (its write grant over the category) are None when it has none. The
+    issuer checks its record and, if it agrees, writes a corrected one or withdraws it."""
+
+    category: str
+    version: int
+    reason: str
+    sub: str | None
+    grant_id: str | None
+    ledger_index: int
+
+
+def _text_or_none(data: Mapping[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    if value is None or (isinstance(value, str) and value):
+        return value
+    raise WebhookInvalid(f"record.disputed's {key} is not text")
+
+
+def _record_disputed(base: WebhookEvent) -> RecordDisputed:
+    data = base.data
+    category, reason = data.get("category"), data.get("reason")
+    version, index = data.get("version"), data.get("ledger_index")
+    if not isinstance(category, str) or not category:
+        raise WebhookInvalid("record.disputed has no category")
+    if type(version) is not int or version < 1:
+        raise WebhookInvalid("record.disputed's version is not a version number")
+    if not isinstance(reason, str) or not reason:
+        raise WebhookInvalid("record.disputed has no reason")
+    if type(index) is not int or index < 0:
+        raise WebhookInvalid("record.disputed's ledger_index is not a ledger index")
+    return RecordDisputed(id=base.id, type=base.type, timestamp=base.timestamp, data=data,
+                          category=category, version=version, reason=reason,
+                          sub=_text_or_none(data, "sub"),
+                          grant_id=_text_or_none(data, "grant_id"), ledger_index=index)
 
 
 def _key(secret: str | bytes) -> bytes:
@@ -103,7 +154,8 @@ def verify_webhook(secret: str | bytes, headers: Mapping[str, str], body: bytes 
                for given in _signatures(_header(headers, "webhook-signature"))]
     if not any(matches):
         raise WebhookInvalid("no webhook-signature matches the body")
-    return _event(message_id, raw, int(stamp))
+    event = _event(message_id, raw, int(stamp))
+    return _record_disputed(event) if event.type == "record.disputed" else event
 
 
 def _event(message_id: str, raw: bytes, stamp: int) -> WebhookEvent:

@@ -16,6 +16,7 @@ API = {
     "AuthorizationFailed", "GrantPending", "GrantDenied", "GrantRevoked", "GrantPaused",
     "GrantExpired", "GrantExhausted", "GrantNotYetValid", "TooSoon", "RateLimited",
     "ServiceSuspended", "WebhookInvalid", "RecordInvalid", "SignedRecord", "verify_record",
+    "RecordDisputed",
 }
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html
 import re
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -14,9 +15,12 @@ import httpx
 import orjson
 import pytest
 from sqlmodel import Session, col, select
-from support.webwallet import Browser, WebWallet
+from support.webwallet import ORIGIN, Browser, WebWallet
 
+from clients.auditor.story import StoryChecker
+from clients.service import RecordDisputed, verify_webhook
 from ledger.sqlstore import SqlLedger
+from vault.crypto.webhook_signing import signature_headers, webhook_secret
 from vault.domain.grants import Access
 from vault.services import citizens, disputes, grants, records, registry
 from vault.storage.database import read_only
@@ -278,6 +282,24 @@ def test_the_issuer_is_told_who_as_it_knows_them(web: WebWallet) -> None:
     assert (data["sub"], data["grant_id"]) == ("ps_agency_knows_me", grant.id)
 
 
+def test_the_issuer_reads_the_webhook_with_the_sdk(web: WebWallet) -> None:
+    """The message as queued, signed as the dispatcher signs it, read by the SDK."""
+    b = web.sign_up()
+    issuer = agency(web)
+    issued(web, b, issuer)
+    b.form(f"{PAGE}/wrong", {"version": "1", "reason": "out_of_date"})
+    (message,) = messages(web)
+    key = webhook_secret(web.app.state.vault.app_secret, issuer)
+    stamp = int(time.time())
+    headers = signature_headers(key, message_id=message.id, timestamp=stamp,
+                                body=message.body.encode())
+    event = verify_webhook(key, headers, message.body.encode())
+    assert (event.id, event.type) == (message.id, "record.disputed")
+    assert isinstance(event, RecordDisputed)
+    assert (event.category, event.version, event.reason, event.sub, event.grant_id,
+            event.ledger_index) == (AA, 1, "out_of_date", None, None, entries(web)[-1]["seq"])
+
+
 # --- refusals: a clear 4xx, and nothing written ---------------------------------------------
 
 
@@ -355,3 +377,26 @@ def test_a_withdrawn_record_says_so_and_stays_in_the_history(web: WebWallet) -> 
     assert '<input type="hidden" name="own" value="1">' in page.text  # still theirs
     assert b.form(PAGE, {"f.award": "higher", "f.since": "2024-03-01",
                          "f.awarded_by": "DWP"}).status_code == 409
+
+
+def test_the_auditor_agrees_with_what_the_wallet_wrote(web: WebWallet) -> None:
+    """Own values over an issued one, deleted; disputes, one again: every story holds."""
+    b = web.sign_up()
+    assert b.citizen_id is not None
+    issuer = agency(web)
+    issued(web, b, issuer)
+    b.form(PAGE, {"f.award": "higher", "f.since": "2024-03-01", "f.awarded_by": "DWP",
+                  "own": "1"})
+    b.form(f"{PAGE}/wrong", {"version": "1", "reason": "not_me"})
+    b.form(f"{PAGE}/delete")
+    b.form(f"{PAGE}/wrong", {"version": "1", "reason": "not_me"})   # told already
+    issued(web, b, issuer, {**AWARD, "award": "higher"})               # corrected: v2
+    b.form(f"{PAGE}/wrong", {"version": "2", "reason": "other"})
+    checker = StoryChecker(rp_id="localhost", origins=[ORIGIN])
+    kinds = []
+    for i, entry in enumerate(entries(web)):
+        checker.feed(i, entry)
+        kinds.append(entry["kind"])
+    checker.finish()
+    assert kinds.count("record.disputed") == 2
+    assert [(f.index, f.rule, f.detail) for f in checker.failures] == []
