@@ -234,6 +234,11 @@ def test_catalog_list_gives_every_code_with_its_words(tmp_path: Path,
     assert derived["age_over_65"] == "Whether you are 65 or over"
     assert derived["receives:attendance_allowance"] == "Whether you get Attendance Allowance"
     assert "resident_in:<local authority>" in derived
+    # receives: rests on issued facts, and the catalog says so (ARCHITECTURE §8).
+    marked = {d["code"]: d["more"] for d in doc["derived"] if d.get("issued_only")}
+    assert set(marked) == {"receives:attendance_allowance", "receives:universal_credit"}
+    assert all(m.startswith("Counts only what the service that issues it added")
+               for m in marked.values())
     issuers = {c["code"]: c["issued_by"] for c in doc["categories"] if "issued_by" in c}
     assert issuers == {c.code: c.issued_by for c in categories().values() if c.issuable}
     assert "benefits.attendance_allowance" in issuers and "address.home" not in issuers

@@ -25,6 +25,7 @@ _PARTS = (("purposes", "Purposes (--purpose), with their lawful basis", purpose_
 def _doc(code: Code, held: dict[str, dict[str, str]]) -> dict[str, Any]:
     return {"code": code.code, "words": code.words, **({"more": code.more} if code.more else {}),
             **({"issued_by": code.issued_by} if code.issued_by else {}),
+            **({"issued_only": True} if code.issued_only else {}),
             **({"held_at_source": held[code.code]} if code.code in held else {})}
 
 

@@ -13,6 +13,7 @@ from vault.domain.derived import BENEFITS, resolve_derived, static_derived_names
 from vault.domain.purposes import purposes
 
 __all__ = [
+    "ISSUED_ONLY",
     "RESIDENT_IN",
     "Code",
     "category_codes",
@@ -23,6 +24,10 @@ __all__ = [
 
 #: The pattern of the one derived answer that takes free text: any local authority.
 RESIDENT_IN = "resident_in:<local authority>"
+#: What a derived answer resting on issued facts (`DerivedAnswer.issued_only`) counts.
+ISSUED_ONLY = ("Counts only what the service that issues it added to the vault: a value "
+               "the citizen typed themselves is not evidence of it, and the answer is "
+               "then unknown.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +40,8 @@ class Code:
     more: str = ""
     #: For a category a service may issue (`vault service add --issues`): who issues it.
     issued_by: str | None = None
+    #: For a derived answer: it counts only issued records (`ISSUED_ONLY` says so).
+    issued_only: bool = False
 
 
 def purpose_codes() -> list[Code]:
@@ -50,7 +57,9 @@ def category_codes() -> list[Code]:
 def derived_codes() -> list[Code]:
     """The fixed answers, each `receives:` benefit, and the `resident_in:` pattern."""
     names = [*static_derived_names(), *(f"receives:{b}" for b in sorted(BENEFITS))]
-    found = [Code(n, resolve_derived(n).label) for n in names]
+    answers = [resolve_derived(n) for n in names]
+    found = [Code(a.name, a.label, ISSUED_ONLY if a.issued_only else "",
+                  issued_only=a.issued_only) for a in answers]
     found.append(Code(RESIDENT_IN, "Whether you live in the local authority named",
                       "e.g. resident_in:Riverside"))
     return found

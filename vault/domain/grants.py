@@ -434,6 +434,11 @@ def plain_terms(
     if terms.derived:
         answers = ("They will only get a yes or no answer (not your details) to: "
                    + "; ".join(resolve_derived(d).label for d in terms.derived) + ".")
+        issued = [resolve_derived(d).label for d in terms.derived
+                  if resolve_derived(d).issued_only]
+        if issued:  # ARCHITECTURE §8: these rest on issued facts, not on the citizen's word
+            answers += (" Only what the service that issues it added to your vault counts "
+                        "for: " + "; ".join(issued) + " (not anything you typed in).")
     intro = f"{service_name} is asking to use some of your information."
     how_often = _how_often(terms.access)
     keep: str | None = None

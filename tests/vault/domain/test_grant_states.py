@@ -294,7 +294,7 @@ def test_check_scope() -> None:
 def test_access_denied_knows_only_the_fixed_reasons() -> None:
     assert set(ACCESS_REASONS) == {
         "not_approved", "paused", "revoked", "expired", "exhausted", "not_yet_valid",
-        "too_soon", "service_suspended", "out_of_scope",
+        "too_soon", "service_suspended", "out_of_scope", "insufficient_scope",
     }
     with pytest.raises(ValueError):
         AccessDenied("bored")
