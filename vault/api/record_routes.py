@@ -1,5 +1,6 @@
-"""PUT and DELETE /v1/records/{category}: an issuer writes and withdraws records
-(ARCHITECTURE §8 "Writing", a contract).
+"""PUT and DELETE /v1/records/{category}: an issuer writes and withdraws records; POST
+/v1/records/{category}/items: it appends a batch to a series (ARCHITECTURE §8 "Writing",
+"Series", a contract).
 
 The bearer token is checked as for `/v1/data` (`resource_routes.bearer_claims`: RFC 6750
 §2.1, the token verified, the client's rate limit); the write itself, and every rule it
@@ -10,6 +11,10 @@ must pass, is `vault.services.issued`. Answers:
 * `DELETE`: 200 `{"category","version","ledger_index"}`, `version` being the one
   withdrawn (a body, so the issuer learns where the withdrawal is logged: hence 200,
   not 204).
+* `POST .../items`: 201 `{"category","version","ledger_index"}`, the batch being the
+  series' new version (`vault.services.issued_series`); the JWS's `value` is
+  `{"items": [...]}`, 1 to 1,000 items, the JWS up to 512 KiB. Of a category that is not
+  a series: 400 `not_series`; a batch with one bad item: 400 `invalid_value`, nothing kept.
 
 Refusals are RFC 9457 problem details, and write nothing:
 
@@ -43,8 +48,9 @@ from vault.api.resource_routes import (
 from vault.errors import NotFound
 from vault.services.access import TokensRevoked
 from vault.services.issued import NothingToWithdraw, Written, withdraw_issued, write_issued
+from vault.services.issued_series import append_issued
 
-__all__ = ["RecordWrite", "RecordWritten", "router"]
+__all__ = ["BatchWrite", "RecordWrite", "RecordWritten", "router"]
 
 router = APIRouter(prefix=RESOURCE_PREFIX, tags=["records"], dependencies=[Security(_BEARER)])
 
@@ -92,6 +98,30 @@ def put_record(category: str, body: RecordWrite, claims: Bearer, request: Reques
         written = write_issued(get_state(request).ctx, service_id=claims.client_id,
                                grant_id=claims.grant_id, token_family=claims.token_family,
                                category=category, record=body.record)
+    except NotFound:
+        raise BearerTokenRejected(_GRANT_GONE) from None
+    except TokensRevoked as exc:
+        raise BearerTokenRejected(str(exc)) from None
+    return _answer(written, response)
+
+
+class BatchWrite(BaseModel):
+    """An issuer's batch: a compact JWS over `{"iss","category","value","iat","jti"}`
+    whose `value` is `{"items": [...]}`, 1 to 1,000 items, one signature for them all."""
+
+    record: str = Field(description="The compact JWS the issuer signed (at most 512 KiB)")
+
+
+@router.post("/records/{category}/items", status_code=201, response_model=RecordWritten,
+             summary="Append a batch of items to a series for the grant's citizen "
+                     "(idempotent per JWS)",
+             responses={**_REFUSALS, 413: problem_response("The batch's JWS is over 512 KiB")})
+def post_items(category: str, body: BatchWrite, claims: Bearer, request: Request,
+               response: Response) -> RecordWritten:
+    try:
+        written = append_issued(get_state(request).ctx, service_id=claims.client_id,
+                                grant_id=claims.grant_id, token_family=claims.token_family,
+                                category=category, record=body.record)
     except NotFound:
         raise BearerTokenRejected(_GRANT_GONE) from None
     except TokensRevoked as exc:

@@ -37,7 +37,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response, Security
 from fastapi.security import HTTPBearer
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
 
 from vault.api.deps import AppState, State, get_state
 from vault.api.errors import Problem, problem, problem_response
@@ -106,17 +106,40 @@ class BearerTokenRejected(NotAuthorized):
 # -- schemas (they document /openapi.json) -----------------------------------------------------
 
 
+class BatchProvenance(BaseModel):
+    """One batch of a series as released: the version it is, who wrote it, the issuer's
+    JWS over exactly its items (`value` = `{"items": [...]}`), and how many items."""
+
+    version: int
+    source: Literal["citizen", "issuer"]
+    issuer: str | None
+    record: str | None
+    items: int = Field(ge=1)
+
+
 class Provenance(BaseModel):
     """Where a released value came from (ARCHITECTURE §8): the citizen, or an issuer,
     with the issuer's JWS exactly as written, to check against its JWKS
     (`GET /services/{issuer}/jwks`)."""
 
-    source: Literal["citizen", "issuer"]
+    source: Literal["citizen", "issuer", "series"]
     issuer: str | None = Field(description="The issuing service's client_id, or null")
     version: int | None = Field(description="The record's version")
     record: str | None = Field(description="The issuer's compact JWS, exactly as written; "
                                            "null for the citizen's own values and issued "
                                            "values written without one")
+    batches: list[BatchProvenance] | None = Field(
+        default=None, description="Of a series (source \"series\"): each batch released, "
+                                  "oldest first, with its own source, issuer and JWS")
+
+    @model_serializer(mode="wrap")
+    def _batches_only_of_a_series(self, handler: SerializerFunctionWrapHandler
+                                  ) -> dict[str, Any]:
+        # Left out of anything but a series, so other provenance is as it always was.
+        out: dict[str, Any] = handler(self)
+        if out.get("batches") is None:
+            out.pop("batches", None)
+        return out
 
 
 class DataRelease(BaseModel):

@@ -411,6 +411,9 @@ def _release(key: bytes, citizen_id: str, terms: GrantTerms, newest: Mapping[str
     provenance = {cat: _provenance(key, citizen_id, newest[cat]) for cat in data
                   if cat in newest and cat not in sources}
     issuers = {cat: p["issuer"] for cat, p in provenance.items() if p["issuer"] is not None}
+    # A series: each batch released, with its issuer's JWS (`series.BatchPage`).
+    provenance |= {cat: page.provenance() for cat, page in pages.items() if page.batches}
+    issuers |= {cat: page.issuer for cat, page in pages.items() if page.issuer is not None}
     # A keyed commitment to exactly what was released: the citizen (who can derive the
     # key) can later prove what a service saw; nobody else learns anything from it.
     commitment = envelope.commit(envelope.commitment_key(key),

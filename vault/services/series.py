@@ -172,8 +172,18 @@ class BatchPage:
         return {"batches": [{"version": b.version, "items": b.items} for b in self.batches],
                 "next": self.more}
 
+    @property
+    def issuer(self) -> str | None:
+        """The issuer of every batch released, if one issuer wrote them all."""
+        sources = {b.source for b in self.batches}
+        return sources.pop() if len(sources) == 1 and "citizen" not in sources else None
+
     def provenance(self) -> dict[str, Any]:
-        return {"series": True, "batches": [b.provenance() for b in self.batches]}
+        """The category's provenance in `/v1/data`: `"source": "series"` and each batch's
+        own (its version, who wrote it, the issuer's JWS exactly as written, how many
+        items), so a reader checks each batch's signature on its own."""
+        return {"source": "series", "issuer": self.issuer, "version": self.last,
+                "record": None, "batches": [b.provenance() for b in self.batches]}
 
 
 _COLUMNS = (RecordRow.id, RecordRow.version, RecordRow.source, RecordRow.ciphertext,
