@@ -5,8 +5,10 @@ A long list (health readings) is changed a page at a time (`wallet.list_pages`).
 A value a service issued is the issuer's to change (ARCHITECTURE §8): it is shown
 read-only, labelled with the issuer, with "Tell them this is wrong" (`disputes`). The
 citizen may add a value of their own for its category: like any newer version it becomes
-the value services read (marked in its provenance as the citizen's, and not counted by
-answers that need an issued record); deleting deletes only the citizen's own versions."""
+the value services read (marked in its provenance as the citizen's; answers that rest
+on issued facts, such as `receives:<benefit>`, then say unknown, as they never count the
+citizen's own values, and the page says so); deleting deletes only the citizen's own
+versions, so the issued one is current again."""
 
 from __future__ import annotations
 

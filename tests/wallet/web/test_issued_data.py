@@ -22,7 +22,7 @@ from clients.service import RecordDisputed, verify_webhook
 from ledger.sqlstore import SqlLedger
 from vault.crypto.webhook_signing import signature_headers, webhook_secret
 from vault.domain.grants import Access
-from vault.services import citizens, disputes, grants, records, registry
+from vault.services import access, citizens, disputes, grants, records, registry
 from vault.storage.database import read_only
 from vault.storage.tables import (
     OAuthSubjectRow,
@@ -34,6 +34,7 @@ from vault.storage.tables import (
 AA = "benefits.attendance_allowance"
 AWARD = {"award": "lower", "since": "2024-02-01", "awarded_by": "DWP"}
 PAGE = f"/wallet/data/{AA}"
+RECEIVES = "receives:attendance_allowance"
 JWK = {"kty": "EC", "crv": "P-256",
        "x": "axfR8uEsQkf4vOblY6RA8ncDfYEt6zOg9KE5RdiYwpY",
        "y": "T-NC4v4af5uO5-tKfA-eFivOM1drMV7Oy7ZAaDe_UfU"}
@@ -194,6 +195,38 @@ def test_the_citizens_own_value_over_an_issued_one(web: WebWallet) -> None:
     assert [(v.version, v.source != "citizen") for v in records.record_history(
         web.ctx, b.citizen_id, AA)] == [(1, True)]
     assert entries(web)[-1]["body"]["versions"] == 1
+
+
+def test_what_a_reader_gets_while_the_citizens_own_value_is_newest(web: WebWallet) -> None:
+    """The choice the page explains: the citizen's value is what services read, marked
+    as theirs, and an answer resting on issued facts says unknown until theirs is gone."""
+    b = web.sign_up()
+    assert b.citizen_id is not None
+    issued(web, b, agency(web))
+    reader = registry.register_service(web.ctx, registry.Registration(
+        name="Council Tax team", description="Gives discounts", jwk=JWK,
+        purposes=["eligibility_assessment"], categories=[AA], derived=[RECEIVES],
+        redirect_uris=["https://tax.example/cb"],
+        privacy_notice_url="https://tax.example/privacy"))
+    grant = grants.request_grant(
+        web.ctx, service_id=reader, citizen_id=b.citizen_id, purpose="eligibility_assessment",
+        categories=[AA], derived=[RECEIVES], access=Access("periodic", max_reads=10),
+        data_life="P30D", justification="To give you the discount.",
+        duration=timedelta(days=30))
+    assert b.passkey_post(f"/wallet/grants/{grant.id}/approve").status_code == 200
+
+    def read() -> tuple[str, str, Any]:
+        got = access.read_under_grant(web.ctx, service_id=reader, grant_id=grant.id)
+        return got.data[AA]["award"], got.provenance[AA]["source"], got.derived[RECEIVES]
+
+    assert read() == ("lower", "issuer", True)
+    words = text_of(b.get(PAGE))
+    assert "while yours is the newest, they will say “unknown”" in words
+    b.form(PAGE, {"f.award": "higher", "f.since": "2024-03-01", "f.awarded_by": "DWP",
+                  "own": "1"})
+    assert read() == ("higher", "citizen", None)
+    b.form(f"{PAGE}/delete")                     # the issued record is current again
+    assert read() == ("lower", "issuer", True)
 
 
 # --- Tell them this is wrong ---------------------------------------------------------------
