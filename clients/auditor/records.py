@@ -31,7 +31,9 @@ dispute.record  a dispute of a version that issuer (a registered service) did no
 access.issuer   a read naming the issuer of a category it does not release, or of one
                 whose record that issuer did not write, or withdrew since
 access.source   a read naming the source of a category it does not release, or of one
-                the service is not registered to hold at source
+                the service is not registered to hold at source; a read releasing a
+                category held at source without naming its source
+record.held     a value written of a category held at source (the vault stores none)
 ==============  ======================================================================
 
 Entries without the issue-12 fields (a `record.written` with no `issuer`: the citizen's
@@ -76,8 +78,6 @@ class RegistrationView(Protocol):
 
     @property
     def issues(self) -> frozenset[str]: ...
-    @property
-    def held(self) -> frozenset[str]: ...
 
 
 Fail = Callable[[int, str, str], None]
@@ -154,6 +154,15 @@ class RecordChecks:
         # subject -> category -> what is kept of it (its newest version alone, while
         # only the citizen wrote it)
         self._kept: dict[str, dict[str, _Kept | int]] = {}
+        #: Category -> the service holding it at source (one each; the vault stores none).
+        self.held: dict[str, str] = {}
+
+    def hold(self, service: str, categories: Collection[str]) -> list[str]:
+        """A registration holding `categories` at source; those another service holds
+        already (kept as they were)."""
+        taken = sorted(c for c in categories if self.held.get(c, service) != service)
+        self.held.update((c, service) for c in categories if c not in taken)
+        return taken
 
     # -- entries -------------------------------------------------------------------------
 
@@ -162,6 +171,10 @@ class RecordChecks:
         version, source = number(body, "version", least=1), text(body, "source")
         if "items" in body:  # a series batch (the citizen's own, or an issuer's)
             number(body, "items", least=1)
+        if category in self.held:
+            self._fail(index, "record.held", f"a value of {category} written by {source}, "
+                                             f"held at source by {self.held[category]}: "
+                                             "the vault stores none")
         if "issuer" not in body:
             if "grant_id" in body:
                 raise Malformed("grant_id comes only with an issuer")
@@ -240,7 +253,8 @@ class RecordChecks:
 
     def accessed(self, index: int, body: Mapping[str, Any], released: Sequence[str]) -> bool:
         """Check the `issuers` and `sources` of a read that released the categories
-        `released`; whether they break no rule."""
+        `released` (and that what is held at source came from there); whether they
+        break no rule."""
         fine = True
         subject = body.get("subject")
         if "issuers" in body:
@@ -257,18 +271,24 @@ class RecordChecks:
                 fine = False
                 self._fail(index, "access.issuer", f"the read names {issuer} as the issuer "
                                                    f"of {category}, {why}")
-        if "sources" in body:
-            for category, source in text_map(body["sources"], "sources").items():
-                reg = self._services.get(source)
-                if category not in released:
-                    why = "which it does not release"
-                elif reg is None or category not in reg.held:
-                    why = "which that service is not registered to hold at source"
-                else:
-                    continue
+        sources = text_map(body["sources"], "sources") if "sources" in body else {}
+        for category, source in sources.items():
+            if category not in released:
+                why = "which it does not release"
+            elif self.held.get(category) != source:
+                why = "which that service is not registered to hold at source"
+            else:
+                continue
+            fine = False
+            self._fail(index, "access.source", f"the read names {source} as the source "
+                                               f"of {category}, {why}")
+        for category in released:
+            holder = self.held.get(category) if type(category) is str else None
+            if holder is not None and category not in sources:
                 fine = False
-                self._fail(index, "access.source", f"the read names {source} as the source "
-                                                   f"of {category}, {why}")
+                self._fail(index, "access.source", (
+                    f"the read releases {category}, held at source by {holder}, but names "
+                    "no source: the vault stores no value of it"))
         return fine
 
     # -- the write grant -----------------------------------------------------------------

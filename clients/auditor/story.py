@@ -45,7 +45,7 @@ access.scope           categories or derived answers the terms do not cover (a g
 access.limit           more reads than the terms allow (one_time: 1; periodic: max_reads)
 access.interval        a read sooner than min_interval after the previous one
 write.*                the record rules, listed in `clients.auditor.records`, with
-record.version         ``withdraw.record``, ``dispute.record``, ``access.issuer`` and
+record.*               ``withdraw.record``, ``dispute.record``, ``access.issuer`` and
                        ``access.source``
 =====================  ================================================================
 
@@ -396,6 +396,10 @@ class StoryChecker:
         if service in self._services:
             self._fail(index, "service", f"service {service} is registered a second time")
             return
+        taken = self._records.hold(service, registration.held)
+        if taken:
+            self._fail(index, "service", f"service {service} holds at source "
+                                         f"{', '.join(taken)[:200]}, held by another already")
         self._services[service] = registration
         self.stats.services += 1
 
@@ -598,7 +602,8 @@ class StoryChecker:
             fine = False
         if not fine:
             self._access_failures(index, time, body, g)
-        if "issuers" in body or "sources" in body:  # values an issuer wrote, or held
+        # Values an issuer wrote, or a source held (and whatever is held at source).
+        if "issuers" in body or "sources" in body or self._records.held:
             try:
                 fine = self._records.accessed(index, body, cats if type(cats) is list
                                               else ()) and fine
@@ -702,6 +707,8 @@ class StoryChecker:
         c._suspended.update(state["suspended"])
         c._grants.update({gid: _Grant.from_json(v) for gid, v in state["grants"].items()})
         c._records.load(state.get("records", {}))
+        for s, r in c._services.items():
+            c._records.hold(s, r.held)
         for gid, g in c._grants.items():
             if g.subject in c._subjects:
                 c._subjects[g.subject].grants.append(gid)

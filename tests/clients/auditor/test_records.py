@@ -328,17 +328,29 @@ def test_the_operators_writes_for_a_service_are_that_services_issued_records() -
     assert s.failures() == []
 
 
-def test_a_read_names_a_source_only_of_what_it_holds_at_source() -> None:
+def register(s: Story, service_id: str = "svc_er", **body: Any) -> int:
+    """A register holding address.home at source."""
+    return s.add("service.registered", {
+        "service_id": service_id, "name": "Electoral register",
+        "purposes": ["service_provision"], "categories": [], "derived": [], "max_days": 365,
+        "issues": ["address.home"], "held_at_source": ["address.home"], **body})
+
+
+def at_source() -> Story:
+    """A register holding address.home at source, and a reader's grant over it."""
     s = Story()
-    s.add("service.registered", {
-        "service_id": "svc_er", "name": "Electoral register", "purposes": ["service_provision"],
-        "categories": [], "derived": [], "max_days": 365, "issues": ["address.home"],
-        "held_at_source": ["address.home"]})
+    register(s)
     s.service()
     s.citizen()
     s.request(terms(access=Access("periodic", max_reads=10)))
     s.approve()
+    return s
+
+
+def test_a_read_names_a_source_only_of_what_it_holds_at_source() -> None:
+    s = at_source()
     s.read(sources={"address.home": "svc_er"})
+    s.read(categories=[])  # the source held nothing for this citizen: nothing released
     assert s.failures() == []
     stranger = s.read(sources={"address.home": "svc_1"})  # registered, holds nothing
     unknown = s.read(sources={"address.home": "svc_9"})
@@ -346,12 +358,34 @@ def test_a_read_names_a_source_only_of_what_it_holds_at_source() -> None:
     assert s.failures() == [(i, "access.source") for i in (stranger, unknown, unreleased)]
 
 
-def test_holding_at_source_what_one_does_not_issue_is_a_service_failure() -> None:
+def test_what_is_held_at_source_is_never_stored_nor_released_from_the_vault() -> None:
+    s = at_source()
+    stored = s.own_write("address.home")
+    released = s.read()  # address.home, but from no source
+    assert s.failures() == [(stored, "record.held"), (released, "access.source")]
+    assert "names no source" in s.check().failures[1].detail
+    # The same from a state saved before them: what is held is in the registrations.
+    saved = StoryChecker(rp_id=RP_ID, origins=[ORIGIN])
+    for i, e in enumerate(s.entries[:stored]):
+        saved.feed(i, e)
+    then = StoryChecker.from_state(json.loads(json.dumps(saved.to_state())), rp_id=RP_ID,
+                                   origins=[ORIGIN])
+    for i, e in enumerate(s.entries[stored:], start=stored):
+        then.feed(i, e)
+    assert [(f.index, f.rule) for f in then.failures] == s.failures()
+    # Before the register held it, a stored value was the citizen's own, released as such.
+    s = Story().approved()
+    s.own_write("address.home")
+    s.read()
+    assert s.failures() == []
+
+
+def test_holding_at_source_is_for_an_issuer_and_one_service_a_category() -> None:
     s = Story()
-    i = s.add("service.registered", {
-        "service_id": "svc_er", "name": "Electoral register", "purposes": ["service_provision"],
-        "categories": [], "derived": [], "max_days": 365, "held_at_source": ["address.home"]})
-    assert s.failures() == [(i, "service")]
+    i = register(s, issues=[])
+    j = register(s, "svc_er2")  # address.home is svc_er's
+    assert s.failures() == [(i, "service"), (j, "service")]
+    assert "held by another already" in s.check().failures[1].detail
 
 
 @pytest.mark.parametrize("field", ["issuers", "sources"])
