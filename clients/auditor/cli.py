@@ -77,9 +77,10 @@ def verify(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Check every entry (seq, prev link, leaf hash), the tree against the signed
-    checkpoint, every grant's story (passkey signatures, terms, transitions, reads) and
-    that no entry holds personal data. Exit 0 all verified, 1 failures, 2 usage or
-    network errors."""
+    checkpoint, every grant's story (passkey signatures, terms, transitions, reads),
+    every record's (issuers write and withdraw only under a live write grant, disputes
+    and reads name only what an issuer wrote or a source holds) and that no entry holds
+    personal data. Exit 0 all verified, 1 failures, 2 usage or network errors."""
     try:
         pinned = Verifier.parse(key) if key else None
         if url is None and from_export is None:
