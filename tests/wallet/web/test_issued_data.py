@@ -8,14 +8,17 @@ from __future__ import annotations
 import html
 import re
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 import pytest
 from sqlmodel import Session, col, select
-from support.webwallet import ORIGIN, Browser, WebWallet
+from support.webwallet import ORIGIN, Browser, WebWallet, open_wallet
 
 from clients.auditor.story import StoryChecker
 from clients.service import RecordDisputed, verify_webhook
@@ -232,8 +235,16 @@ def test_what_a_reader_gets_while_the_citizens_own_value_is_newest(web: WebWalle
 # --- Tell them this is wrong ---------------------------------------------------------------
 
 
-def test_tell_them_this_is_wrong_writes_one_entry_and_one_webhook_once(web: WebWallet
+@pytest.fixture
+def any_web(tmp_path: Path, database_url: str) -> Iterator[WebWallet]:
+    """The wallet on SQLite, then on PostgreSQL (row locks and keys of its own)."""
+    with open_wallet(tmp_path, database_url) as web:
+        yield web
+
+
+def test_tell_them_this_is_wrong_writes_one_entry_and_one_webhook_once(any_web: WebWallet
                                                                         ) -> None:
+    web = any_web
     b = web.sign_up()
     assert b.citizen_id is not None
     issuer = agency(web)
@@ -288,6 +299,22 @@ def citizens_subject(web: WebWallet, citizen_id: str) -> str:
         return citizens.get_citizen(s, citizen_id).subject
 
 
+def test_disputes_at_the_same_moment_tell_the_issuer_once(any_web: WebWallet) -> None:
+    """Two tabs, a double click: the record's rows are locked, so the others find the
+    first dispute (on PostgreSQL as on SQLite) and nothing is told twice."""
+    web = any_web
+    b = web.sign_up()
+    assert b.citizen_id is not None
+    issued(web, b, agency(web))
+    before = counts(web)
+    citizen = b.citizen_id
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        told = list(pool.map(lambda _: disputes.dispute_record(
+            web.ctx, citizen, AA, version=1, reason="not_me").new, range(4)))
+    assert sorted(told) == [False, False, False, True]
+    assert counts(web) == (before[0] + 1, before[1] + 1, before[2] + 1)
+
+
 def test_no_reason_given_is_a_reason_too(web: WebWallet) -> None:
     b = web.sign_up()
     issued(web, b, agency(web))
@@ -336,7 +363,8 @@ def test_the_issuer_reads_the_webhook_with_the_sdk(web: WebWallet) -> None:
 # --- refusals: a clear 4xx, and nothing written ---------------------------------------------
 
 
-def test_refusals_write_nothing(web: WebWallet) -> None:
+def test_refusals_write_nothing(any_web: WebWallet) -> None:
+    web = any_web
     b = web.sign_up()
     assert b.citizen_id is not None
     issuer = agency(web)
