@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 
@@ -19,6 +19,7 @@ from clients.service.results import (
     GrantStatus,
     Introspection,
     PendingAuthorization,
+    RecordWritten,
     Release,
 )
 from clients.service.terms import PersonalData
@@ -103,6 +104,14 @@ class AsyncVaultClient:
 
     async def grant_status(self, grant: Grant) -> GrantStatus:
         return await self._run(self._core.grant_status(grant))
+
+    async def write_record(self, grant: Grant, category: str, value: Mapping[str, Any], *,
+                           jti: str | None = None, exp: int | None = None) -> RecordWritten:
+        return await self._run(self._core.write_record(grant, category, value, jti=jti,
+                                                       exp=exp))
+
+    async def withdraw_record(self, grant: Grant, category: str) -> RecordWritten:
+        return await self._run(self._core.withdraw_record(grant, category))
 
     async def revoke_tokens(self, grant: Grant) -> None:
         await self._run(self._core.revoke_tokens(grant))

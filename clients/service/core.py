@@ -20,7 +20,7 @@ import json
 import secrets
 import time
 from collections.abc import Callable, Generator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
@@ -31,6 +31,7 @@ from clients.service.errors import (
     GrantExpired,
     GrantPending,
     ProtocolError,
+    RecordInvalid,
     VaultClientError,
 )
 from clients.service.keys import ServiceKey
@@ -44,12 +45,15 @@ from clients.service.messages import (
     token_grant,
 )
 from clients.service.pkce import code_challenge, new_state, new_verifier, same_state
+from clients.service.records import verify_record
 from clients.service.results import (
     BackchannelRequest,
     Grant,
     GrantStatus,
     Introspection,
     PendingAuthorization,
+    Provenance,
+    RecordWritten,
     Release,
     from_timestamp,
 )
@@ -59,6 +63,7 @@ __all__ = [
     "ASSERTION_LIFETIME",
     "CIBA_GRANT_TYPE",
     "CLIENT_ASSERTION_TYPE",
+    "JWKS_LIFETIME",
     "REFRESH_MARGIN",
     "SLOW_DOWN_STEP",
     "ClientCore",
@@ -78,6 +83,9 @@ REFRESH_MARGIN = 30.0
 SLOW_DOWN_STEP = 5
 #: The resource server, under the issuer (it is not in the RFC 8414 metadata).
 RESOURCE_PREFIX = "/v1"
+#: Seconds an issuer's JWKS is kept before it is fetched again (a key not in it is
+#: looked for once more at once: the issuer may have rotated).
+JWKS_LIFETIME = 300.0
 
 T = TypeVar("T")
 
@@ -161,6 +169,8 @@ class ClientCore:
         self._metadata: ServerMetadata | None = None
         #: auth_req_id -> (earliest next poll, interval, expiry), unix seconds.
         self._polls: dict[str, tuple[float, int, float]] = {}
+        #: issuer client_id -> (its JWKS, when fetched): to check issued records.
+        self._jwks: dict[str, tuple[Mapping[str, Any], float]] = {}
 
     # -- discovery and client authentication ----------------------------------------------
 
@@ -342,26 +352,40 @@ class ClientCore:
             self.on_refresh(grant)
 
     def _bearer_get(self, grant: Grant, path: str, what: str) -> Flow[Mapping[str, Any]]:
+        return (yield from self._bearer(grant, "GET", path, None, what))
+
+    def _bearer(self, grant: Grant, method: str, path: str, body: Mapping[str, Any] | None,
+                what: str, *, ok: int = 200) -> Flow[Mapping[str, Any]]:
+        """One request to the resource server under `grant`, its tokens refreshed when
+        they are (about to be) stale. Sending it again after a refresh is safe: a write
+        sends the very same JWS, which the vault answers as before."""
         if not isinstance(grant, Grant):
             raise TypeError("grant must be a Grant")
         url = self.issuer + RESOURCE_PREFIX + path
+
+        def request(token: str) -> HttpRequest:
+            if method == "GET":
+                return HttpRequest.get(url, bearer=token)
+            return HttpRequest.json(method, url, body, bearer=token)
+
         seen = grant.refresh_token
         if seen is not None and grant.expires_at.timestamp() - self.clock() <= REFRESH_MARGIN:
             yield RefreshTokens(grant, seen)
         used = grant.access_token
-        response = yield from _exchange(HttpRequest.get(url, bearer=used))
+        response = yield from _exchange(request(used))
         # RFC 6750 §3.1 invalid_token: expired or revoked; refresh and try exactly once more.
         if response.status == 401 and bearer_error(response) == "invalid_token" and \
                 grant.refresh_token is not None:
             if grant.access_token == used:  # nobody refreshed it meanwhile
                 yield RefreshTokens(grant, grant.refresh_token)
-            response = yield from _exchange(HttpRequest.get(url, bearer=grant.access_token))
-        if response.status != 200:
+            response = yield from _exchange(request(grant.access_token))
+        if response.status != ok:
             raise problem_error(response, what, now=self.clock())
         return json_object(response, what)
 
     def read(self, grant: Grant) -> Flow[Release]:
-        """GET /v1/data: what the grant allows, logged by the vault before it answers."""
+        """GET /v1/data: what the grant allows, logged by the vault before it answers;
+        each issued value's JWS checked with its issuer's keys (`verified_issuer`)."""
         doc = yield from self._bearer_get(grant, "/data", "read")
         try:
             release = Release.from_json(doc)
@@ -369,7 +393,76 @@ class ClientCore:
             raise ProtocolError(f"read: {exc}") from None
         if release.grant_id != grant.grant_id:
             raise ProtocolError("read: the vault answered for another grant")
-        return release
+        checked: dict[str, Provenance] = {}
+        for category, p in release.provenance.items():
+            verified = yield from self._verified_issuer(category, p, release.data.get(category))
+            checked[category] = replace(p, verified_issuer=verified)
+        return replace(release, provenance=checked)
+
+    # -- issued records ----------------------------------------------------------------------
+
+    def issuer_jwks(self, client_id: str, *, fresh: bool = False) -> Flow[Mapping[str, Any]]:
+        """GET /services/{client_id}/jwks: the issuer's public keys, kept JWKS_LIFETIME
+        seconds (`fresh`: fetched again now)."""
+        kept = self._jwks.get(client_id)
+        if kept is not None and not fresh and self.clock() - kept[1] < JWKS_LIFETIME:
+            return kept[0]
+        url = f"{self.issuer}/services/{quote(client_id, safe='')}/jwks"
+        response = yield from _exchange(HttpRequest.get(url))
+        what = "issuer keys"
+        if response.status != 200:
+            raise problem_error(response, what, now=self.clock())
+        jwks = json_object(response, what)
+        self._jwks[client_id] = (jwks, self.clock())
+        return jwks
+
+    def _verified_issuer(self, category: str, p: Provenance, value: Any) -> Flow[str | None]:
+        """`p.issuer` if `p.record` is that issuer's signature, for `category`, over
+        exactly `value` (the value released); None when there is no JWS or it fails."""
+        if p.source != "issuer" or p.issuer is None or p.record is None:
+            return None
+        for fresh in (False, True):
+            try:
+                jwks = yield from self.issuer_jwks(p.issuer, fresh=fresh)
+            except VaultClientError:
+                return None  # no keys to check with: not verified
+            try:
+                signed = verify_record(p.record, jwks, issuer=p.issuer, category=category,
+                                       now=self.clock())
+            except RecordInvalid as exc:
+                if exc.code == "unknown_key" and not fresh:
+                    continue  # perhaps a key newer than the kept set
+                return None
+            return p.issuer if signed.value == value else None
+        return None
+
+    def write_record(self, grant: Grant, category: str, value: Mapping[str, Any], *,
+                     jti: str | None = None, exp: int | None = None) -> Flow[RecordWritten]:
+        """PUT /v1/records/{category}: the record signed by this service's key as an
+        issuer's (`ServiceKey.sign_record`) and written for the grant's citizen. The same
+        `jti` with the same content is a repeat the vault answers as before; RecordRefused
+        (its `code` the reason) when the vault stores nothing."""
+        jws = self.key.sign_record(category, value, issuer=self.client_id, jti=jti,
+                                   iat=int(self.clock()), exp=exp)
+        return (yield from self._written(grant, "PUT", category, {"record": jws}, 201,
+                                         "record write"))
+
+    def withdraw_record(self, grant: Grant, category: str) -> Flow[RecordWritten]:
+        """DELETE /v1/records/{category}: withdraw this service's current record of the
+        category for the grant's citizen (its `version` is the one withdrawn)."""
+        return (yield from self._written(grant, "DELETE", category, None, 200,
+                                         "record withdrawal"))
+
+    def _written(self, grant: Grant, method: str, category: str,
+                 body: Mapping[str, Any] | None, ok: int, what: str) -> Flow[RecordWritten]:
+        if not isinstance(category, str) or not category:
+            raise ValueError("the category must be a non-empty string")
+        doc = yield from self._bearer(grant, method, f"/records/{quote(category, safe='')}",
+                                      body, what, ok=ok)
+        try:
+            return RecordWritten.from_json(doc)
+        except ValueError as exc:
+            raise ProtocolError(f"{what}: {exc}") from None
 
     def grant_status(self, grant: Grant) -> Flow[GrantStatus]:
         """GET /v1/grants/{id}: the grant's state, terms and reads so far."""

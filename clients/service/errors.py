@@ -21,6 +21,9 @@
     ├── WebhookInvalid         a webhook delivery that must not be trusted
     ├── RecordInvalid          an issuer's signed record that must not be trusted
     │                          (`code`: too_large, malformed, unknown_key, ...)
+    ├── RecordRefused          the vault refused a record this service wrote, and
+    │                          stored nothing (`code`: the reason: bad_signature,
+    │                          invalid_value, jti_reused, too_large, ...)
     └── SourceRequestInvalid   a request to a source that must not be answered
                                (`code`: bad_signature, wrong_audience, replayed, ...)
 
@@ -42,6 +45,7 @@ __all__ = [
     "ProtocolError",
     "RateLimited",
     "RecordInvalid",
+    "RecordRefused",
     "ServiceSuspended",
     "SourceRequestInvalid",
     "TooSoon",
@@ -143,6 +147,11 @@ class WebhookInvalid(VaultClientError):
 class RecordInvalid(VaultClientError):
     """An issuer's record (`clients.service.records.verify_record`) whose signature or
     claims do not check out; `code` says which rule it broke."""
+
+
+class RecordRefused(VaultClientError):
+    """The vault refused a record this service wrote (PUT /v1/records/{category}) and
+    stored nothing; `code` is the rule it broke (the problem's `reason`)."""
 
 
 class SourceRequestInvalid(VaultClientError):

@@ -28,6 +28,7 @@ from clients.service.errors import (
     GrantRevoked,
     ProtocolError,
     RateLimited,
+    RecordRefused,
     ServiceSuspended,
     TooSoon,
     VaultClientError,
@@ -91,6 +92,17 @@ class HttpRequest:
         if bearer is not None:
             headers.append(("Authorization", f"Bearer {bearer}"))  # RFC 6750 §2.1
         return cls("GET", url, tuple(headers))
+
+    @classmethod
+    def json(cls, method: str, url: str, body: Mapping[str, Any] | None, *,
+             bearer: str) -> HttpRequest:
+        """A request to the resource server with a JSON body (or none), as `bearer`."""
+        headers = [("Accept", _JSON), ("Authorization", f"Bearer {bearer}")]
+        content = None
+        if body is not None:
+            headers.append(("Content-Type", _JSON))
+            content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+        return cls(method, url, tuple(headers), content)
 
     def form_fields(self) -> dict[str, str]:
         """The form this request carries (for tests and logs)."""
@@ -219,6 +231,8 @@ def problem_error(response: HttpResponse, what: str, *, now: float) -> VaultClie
     if busy is not None:
         return busy
     reason = doc.get("reason")
+    if slug is not None and slug.startswith("record-refused:") and isinstance(reason, str):
+        return RecordRefused(message, code=reason, status=response.status)
     if response.status == 403 and isinstance(reason, str):
         return refusal(reason, message, status=403, retry=retry_after(response, now))
     if response.status == 401:

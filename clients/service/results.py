@@ -19,6 +19,8 @@ __all__ = [
     "GrantStatus",
     "Introspection",
     "PendingAuthorization",
+    "Provenance",
+    "RecordWritten",
     "Release",
     "from_timestamp",
     "parse_time",
@@ -167,22 +169,74 @@ class Grant:
 
 
 @dataclass(frozen=True, slots=True)
+class Provenance:
+    """Where a released value came from (ARCHITECTURE §8): `source` "citizen" or
+    "issuer", the issuer's client_id, the record's version, and the issuer's JWS exactly
+    as written (`record`, None when there is none).
+
+    `verified_issuer` is the issuer's client_id once the client checked `record` with
+    the issuer's own keys (`GET /services/{issuer}/jwks`) and found it signed by that
+    issuer, for this category, over the very value released; None otherwise (no JWS,
+    or one that does not verify). Trust an issued value only when it is set.
+    """
+
+    source: str
+    issuer: str | None
+    version: int | None
+    record: str | None
+    verified_issuer: str | None = None
+
+    @classmethod
+    def from_json(cls, doc: Any) -> Provenance:
+        d = _obj(doc, "a provenance")
+        source = _str(d, "source")
+        if source not in ("citizen", "issuer"):
+            raise ValueError("provenance source must be citizen or issuer")
+        version = d.get("version")
+        if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
+            raise ValueError("provenance version must be a whole number or null")
+        return cls(source=source, issuer=_optional_str(d, "issuer"), version=version,
+                   record=_optional_str(d, "record"))
+
+
+@dataclass(frozen=True, slots=True)
 class Release:
-    """What one read released: raw values by category, derived answers by name, and the
-    index of the ledger entry that logged the read (committed before the answer)."""
+    """What one read released: raw values by category, derived answers by name, the
+    index of the ledger entry that logged the read (committed before the answer), and
+    where each value came from (`provenance`, by category)."""
 
     grant_id: str
     sub: str
     data: Mapping[str, Any]
     derived: Mapping[str, Any]
     ledger_index: int
+    provenance: Mapping[str, Provenance] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, doc: Any) -> Release:
         d = _obj(doc, "a data release")
         data, derived = _obj(d.get("data"), "data"), _obj(d.get("derived"), "derived")
+        provenance = {str(cat): Provenance.from_json(p)
+                      for cat, p in _obj(d.get("provenance", {}), "provenance").items()}
         return cls(grant_id=_str(d, "grant_id"), sub=_str(d, "sub"), data=data,
-                   derived=derived, ledger_index=_int(d, "ledger_index"))
+                   derived=derived, ledger_index=_int(d, "ledger_index"),
+                   provenance=provenance)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordWritten:
+    """An issuer's write (or withdrawal) as the vault logged it: the category, the
+    version written (or withdrawn) and the index of its ledger entry."""
+
+    category: str
+    version: int
+    ledger_index: int
+
+    @classmethod
+    def from_json(cls, doc: Any) -> RecordWritten:
+        d = _obj(doc, "a record write")
+        return cls(category=_str(d, "category"), version=_int(d, "version"),
+                   ledger_index=_int(d, "ledger_index"))
 
 
 @dataclass(frozen=True, slots=True)

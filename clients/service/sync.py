@@ -6,7 +6,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 
@@ -19,6 +19,7 @@ from clients.service.results import (
     GrantStatus,
     Introspection,
     PendingAuthorization,
+    RecordWritten,
     Release,
 )
 from clients.service.terms import PersonalData
@@ -112,6 +113,16 @@ class VaultClient:
 
     def grant_status(self, grant: Grant) -> GrantStatus:
         return self._run(self._core.grant_status(grant))
+
+    def write_record(self, grant: Grant, category: str, value: Mapping[str, Any], *,
+                     jti: str | None = None, exp: int | None = None) -> RecordWritten:
+        """Sign `value` as this issuer's record of `category` and write it for the grant's
+        citizen (a write grant); RecordRefused, with the reason, if the vault will not."""
+        return self._run(self._core.write_record(grant, category, value, jti=jti, exp=exp))
+
+    def withdraw_record(self, grant: Grant, category: str) -> RecordWritten:
+        """Withdraw this issuer's current record of `category` (the award ended)."""
+        return self._run(self._core.withdraw_record(grant, category))
 
     def revoke_tokens(self, grant: Grant) -> None:
         """Revoke the grant's tokens (the grant itself is the citizen's to end)."""

@@ -7,9 +7,11 @@
    grant approved, in its window, letting its service write this category).
 2. `verify_in`: the record JWS, by `verify_record` against the issuer's JWKS, with `iss`
    the grant's service and `category` the path's.
-3. `seen_jti`: a jti the issuer used before. The same JWS again (for the same citizen)
-   gets the answer it got then, and nothing is written; another JWS with that jti is
-   refused (`RecordJtiReused`).
+3. `seen_jti`: a jti the issuer used before. The same record again (the same payload,
+   for the same citizen) gets the answer it got then, and nothing is written; another
+   payload with that jti is refused (`RecordJtiReused`). The payload, not the whole JWS:
+   ES256 signatures are randomised, so an issuer that signs the same record again to
+   retry it sends other bytes for the same claims.
 4. `clean_issued`: the value through its category's schema (`RecordInvalidValue`).
 5. `store_issued`: the value and the JWS sealed under the citizen's data key, `source`
    the issuer; `record.written` with `issuer` and `grant_id`; `tell_changed`.
@@ -170,13 +172,15 @@ def verify_in(work: Work, grant: WriterGrant, *, category: str,
 
 
 def jws_digest(jws: str) -> bytes:
-    return hashlib.sha256(jws.encode("utf-8")).digest()
+    """SHA-256 of the JWS's payload segment, exactly as signed (`seen_jti`)."""
+    return hashlib.sha256(jws.split(".")[1].encode("ascii")).digest()
 
 
 def seen_jti(work: Work, grant: WriterGrant,
              record: VerifiedRecord) -> dict[str, Any] | None:
-    """What the vault answered when this very JWS was written for this citizen before,
-    or None if its jti is unused; RecordJtiReused if the jti went with another JWS."""
+    """What the vault answered when this record (its payload) was written for this
+    citizen before, or None if its jti is unused; RecordJtiReused if the jti went with
+    another payload or another citizen."""
     used = work.session.get(RecordJtiRow, (grant.service_id, record.jti))
     if used is None:
         return None

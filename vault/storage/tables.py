@@ -106,9 +106,9 @@ class RecordRow(SQLModel, table=True):
 
 class RecordJtiRow(SQLModel, table=True):
     """An issuer's record `jti` already used (`vault.services.issued`): the SHA-256 of the
-    JWS that used it and what the vault answered, so the same JWS again gets the same
-    answer and writes nothing, and another JWS with the jti is refused. Erased with the
-    citizen the record was written for."""
+    payload of the JWS that used it and what the vault answered, so the same record again
+    gets the same answer and writes nothing, and another payload with the jti is refused.
+    Erased with the citizen the record was written for."""
 
     __tablename__ = "record_jtis"
 

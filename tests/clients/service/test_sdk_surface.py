@@ -16,7 +16,7 @@ API = {
     "AuthorizationFailed", "GrantPending", "GrantDenied", "GrantRevoked", "GrantPaused",
     "GrantExpired", "GrantExhausted", "GrantNotYetValid", "TooSoon", "RateLimited",
     "ServiceSuspended", "WebhookInvalid", "RecordInvalid", "SignedRecord", "verify_record",
-    "RecordDisputed",
+    "RecordDisputed", "RecordRefused", "RecordWritten", "Provenance",
 }
 
 
@@ -30,7 +30,7 @@ def test_the_documented_names_are_exported() -> None:
 def test_every_error_is_a_vault_client_error() -> None:
     errors = [getattr(sdk, n) for n in sdk.__all__
               if isinstance(getattr(sdk, n), type) and issubclass(getattr(sdk, n), Exception)]
-    assert len(errors) == 16
+    assert len(errors) == 17
     assert all(issubclass(e, sdk.VaultClientError) for e in errors)
     # Flat: every error but the base derives from the base directly.
     assert {e.__bases__ for e in errors if e is not sdk.VaultClientError} == \

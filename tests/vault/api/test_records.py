@@ -218,9 +218,18 @@ def test_the_same_jws_again_is_the_same_answer_and_writes_nothing(env: Env) -> N
     again = env.put(link, jws)
     assert again.status_code == 201 and again.json() == first.json()
     assert env.counts() == before
+    # Signed again to retry it: other signature bytes (ES256 is randomised), the same
+    # claims: the same record, the same answer.
+    claims = {"jti": "award-resigned", "iat": int(datetime.now(UTC).timestamp())}
+    once = env.put(link, issuer.sign(**claims))
+    before = env.counts()
+    resigned = issuer.sign(**claims)
+    assert resigned.split(".")[2] != jws.split(".")[2]
+    assert env.put(link, resigned).json() == once.json()
+    assert env.counts() == before
     # A new record (a new jti) is a new version.
     nxt = env.put(link, issuer.sign({**AWARD, "award": "lower", "since": "2026-03-01"}))
-    assert nxt.status_code == 201 and nxt.json()["version"] == 2
+    assert nxt.status_code == 201 and nxt.json()["version"] == 3
 
 
 def test_a_used_jti_with_another_payload_is_a_conflict(env: Env) -> None:

@@ -7,9 +7,10 @@
 - `records.withdrawn_at`: when the issuer withdrew the record (DELETE /v1/records/{cat}).
   The row stays, so the history does; a category whose newest version is withdrawn
   reads as absent.
-- `record_jtis`: each issuer's used record `jti`, with the SHA-256 of the JWS that used
-  it and the answer it got, so that the same JWS again gets the same answer and nothing
-  new, and another JWS with that jti is refused. Erased with the citizen.
+- `record_jtis`: each issuer's used record `jti`, with the SHA-256 of the payload of the
+  JWS that used it and the answer it got, so that the same record again gets the same
+  answer and nothing new, and another payload with that jti is refused. Erased with the
+  citizen.
 
 Revision ID: 0011
 Revises: 0010
