@@ -34,6 +34,7 @@ from vault.crypto.token_key import TokenKeys, load_token_keys
 from vault.demo import seed_demo, welcome_demo_citizen
 from vault.logs import RequestLog, configure_logging
 from vault.oauth.client_auth import SqlJtiStore
+from vault.services.changes import ChangeTeller
 from vault.services.checkpoints import CheckpointPublisher
 from vault.services.context import VaultContext
 from vault.services.group_commit import GroupCommitReader
@@ -81,7 +82,10 @@ def build_state(settings: Settings) -> AppState:
         approvals=PasskeyApprovalVerifier(RelyingParty.from_public_url(settings.base_url)),
         after_commit=partial(_call_each, nudges))
     webhooks = WebhookDispatcher(ctx, app_secret=app_secret)
-    nudges.append(webhooks.nudge)
+    # A commit may have been a change to tell: the teller queues its webhooks, then
+    # nudges the dispatcher (whose own nudge here covers the grant events).
+    changes = ChangeTeller(ctx, then=webhooks.nudge)
+    nudges += [changes.nudge, webhooks.nudge]
     # Registrations from before the vault published pages about services linked to
     # /privacy and /dpia, which never answered: point them at the pages.
     adopt_published_pages(ctx, settings.base_url)
@@ -90,7 +94,7 @@ def build_state(settings: Settings) -> AppState:
     return AppState(settings, engine, signer, publisher, ctx,
                     Sweeper(ctx, interval=settings.sweep_interval), metrics_registry(engine),
                     app_secret, webhooks, token_keys, SqlJtiStore(engine),
-                    GroupCommitReader(ctx),
+                    GroupCommitReader(ctx), changes=changes,
                     request_limiter=ClientRateLimiter(settings.client_request_rate_limit,
                                                       settings.client_request_rate_burst))
 
@@ -133,12 +137,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state.publisher.start()
         state.sweeper.start()
         state.webhooks.start()
+        state.changes.start()
         state.reader.start()
         app.state.vault = state
         try:
             yield
         finally:
             state.reader.stop()
+            state.changes.stop()
             state.webhooks.stop()
             state.sweeper.stop()
             state.publisher.stop()

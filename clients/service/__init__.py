@@ -34,7 +34,8 @@ A citizen the service already knows (by `grant.sub`) is asked in their wallet in
 subclasses (see `clients.service.errors`); `wait` raises GrantPending when its
 `timeout` passes first (wait again with the same `bc`) and GrantExpired once the
 request itself has expired unanswered. Network failures are VaultUnavailable.
-Webhooks: `verify_webhook("whsec_...", request.headers, body)`.
+Webhooks: `verify_webhook("whsec_...", request.headers, body)`; a `record.changed`
+delivery comes back as a `RecordChanged` (its grant, categories and ledger index).
 """
 
 from clients.service.aio import AsyncVaultClient
@@ -71,7 +72,7 @@ from clients.service.results import (
 )
 from clients.service.sync import VaultClient
 from clients.service.terms import Access, PersonalData
-from clients.service.webhooks import RecordDisputed, WebhookEvent, verify_webhook
+from clients.service.webhooks import RecordChanged, RecordDisputed, WebhookEvent, verify_webhook
 
 __all__ = [
     "Access",
@@ -93,6 +94,7 @@ __all__ = [
     "ProtocolError",
     "Provenance",
     "RateLimited",
+    "RecordChanged",
     "RecordDisputed",
     "RecordInvalid",
     "RecordRefused",

@@ -13,6 +13,11 @@ A `record.disputed` delivery (ARCHITECTURE §8, to an issuer) comes back as a
 `version`) is wrong, with a `reason` code ("not_me", "details_wrong", "out_of_date",
 "other", "not_given"; treat an unknown one as "other"). It names the citizen only as
 this service knows them: its pairwise `sub` and its write grant, each when it has one.
+
+A `record.changed` delivery (ARCHITECTURE §8) comes back as a `RecordChanged`, a
+`WebhookEvent` with its data typed: the grant, which of its categories and derived
+answers rest on what changed, and the ledger index of the change. The service then reads
+as usual, within its grant's limits.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,13 +36,14 @@ from typing import Any
 from clients.service.errors import WebhookInvalid
 from clients.service.results import from_timestamp, parse_time
 
-__all__ = ["EVENT_TYPES", "TOLERANCE", "RecordDisputed", "WebhookEvent",
+__all__ = ["EVENT_TYPES", "TOLERANCE", "RecordChanged", "RecordDisputed", "WebhookEvent",
            "verify_webhook"]
 
 TOLERANCE = timedelta(minutes=5)
 SECRET_PREFIX = "whsec_"  # noqa: S105 (the format's prefix, not a secret)
 EVENT_TYPES = frozenset({"grant.approved", "grant.denied", "grant.paused", "grant.resumed",
-                         "grant.revoked", "grant.expired", "grant.exhausted"})
+                         "grant.revoked", "grant.expired", "grant.exhausted",
+                         "record.changed"})
 
 # The citizen says an issued record is wrong (to its issuer; ARCHITECTURE §8).
 EVENT_TYPES |= {"record.disputed"}
@@ -52,6 +58,37 @@ class WebhookEvent:
     type: str
     timestamp: datetime
     data: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class RecordChanged(WebhookEvent):
+    """`record.changed`: a record that grant `grant_id` reads changed at ledger entry
+    `ledger_index`; `categories` are the grant's categories that changed, `derived` its
+    derived answers resting on them (their value may or may not have changed)."""
+
+    grant_id: str
+    categories: tuple[str, ...]
+    derived: tuple[str, ...]
+    ledger_index: int
+
+
+def _names(data: Mapping[str, Any], key: str) -> tuple[str, ...]:
+    value = data.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise WebhookInvalid(f"record.changed's {key} is not a list of names")
+    return tuple(value)
+
+
+def _record_changed(base: WebhookEvent) -> RecordChanged:
+    data = base.data
+    grant_id, index = data.get("grant_id"), data.get("ledger_index")
+    if not isinstance(grant_id, str) or not grant_id:
+        raise WebhookInvalid("record.changed has no grant_id")
+    if type(index) is not int or index < 0:
+        raise WebhookInvalid("record.changed's ledger_index is not a ledger index")
+    return RecordChanged(id=base.id, type=base.type, timestamp=base.timestamp, data=data,
+                         grant_id=grant_id, categories=_names(data, "categories"),
+                         derived=_names(data, "derived"), ledger_index=index)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +130,11 @@ def _record_disputed(base: WebhookEvent) -> RecordDisputed:
                           category=category, version=version, reason=reason,
                           sub=_text_or_none(data, "sub"),
                           grant_id=_text_or_none(data, "grant_id"), ledger_index=index)
+
+
+#: The events whose data the SDK types (the grant events stay plain WebhookEvents).
+_TYPED: dict[str, Callable[[WebhookEvent], WebhookEvent]] = {
+    "record.changed": _record_changed, "record.disputed": _record_disputed}
 
 
 def _key(secret: str | bytes) -> bytes:
@@ -155,7 +197,8 @@ def verify_webhook(secret: str | bytes, headers: Mapping[str, str], body: bytes 
     if not any(matches):
         raise WebhookInvalid("no webhook-signature matches the body")
     event = _event(message_id, raw, int(stamp))
-    return _record_disputed(event) if event.type == "record.disputed" else event
+    typed = _TYPED.get(event.type)
+    return typed(event) if typed is not None else event
 
 
 def _event(message_id: str, raw: bytes, stamp: int) -> WebhookEvent:

@@ -17,6 +17,7 @@ from vault.crypto.token_key import TokenKeys
 from vault.errors import NotAuthorized
 from vault.oauth.client_auth import SqlJtiStore
 from vault.oauth.tokens import VerifiedTokens
+from vault.services.changes import ChangeTeller
 from vault.services.checkpoints import CheckpointPublisher
 from vault.services.context import VaultContext
 from vault.services.group_commit import GroupCommitReader
@@ -54,6 +55,8 @@ class AppState:
     #: Each client's rate of requests that ask citizens (POST /oauth/par, bc-authorize).
     request_limiter: ClientRateLimiter = field(default_factory=lambda: ClientRateLimiter(
         DEFAULT_REQUEST_RATE, DEFAULT_REQUEST_BURST))
+    #: Tells services of record changes (queues `record.changed` after each change).
+    changes: ChangeTeller = field(kw_only=True)
 
 
 def get_state(request: Request) -> AppState:

@@ -15,6 +15,7 @@ from vault.crypto import envelope
 from vault.domain.categories import clean_value
 from vault.domain.errors import RecordConflict
 from vault.errors import NotFound
+from vault.services.changes import tell_changed
 from vault.services.citizens import get_citizen
 from vault.services.context import VaultContext, new_id, reading, unit_of_work
 from vault.services.sources import refuse_held
@@ -71,9 +72,11 @@ def write_record(
         work.session.add(RecordRow(id=record_id, citizen_id=citizen_id, category=category,
                                    version=version, ciphertext=sealed, source=source,
                                    created_at=work.now))
-        work.ledger.append("record.written", {
+        entry = work.ledger.append("record.written", {
             "subject": citizen.subject, "record_id": record_id, "category": category,
             "version": version, "source": source})
+        tell_changed(work, citizen_id=citizen_id, categories=[category],
+                     ledger_index=entry.seq)
     return RecordView(record_id, category, version, value, source, work.now)
 
 
@@ -152,8 +155,10 @@ def delete_records(ctx: VaultContext, citizen_id: str, category: str) -> int:
                 raise RecordConflict(f"a service issued your {category}: only it can "
                                      "change or withdraw it")
             raise NotFound(f"no {category} records to delete")
-        work.ledger.append("record.deleted", {
+        entry = work.ledger.append("record.deleted", {
             "subject": citizen.subject, "category": category, "versions": count})
+        tell_changed(work, citizen_id=citizen_id, categories=[category],
+                     ledger_index=entry.seq)
     return count
 
 

@@ -46,7 +46,8 @@ log = logging.getLogger(__name__)
 
 #: The grant events a service hears about (ledger entry kinds).
 EVENTS = frozenset({"grant.approved", "grant.denied", "grant.paused", "grant.resumed",
-                    "grant.revoked", "grant.expired", "grant.exhausted"})
+                    "grant.revoked", "grant.expired", "grant.exhausted",
+                    "record.changed"})
 EVENTS |= {"record.disputed"}  # the citizen says an issued record is wrong (to its issuer)
 #: Delay before each retry; after the last, the message is given up (and logged).
 BACKOFF = (timedelta(seconds=5), timedelta(seconds=30), timedelta(minutes=2),

@@ -40,6 +40,7 @@ __all__ = [
     "OAuthSubjectRow",
     "OAuthTokenFamilyRow",
     "PasskeyRow",
+    "RecordChangeRow",
     "RecordDisputeRow",
     "RecordJtiRow",
     "RecordRow",
@@ -387,6 +388,21 @@ class WebhookDeliveryRow(SQLModel, table=True):
     status: int | None = None
     error: str | None = Field(default=None, max_length=300)
     ms: int
+
+
+class RecordChangeRow(SQLModel, table=True):
+    """A change to a citizen's records that services have yet to be told of
+    (`vault.services.changes`): written in the change's own transaction, turned into one
+    `record.changed` webhook per grant to tell and deleted, in one later transaction.
+    Names categories, never values; erased with the citizen."""
+
+    __tablename__ = "record_changes"
+
+    #: The ledger index of the change's entry (one change per entry).
+    seq: int = Field(sa_column=Column(_SEQ, primary_key=True, autoincrement=False))
+    citizen_id: str = _citizen_fk()
+    categories: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: datetime = _utc()
 
 
 class CeremonyRow(SQLModel, table=True):

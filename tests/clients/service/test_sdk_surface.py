@@ -12,7 +12,7 @@ import clients.service as sdk
 API = {
     "VaultClient", "AsyncVaultClient", "ServiceKey", "PersonalData", "Access",
     "PendingAuthorization", "BackchannelRequest", "Grant", "Release", "GrantStatus",
-    "WebhookEvent", "verify_webhook", "VaultClientError", "ProtocolError",
+    "WebhookEvent", "RecordChanged", "verify_webhook", "VaultClientError", "ProtocolError",
     "AuthorizationFailed", "GrantPending", "GrantDenied", "GrantRevoked", "GrantPaused",
     "GrantExpired", "GrantExhausted", "GrantNotYetValid", "TooSoon", "RateLimited",
     "ServiceSuspended", "WebhookInvalid", "RecordInvalid", "SignedRecord", "verify_record",
