@@ -30,6 +30,7 @@ from vault.services.activity import service_names
 from vault.services.citizens import get_citizen
 from vault.services.context import reading
 from vault.services.registry import get_service
+from vault.services.sources import held_categories, refuse_held
 from wallet.forms import (
     FormError,
     FormReading,
@@ -44,6 +45,7 @@ from wallet.forms import (
 )
 from wallet.list_pages import PAGE_FIELDS, ListPage, page_of, posted_page
 from wallet.routes.deps import Citizen, Wallet, csrf_guard, render
+from wallet.routes.series import readings_page, save_readings
 from wallet.web import WalletState
 
 __all__ = ["router"]
@@ -101,6 +103,8 @@ class Card:
     over: str = ""
     #: The issuer's name when its newest version is withdrawn (the category reads as absent).
     withdrawn_by: str = ""
+    #: The issuer's name when it holds this category at source: never stored here.
+    held_by: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,12 +166,20 @@ def _card(cat: Category, view: records.RecordView | None, sources: Sequence[str]
 
 
 def _cards(views: Mapping[str, records.RecordView], sources: Mapping[str, Sequence[str]],
-           names: Mapping[str, str]) -> list[tuple[str, list[Card]]]:
+           names: Mapping[str, str], held: Mapping[str, str]) -> list[tuple[str, list[Card]]]:
     grouped: dict[str, list[Card]] = {title: [] for title, _ in _GROUPS}
     for code, cat in categories().items():
-        card = _card(cat, views.get(code), sources.get(code, ()), names)
+        card = (Card(cat.code, cat.label, cat.description, None, held_by=held[code])
+                if code in held else _card(cat, views.get(code), sources.get(code, ()), names))
         grouped.setdefault(_group_of(code), []).append(card)
     return [(title, cards) for title, cards in grouped.items() if cards]
+
+
+def _not_held(wallet: WalletState, code: str) -> None:
+    """HeldAtSource (a 400 page saying who holds it) for a category held at source:
+    there is no value here to show or change (ARCHITECTURE §8)."""
+    with reading(wallet.ctx) as session:
+        refuse_held(session, code)
 
 
 def _category(code: str) -> Category:
@@ -194,7 +206,9 @@ def data_page(request: Request, wallet: Wallet, citizen_id: Citizen, done: str =
         sources = records.version_sources(session, citizen_id)
         names = service_names(session, [s for each in sources.values() for s in each
                                         if s != "citizen"])
-    return render(request, "data.html", nav="data", groups=_cards(views, sources, names),
+        held = {code: h.service_name for code, h in held_categories(session).items()}
+    return render(request, "data.html", nav="data",
+                  groups=_cards(views, sources, names, held),
                   notice=_DONE.get(done))
 
 
@@ -302,6 +316,9 @@ def _drawn_again(request: Request, wallet: WalletState, citizen_id: str, categor
 def edit_page(request: Request, wallet: Wallet, citizen_id: Citizen, code: str,
               page: PageNumber = 1, done: str = "") -> Response:
     category = _category(code)
+    _not_held(wallet, code)
+    if category.series:  # readings: a table and charts, and a form to add some
+        return readings_page(request, wallet, citizen_id, category)
     views = records.record_history(wallet.ctx, citizen_id, code)
     shown = _page(category, views, page)
     return _edit_page(request, wallet, citizen_id, category, _fields(category, views, shown),
@@ -312,7 +329,11 @@ def edit_page(request: Request, wallet: Wallet, citizen_id: Citizen, code: str,
 def save(request: Request, wallet: Wallet, citizen_id: Citizen, code: str, posted: Posted
          ) -> Response:
     category = _category(code)
+    _not_held(wallet, code)
     fields = {k: v for k, v in posted.items() if k not in _NOT_FORM_FIELDS}
+    if category.series:  # added as a batch of the citizen's own; nothing stored changes
+        return save_readings(request, wallet, citizen_id, category, fields,
+                             posted.get("action"))
     try:
         page = posted_page(posted)
     except ValueError:
