@@ -1,7 +1,8 @@
-"""My data in Chromium: health readings changed with the form of rows (no JSON to write),
-a phone number typed in UK national format and a postcode typed in lower case, each
-stored in its one form; the data pages and the Blue Badge example's /status page fit a
-375 px phone (no sideways scrolling), with screenshots at 375 px and desktop size."""
+"""My data in Chromium: health readings added with the form of rows (no JSON to write)
+and shown as a table and a chart per measure; a phone number typed in UK national format
+and a postcode typed in lower case, each stored in its one form; the data pages and the
+Blue Badge example's /status page fit a 375 px phone (no sideways scrolling), with
+screenshots at 375 px and desktop size."""
 
 from __future__ import annotations
 
@@ -100,8 +101,16 @@ def test_readings_phone_and_postcode_through_the_forms(page: Page, vault_state: 
     page_check(page, "data overview")
     fits_375(page)
 
+    # The readings: a table in words and a chart per measure (server-drawn SVG), on a phone.
     page.goto("/wallet/data/health.observations")
-    page.get_by_role("heading", name="Versions").wait_for()
+    page.get_by_role("heading", name="Latest readings").wait_for()
+    table = page.get_by_role("table", name="Latest readings")
+    assert table.get_by_role("row").all_inner_texts()[1:] == [
+        "Heart rate\t72\tbpm\t17 July 2024, 10:30 BST",
+        "Blood pressure\t120/80\tmmHg\t17 January 2024, 10:30 GMT"]
+    chart = page.get_by_role("img", name="Heart rate (bpm)")
+    assert chart.is_visible() and chart.bounding_box() is not None
+    page_check(page, "data readings")
     snap(page, "data readings saved")
     fits_375(page)
 

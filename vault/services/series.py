@@ -42,7 +42,7 @@ from vault.domain.errors import InvalidValue
 from vault.oauth.record_jws import RecordRefused
 from vault.services.changes import tell_changed
 from vault.services.citizens import get_citizen
-from vault.services.context import VaultContext, Work, new_id, unit_of_work
+from vault.services.context import VaultContext, Work, new_id, reading, unit_of_work
 from vault.services.records import data_key
 from vault.storage.tables import RecordRow, SeriesCursorRow
 
@@ -55,6 +55,7 @@ __all__ = [
     "BatchPage",
     "IsASeries",
     "NotASeries",
+    "Recent",
     "append_own",
     "batch_items",
     "batches_after",
@@ -64,6 +65,7 @@ __all__ = [
     "move_cursors",
     "open_batch",
     "page_of",
+    "recent_items",
     "window_items",
 ]
 
@@ -135,6 +137,38 @@ def append_own(ctx: VaultContext, citizen_id: str, category: str, items: Sequenc
         tell_changed(work, citizen_id=citizen_id, categories=[category],
                      ledger_index=entry.seq)
         return version
+
+
+@dataclass(frozen=True, slots=True)
+class Recent:
+    """The citizen's own view of a series: the items of its newest batches, newest
+    batch first, and how many batches it has (and of them, how many are their own)."""
+
+    items: list[Any]
+    batches: int
+    own: int
+    newest_at: datetime | None
+
+
+def recent_items(ctx: VaultContext, citizen_id: str, category: str,
+                 batches: int = 20) -> Recent:
+    """The items of the newest `batches` batches of the citizen's series (the wallet's
+    table and charts): only those are opened, however long the series is."""
+    with reading(ctx) as session:
+        citizen = get_citizen(session, citizen_id)
+        where = (col(RecordRow.citizen_id) == citizen_id, col(RecordRow.category) == category)
+        counts = session.execute(
+            select(RecordRow.source, func.count(), func.max(RecordRow.created_at))
+            .where(*where).group_by(col(RecordRow.source))).all()
+        rows = session.execute(
+            select(*_COLUMNS).where(*where)  # type: ignore[call-overload]
+            .order_by(col(RecordRow.version).desc()).limit(batches)).all()
+        key = data_key(ctx, citizen) if rows else b""
+        items = [item for r in rows
+                 for item in open_batch(key, citizen_id, category, r, with_record=False).items]
+    newest = max((at for _, _, at in counts if at is not None), default=None)
+    return Recent(items, sum(n for _, n, _ in counts),
+                  sum(n for source, n, _ in counts if source == "citizen"), newest)
 
 
 # --- reading ---------------------------------------------------------------------------
