@@ -163,12 +163,16 @@ def delete_records(ctx: VaultContext, citizen_id: str, category: str) -> int:
 
 
 def export_all(ctx: VaultContext, citizen_id: str) -> Mapping[str, list[dict[str, Any]]]:
-    """Everything the vault holds for the citizen, every version, for download."""
+    """Everything the vault holds for the citizen, every version, for download (with
+    when its issuer withdrew it, for a version withdrawn)."""
     out: dict[str, list[dict[str, Any]]] = {}
     for view in _every_view(ctx, citizen_id):
-        out.setdefault(view.category, []).append({
+        version: dict[str, Any] = {
             "version": view.version, "value": view.value, "source": view.source,
-            "written_at": view.created_at.isoformat()})
+            "written_at": view.created_at.isoformat()}
+        if view.withdrawn_at is not None:
+            version["withdrawn_at"] = view.withdrawn_at.isoformat()
+        out.setdefault(view.category, []).append(version)
     return out
 
 

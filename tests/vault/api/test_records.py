@@ -366,6 +366,9 @@ def test_a_withdrawal_reads_as_absent_and_keeps_the_history(both: Env) -> None:
     assert AA not in records.read_records(ctx, link.citizen_id)
     history = records.record_history(ctx, link.citizen_id, AA)
     assert [v.version for v in history] == [1] and history[0].withdrawn_at is not None
+    [exported] = records.export_all(ctx, link.citizen_id)[AA]
+    assert exported["source"] == issuer.client_id and "withdrawn_at" in exported
+    assert "withdrawn_at" not in records.export_all(ctx, link.citizen_id)["address.home"][0]
     problem(both.delete(link), 404, "not-found")  # already withdrawn
     # A new award after it is the newest again.
     again = both.put(link, issuer.sign()).json()
@@ -486,3 +489,14 @@ def test_a_category_held_at_source_is_never_written(env: Env) -> None:
                   "held_at_source")
     assert "held at source by Benefits register" in doc["detail"]
     assert env.counts() == before
+
+
+def test_erasure_takes_the_used_jtis_with_the_citizen(env: Env) -> None:
+    issuer = env.issuer()
+    link = env.link(issuer)
+    assert env.put(link, issuer.sign(jti="award-erased")).status_code == 201
+    citizens.erase_citizen(env.state.ctx, link.citizen_id)
+    with Session(env.state.engine) as s:
+        left = s.execute(select(func.count()).select_from(RecordJtiRow)
+                         .where(RecordJtiRow.citizen_id == link.citizen_id)).scalar_one()
+    assert left == 0
