@@ -15,6 +15,14 @@ Each process reports the CPU it used during the window, so a saturated generator
 shows up. `run_load` splits the connections over `processes` child processes and
 merges their results.
 
+A spec either repeats ONE request (`path`, `headers`: a GET), or sends requests that
+differ (`requests_file`: raw requests prepared ahead, `write_requests`), each sent once:
+the connections of a process take the next one from a shared cursor, and each process
+its own share of the file, so no request is ever sent twice (a write with a fresh jti
+each time, never an idempotent repeat). Nothing is built per request in the window;
+when the file runs out, the connections stop and the window ends at the last answer
+(`LoadResult.ran_out`). `ok_status` is the answer that counts (201 for a write).
+
 The child reads its `LoadSpec` as JSON on stdin (headers may carry a bearer token:
 never on the command line) and writes its `LoadResult` as JSON on stdout.
 """
@@ -25,15 +33,19 @@ import asyncio
 import contextlib
 import json
 import math
+import struct
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["LoadError", "LoadResult", "LoadSpec", "percentile", "run_load"]
+__all__ = ["LoadError", "LoadResult", "LoadSpec", "percentile", "raw_request", "read_requests",
+           "run_load", "write_requests"]
 
 
 class LoadError(Exception):
@@ -52,20 +64,26 @@ class LoadSpec:
     headers: dict[str, str] = field(default_factory=dict)
     max_requests: int | None = None  # end the window early after this many answers
     start_at: float = 0.0  # epoch seconds when the window opens (0: now + warmup)
+    ok_status: int = 200  # the answer that counts as a success (201 for writes)
+    requests_file: str = ""  # prepared requests (`write_requests`); "" repeats one GET
+    share: int = 0  # this process's share of requests_file: every `shares`-th from `share`
+    shares: int = 1
 
 
 @dataclass(slots=True)
 class LoadResult:
     """What the window saw. Latencies in microseconds, answers by status code."""
 
-    ok: int  # 200 answers inside the window
+    ok: int  # `ok_status` answers inside the window
     seconds: float  # the window's length
     latencies_us: list[int]
     statuses: dict[int, int]  # every answer by status, warm-up included
     cpu_seconds: float  # the generator's own CPU during the window, all processes
     processes: int
     connections: int
-    refused: str = ""  # the first answer that was not a 200 (head and body), if any
+    refused: str = ""  # the first answer that was not `ok_status` (head and body), if any
+    ok_status: int = 200
+    ran_out: bool = False  # the prepared requests ran out before the window's end
 
     @property
     def rate(self) -> float:
@@ -73,7 +91,7 @@ class LoadResult:
 
     @property
     def failed(self) -> int:
-        return sum(n for status, n in self.statuses.items() if status != 200)
+        return sum(n for status, n in self.statuses.items() if status != self.ok_status)
 
     def latency_ms(self, q: float) -> float:
         return percentile(self.latencies_us, q) / 1000
@@ -96,11 +114,48 @@ def percentile(samples: list[int], q: float) -> float:
 # -- the child process --------------------------------------------------------------------
 
 
+def raw_request(method: str, path: str, *, host: str, headers: Mapping[str, str],
+                body: bytes = b"") -> bytes:
+    """One HTTP/1.1 request as sent on the wire (a body gets its Content-Length)."""
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host}",
+             *(f"{k}: {v}" for k, v in headers.items())]
+    if body:
+        lines.append(f"Content-Length: {len(body)}")
+    return "\r\n".join([*lines, "", ""]).encode("ascii") + body
+
+
 def _request_bytes(spec: LoadSpec) -> bytes:
-    host = spec.host_header or f"{spec.host}:{spec.port}"
-    lines = [f"GET {spec.path} HTTP/1.1", f"Host: {host}",
-             *(f"{k}: {v}" for k, v in spec.headers.items()), "", ""]
-    return "\r\n".join(lines).encode("ascii")
+    return raw_request("GET", spec.path, host=spec.host_header or f"{spec.host}:{spec.port}",
+                       headers=spec.headers)
+
+
+_LENGTH = struct.Struct(">I")
+
+
+def write_requests(path: Path, requests: Iterable[bytes]) -> int:
+    """Keep prepared raw requests (`raw_request`) in `path` for `LoadSpec.requests_file`,
+    each after its length; how many were written."""
+    n = 0
+    with path.open("wb") as f:
+        for request in requests:
+            f.write(_LENGTH.pack(len(request)))
+            f.write(request)
+            n += 1
+    return n
+
+
+def read_requests(path: Path, *, share: int = 0, shares: int = 1) -> list[bytes]:
+    """The requests `write_requests` kept: every `shares`-th one, from the `share`-th."""
+    data = path.read_bytes()
+    out: list[bytes] = []
+    at = i = 0
+    while at < len(data):
+        (n,) = _LENGTH.unpack_from(data, at)
+        if i % shares == share:
+            out.append(data[at + _LENGTH.size:at + _LENGTH.size + n])
+        at += _LENGTH.size + n
+        i += 1
+    return out
 
 
 def _content_length(head: bytes) -> int:
@@ -120,19 +175,22 @@ class _Window:
     ok: int = 0
     latencies: list[int] = field(default_factory=list)
     statuses: Counter[int] = field(default_factory=Counter)
+    ok_status: int = 200
     closed_at: float | None = None  # when max_requests ended it early
-    refused: str = ""  # the first answer that was not a 200, to say why
+    refused: str = ""  # the first answer that was not `ok_status`, to say why
+    last_answer: float = 0.0  # when the last answer arrived (a file of requests ran out)
 
     def record(self, status: int, t0: float, t1: float, answer: bytes) -> bool:
         """Count one answer; False once the window is over."""
         self.statuses[status] += 1
-        if status != 200 and not self.refused:
+        self.last_answer = max(self.last_answer, t1)
+        if status != self.ok_status and not self.refused:
             self.refused = answer[:600].decode("latin-1")
         if t1 < self.start:
             return True
         if t1 >= self.end or self.closed_at is not None:
             return False
-        if status == 200:
+        if status == self.ok_status:
             self.ok += 1
             self.latencies.append(round((t1 - t0) * 1e6))
             if self.max_requests is not None and self.ok >= self.max_requests:
@@ -141,11 +199,35 @@ class _Window:
         return True
 
 
-async def _connection(spec: LoadSpec, request: bytes, window: _Window) -> None:
+class _Requests:
+    """What the connections of one process send: one request again and again, or each of
+    a list once, taken in turn from one cursor (asyncio: no lock needed)."""
+
+    def __init__(self, *, repeat: bytes | None = None, each: list[bytes] | None = None) -> None:
+        self._repeat, self._each, self._next = repeat, each or [], 0
+
+    def take(self) -> bytes | None:
+        """The next request to send; None when a list has run out."""
+        if self._repeat is not None:
+            return self._repeat
+        if self._next >= len(self._each):
+            return None
+        self._next += 1
+        return self._each[self._next - 1]
+
+    @property
+    def ran_out(self) -> bool:
+        return self._repeat is None and self._next >= len(self._each)
+
+
+async def _connection(spec: LoadSpec, requests: _Requests, window: _Window) -> None:
     reader, writer = await asyncio.open_connection(spec.host, spec.port)
     try:
         going = True
         while going:
+            request = requests.take()
+            if request is None:
+                return
             t0 = time.perf_counter()
             writer.write(request)
             head = await reader.readuntil(b"\r\n\r\n")
@@ -162,18 +244,24 @@ async def _generate(spec: LoadSpec) -> dict[str, Any]:
     now_epoch, now = time.time(), time.perf_counter()
     start_at = spec.start_at or now_epoch + spec.warmup
     start = now + (start_at - now_epoch)
-    window = _Window(start, start + spec.duration, spec.max_requests)
-    request = _request_bytes(spec)
-    tasks = [asyncio.create_task(_connection(spec, request, window))
+    window = _Window(start, start + spec.duration, spec.max_requests, ok_status=spec.ok_status)
+    requests = (_Requests(each=read_requests(Path(spec.requests_file), share=spec.share,
+                                             shares=spec.shares))
+                if spec.requests_file else _Requests(repeat=_request_bytes(spec)))
+    tasks = [asyncio.create_task(_connection(spec, requests, window))
              for _ in range(spec.connections)]
     await asyncio.sleep(max(0.0, start - time.perf_counter()))
     cpu0 = time.process_time()
     await asyncio.gather(*tasks)
     cpu = time.process_time() - cpu0
     end = window.closed_at if window.closed_at is not None else window.end
+    ran_out = requests.ran_out and window.closed_at is None and window.last_answer < window.end
+    if ran_out:  # the window ended when the last prepared request was answered
+        end = max(window.start, window.last_answer)
     return {"ok": window.ok, "seconds": end - window.start, "latencies_us": window.latencies,
             "statuses": dict(window.statuses), "cpu_seconds": cpu, "processes": 1,
-            "connections": spec.connections, "refused": window.refused}
+            "connections": spec.connections, "refused": window.refused,
+            "ok_status": spec.ok_status, "ran_out": ran_out}
 
 
 def _child() -> None:
@@ -227,9 +315,9 @@ def run_load(spec: LoadSpec, *, processes: int = 1, spawn_allowance: float = 0.5
     limit = spawn_allowance + spec.warmup + spec.duration + 30
     with contextlib.ExitStack() as stack:
         children: list[tuple[subprocess.Popen[bytes], IO[bytes], IO[bytes]]] = []
-        for n in _split(spec.connections, processes):
+        for share, n in enumerate(_split(spec.connections, processes)):
             child_spec = {**asdict(spec), "connections": n, "start_at": start_at,
-                          "max_requests": each_max}
+                          "max_requests": each_max, "share": share, "shares": processes}
             # Files, not pipes: a child's answer (every latency) is more than a pipe holds.
             out = stack.enter_context(tempfile.TemporaryFile())
             err = stack.enter_context(tempfile.TemporaryFile())
@@ -254,6 +342,8 @@ def run_load(spec: LoadSpec, *, processes: int = 1, spawn_allowance: float = 0.5
         processes=processes,
         connections=spec.connections,
         refused=next((o["refused"] for o in outs if o["refused"]), ""),
+        ok_status=spec.ok_status,
+        ran_out=any(o["ran_out"] for o in outs),
     )
 
 

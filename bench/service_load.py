@@ -34,6 +34,21 @@ approved with it: periodic access, max_reads 1,000,000 (the domain's largest: pe
 access needs max_reads or min_interval), no min_interval, 365 days. Access tokens are
 minted with `issue_access_token` by the token key that `build_state` (what each worker
 runs) loads from that data directory, a fresh one (<= 5 min) for each window.
+
+Issuer writes (ARCHITECTURE §8 "Writing"), in the same run and server as `/v1/data`, after
+its windows: `PUT /v1/records/benefits.attendance_allowance` at 32 connections, each write
+a new record (one ES256 JWS verified, the value and the JWS sealed, `record.written`
+committed before the 201). Goal: at least half the rate of `/v1/data` at the same
+concurrency in the same run. Set-up (not measured): an issuer registered with `--issues`
+that category, and 256 citizens, each with a passkey and an approved write grant (one
+time, 365 days): a benefits agency writes awards for many people, and every write locks
+its grant's row and takes its citizen's next version, so writes spread over 256 citizens
+(requests assigned round robin, 32 in flight) never queue on one citizen, as they would
+not in life. The requests are prepared as raw bytes before the window
+(`bench.loadgen.write_requests`): each with its citizen's access token and a record
+signed ahead of time with a jti of its own, each sent once, so no write is an idempotent
+repeat; enough for 1.5x the `/v1/data` rate over warm-up and window. Afterwards the
+issuer's records in the database must number the 201 answers.
 """
 
 from __future__ import annotations
@@ -47,10 +62,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import orjson
+from sqlalchemy import func
 from sqlmodel import col, select
 
 from bench.floor_app import DATABASE_ENV
-from bench.loadgen import LoadResult, LoadSpec, run_load
+from bench.loadgen import LoadResult, LoadSpec, raw_request, run_load, write_requests
 from bench.report import Failure, Goal, Result, print_table
 from bench.servers import (
     WORKERS,
@@ -62,6 +79,7 @@ from bench.servers import (
     vault_env,
 )
 from bench.workload import progress
+from clients.service.keys import ServiceKey
 from vault.api.deps import AppState
 from vault.api.resource_routes import resource_audience
 from vault.app import build_state, create_app
@@ -70,7 +88,7 @@ from vault.domain.grants import Access
 from vault.oauth import issue_access_token, pairwise_sub
 from vault.services import citizens, grants, records, registry
 from vault.storage.database import make_engine, read_only
-from vault.storage.tables import GrantRow
+from vault.storage.tables import GrantRow, RecordRow
 from wallet.passkeys import RelyingParty, add_passkey, registration_options, user_handle
 from wallet.passkeys.software import SoftAuthenticator
 
@@ -84,6 +102,8 @@ _JWK = {"kty": "EC", "crv": "P-256", "x": "axfR8uEsQkf4vOblY6RA8ncDfYEt6zOg9KE5R
         "y": "T-NC4v4af5uO5-tKfA-eFivOM1drMV7Oy7ZAaDe_UfU"}
 _VAULT_FACTORY = f"{create_vault_app.__module__}:{create_vault_app.__name__}"
 _FLOOR_FACTORY = "bench.floor_app:create_floor_app"
+ISSUED = "benefits.attendance_allowance"
+_AWARD = {"award": "higher", "since": "2026-01-05", "awarded_by": "DWP"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,14 +114,43 @@ class LoadScale:
     max_requests: int | None = None  # end each window after this many answers
     processes: int = 1  # generator processes
     postgres: bool = True
+    writes: int | None = 32  # connections of the issuer-writes window (one of concurrency)
+    write_citizens: int = 256  # citizens the issuer writes for, each with a write grant
+
+    def __post_init__(self) -> None:
+        # The write goal is a ratio to /v1/data at the same concurrency in the same run.
+        if self.writes is not None and self.writes not in self.concurrency:
+            raise ValueError("writes must be one of the concurrencies /v1/data is run at")
 
 
 FULL_LOAD = LoadScale()
 QUICK_LOAD = LoadScale(concurrency=(8,), warmup=0.3, window=2.0, max_requests=300,
-                       postgres=False)
+                       postgres=False, writes=8, write_citizens=16)
 
 
 # -- the vault's side -----------------------------------------------------------------------
+
+
+def _token(state: AppState, service_id: str, citizen_id: str,
+           grant: grants.GrantView) -> tuple[str, datetime]:
+    """A fresh access token, as the token endpoint issues it, and its expiry."""
+    base = state.settings.base_url
+    token, claims = issue_access_token(
+        state.token_keys.current, issuer=base, audience=resource_audience(base),
+        client_id=service_id, grant_id=grant.id,
+        sub=pairwise_sub(state.app_secret, service_id, citizen_id),
+        authorization_details=[{"type": "personal_data", **grant.terms.to_json()}],
+        now=datetime.now(UTC), grant_expires_at=grant.terms.ends)
+    return token, claims.exp
+
+
+@dataclass
+class _Issuer:
+    """The issuer, its signing key, and the citizens who gave it a write grant."""
+
+    client_id: str
+    key: ServiceKey
+    links: list[tuple[str, grants.GrantView]]  # (citizen_id, write grant)
 
 
 @dataclass
@@ -112,21 +161,41 @@ class _Granted:
     service_id: str
     citizen_id: str
     grant: grants.GrantView
+    issuer: _Issuer | None = None
 
     def token(self) -> tuple[str, datetime]:
-        """A fresh access token, as the token endpoint issues it, and its expiry."""
-        base = self.state.settings.base_url
-        now = datetime.now(UTC)
-        token, claims = issue_access_token(
-            self.state.token_keys.current, issuer=base, audience=resource_audience(base),
-            client_id=self.service_id, grant_id=self.grant.id,
-            sub=pairwise_sub(self.state.app_secret, self.service_id, self.citizen_id),
-            authorization_details=[{"type": "personal_data", **self.grant.terms.to_json()}],
-            now=now, grant_expires_at=self.grant.terms.ends)
-        return token, claims.exp
+        """A fresh access token for the reading service's grant, and its expiry."""
+        return _token(self.state, self.service_id, self.citizen_id, self.grant)
 
 
-def _prepare(settings: Settings) -> _Granted:
+def _prepare_issuer(state: AppState, citizens_n: int) -> _Issuer:
+    """An issuer of ISSUED and `citizens_n` citizens who approved its write grant."""
+    ctx, base = state.ctx, state.settings.base_url
+    key = ServiceKey.generate()
+    client_id = registry.register_service(ctx, registry.Registration(
+        name="Benefits agency", description="Awards Attendance Allowance",
+        purposes=["eligibility_assessment"], categories=[], derived=[],
+        jwks=key.public_jwks(), redirect_uris=["https://benefits.example.gov/cb"],
+        privacy_notice_url="https://benefits.example.gov/privacy", issues=(ISSUED,)))
+    rp = RelyingParty.from_public_url(base)
+    links: list[tuple[str, grants.GrantView]] = []
+    for i in range(citizens_n):
+        c = citizens.enrol_citizen(ctx)
+        device = SoftAuthenticator(origin=base)
+        options, challenge = registration_options(rp, user_id=user_handle(c.id),
+                                                  user_name=f"citizen{i}", exclude=[])
+        add_passkey(ctx, rp, citizen_id=c.id, credential=device.create(options),
+                    expected_challenge=challenge, label="bench")
+        g = grants.request_grant(
+            ctx, service_id=client_id, citizen_id=c.id, purpose="eligibility_assessment",
+            categories=[ISSUED], access=Access("one_time"), duration=timedelta(days=365),
+            data_life="P0D", justification="To record your award.", actions=("write",))
+        links.append((c.id, grants.approve_grant(ctx, g.id, citizen_id=c.id,
+                                                 proof=device.proof(challenge=g.terms_hash))))
+    return _Issuer(client_id, key, links)
+
+
+def _prepare(settings: Settings, scale: LoadScale) -> _Granted:
     """Migrate, load the keys and set up the service, citizen and grant (not measured)."""
     state = build_state(settings)
     ctx = state.ctx
@@ -154,8 +223,20 @@ def _prepare(settings: Settings) -> _Granted:
         data_life="P1D", justification="To check you can have a Blue Badge.")
     g = grants.approve_grant(ctx, g.id, citizen_id=c.id,
                              proof=device.proof(challenge=g.terms_hash))
+    issuer = (_prepare_issuer(state, scale.write_citizens) if scale.writes is not None
+              else None)
     state.engine.dispose()  # the workers open their own
-    return _Granted(state, service, c.id, g)
+    return _Granted(state, service, c.id, g, issuer)
+
+
+def _issued_records(database_url: str, issuer: str) -> int:
+    engine = make_engine(database_url, pool_size=1)
+    try:
+        with read_only(engine).connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(RecordRow)
+                                    .where(col(RecordRow.source) == issuer)).scalar_one())
+    finally:
+        engine.dispose()
 
 
 def _reads_logged(database_url: str, grant_id: str) -> int:
@@ -196,6 +277,9 @@ class _Run:
     scale: LoadScale
     figures: dict[int, _Figures] = field(default_factory=dict)
     data_answers: int = 0  # 200 answers to /v1/data, warm-ups included
+    writes: _Window | None = None  # issuer writes at scale.writes connections
+    write_answers: int = 0  # 201 answers to PUT /v1/records, warm-ups included
+    writes_prepared: int = 0
 
     def load(self, server: Uvicorn, path: str, connections: int,
              headers: dict[str, str] | None = None) -> _Window:
@@ -224,6 +308,51 @@ class _Run:
         self.data_answers += window.load.statuses.get(200, 0)
         return window
 
+    def issuer_writes(self, vault: Uvicorn, connections: int, workdir: Path) -> _Window:
+        """Writes at `connections`, from requests prepared here (not measured): enough
+        for 1.5x the rate /v1/data reached at that concurrency."""
+        issuer, s = self.granted.issuer, self.scale
+        assert issuer is not None
+        data_rate = self.figures[connections].data.load.rate
+        count = int(max(data_rate, 100) * (s.warmup + s.window) * 1.5) + 4 * connections
+        if s.max_requests is not None:
+            count = min(count, 2 * s.max_requests + 4 * connections)
+        path = workdir / f"{self.db.lower()}-writes.requests"
+        self.writes_prepared = write_requests(path, _write_requests(
+            self.granted.state, issuer, count, host=f"localhost:{vault.port}"))
+        spec = LoadSpec(host="127.0.0.1", port=vault.port, path=f"/v1/records/{ISSUED}",
+                        connections=connections, warmup=s.warmup, duration=s.window,
+                        max_requests=s.max_requests, ok_status=201, requests_file=str(path))
+        cpu = vault.cpu_seconds()
+        result = run_load(spec, processes=s.processes)
+        cpu = vault.cpu_seconds() - cpu
+        path.unlink()  # it holds bearer tokens
+        self.write_answers += result.statuses.get(201, 0)
+        if result.failed or result.ok == 0:
+            raise RuntimeError(f"PUT /v1/records at {connections} connections on {self.db}: "
+                               f"answers by status {result.statuses}; the first refusal:\n"
+                               f"{result.refused}")
+        return _Window(result, cpu * 1000 / sum(result.statuses.values()))
+
+
+def _write_requests(state: AppState, issuer: _Issuer, count: int, *,
+                    host: str) -> list[bytes]:
+    """`count` raw PUTs, round robin over the issuer's citizens, each a record signed now
+    with a jti of its own under its citizen's token (fresh: <= 5 min)."""
+    path = f"/v1/records/{ISSUED}"
+    headers = []
+    for citizen_id, grant in issuer.links:
+        token, _ = _token(state, issuer.client_id, citizen_id, grant)
+        headers.append({"Authorization": f"Bearer {token}",
+                        "Content-Type": "application/json"})
+    out = []
+    for i in range(count):
+        jws = issuer.key.sign_record(ISSUED, _AWARD, issuer=issuer.client_id,
+                                     jti=f"bench-{i}")
+        out.append(raw_request("PUT", path, host=host, headers=headers[i % len(headers)],
+                               body=orjson.dumps({"record": jws})))
+    return out
+
 
 def _check_floors(floor: Uvicorn, grant_id: str) -> None:
     """Each floor answers as it should before anything is timed."""
@@ -246,6 +375,17 @@ def _check_vault(run: _Run, vault: Uvicorn) -> None:
     if "address.home" not in doc["data"] or doc["derived"] != {"age_over_65": True}:
         raise RuntimeError(f"/v1/data released the wrong data: {sorted(doc['data'])}")
     run.data_answers += 1
+    issuer = run.granted.issuer
+    if issuer is None:
+        return
+    citizen_id, grant = issuer.links[0]
+    token, _ = _token(run.granted.state, issuer.client_id, citizen_id, grant)
+    jws = issuer.key.sign_record(ISSUED, _AWARD, issuer=issuer.client_id, jti="bench-check")
+    r = httpx.put(f"http://localhost:{vault.port}/v1/records/{ISSUED}", timeout=10,
+                  headers={"Authorization": f"Bearer {token}"}, json={"record": jws})
+    if r.status_code != 201 or r.json()["version"] != 1:
+        raise RuntimeError(f"PUT /v1/records answered {r.status_code}: {r.text[:300]}")
+    run.write_answers += 1
 
 
 def _measure(db: str, database_url: str | None, workdir: Path, scale: LoadScale) -> _Run:
@@ -262,7 +402,7 @@ def _measure(db: str, database_url: str | None, workdir: Path, scale: LoadScale)
     with Uvicorn(_FLOOR_FACTORY, port=floor_port, env={DATABASE_ENV: settings.database},
                  log=workdir / f"{name}-floor.log") as floor:
         progress(f"{db}: setting up the service, citizen and grant; starting the floors")
-        run = _Run(db, _prepare(settings), scale)
+        run = _Run(db, _prepare(settings, scale), scale)
         floor.wait_ready()
         _check_floors(floor, run.granted.grant.id)
         floors = {}
@@ -278,9 +418,16 @@ def _measure(db: str, database_url: str | None, workdir: Path, scale: LoadScale)
         for c in scale.concurrency:
             progress(f"{db}: /v1/data at {c} connections")
             run.figures[c] = _Figures(*floors[c], run.data(vault, c))
+        if scale.writes is not None:
+            progress(f"{db}: PUT /v1/records at {scale.writes} connections")
+            run.writes = run.issuer_writes(vault, scale.writes, workdir)
     logged = _reads_logged(settings.database, run.granted.grant.id)
     if logged < run.data_answers:
         raise RuntimeError(f"{run.data_answers} reads answered but {logged} logged")
+    if run.granted.issuer is not None:
+        stored = _issued_records(settings.database, run.granted.issuer.client_id)
+        if stored != run.write_answers:
+            raise RuntimeError(f"{run.write_answers} writes answered 201 but {stored} stored")
     return run
 
 
@@ -312,7 +459,31 @@ def _results(run: _Run) -> list[Result]:
                           stat, None, notes))
         out.append(Result("  same, p99 latency", "ms", d.latency_ms(99), row.latency_ms(99),
                           "PK-read floor p99", Goal("<=", 100.0), stat))
+    if run.writes is not None:
+        out.append(_write_result(run, run.writes))
     return out
+
+
+def _write_result(run: _Run, w: _Window) -> Result:
+    c = run.scale.writes
+    assert c is not None and run.granted.issuer is not None
+    f = run.figures[c]
+    d, wl = f.data.load, w.load
+    stat = (f"{wl.seconds:.1f} s window, {wl.ok:,} writes over "
+            f"{len(run.granted.issuer.links)} citizens, {run.writes_prepared:,} prepared")
+    notes = [
+        f"{c} connections on {run.db}: PUT /v1/records/{ISSUED} {wl.rate:,.0f}/s "
+        f"({_lat(wl)}); /v1/data in the same run {d.rate:,.0f}/s ({_lat(d)})",
+        f"uvicorn workers' CPU per request: write {w.cpu_ms:.2f} ms, /v1/data "
+        f"{f.data.cpu_ms:.2f} ms; the generator's CPU (1.0 = a core): "
+        f"{wl.generator_cpu:.2f}",
+    ]
+    if wl.ran_out:
+        notes.append("the prepared writes ran out before the window's end: the window "
+                     "ended at the last answer")
+    return Result(f"PUT /v1/records (issuer writes), {c} connections ({run.db}, "
+                  f"uvicorn x{WORKERS})", "/s", wl.rate, d.rate, "/v1/data (same run)",
+                  Goal(">=", 0.5, "ratio"), stat, None, notes)
 
 
 def _setup_note(scale: LoadScale, vault_keeps_limit: bool) -> str:
