@@ -38,7 +38,13 @@ from vault.oauth import issue_access_token, pairwise_sub
 from vault.services import citizens, grants, records, registry
 from vault.services.records import data_key
 from vault.storage.database import read_only
-from vault.storage.tables import CitizenRow, GrantRow, RecordJtiRow, RecordRow
+from vault.storage.tables import (
+    CitizenRow,
+    GrantRow,
+    OAuthTokenFamilyRow,
+    RecordJtiRow,
+    RecordRow,
+)
 from wallet.passkeys.software import SoftAuthenticator
 
 ORIGIN = "http://localhost:8000"
@@ -500,3 +506,28 @@ def test_erasure_takes_the_used_jtis_with_the_citizen(env: Env) -> None:
         left = s.execute(select(func.count()).select_from(RecordJtiRow)
                          .where(RecordJtiRow.citizen_id == link.citizen_id)).scalar_one()
     assert left == 0
+
+
+def test_a_revoked_token_family_writes_nothing(env: Env) -> None:
+    issuer = env.issuer()
+    link = env.link(issuer)
+    with Session(env.state.engine) as s, s.begin():
+        s.add(OAuthTokenFamilyRow(id="tf_issuer", client_id=issuer.client_id,
+                                  grant_id=link.grant.id, created_at=datetime.now(UTC)))
+    now = datetime.now(UTC)
+    token = issue_access_token(
+        env.state.token_keys.current, issuer=ORIGIN, audience=resource_audience(ORIGIN),
+        client_id=issuer.client_id, grant_id=link.grant.id,
+        sub=pairwise_sub(env.state.app_secret, issuer.client_id, link.citizen_id),
+        authorization_details=[{"type": "personal_data", **link.grant.terms.to_json()}],
+        now=now, grant_expires_at=now + timedelta(days=1), token_family="tf_issuer")[0]
+    assert env.put(link, issuer.sign(), token=token).status_code == 201
+    with Session(env.state.engine) as s, s.begin():
+        s.execute(update(OAuthTokenFamilyRow).where(
+            OAuthTokenFamilyRow.id == "tf_issuer").values(revoked_at=now))  # type: ignore[arg-type]
+    before = env.counts()
+    r = env.put(link, issuer.sign(), token=token)
+    assert r.status_code == 401 and 'error="invalid_token"' in r.headers["www-authenticate"]
+    r = env.client.delete(f"/v1/records/{AA}", headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 401
+    assert env.counts() == before
