@@ -62,6 +62,7 @@ from clients.service.keys import ServiceKey
 from clients.service.records import SignedRecord, verify_record
 from clients.service.results import (
     BackchannelRequest,
+    BatchProvenance,
     Grant,
     GrantStatus,
     Introspection,
@@ -69,6 +70,8 @@ from clients.service.results import (
     Provenance,
     RecordWritten,
     Release,
+    SeriesBatch,
+    SeriesPage,
 )
 from clients.service.sync import VaultClient
 from clients.service.terms import Access, PersonalData
@@ -79,6 +82,7 @@ __all__ = [
     "AsyncVaultClient",
     "AuthorizationFailed",
     "BackchannelRequest",
+    "BatchProvenance",
     "Grant",
     "GrantDenied",
     "GrantExhausted",
@@ -100,6 +104,8 @@ __all__ = [
     "RecordRefused",
     "RecordWritten",
     "Release",
+    "SeriesBatch",
+    "SeriesPage",
     "ServiceKey",
     "ServiceSuspended",
     "SignedRecord",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -108,6 +108,11 @@ class AsyncVaultClient:
     async def write_record(self, grant: Grant, category: str, value: Mapping[str, Any], *,
                            jti: str | None = None, exp: int | None = None) -> RecordWritten:
         return await self._run(self._core.write_record(grant, category, value, jti=jti,
+                                                       exp=exp))
+
+    async def append_items(self, grant: Grant, category: str, items: Sequence[Any], *,
+                           jti: str | None = None, exp: int | None = None) -> RecordWritten:
+        return await self._run(self._core.append_items(grant, category, items, jti=jti,
                                                        exp=exp))
 
     async def withdraw_record(self, grant: Grant, category: str) -> RecordWritten:

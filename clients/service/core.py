@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
@@ -86,6 +86,8 @@ RESOURCE_PREFIX = "/v1"
 #: Seconds an issuer's JWKS is kept before it is fetched again (a key not in it is
 #: looked for once more at once: the issuer may have rotated).
 JWKS_LIFETIME = 300.0
+#: The most items one series batch may hold (ARCHITECTURE §8 "Series").
+MAX_BATCH_ITEMS = 1000
 
 T = TypeVar("T")
 
@@ -395,9 +397,28 @@ class ClientCore:
             raise ProtocolError("read: the vault answered for another grant")
         checked: dict[str, Provenance] = {}
         for category, p in release.provenance.items():
+            if p.source == "series":  # each batch signed on its own, over its items
+                checked[category] = yield from self._verified_batches(category, p, release)
+                continue
             verified = yield from self._verified_issuer(category, p, release.data.get(category))
             checked[category] = replace(p, verified_issuer=verified)
         return replace(release, provenance=checked)
+
+    def _verified_batches(self, category: str, p: Provenance, release: Release
+                          ) -> Flow[Provenance]:
+        """A series' provenance with each batch's `verified_issuer` checked against the
+        items released for that batch (`{"items": [...]}` is what the issuer signed)."""
+        try:
+            items = {b.version: list(b.items) for b in release.series(category).batches}
+        except ValueError as exc:
+            raise ProtocolError(f"read: {exc}") from None
+        batches = []
+        for b in p.batches:
+            one = Provenance(b.source, b.issuer, b.version, b.record)
+            verified = yield from self._verified_issuer(
+                category, one, {"items": items[b.version]} if b.version in items else None)
+            batches.append(replace(b, verified_issuer=verified))
+        return replace(p, batches=tuple(batches))
 
     # -- issued records ----------------------------------------------------------------------
 
@@ -447,6 +468,21 @@ class ClientCore:
         return (yield from self._written(grant, "PUT", category, {"record": jws}, 201,
                                          "record write"))
 
+    def append_items(self, grant: Grant, category: str, items: Sequence[Any], *,
+                     jti: str | None = None, exp: int | None = None) -> Flow[RecordWritten]:
+        """POST /v1/records/{category}/items: a batch of 1 to 1,000 items appended to a
+        series for the grant's citizen, signed once, as this issuer's record whose value
+        is `{"items": [...]}`. The same `jti` with the same items is a repeat the vault
+        answers as before; RecordRefused (its `code` the reason) when it keeps nothing."""
+        if isinstance(items, str | bytes) or not isinstance(items, Sequence):
+            raise TypeError("items must be a list of the series' items")
+        if not 1 <= len(items) <= MAX_BATCH_ITEMS:
+            raise ValueError(f"a batch holds 1 to {MAX_BATCH_ITEMS} items")
+        jws = self.key.sign_record(category, {"items": list(items)}, issuer=self.client_id,
+                                   jti=jti, iat=int(self.clock()), exp=exp)
+        return (yield from self._written(grant, "POST", category, {"record": jws}, 201,
+                                         "batch append", suffix="/items"))
+
     def withdraw_record(self, grant: Grant, category: str) -> Flow[RecordWritten]:
         """DELETE /v1/records/{category}: withdraw this service's current record of the
         category for the grant's citizen (its `version` is the one withdrawn)."""
@@ -454,11 +490,12 @@ class ClientCore:
                                          "record withdrawal"))
 
     def _written(self, grant: Grant, method: str, category: str,
-                 body: Mapping[str, Any] | None, ok: int, what: str) -> Flow[RecordWritten]:
+                 body: Mapping[str, Any] | None, ok: int, what: str, *,
+                 suffix: str = "") -> Flow[RecordWritten]:
         if not isinstance(category, str) or not category:
             raise ValueError("the category must be a non-empty string")
-        doc = yield from self._bearer(grant, method, f"/records/{quote(category, safe='')}",
-                                      body, what, ok=ok)
+        doc = yield from self._bearer(
+            grant, method, f"/records/{quote(category, safe='')}{suffix}", body, what, ok=ok)
         try:
             return RecordWritten.from_json(doc)
         except ValueError as exc:

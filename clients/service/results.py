@@ -15,6 +15,7 @@ from clients.service.qr import qr_png, qr_svg
 
 __all__ = [
     "BackchannelRequest",
+    "BatchProvenance",
     "Grant",
     "GrantStatus",
     "Introspection",
@@ -22,6 +23,8 @@ __all__ = [
     "Provenance",
     "RecordWritten",
     "Release",
+    "SeriesBatch",
+    "SeriesPage",
     "from_timestamp",
     "parse_time",
 ]
@@ -64,6 +67,13 @@ def _int(doc: Mapping[str, Any], name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"'{name}' must be a whole number")
     return value
+
+
+def _items(batch: Mapping[str, Any]) -> list[Any]:
+    items = batch.get("items")
+    if not isinstance(items, list):
+        raise ValueError("a batch's items must be a list")
+    return items
 
 
 def _obj(doc: Any, what: str) -> Mapping[str, Any]:
@@ -169,10 +179,36 @@ class Grant:
 
 
 @dataclass(frozen=True, slots=True)
+class BatchProvenance:
+    """One batch of a series as released (ARCHITECTURE §8 "Series"): its version, who
+    wrote it ("citizen" or "issuer"), the issuer's JWS over exactly its items, how many
+    items; `verified_issuer` as for `Provenance`, checked batch by batch."""
+
+    version: int
+    source: str
+    issuer: str | None
+    record: str | None
+    items: int
+    verified_issuer: str | None = None
+
+    @classmethod
+    def from_json(cls, doc: Any) -> BatchProvenance:
+        d = _obj(doc, "a batch's provenance")
+        source = _str(d, "source")
+        if source not in ("citizen", "issuer"):
+            raise ValueError("a batch's source must be citizen or issuer")
+        return cls(version=_int(d, "version"), source=source,
+                   issuer=_optional_str(d, "issuer"), record=_optional_str(d, "record"),
+                   items=_int(d, "items"))
+
+
+@dataclass(frozen=True, slots=True)
 class Provenance:
     """Where a released value came from (ARCHITECTURE §8): `source` "citizen" or
     "issuer", the issuer's client_id, the record's version, and the issuer's JWS exactly
-    as written (`record`, None when there is none).
+    as written (`record`, None when there is none). Of a series, `source` is "series"
+    and `batches` holds each released batch's own (`issuer` is then the one issuer of
+    them all, if there is one).
 
     `verified_issuer` is the issuer's client_id once the client checked `record` with
     the issuer's own keys (`GET /services/{issuer}/jwks`) and found it signed by that
@@ -185,18 +221,46 @@ class Provenance:
     version: int | None
     record: str | None
     verified_issuer: str | None = None
+    batches: tuple[BatchProvenance, ...] = ()
 
     @classmethod
     def from_json(cls, doc: Any) -> Provenance:
         d = _obj(doc, "a provenance")
         source = _str(d, "source")
-        if source not in ("citizen", "issuer"):
-            raise ValueError("provenance source must be citizen or issuer")
+        if source not in ("citizen", "issuer", "series"):
+            raise ValueError("provenance source must be citizen, issuer or series")
         version = d.get("version")
         if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
             raise ValueError("provenance version must be a whole number or null")
+        batches = d.get("batches") or []
+        if not isinstance(batches, list):
+            raise ValueError("provenance batches must be a list")
         return cls(source=source, issuer=_optional_str(d, "issuer"), version=version,
-                   record=_optional_str(d, "record"))
+                   record=_optional_str(d, "record"),
+                   batches=tuple(BatchProvenance.from_json(b) for b in batches))
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesBatch:
+    """One batch of a series as a read released it: its version and its items."""
+
+    version: int
+    items: tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesPage:
+    """What one read released of a series: the batches added since the grant's previous
+    read, oldest first, and `more`: the vault holds further batches for the next read
+    (its `"next"`; read again when the grant allows)."""
+
+    batches: tuple[SeriesBatch, ...]
+    more: bool
+
+    @property
+    def items(self) -> list[Any]:
+        """Every item of the page's batches, in order."""
+        return [item for b in self.batches for item in b.items]
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +285,18 @@ class Release:
         return cls(grant_id=_str(d, "grant_id"), sub=_str(d, "sub"), data=data,
                    derived=derived, ledger_index=_int(d, "ledger_index"),
                    provenance=provenance)
+
+    def series(self, category: str) -> SeriesPage:
+        """The batches of series `category` this read released (none: an empty page)."""
+        found = self.data.get(category)
+        if found is None:
+            return SeriesPage((), False)
+        d = _obj(found, f"the series {category}")
+        batches, more = d.get("batches"), d.get("next")
+        if not isinstance(batches, list) or not isinstance(more, bool):
+            raise ValueError(f"{category} is not a series as released")
+        return SeriesPage(tuple(SeriesBatch(_int(_obj(b, "a batch"), "version"),
+                                            tuple(_items(b))) for b in batches), more)
 
 
 @dataclass(frozen=True, slots=True)

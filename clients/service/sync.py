@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -119,6 +119,13 @@ class VaultClient:
         """Sign `value` as this issuer's record of `category` and write it for the grant's
         citizen (a write grant); RecordRefused, with the reason, if the vault will not."""
         return self._run(self._core.write_record(grant, category, value, jti=jti, exp=exp))
+
+    def append_items(self, grant: Grant, category: str, items: Sequence[Any], *,
+                     jti: str | None = None, exp: int | None = None) -> RecordWritten:
+        """Sign `items` (1 to 1,000) once as this issuer's batch of series `category` and
+        append it for the grant's citizen (a write grant); RecordRefused if the vault will
+        not. Readers get it whole, with the signature, in `Release.series(category)`."""
+        return self._run(self._core.append_items(grant, category, items, jti=jti, exp=exp))
 
     def withdraw_record(self, grant: Grant, category: str) -> RecordWritten:
         """Withdraw this issuer's current record of `category` (the award ended)."""

@@ -16,7 +16,8 @@ API = {
     "AuthorizationFailed", "GrantPending", "GrantDenied", "GrantRevoked", "GrantPaused",
     "GrantExpired", "GrantExhausted", "GrantNotYetValid", "TooSoon", "RateLimited",
     "ServiceSuspended", "WebhookInvalid", "RecordInvalid", "SignedRecord", "verify_record",
-    "RecordDisputed", "RecordRefused", "RecordWritten", "Provenance",
+    "RecordDisputed", "RecordRefused", "RecordWritten", "Provenance", "BatchProvenance",
+    "SeriesBatch", "SeriesPage",
 }
 
 
