@@ -4,7 +4,9 @@ Each row is measured beside a floor taken in the same run (see each module's
 docstring). The full run builds a 1,000,000-entry ledger as setup (not measured) in a
 temporary directory removed at the end, and takes about two minutes on 2 cores, plus
 about a minute and a half for the service load over HTTP (uvicorn on SQLite and on a
-throwaway PostgreSQL cluster; `python -m bench.service_load` runs that one alone).
+throwaway PostgreSQL cluster; `python -m bench.service_load` runs that one alone), and
+about a minute for the `record.changed` fan-out to 10,000 grants on both databases
+(`python -m bench.record_changes` alone).
 `--quick` is a smoke run of a few seconds at small scale: its numbers are not
 comparable with the goals. The exit code is 0 when every benchmark ran, whether or not
 it met its goal (look for FAIL), and 1 when one raised.
@@ -26,8 +28,11 @@ from bench.audit_watch import FULL_WATCH, QUICK_WATCH, WatchScale, bench_watch
 from bench.ledger_append import bench_batched_appends, bench_single_appends
 from bench.ledger_proofs import bench_proofs
 from bench.ledger_verify import bench_audit, bench_proof_checks
+from bench.record_changes import FULL_CHANGES, QUICK_CHANGES, ChangeScale, bench_record_changes
 from bench.report import Failure, Result, print_table, write_json
+from bench.series_ingest import FULL_INGEST, QUICK_INGEST, IngestScale, bench_series_ingest
 from bench.service_load import FULL_LOAD, QUICK_LOAD, LoadScale, bench_service_load
+from bench.source_read import FULL_SOURCE, QUICK_SOURCE, SourceScale, bench_source_read
 from bench.vault_access import bench_erasure, bench_group_commit, bench_reads
 from bench.vault_crypto import bench_envelope
 from bench.vault_tokens import bench_tokens
@@ -57,6 +62,9 @@ class Scale:
     token_repeats: int
     load: LoadScale  # /v1/data over HTTP beside its floors
     watch: WatchScale = FULL_WATCH  # vault-audit watch: one poll of new entries
+    ingest: IngestScale = FULL_INGEST  # series batches of 1,000 over HTTP
+    source: SourceScale = FULL_SOURCE  # a read of a category held at source (20 ms source)
+    changes: ChangeScale = FULL_CHANGES  # record.changed fan-out to 10,000 grants
 
 
 FULL = Scale(batched=20_000, single=1_000, append_repeats=5, big=1_000_000, proofs=1_000,
@@ -68,7 +76,9 @@ QUICK = Scale(batched=2_000, single=100, append_repeats=2, big=20_000, proofs=20
               check_repeats=3, audit_repeats=1, envelope=2_000, envelope_repeats=2,
               reads=100, erase_records=100, vault_repeats=1,
               wallet_grants=20, wallet_accesses=200, page_loads=20, passkey_checks=50,
-              tokens=200, token_repeats=1, load=QUICK_LOAD, watch=QUICK_WATCH)
+              tokens=200, token_repeats=1, load=QUICK_LOAD, ingest=QUICK_INGEST,
+              source=QUICK_SOURCE, watch=QUICK_WATCH,
+              changes=QUICK_CHANGES)
 
 
 def _run(
@@ -119,6 +129,12 @@ def run_all(scale: Scale, workdir: Path) -> tuple[list[Result], list[Failure]]:
          lambda: bench_tokens(workdir, n=s.tokens, repeats=s.token_repeats), results, failures)
     _run("service load over HTTP",
          lambda: bench_service_load(workdir, s.load), results, failures)
+    _run("series ingest over HTTP",
+         lambda: bench_series_ingest(workdir, s.ingest), results, failures)
+    _run("record.changed fan-out",
+         lambda: bench_record_changes(workdir, s.changes), results, failures)
+    _run("read of a category held at source",
+         lambda: bench_source_read(workdir, s.source), results, failures)
     _run("vault-audit watch, one poll",
          lambda: bench_watch(workdir, s.watch), results, failures)
     progress(f"setup: building a {s.big:,}-entry ledger (not measured)")

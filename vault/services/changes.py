@@ -44,7 +44,6 @@ read after it. It then reads as usual, within its grant's limits.
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -68,8 +67,9 @@ __all__ = ["EVENT", "ChangeTeller", "tell_changed", "tell_pending"]
 
 #: The webhook event (in `webhooks.EVENTS`).
 EVENT = "record.changed"
-#: Changes claimed by one transaction of the teller.
+#: Changes claimed by one transaction of the teller, and the messages it stops at.
 _BATCH = 50
+_MAX_MESSAGES = 20_000
 
 _ANY_PENDING = select(col(RecordChangeRow.seq)).limit(1)
 
@@ -142,10 +142,10 @@ def _messages(work: Work, change: RecordChangeRow) -> list[tuple[str, str]]:
 
 
 def _message_ids(n: int) -> list[str]:
-    """n ids as `new_id("msg")` makes them, from one read of the system's randomness."""
-    raw = os.urandom(16 * n)
-    return ["msg_" + base64.urlsafe_b64encode(raw[i:i + 16]).rstrip(b"=").decode("ascii")
-            for i in range(0, 16 * n, 16)]
+    """n message ids of 128 random bits each (hex: one read of the system's randomness
+    and one encoding for all of them, not a call of `new_id` per message)."""
+    blob = os.urandom(16 * n).hex()
+    return ["msg_" + blob[i:i + 32] for i in range(0, 32 * n, 32)]
 
 
 _MESSAGES = WebhookMessageRow.__table__  # type: ignore[attr-defined]
@@ -190,7 +190,9 @@ def _forget(work: Work, seqs: list[int]) -> None:
 
 def tell_pending(ctx: VaultContext, *, limit: int = _BATCH) -> int:
     """Queue the `record.changed` messages of up to `limit` pending changes, oldest
-    first, and forget those changes, in one transaction; how many changes were told."""
+    first, and forget those changes, in one transaction; how many changes were told.
+    Changes are added until `_MAX_MESSAGES` messages are reached (one change is never
+    split: its messages commit together), so a transaction stays of a bounded size."""
     # Look first without the write lock: nearly every nudge finds nothing pending.
     with reading(ctx) as session:
         if session.connection().execute(_ANY_PENDING).first() is None:
@@ -199,11 +201,17 @@ def tell_pending(ctx: VaultContext, *, limit: int = _BATCH) -> int:
         changes = _claim(work, limit)
         if not changes:
             return 0
-        messages = [m for change in changes for m in _messages(work, change)]
+        messages: list[tuple[str, str]] = []
+        told: list[int] = []
+        for change in changes:
+            messages += _messages(work, change)
+            told.append(change.seq)
+            if len(messages) >= _MAX_MESSAGES:
+                break  # the rest stay pending, for the next transaction
         if messages:
             _queue(work, messages)
-        _forget(work, [c.seq for c in changes])
-        return len(changes)
+        _forget(work, told)
+        return len(told)
 
 
 def _nothing() -> None:

@@ -378,6 +378,18 @@ def test_tellers_racing_tell_each_change_once(ctx: VaultContext, reader: Setting
     assert {t["data"]["grant_id"] for t in _told(ctx)} == {g.id}
 
 
+def test_a_transaction_of_the_teller_stops_after_enough_messages(
+        ctx: VaultContext, reader: Setting, monkeypatch: pytest.MonkeyPatch) -> None:
+    _live_grant(ctx, reader, categories=["address.home"], derived=[])
+    _live_grant(ctx, reader, categories=["address.home"], derived=[])
+    for _ in range(3):
+        records.write_record(ctx, reader.citizen, "address.home", VALUES["address.home"])
+    monkeypatch.setattr(changes, "_MAX_MESSAGES", 3)
+    assert tell_pending(ctx) == 2  # 2 + 2 messages: past 3, so the third change waits
+    assert len(_told(ctx)) == 4 and len(_pending(ctx)) == 1
+    assert tell_pending(ctx) == 1 and len(_told(ctx)) == 6
+
+
 # -- delivered, signed, and then the grant's own limits -------------------------------------
 
 def test_told_end_to_end_signed_and_parsed_by_the_sdk(ctx: VaultContext, reader: Setting,
