@@ -411,6 +411,9 @@ def _release(key: bytes, citizen_id: str, terms: GrantTerms, newest: Mapping[str
     provenance = {cat: _provenance(key, citizen_id, newest[cat]) for cat in data
                   if cat in newest and cat not in sources}
     issuers = {cat: p["issuer"] for cat, p in provenance.items() if p["issuer"] is not None}
+    # Held at source: the source's JWS, as it answered (no version: nothing is stored).
+    provenance |= {f.category: {"source": "issuer", "issuer": f.issuer, "version": None,
+                                "record": f.jws} for f in fetched if f.category in data}
     # A series: each batch released, with its issuer's JWS (`series.BatchPage`).
     provenance |= {cat: page.provenance() for cat, page in pages.items() if page.batches}
     issuers |= {cat: page.issuer for cat, page in pages.items() if page.issuer is not None}

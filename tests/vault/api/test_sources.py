@@ -25,8 +25,9 @@ from fastapi.responses import JSONResponse, Response
 from livevault import LiveVault, free_port, serve, serve_app
 from support.vaultworld import add_passkey
 
+from clients.auditor.story import StoryChecker
 from clients.examples.register import Register, RegisterConfig, create_app
-from clients.service import ServiceKey
+from clients.service import ServiceKey, verify_record
 from ledger.sqlstore import SqlLedger
 from vault.api.deps import AppState
 from vault.api.resource_routes import resource_audience
@@ -138,6 +139,13 @@ def test_a_read_asks_the_register_and_releases_its_signed_record(
     doc = r.json()
     assert doc["data"] == {"address.home": ADDRESS}
     assert doc["derived"] == {"resident_in:City of London": True}
+    # Provenance: the register's own signature, checkable with its JWKS alone.
+    prov = doc["provenance"]["address.home"]
+    assert prov["source"] == "issuer" and prov["issuer"] == f.register_id
+    assert prov["version"] is None
+    jwks = httpx.get(f"{f.live.url}/services/{f.register_id}/jwks").json()
+    signed = verify_record(prov["record"], jwks, issuer=f.register_id, category="address.home")
+    assert signed.value == ADDRESS
     # The register was asked once, by the subject IT knows the citizen by, for the
     # grant's purpose, and learnt only a hash of the grant id.
     [(sub, category, purpose, ref)] = f.register.answered
@@ -149,10 +157,17 @@ def test_a_read_asks_the_register_and_releases_its_signed_record(
     assert entry["kind"] == "data.accessed"
     assert entry["body"]["categories"] == ["address.home"]
     assert entry["body"]["sources"] == {"address.home": f.register_id}
+    assert "issuers" not in entry["body"]  # fetched, not an issued record stored here
     assert "Guildhall" not in orjson.dumps(entry).decode()  # names, never values
     assert f.reads() == 1
     # Nothing of it was stored: the citizen's records hold no address.
     assert "address.home" not in records.read_records(f.state.ctx, f.citizen_id)
+    # The auditor accepts the story: a read from a registered source of that category.
+    checker = StoryChecker(rp_id="localhost", origins=[f.live.url])
+    for i, e in enumerate(f.entries()):
+        checker.feed(i, e)
+    checker.finish()
+    assert [(x.index, x.rule, x.detail) for x in checker.failures] == []
 
 
 def test_a_citizen_not_on_the_register_reads_as_no_value(federation: Federation) -> None:

@@ -1,0 +1,236 @@
+"""A read of a category held at source: what the vault adds to the source's own time.
+
+ARCHITECTURE §8 "Held at source": a read under a grant of such a category asks the
+source (a signed request JWS), checks the record it answers and logs the read. Issue 12
+§8: the vault must add <= 5 ms to the answer time of a source on loopback that answers
+in a fixed 20 ms.
+
+Served as in production: the vault under uvicorn (2 workers, SQLite, `bench.servers`),
+the source under uvicorn too (`create_source_app`: it sleeps 20 ms, then answers one
+record signed once at start, so its own cost is the 20 ms and HTTP). One client, one
+request at a time (latency, not throughput), keep-alive, after a warm-up:
+
+* `direct`: POST to the source itself, as the vault does: its own answer time;
+* `vault`: GET /v1/data of the grant (address.home held at source; the vault verifies
+  its token, checks the grant, signs the request, waits for the source, verifies the
+  record's ES256 signature and schema, group-commits the read and its ledger entry).
+
+Added = vault - direct, as the median and as the 95th percentile of each. The vault's
+read of a STORED category is in the notes, for what the source path adds to a read.
+`python -m bench.source_read [--quick]` runs it alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from bench.report import Goal, Result, print_table
+from bench.servers import Uvicorn, free_port, vault_env
+from clients.service import ServiceKey
+from vault.api.resource_routes import resource_audience
+from vault.app import build_state
+from vault.config import Settings
+from vault.domain.grants import Access
+from vault.oauth import issue_access_token
+from vault.services import citizens, grants, records, registry
+from wallet.passkeys import RelyingParty, add_passkey, registration_options, user_handle
+from wallet.passkeys.software import SoftAuthenticator
+
+__all__ = ["FULL_SOURCE", "QUICK_SOURCE", "SourceScale", "bench_source_read",
+           "create_source_app"]
+
+ANSWER_MS = 20.0
+GOAL_MS = 5.0
+_KEY_ENV, _CLIENT_ENV = "BENCH_SOURCE_KEY", "BENCH_SOURCE_CLIENT_ID"
+ADDRESS = {"lines": ["1 Guildhall Yard"], "town": "London", "postcode": "EC2V 5AE",
+           "local_authority": "City of London"}
+
+
+@dataclass(frozen=True, slots=True)
+class SourceScale:
+    reads: int  # timed requests of each kind
+    warmup: int
+
+
+FULL_SOURCE = SourceScale(reads=300, warmup=30)
+QUICK_SOURCE = SourceScale(reads=20, warmup=5)
+
+
+def create_source_app() -> FastAPI:
+    """The 20 ms source (uvicorn factory): BENCH_SOURCE_KEY (a PEM file) and
+    BENCH_SOURCE_CLIENT_ID say who it is."""
+    key = ServiceKey.from_file(os.environ[_KEY_ENV])
+    record = key.sign_record("address.home", ADDRESS, issuer=os.environ[_CLIENT_ENV])
+    app = FastAPI()
+
+    @app.post("/source")
+    async def source(request: Request) -> JSONResponse:
+        await request.body()
+        await asyncio.sleep(ANSWER_MS / 1000)
+        return JSONResponse({"record": record})
+
+    return app
+
+
+@dataclass(frozen=True, slots=True)
+class _Setup:
+    settings: Settings
+    source_port: int
+    source_id: str
+    key_file: Path
+    held_token: str  # a grant over address.home, held at source
+    stored_token: str  # a grant over identity.name, stored in the vault
+
+
+def _grant(ctx: object, settings: Settings, service: str, citizen_id: str,
+           category: str, device: SoftAuthenticator) -> grants.GrantView:
+    g = grants.request_grant(
+        ctx, service_id=service, citizen_id=citizen_id,  # type: ignore[arg-type]
+        purpose="eligibility_assessment", categories=[category],
+        access=Access("periodic", max_reads=1_000_000), duration=timedelta(days=30),
+        data_life="P1D", justification="To check you can have a Blue Badge.")
+    return grants.approve_grant(ctx, g.id, citizen_id=citizen_id,  # type: ignore[arg-type]
+                                proof=device.proof(challenge=g.terms_hash))
+
+
+def _prepare(workdir: Path) -> _Setup:
+    """The vault's database: the source, a reader, a citizen and two grants (not timed)."""
+    port, source_port = free_port(), free_port()
+    settings = Settings(data_dir=workdir / "source-vault", port=port,
+                        client_rate_limit=100_000, client_rate_burst=1_000_000)
+    state = build_state(settings)
+    ctx = state.ctx
+    key = ServiceKey.generate()
+    key_file = key.save(workdir / "source-key.pem")
+    source_id = registry.register_service(ctx, registry.Registration(
+        name="City electoral register", description="Who lives where",
+        purposes=["service_provision"], categories=[], issues=["address.home"],
+        jwks=key.public_jwks(), redirect_uris=["https://register.example.gov/cb"],
+        privacy_notice_url="https://register.example.gov/privacy",
+        source_url=f"http://127.0.0.1:{source_port}/source"))
+    reader = registry.register_service(ctx, registry.Registration(
+        name="Blue Badge team", description="Decides Blue Badge applications",
+        purposes=["eligibility_assessment"], categories=["address.home", "identity.name"],
+        jwks=ServiceKey.generate().public_jwks(),
+        redirect_uris=["https://badges.example.gov/cb"],
+        privacy_notice_url="https://badges.example.gov/privacy"))
+    c = citizens.enrol_citizen(ctx)
+    records.write_record(ctx, c.id, "identity.name", {"given": "Ada", "family": "Lovelace"})
+    device = SoftAuthenticator(origin=settings.base_url)
+    rp = RelyingParty.from_public_url(settings.base_url)
+    options, challenge = registration_options(rp, user_id=user_handle(c.id), user_name="ada",
+                                              exclude=[])
+    add_passkey(ctx, rp, citizen_id=c.id, credential=device.create(options),
+                expected_challenge=challenge, label="bench")
+    base, now = settings.base_url, datetime.now(UTC)
+
+    def token(g: grants.GrantView) -> str:
+        return issue_access_token(
+            state.token_keys.current, issuer=base, audience=resource_audience(base),
+            client_id=reader, grant_id=g.id, sub="psub_bench",
+            authorization_details=[{"type": "personal_data", **g.terms.to_json()}],
+            now=now, grant_expires_at=g.terms.ends)[0]
+
+    held = _grant(ctx, settings, reader, c.id, "address.home", device)
+    stored = _grant(ctx, settings, reader, c.id, "identity.name", device)
+    state.engine.dispose()
+    return _Setup(settings, source_port, source_id, key_file, token(held), token(stored))
+
+
+def _times(call: Callable[[], httpx.Response], n: int, warmup: int) -> list[float]:
+    """Milliseconds of `n` calls, one at a time, after `warmup` untimed ones."""
+    for _ in range(warmup):
+        call().raise_for_status()
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        r = call()
+        out.append((time.perf_counter() - t0) * 1000)
+        r.raise_for_status()
+    return out
+
+
+def _p95(xs: list[float]) -> float:
+    return statistics.quantiles(xs, n=20)[-1]
+
+
+def bench_source_read(workdir: Path, scale: SourceScale = FULL_SOURCE) -> list[Result]:
+    setup = _prepare(workdir)
+    env = {**vault_env(setup.settings), _KEY_ENV: str(setup.key_file),
+           _CLIENT_ENV: setup.source_id}
+    with Uvicorn("bench.source_read:create_source_app", port=setup.source_port, env=env,
+                 log=workdir / "source.log") as source, \
+            Uvicorn("bench.servers:create_vault_app", port=setup.settings.port, env=env,
+                    log=workdir / "source-vault.log") as vault:
+        source.wait_ready()
+        vault.wait_ready()
+        url = f"http://127.0.0.1:{setup.settings.port}/v1/data"
+        with httpx.Client(timeout=10) as client:
+            def direct() -> httpx.Response:
+                return client.post(f"http://127.0.0.1:{setup.source_port}/source",
+                                   json={"request": "x"})
+
+            def held() -> httpx.Response:
+                r = client.get(url, headers={"Authorization": f"Bearer {setup.held_token}"})
+                if r.status_code == 200 and r.json()["data"] != {"address.home": ADDRESS}:
+                    raise RuntimeError("the vault did not release the source's record")
+                return r
+
+            def stored() -> httpx.Response:
+                return client.get(url, headers={"Authorization": f"Bearer {setup.stored_token}"})
+
+            # Interleaved rounds, so a change of load hits every kind alike.
+            d: list[float] = []
+            v: list[float] = []
+            s: list[float] = []
+            rounds = 5
+            for i in range(rounds):
+                w = scale.warmup if i == 0 else 0
+                d += _times(direct, scale.reads // rounds, w)
+                v += _times(held, scale.reads // rounds, w)
+                s += _times(stored, scale.reads // rounds, w)
+    med = statistics.median
+    notes = [f"source's own answer (direct POST, keep-alive): median {med(d):.2f} ms, "
+             f"p95 {_p95(d):.2f} ms (it sleeps {ANSWER_MS:.0f} ms)",
+             f"vault read of the held category: median {med(v):.2f} ms, p95 {_p95(v):.2f} ms",
+             f"vault read of a stored category (no source): median {med(s):.2f} ms, "
+             f"p95 {_p95(s):.2f} ms",
+             "vault: uvicorn, 2 workers, SQLite; one request at a time"]
+    common = {"unit": "ms", "floor": None, "floor_what": "", "goal": Goal("<=", GOAL_MS),
+              "notes": notes}
+    return [
+        Result(name="held at source: ms the vault adds to a 20 ms source (median)",
+               measured=med(v) - med(d), stat=f"median of {len(v)}", **common),  # type: ignore[arg-type]
+        Result(name="held at source: ms the vault adds to a 20 ms source (p95)",
+               measured=_p95(v) - _p95(d), stat=f"p95 of {len(v)}", **common),  # type: ignore[arg-type]
+    ]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.source_read",
+                                     description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="source-bench-") as tmp:
+        results = bench_source_read(Path(tmp), QUICK_SOURCE if args.quick else FULL_SOURCE)
+    print_table(results, [], title="Held at source")
+    for note in results[0].notes:
+        print("  " + note)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
