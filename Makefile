@@ -10,8 +10,9 @@ DEV_STAMP     := $(VENV)/.installed-dev
 
 help:
 	@echo "make run    set up and start the vault with demo data (SQLite, http://localhost:8000)"
-	@echo "            and the Blue Badge example service (http://localhost:8001);"
-	@echo "            other ports: make run PORT=9000 APP_PORT=9001"
+	@echo "            the Blue Badge example service (http://localhost:8001) and the city's"
+	@echo "            example services (http://localhost:8002 to 8006);"
+	@echo "            other ports: make run PORT=9000 APP_PORT=9001 CITY_PORT=9002"
 	@echo "make test   set up and run the whole test suite"
 	@echo "make bench  run the benchmarks and print a table"
 	@echo "make lint   ruff + mypy"
@@ -28,10 +29,11 @@ $(DEV_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $@ $(RUNTIME_STAMP)
 
-# PORT= and APP_PORT= choose the vault's port and the example service's (unset: the
-# launcher's defaults, 8000 or VAULT_PORT, and 8001).
+# PORT=, APP_PORT= and CITY_PORT= choose the vault's port, the Blue Badge example's and
+# the first of the city's five (unset: the launcher's defaults, 8000 or VAULT_PORT, 8001
+# and 8002).
 run: $(RUNTIME_STAMP)
-	$(BIN)/python -m clients.examples.demo $(if $(PORT),--port $(PORT)) $(if $(APP_PORT),--app-port $(APP_PORT))
+	$(BIN)/python -m clients.examples.demo $(if $(PORT),--port $(PORT)) $(if $(APP_PORT),--app-port $(APP_PORT)) $(if $(CITY_PORT),--city-port $(CITY_PORT))
 
 # Test modules run in parallel, one worker per core (TEST_WORKERS=0 runs them in one
 # process); each module stays on one worker, so its fixtures start once.

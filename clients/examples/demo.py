@@ -1,5 +1,5 @@
-"""`python -m clients.examples.demo` (what `make run` runs): the vault's demo and the Blue
-Badge example service, side by side.
+"""`python -m clients.examples.demo` (what `make run` runs): the vault's demo, the Blue
+Badge example service and the city's seed scenarios (clients.examples.city), side by side.
 
 1. `vault serve --demo` in a child process, until /healthz answers;
 2. the Blue Badge app registered as an operator would, with the `vault` command line:
@@ -7,7 +7,10 @@ Badge example service, side by side.
    `vault service add ... --json`; client_id and webhook secret kept in
    `<data-dir>/bluebadge/client.json` (0600) and reused while the vault still knows them;
 3. `python -m clients.examples.bluebadge` in a second child;
-4. Ctrl-C or SIGTERM stops both (each in a session of its own, so only we get the
+4. the city's services registered the same way (`<data-dir>/city/<service>/`; issuers
+   with `--issues`, their JWKS naming the `kid` they sign records with), and
+   `python -m clients.examples.city` in a third child serving them all, from --city-port;
+5. Ctrl-C or SIGTERM stops them all (each in a session of its own, so only we get the
    terminal's Ctrl-C, and each gets one SIGTERM and time for a clean shutdown).
 """
 
@@ -22,7 +25,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -30,11 +33,13 @@ from typing import Any
 
 import httpx
 
+from clients.examples import city
 from clients.examples.bluebadge.config import CLIENT_FILE, JWKS_FILE, KEY_FILE, app_dir
+from clients.examples.city import config as city_config
 from clients.service import ServiceKey
 
 __all__ = ["SERVICE_DESCRIPTION", "SERVICE_NAME", "LaunchError", "Registration", "main",
-           "parse_args", "register", "vault_command"]
+           "parse_args", "register", "register_city", "vault_command"]
 
 SERVICE_NAME = "Blue Badge team (example app)"
 #: What the citizen reads about the service on the vault's consent screen ("Who"): words
@@ -94,23 +99,17 @@ def _known(doc: Any, wanted: dict[str, Any]) -> str | None:
     return doc["client_id"] if all(doc.get(k) == v for k, v in wanted.items()) else None
 
 
-def register(vault: Sequence[str], data_dir: Path, *, app_url: str,
-             database: str | None = None, run: Runner = _run) -> Registration:
-    """Register the Blue Badge app with the vault at `data_dir`, once.
+def _enrol(vault: Sequence[str], data_dir: Path, folder: Path, *, add: list[str],
+           jwks: dict[str, Any], wanted: dict[str, Any], database: str | None,
+           run: Runner) -> Registration:
+    """Register the app whose files are in `folder` with `vault service add *add`, once.
 
     Later calls reuse `client.json` if the vault still knows its client_id (asking it for
-    the webhook secret, which also picks up a rotated app secret) and the key, redirect
-    URI and webhook URL are unchanged; otherwise they register again.
+    the webhook secret, which also picks up a rotated app secret) and what it was
+    registered with (`wanted`) is unchanged; otherwise they register again.
     """
-    folder = app_dir(data_dir)
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    key = _service_key(folder)
-    app_url = app_url.rstrip("/")
-    redirect_uri, webhook_url = f"{app_url}/callback", f"{app_url}/webhooks/vault"
-    wanted: dict[str, Any] = {"jwk": key.public_jwk(), "redirect_uri": redirect_uri,
-                              "webhook_url": webhook_url}
     _write_private(folder / JWKS_FILE,  # public, but the data dir's files are all 0600
-                   (json.dumps({"keys": [key.public_jwk()]}, indent=2) + "\n").encode())
+                   (json.dumps(jwks, indent=2) + "\n").encode())
     where = ["--data-dir", str(data_dir)] + (["--database", database] if database else [])
     client_file = folder / CLIENT_FILE
     try:
@@ -127,16 +126,8 @@ def register(vault: Sequence[str], data_dir: Path, *, app_url: str,
                               f"{(got.stderr or got.stdout).strip()}")
         client_id = client_id if secret else None  # the vault no longer knows it
     if client_id is None:
-        got = run([*vault, "service", "add", "--name", SERVICE_NAME,
-                   "--description", SERVICE_DESCRIPTION,
-                   "--jwks-file", str(folder / JWKS_FILE),
-                   "--redirect-uri", redirect_uri,
-                   "--privacy-notice-url", f"{app_url}/privacy",
-                   "--purpose", "eligibility_assessment",
-                   "--category", "identity.name", "--category", "address.home",
-                   "--derived", "age_over_65", "--derived", "receives:attendance_allowance",
-                   "--max-days", "90", "--webhook-url", webhook_url, "--json",
-                   *where])
+        got = run([*vault, "service", "add", *add, "--jwks-file", str(folder / JWKS_FILE),
+                   "--json", *where])
         if got.returncode != 0:
             raise LaunchError(f"vault service add failed: {(got.stderr or got.stdout).strip()}")
         try:
@@ -148,6 +139,55 @@ def register(vault: Sequence[str], data_dir: Path, *, app_url: str,
     _write_private(client_file, (json.dumps(
         {"client_id": client_id, "webhook_secret": secret, **wanted}, indent=2) + "\n").encode())
     return Registration(client_id, secret, new)
+
+
+def register(vault: Sequence[str], data_dir: Path, *, app_url: str,
+             database: str | None = None, run: Runner = _run) -> Registration:
+    """Register the Blue Badge app with the vault at `data_dir`, once (`_enrol`): its key,
+    redirect URI and webhook URL."""
+    folder = app_dir(data_dir)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    key = _service_key(folder)
+    app_url = app_url.rstrip("/")
+    redirect_uri, webhook_url = f"{app_url}/callback", f"{app_url}/webhooks/vault"
+    wanted: dict[str, Any] = {"jwk": key.public_jwk(), "redirect_uri": redirect_uri,
+                              "webhook_url": webhook_url}
+    add = ["--name", SERVICE_NAME, "--description", SERVICE_DESCRIPTION,
+           "--redirect-uri", redirect_uri, "--privacy-notice-url", f"{app_url}/privacy",
+           "--purpose", "eligibility_assessment",
+           "--category", "identity.name", "--category", "address.home",
+           "--derived", "age_over_65", "--derived", "receives:attendance_allowance",
+           "--max-days", "90", "--webhook-url", webhook_url]
+    return _enrol(vault, data_dir, folder, add=add, jwks={"keys": [key.public_jwk()]},
+                  wanted=wanted, database=database, run=run)
+
+
+def register_city(vault: Sequence[str], data_dir: Path, *, urls: Mapping[str, str],
+                  database: str | None = None, run: Runner = _run
+                  ) -> dict[str, Registration]:
+    """Register each city service (`clients.examples.city.SPECS`) served at `urls[slug]`,
+    once (`_enrol`). An issuer's JWKS names its key by the `kid` it signs records with."""
+    done = {}
+    for spec in city.SPECS:
+        folder = city_config.service_dir(data_dir, spec.slug)
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        key = _service_key(folder)
+        add = spec.vault_args(urls[spec.slug].rstrip("/"))
+        jwks = key.public_jwks()
+        try:
+            done[spec.slug] = _enrol(vault, data_dir, folder, add=add, jwks=jwks,
+                                     wanted={"jwks": jwks, "add": add}, database=database,
+                                     run=run)
+        except LaunchError as exc:
+            if spec.source_path is None or "already held at source" not in str(exc):
+                raise
+            # The vault lets one source hold a category, for good: a register moved to
+            # another URL cannot take it over.
+            raise LaunchError(
+                f"{spec.name} was registered at another URL before, and the vault lets "
+                f"one source hold {', '.join(spec.issues)}: start again with the "
+                "earlier --city-port, or with a fresh --data-dir") from None
+    return done
 
 
 def _local(host: str, port: int) -> str:
@@ -204,12 +244,17 @@ def _port(text: str) -> int:
     return port
 
 
+#: Ports the city services take from --city-port on.
+_CITY_SPAN = 1 + max(spec.port_offset for spec in city.SPECS)
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The command line (`make run PORT=... APP_PORT=...` passes --port and --app-port);
     defaults from VAULT_HOST, VAULT_PORT, VAULT_PUBLIC_URL and VAULT_DATA_DIR."""
     parser = argparse.ArgumentParser(
         prog="python -m clients.examples.demo",
-        description="Run the vault's demo and the Blue Badge example service together.")
+        description="Run the vault's demo, the Blue Badge example service and the city's "
+                    "example services together.")
     parser.add_argument("--host", default=_env_default("HOST", "127.0.0.1"))
     parser.add_argument("--port", type=_port, default=_env_default("PORT", "8000"),
                         help="Port of the vault (default 8000; make run PORT=...).")
@@ -220,9 +265,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--app-port", type=_port, default="8001",
                         help="Port of the Blue Badge example (default 8001; "
                              "make run APP_PORT=...).")
+    parser.add_argument("--city-port", type=_port, default="8002",
+                        help="Port of the first city service (default 8002; the others "
+                             f"follow it, up to {8002 + _CITY_SPAN - 1}).")
     args = parser.parse_args(argv)
     if args.port == args.app_port:
         parser.error(f"the vault and the Blue Badge example cannot share port {args.port}")
+    city_ports = range(args.city_port, args.city_port + _CITY_SPAN)
+    if args.city_port + _CITY_SPAN - 1 > 65535:
+        parser.error(f"the city services need ports {city_ports.start} to "
+                     f"{city_ports.stop - 1}")
+    for what, port in (("the vault", args.port), ("the Blue Badge example", args.app_port)):
+        if port in city_ports:
+            parser.error(f"{what} cannot use port {port}: the city services use ports "
+                         f"{city_ports.start} to {city_ports.stop - 1}")
     return args
 
 
@@ -263,10 +319,32 @@ def main(argv: list[str] | None = None) -> int:
         if not wait_until_healthy(_local(args.host, args.app_port), app,
                                   what="the Blue Badge example", stop=stop):
             return 0
+        if stop.is_set():
+            return 0
+        urls = city_config.service_urls(args.city_port)
+        known = register_city(vault, args.data_dir, urls=urls, database=args.database)
+        print("City services: " + ", ".join(
+            f"{slug} {'registered' if r.new else 'known'} as {r.client_id}"
+            for slug, r in known.items()), flush=True)
+        if stop.is_set():
+            return 0
+        town = children["the city services"] = subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "clients.examples.city", "--vault", vault_url,
+             "--host", args.host, "--port", str(args.city_port),
+             "--data-dir", str(args.data_dir)], start_new_session=True)
+        for spec in city.SPECS:
+            if not wait_until_healthy(_local(args.host, args.city_port + spec.port_offset),
+                                      town, what=f"the {spec.slug} example", stop=stop):
+                return 0
         print(f"\n  Wallet:             {vault_url}/wallet\n"
-              f"  Blue Badge example: {app_url}\n\n"
-              "Sign up in the wallet first, then apply for a Blue Badge. Ctrl-C stops both.",
-              flush=True)
+              f"  Blue Badge example: {app_url}\n"
+              f"  Benefits Agency:    {urls['agency']}\n"
+              f"  Electoral register: {urls['register']}\n"
+              f"  Council Tax team:   {urls['counciltax']}\n"
+              f"  Heart monitor:      {urls['wearable']}\n"
+              f"  GP practice:        {urls['gp']}\n\n"
+              "Sign up in the wallet first, then apply for a Blue Badge, or try the city's "
+              "scenarios. Ctrl-C stops them all.", flush=True)
         while not stop.wait(0.5):
             for what, child in children.items():
                 if child.poll() is not None:

@@ -1,6 +1,7 @@
-"""`make run PORT=... APP_PORT=...` reaches the launcher, and the launcher starts the vault
-and the Blue Badge example on those ports (issue 11, a newcomer's friction). Nothing is
-started: `make -n` only prints, and the children are stand-ins."""
+"""`make run PORT=... APP_PORT=...` reaches the launcher, and the launcher starts the vault,
+the Blue Badge example and the city's services on their ports (issue 11, a newcomer's
+friction; issue 12 §6). Nothing is started: `make -n` only prints, and the children are
+stand-ins."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 
 from clients.examples import demo
+from clients.examples.city import SPECS
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -30,6 +32,9 @@ def test_make_run_passes_port_and_app_port() -> None:
     assert argv == ["--port", "9100", "--app-port", "9101"]
     args = demo.parse_args(argv)
     assert (args.port, args.app_port) == (9100, 9101)
+    argv = _make_run("CITY_PORT=9110")
+    assert argv == ["--city-port", "9110"]
+    assert demo.parse_args(argv).city_port == 9110
 
 
 def test_without_them_the_launcher_keeps_its_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -39,7 +44,7 @@ def test_without_them_the_launcher_keeps_its_defaults(monkeypatch: pytest.Monkey
     argv = _make_run()
     assert argv == []
     args = demo.parse_args(argv)
-    assert (args.port, args.app_port) == (8000, 8001)
+    assert (args.port, args.app_port, args.city_port) == (8000, 8001, 8002)
     monkeypatch.setenv("VAULT_PORT", "8100")
     assert demo.parse_args([]).port == 8100
 
@@ -48,6 +53,11 @@ def test_without_them_the_launcher_keeps_its_defaults(monkeypatch: pytest.Monkey
     (["--port", "eighty"], "'eighty' is not a port number"),
     (["--app-port", "70000"], "70000 is not a port"),
     (["--port", "9000", "--app-port", "9000"], "cannot share port 9000"),
+    (["--port", "8004"], "the vault cannot use port 8004: the city services use ports 8002 "
+                         "to 8006"),
+    (["--app-port", "9001", "--city-port", "9000"],
+     "the Blue Badge example cannot use port 9001"),
+    (["--city-port", "65534"], "the city services need ports 65534 to 65538"),
 ])
 def test_bad_ports_are_refused_clearly(argv: list[str], message: str,
                                        capsys: pytest.CaptureFixture[str]) -> None:
@@ -74,8 +84,9 @@ class _Child:
         self.returncode = -9
 
 
-def test_the_launcher_starts_both_on_the_ports_given(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_launcher_starts_them_all_on_the_ports_given(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
     started: list[list[str]] = []
     asked: list[str] = []
 
@@ -90,28 +101,47 @@ def test_the_launcher_starts_both_on_the_ports_given(
         registered["app_url"] = app_url
         return demo.Registration("svc_test", None, new=True)
 
+    def register_city(vault: Any, data_dir: Path, *, urls: dict[str, str],
+                      database: Any = None) -> dict[str, demo.Registration]:
+        registered["city"] = urls
+        return {slug: demo.Registration(f"svc_{slug}", None, new=False) for slug in urls}
+
     monkeypatch.setattr(demo.subprocess, "Popen", popen)
     monkeypatch.setattr(demo, "register", register)
+    monkeypatch.setattr(demo, "register_city", register_city)
     monkeypatch.setattr(demo.signal, "signal", lambda *a: None)
     monkeypatch.setattr(demo, "_stop", lambda children, grace=10.0: None)
 
-    calls = {"n": 0}
+    everyone = 2 + len(SPECS)
 
-    def healthy_twice(url: str, child: Any, *, what: str, stop: Any,
-                      timeout: float = 60) -> bool:
-        calls["n"] += 1
+    def healthy(url: str, child: Any, *, what: str, stop: Any, timeout: float = 60) -> bool:
         asked.append(url)
-        if calls["n"] == 2:
-            stop.set()  # both are up: stop, as Ctrl-C would
+        if len(asked) == everyone:
+            stop.set()  # all are up: stop, as Ctrl-C would
         return True
 
-    monkeypatch.setattr(demo, "wait_until_healthy", healthy_twice)
-    assert demo.main(["--port", "9100", "--app-port", "9101",
+    monkeypatch.setattr(demo, "wait_until_healthy", healthy)
+    assert demo.main(["--port", "9100", "--app-port", "9101", "--city-port", "9110",
                       "--data-dir", str(tmp_path)]) == 0
 
-    vault, app = started
+    vault, app, town = started
     assert vault[vault.index("--port") + 1] == "9100" and "serve" in vault
     assert app[app.index("--port") + 1] == "9101"
     assert app[app.index("--vault") + 1] == "http://localhost:9100"
     assert registered["app_url"] == "http://localhost:9101"
-    assert asked == ["http://127.0.0.1:9100", "http://127.0.0.1:9101"]
+    assert town[town.index("-m") + 1] == "clients.examples.city"
+    assert town[town.index("--port") + 1] == "9110"
+    assert town[town.index("--vault") + 1] == "http://localhost:9100"
+    assert registered["city"] == {"agency": "http://localhost:9110",
+                                  "register": "http://localhost:9111",
+                                  "counciltax": "http://localhost:9112",
+                                  "wearable": "http://localhost:9113",
+                                  "gp": "http://localhost:9114"}
+    assert asked == ["http://127.0.0.1:9100", "http://127.0.0.1:9101",
+                     "http://127.0.0.1:9110", "http://127.0.0.1:9111",
+                     "http://127.0.0.1:9112",
+                     "http://127.0.0.1:9113", "http://127.0.0.1:9114"]
+    out = capsys.readouterr().out
+    for line in ("Council Tax team:   http://localhost:9112",
+                 "GP practice:        http://localhost:9114"):
+        assert line in out, out
