@@ -287,6 +287,16 @@ def test_a_change_that_rolls_back_tells_no_one(ctx: VaultContext, reader: Settin
     assert _pending(ctx) == []
 
 
+def test_erasure_takes_an_untold_change_with_the_citizen(ctx: VaultContext,
+                                                         reader: Setting) -> None:
+    _live_grant(ctx, reader, categories=["address.home"], derived=[])
+    records.write_record(ctx, reader.citizen, "address.home", VALUES["address.home"])
+    assert len(_pending(ctx)) == 1
+    citizens.erase_citizen(ctx, reader.citizen)  # refused by the foreign key without cascade
+    assert _pending(ctx) == []
+    assert tell_pending(ctx) == 0 and _told(ctx) == []
+
+
 def test_a_teller_failing_half_way_loses_and_repeats_nothing(
         ctx: VaultContext, reader: Setting, monkeypatch: pytest.MonkeyPatch) -> None:
     g = _live_grant(ctx, reader, categories=["address.home"], derived=[])
