@@ -272,7 +272,7 @@ async def read_data(claims: Bearer, request: Request, response: Response) -> Dat
         # source's failure is the read's (503/502), with nothing logged or counted.
         fetched = () if state.sources is None else await state.sources.fetch_for(
             service_id=claims.client_id, grant_id=claims.grant_id,
-            token_family=claims.token_family)
+            token_family=claims.token_family, asked=claims.authorization_details)
         release = await state.reader.aread(service_id=claims.client_id,
                                            grant_id=claims.grant_id,
                                            token_family=claims.token_family,

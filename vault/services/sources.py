@@ -39,7 +39,7 @@ import hashlib
 import secrets
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -52,7 +52,7 @@ from sqlmodel import Session, col, select
 from vault.crypto.token_key import TokenKeys
 from vault.domain.categories import clean_value
 from vault.domain.derived import resolve_derived
-from vault.domain.errors import InvalidValue
+from vault.domain.errors import InvalidValue, UnknownDerived
 from vault.domain.grants import GrantState, GrantTerms, check_read
 from vault.errors import InvalidRequest, VaultError
 from vault.oauth.pairwise import pairwise_sub
@@ -237,6 +237,19 @@ def sign_request(keys: TokenKeys, *, issuer: str, url: str, sub: str, category: 
 # -- the fetch --------------------------------------------------------------------------
 
 
+def _named(details: Iterable[Mapping[str, Any]]) -> set[str]:
+    """The categories terms name: released, or read by a derived answer they name."""
+    names: set[str] = set()
+    for d in details:
+        names.update(c for c in d.get("categories") or () if isinstance(c, str))
+        for name in d.get("derived") or ():
+            try:
+                names.update(resolve_derived(name).inputs)
+            except (UnknownDerived, TypeError, ValueError):
+                continue  # not ours to judge here: the locked read checks the grant
+    return names
+
+
 @dataclass(frozen=True, slots=True)
 class _Pre:
     citizen_id: str
@@ -281,11 +294,19 @@ class SourceFetcher:
             self._client = None
 
     async def fetch_for(self, *, service_id: str, grant_id: str,
-                        token_family: str | None = None) -> tuple[Fetched, ...]:
+                        token_family: str | None = None,
+                        asked: Iterable[Mapping[str, Any]] | None = None
+                        ) -> tuple[Fetched, ...]:
         """The records a read under `grant_id` needs from sources (none, usually: then
-        no query is made). Raises the read's refusal, or a SourceError."""
+        no query is made). Raises the read's refusal, or a SourceError.
+
+        `asked`: the access token's authorization_details, the grant's terms as issued
+        (terms never change): a read whose token names nothing held at source costs no
+        query here. The grant itself is still what decides, under the lock."""
         directory = self._directory.get()
         if not directory.held:
+            return ()
+        if asked is not None and not _named(asked) & directory.held.keys():
             return ()
         # A query: off the event loop (only reads that may need a source get here).
         pre = await asyncio.to_thread(self._precheck, directory, service_id, grant_id,

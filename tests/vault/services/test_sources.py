@@ -213,3 +213,31 @@ def test_a_write_of_a_category_held_at_source_is_refused(ctx: VaultContext) -> N
         records.write_record(ctx, c.id, "address.home", address, source="svc_other")
     assert records.read_records(ctx, c.id) == {}
 
+
+
+def test_a_read_whose_token_names_nothing_held_asks_no_source_and_makes_no_query(
+        ctx: VaultContext, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import asyncio
+
+    from vault.services.sources import SourceFetcher
+
+    _source(ctx)
+    fetcher = SourceFetcher(ctx, keys=load_source_keys(tmp_path, secret=None, production=False),
+                            pairwise_secret=b"s" * 32, issuer=VAULT)
+    looked: list[str] = []
+
+    def precheck(*args: Any) -> None:
+        looked.append(args[2])
+        return None
+
+    monkeypatch.setattr(fetcher, "_precheck", precheck)
+
+    def fetch(asked: list[dict[str, Any]] | None) -> Any:
+        return asyncio.run(fetcher.fetch_for(service_id="svc_r", grant_id="gr_1", asked=asked))
+
+    assert fetch([{"categories": ["identity.name"], "derived": ["age_over_65"]}]) == ()
+    assert looked == []  # the token's terms name nothing held: no query at all
+    assert fetch([{"categories": [], "derived": ["resident_in:Riverside"]}]) == ()
+    assert fetch([{"categories": ["address.home"]}]) == ()
+    assert fetch(None) == ()
+    assert looked == ["gr_1"] * 3  # an input of a derived answer counts, and no hint is no hint
