@@ -40,6 +40,7 @@ from typing import Any, TypedDict
 
 import orjson
 from sqlalchemy import Row, func
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from vault.crypto import envelope
@@ -254,6 +255,20 @@ def write_issued(ctx: VaultContext, *, service_id: str, grant_id: str,
                  token_family: str | None, category: str, record: Any) -> Written:
     """`PUT /v1/records/{category}`: the issuer's record written for the grant's
     citizen, or the answer the same record got before (see the module docstring)."""
+    args = {"service_id": service_id, "grant_id": grant_id, "token_family": token_family,
+            "category": category, "record": record}
+    try:
+        return _write_once(ctx, **args)
+    except IntegrityError:
+        # PostgreSQL: a write of another grant (another issuer, or the same issuer with
+        # the same jti) for this citizen committed between our reading the newest
+        # version (or the jti) and our insert. Once more, it is seen: a version above
+        # it, or its jti, answered as before or refused.
+        return _write_once(ctx, **args)
+
+
+def _write_once(ctx: VaultContext, *, service_id: str, grant_id: str,
+                token_family: str | None, category: str, record: Any) -> Written:
     with unit_of_work(ctx) as work:
         grant = writer_in(work, service_id=service_id, grant_id=grant_id,
                           token_family=token_family, category=category)

@@ -35,7 +35,7 @@ from vault.crypto import envelope
 from vault.crypto.errors import DecryptionFailed
 from vault.domain.grants import Access, GrantAction
 from vault.oauth import issue_access_token, pairwise_sub
-from vault.services import citizens, grants, records, registry
+from vault.services import citizens, grants, issued, records, registry
 from vault.services.records import data_key
 from vault.storage.database import read_only
 from vault.storage.tables import (
@@ -531,3 +531,29 @@ def test_a_revoked_token_family_writes_nothing(env: Env) -> None:
     r = env.client.delete(f"/v1/records/{AA}", headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 401
     assert env.counts() == before
+
+
+def test_a_write_that_lost_a_race_for_its_version_is_made_again(
+        env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As on PostgreSQL when another grant's write for the citizen commits between our
+    reading the newest version and our insert: the insert fails on (citizen, category,
+    version), and the write is made once more, above the other."""
+    issuer = env.issuer()
+    link = env.link(issuer)
+    assert env.put(link, issuer.sign()).json()["version"] == 1
+    real = issued._next_version
+    stale = [True]
+
+    def next_version(work: Any, citizen_id: str, category: str) -> int:
+        if stale.pop() if stale else False:
+            return 1  # what it was before the other write committed
+        return real(work, citizen_id, category)
+
+    monkeypatch.setattr(issued, "_next_version", next_version)
+    before = env.counts()
+    r = env.put(link, issuer.sign({**AWARD, "award": "lower"}))
+    assert r.status_code == 201, r.text
+    assert r.json()["version"] == 2
+    rows, entries, jtis = env.counts()
+    assert (rows, jtis) == (before[0] + 1, before[2] + 1)  # written once, not twice
+    assert entries == before[1] + 1
