@@ -6,8 +6,10 @@ A newcomer starts at the Benefits Agency's page, makes an account on the way, ap
 the agency's grant to ADD the award to their vault, then shares the award with the
 council tax team. The agency awards Attendance Allowance; the vault tells the team,
 which reads, checks the agency's signature and shows "Reduction applied"; the award
-ends, and the team shows "Reduction removed". Each service page is checked with axe and
-shot at 1280 and 375 px (test-artifacts/wallet/).
+ends, and the team shows "Reduction removed". The second test links the electoral
+register, the GP practice and the heart monitor the same way, and sees the practice
+told of concern. Each service page is checked with axe and shot at 1280 and 375 px
+(test-artifacts/wallet/); none scrolls sideways on a phone.
 """
 
 from __future__ import annotations
@@ -104,7 +106,45 @@ def test_the_council_tax_team_applies_and_removes_a_reduction_the_agency_signed(
     _until(page, "Reduction removed")
     page_check(page, "city council tax reduction removed")
 
-    for slug, heading in (("wearable", "Your heart monitor"), ("gp", "Remote monitoring")):
-        page.goto(town.urls[slug])
-        assert page.get_by_role("heading", level=1).inner_text() == heading
-        page_check(page, f"city {slug} start")
+
+
+def test_the_gp_is_told_of_concern_and_the_register_answers_at_source(
+        page: Page, authenticator: Authenticator, town: Town) -> None:
+    """The other two scenarios' pages, linked in Chromium (the citizen signs up at the
+    register, then links the GP practice and the heart monitor)."""
+    register, gp, monitor = town.urls["register"], town.urls["gp"], town.urls["wearable"]
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.goto(register)
+    page_check(page, "city register start")
+    button(page, "Link your vault").click()
+    page.wait_for_url(lambda url: "/wallet/signin?next=/wallet/authorize/" in url)
+    page.get_by_role("link", name="Create an account").click()
+    page.get_by_label("Name for this device").fill("My phone")
+    button(page, "Create a passkey").click()
+    page.wait_for_url(lambda url: "/wallet/welcome?next=/wallet/authorize/" in url)
+    page.get_by_role("link", name="Skip for now").click()
+    _consent(page, "Electoral register")
+    page.wait_for_url(re.compile(re.escape(register) + "/$"))
+    assert page.get_by_text("You are on the register").is_visible()
+    page_check(page, "city register linked")
+    _no_sideways_scroll(page)
+
+    for url, link, service in ((gp, "Share from your vault", "GP practice"),
+                               (monitor, "Link your vault", "Heart monitor")):
+        page.goto(url)
+        page_check(page, f"city {service} start")
+        button(page, link).click()
+        _consent(page, service)
+        page.wait_for_url(re.compile(re.escape(url) + "/$"))
+    button(page, "Send readings").click()
+    button(page, "Send an out-of-band reading").click()
+    page.wait_for_url(re.compile(re.escape(monitor) + "/$"))
+    assert page.get_by_text("a heart rate of 150 bpm", exact=False).is_visible()
+    page_check(page, "city heart monitor sent")
+    _no_sideways_scroll(page)
+
+    page.goto(gp)
+    _until(page, "Concern: heart rate")
+    assert "150" not in page.inner_text("main")
+    page_check(page, "city gp concern")
+    _no_sideways_scroll(page)
