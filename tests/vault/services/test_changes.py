@@ -25,13 +25,14 @@ from standardwebhooks import Webhook
 from support.vaultworld import JWK, Clock, add_passkey
 
 from clients.service import verify_webhook
+from clients.service.keys import ServiceKey
 from clients.service.webhooks import RecordChanged
 from ledger.entry import parse_entry
 from ledger.sqlstore import SqlLedger
 from vault.crypto.webhook_signing import printable, webhook_secret
 from vault.domain.errors import AccessDenied
 from vault.domain.grants import Access, GrantAction
-from vault.services import access, changes, citizens, grants, records, registry
+from vault.services import access, changes, citizens, grants, issued, records, registry
 from vault.services.changes import ChangeTeller, tell_changed, tell_pending
 from vault.services.context import VaultContext, unit_of_work
 from vault.services.webhooks import WebhookDispatcher
@@ -159,6 +160,42 @@ def test_a_write_tells_the_grant_that_reads_it(ctx: VaultContext, reader: Settin
     assert tell_pending(ctx) == 2
     deleted = _told(ctx)[2]["data"]
     assert (deleted["categories"], len(_told(ctx))) == (["address.home"], 3)
+
+
+def test_an_issuers_award_and_its_withdrawal_tell_who_rests_on_it(
+        ctx: VaultContext, reader: Setting, clock: Clock) -> None:
+    """The council tax scenario, in the vault: the benefits agency's write tells the
+    team whose grant is on `receives:attendance_allowance`, and so does its withdrawal;
+    the agency's own grant, only to write, is not told."""
+    key = ServiceKey.generate()
+    agency = registry.register_service(ctx, registry.Registration(
+        name="Benefits agency", description="Awards benefits",
+        purposes=["eligibility_assessment"], categories=[], jwks=key.public_jwks(),
+        redirect_uris=["https://benefits.example.gov/cb"],
+        privacy_notice_url="https://benefits.example.gov/privacy", webhook_url=HOOK,
+        issues=["benefits.attendance_allowance"]))
+    writes = _ask(ctx, agency, reader.citizen, categories=["benefits.attendance_allowance"],
+                  derived=[], actions=("write",))
+    _approve(ctx, reader.device, reader.citizen, writes)
+    team = _live_grant(ctx, reader, categories=[], derived=["receives:attendance_allowance"])
+    jws = key.sign_record("benefits.attendance_allowance",
+                          VALUES["benefits.attendance_allowance"], issuer=agency,
+                          iat=int(clock().timestamp()))
+    written = issued.write_issued(ctx, service_id=agency, grant_id=writes.id,
+                                  token_family=None, category="benefits.attendance_allowance",
+                                  record=jws)
+    clock.advance(days=20)
+    withdrawn = issued.withdraw_issued(ctx, service_id=agency, grant_id=writes.id,
+                                       token_family=None,
+                                       category="benefits.attendance_allowance")
+    assert tell_pending(ctx) == 2
+    told = _told(ctx)
+    assert [(t["service_id"], t["data"]["grant_id"]) for t in told] == [
+        (reader.service, team.id)] * 2
+    assert [t["data"]["ledger_index"] for t in told] == [written.ledger_index,
+                                                         withdrawn.ledger_index]
+    assert {(tuple(t["data"]["categories"]), tuple(t["data"]["derived"])) for t in told} == \
+        {((), ("receives:attendance_allowance",))}
 
 
 # -- exactly the grants that should be told -------------------------------------------------
