@@ -8,6 +8,7 @@ Chromium); the vault's webhooks reach the services for real.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,9 @@ from livevault import LiveVault, serve
 from sqlmodel import Session, col, select
 from support.cityworld import Town, main_of, newcomer, open_city
 from support.livewallet import approve
+from typer.testing import CliRunner
 
+from clients.auditor import cli as audit_cli
 from vault.config import Settings
 from vault.services import records
 from vault.storage.tables import RecordRow
@@ -26,7 +29,8 @@ from vault.storage.tables import RecordRow
 
 @pytest.fixture
 def vault(tmp_path: Path) -> Iterator[LiveVault]:
-    with serve(Settings(data_dir=tmp_path / "vault", ledger_public=True)) as live:
+    with serve(Settings(data_dir=tmp_path / "vault", ledger_public=True,
+                        checkpoint_interval=0.05)) as live:
         yield live
 
 
@@ -41,7 +45,23 @@ def _entries(vault: LiveVault, kind: str) -> list[dict[str, Any]]:
     r = httpx.get(f"{vault.url}/ledger/entries?start=0&limit=1000")
     assert r.status_code == 200, r.text
     found = [json.loads(line) for line in r.text.splitlines() if line]
-    return [e for e in found if e["kind"] == kind]
+    return [e for e in found if kind in ("", e["kind"])]
+
+
+def _audited(vault: LiveVault) -> dict[str, Any]:
+    """`vault-audit verify` over the whole ledger, once a checkpoint covers it: every
+    story it tells (writes under write grants, withdrawals, reads naming issuers and
+    sources) holds."""
+    size = len(_entries(vault, ""))  # every entry, with its kind
+    deadline = time.monotonic() + 10
+    while int(httpx.get(f"{vault.url}/ledger/checkpoint").text.split("\n")[1]) < size:
+        assert time.monotonic() < deadline, "no checkpoint covered the ledger"
+        time.sleep(0.05)
+    r = CliRunner().invoke(audit_cli.app, ["verify", vault.url, "--json"])
+    assert r.exit_code == 0, r.output
+    report: dict[str, Any] = json.loads(r.output)
+    assert report["ok"] and report["size"] >= size, report
+    return report
 
 
 def test_council_tax_is_reduced_when_the_agency_awards_and_told_again_when_it_ends(
@@ -72,6 +92,7 @@ def test_council_tax_is_reduced_when_the_agency_awards_and_told_again_when_it_en
              if e["body"]["service_id"] == council_id]
     assert any(r.get("issuers") == {"benefits.attendance_allowance": agency_id}
                for r in reads), reads
+    _audited(vault)
 
 
 def test_an_award_the_citizen_typed_in_gives_no_reduction(vault: LiveVault,
@@ -107,6 +128,7 @@ def test_the_gp_is_told_of_concern_from_the_wearable_and_never_sees_a_reading(
     released = [e["body"] for e in _entries(vault, "data.accessed")
                 if e["body"]["service_id"] == gp_id]
     assert released and all(r["categories"] == [] for r in released), released
+    _audited(vault)
 
 
 def test_the_register_answers_at_source_and_the_vault_keeps_no_copy(
