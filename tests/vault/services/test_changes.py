@@ -298,7 +298,7 @@ def test_told_only_the_live_reading_grants(ctx: VaultContext, clock: Clock) -> N
     assert len(_told(ctx)) == 4  # 3 on address.home, 1 on the award, 0 on the others
 
 
-@settings(max_examples=25, deadline=None,
+@settings(max_examples=15, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(specs=st.lists(grant_specs(), min_size=1, max_size=5))
 def test_told_exactly_the_live_reading_grants_over_the_change(
