@@ -1,19 +1,26 @@
 """The city's example services as the launcher sets them up: each registered with the
 real `vault` command line (issuers with --issues, their JWKS naming the kid they sign
 records with), its files private, registered once and again only when something changed,
-and `python -m clients.examples.city` refusing to start before that; and their webhook
-receiver acting once on a delivery the vault retries."""
+and `python -m clients.examples.city` serving each on its port once registered (and
+refusing to start before); and their webhook receiver acting once on a delivery the
+vault retries."""
 
 from __future__ import annotations
 
 import json
+import socket
 import stat
+import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.responses import Response
 from fastapi.testclient import TestClient
+from livevault import free_port
 from support.cityworld import in_process
 
 from clients.examples import demo
@@ -72,6 +79,44 @@ def test_the_launcher_registers_each_city_service_once(tmp_path: Path) -> None:
     moved = json.loads(in_process([*vault, "service", "list", "--json", "--data-dir",
                                    str(data)]).stdout)
     assert len(moved) == len(SPECS) + 1  # the agency, registered again before the register
+
+
+def _free_ports(n: int) -> int:
+    """The first of `n` consecutive loopback ports free now."""
+    while True:
+        first, taken = free_port(), []
+        try:
+            for port in range(first, first + n):
+                s = socket.socket()
+                taken.append(s)
+                s.bind(("127.0.0.1", port))
+            return first
+        except OSError:
+            continue
+        finally:
+            for s in taken:
+                s.close()
+
+
+def test_the_city_serves_each_service_on_its_port_once_registered(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    vault = demo.vault_command()
+    assert in_process([*vault, "db", "upgrade", "--data-dir", str(data)]).returncode == 0
+    first = _free_ports(1 + max(spec.port_offset for spec in SPECS))
+    demo.register_city(vault, data, urls=service_urls(first), run=in_process)
+    child = subprocess.Popen(  # the launcher's own command line
+        [sys.executable, "-m", "clients.examples.city", "--vault", VAULT, "--port",
+         str(first), "--data-dir", str(data)])
+    try:
+        for spec in SPECS:
+            url = f"http://127.0.0.1:{first + spec.port_offset}"
+            assert demo.wait_until_healthy(url, child, what=spec.slug,  # type: ignore[arg-type]
+                                           stop=threading.Event(), timeout=30)
+            page = httpx.get(url + "/")
+            assert page.status_code == 200 and 'action="/link"' in page.text, spec.slug
+    finally:
+        child.terminate()
+        child.wait(timeout=10)
 
 
 def test_the_city_refuses_to_start_before_it_is_registered(
