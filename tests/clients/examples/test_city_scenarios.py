@@ -76,6 +76,11 @@ def test_council_tax_is_reduced_when_the_agency_awards_and_told_again_when_it_en
     page = council.wait_for("Reduction applied")
     assert "signed by the Benefits Agency: we checked its signature" in page
     assert "Your vault told us your award changed" in page
+    # Ada says the award is wrong, in her wallet: the agency is told (record.disputed).
+    told = ada.form("/wallet/data/benefits.attendance_allowance/wrong",
+                    {"version": "1", "reason": "not_me"})
+    assert told.status_code == 303, told.text
+    agency.wait_for("You told us the award in your vault is wrong")
 
     agency.press("/withdraw")
     page = council.wait_for("Reduction removed")
