@@ -44,7 +44,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: The grant events a service hears about (ledger entry kinds).
+#: The webhook event types a service hears about: its grants' changes of state (named
+#: as their ledger entries), `record.changed` (a record its grant reads changed) and the
+#: events added below, one a line.
 EVENTS = frozenset({"grant.approved", "grant.denied", "grant.paused", "grant.resumed",
                     "grant.revoked", "grant.expired", "grant.exhausted",
                     "record.changed"})
