@@ -51,6 +51,7 @@ __all__ = ["Account", "Clock", "Decide", "Site", "build_site", "read_into", "utc
 _HERE = Path(__file__).parent
 _MAX_LOG = 50
 _MAX_HANDLED = 10_000
+_MAX_PENDING = 1000
 
 Clock = Callable[[], datetime]
 #: A reader's decision on one read: (status, why), given the status it replaces.
@@ -185,6 +186,8 @@ def build_site(config: CityConfig, *, slug: str, title: str, terms: PersonalData
             return site.trouble(exc)
         visit = request.cookies.get(site.cookie) or secrets.token_urlsafe(24)
         site._pending[pending.state] = {"visit": visit, "pending": pending.to_json()}
+        while len(site._pending) > _MAX_PENDING:  # requests never answered, oldest first
+            del site._pending[next(iter(site._pending))]
         return with_visit(RedirectResponse(pending.url, status_code=303), visit)
 
     @app.get("/callback")
