@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ledger.errors import LedgerError, RangeError
+from vault.api.bearer import bearer_challenge
 from vault.crypto.errors import CryptoError
 from vault.domain.errors import AccessDenied, DomainError, IllegalTransition, RecordConflict
 from vault.errors import ConfigError, InvalidRequest, NotAuthorized, NotFound
@@ -94,6 +95,18 @@ class ProblemRule:
     slug: str | None
     detail: str | None = None
     headers: Mapping[str, str] | None = None
+    #: Headers that depend on the error itself (added to `headers`).
+    headers_of: Callable[[Exception], Mapping[str, str]] | None = None
+
+
+def _scope_challenge(exc: Exception) -> Mapping[str, str]:
+    """RFC 6750 §3.1: a token without the scope a request needs (a write under a read
+    grant, a read under a write grant, a category outside the grant) is answered 403
+    with a Bearer challenge naming insufficient_scope, as a bad token's 401 names
+    invalid_token. No other refusal is the token's scope, so none gets one."""
+    if getattr(exc, "reason", None) != "insufficient_scope":
+        return {}
+    return {"WWW-Authenticate": bearer_challenge("insufficient_scope", str(exc))}
 
 
 #: The vault's errors, most specific first (Starlette picks the nearest class anyway).
@@ -107,7 +120,7 @@ RULES: dict[type[Exception], ProblemRule] = {
     NotAuthorized: ProblemRule(401, "unauthorized",
                                headers={"WWW-Authenticate": 'Bearer realm="ledger"'}),
     NotFound: ProblemRule(404, "not-found"),
-    AccessDenied: ProblemRule(403, "access-denied"),
+    AccessDenied: ProblemRule(403, "access-denied", headers_of=_scope_challenge),
     IllegalTransition: ProblemRule(409, "illegal-transition"),
     RecordConflict: ProblemRule(409, "record-conflict"),
     DomainError: ProblemRule(400, "rejected"),
@@ -159,7 +172,8 @@ def _handler(rule: ProblemRule) -> Callable[[Request, Exception], Awaitable[Resp
         reason = getattr(exc, "reason", None)
         extra = {"reason": reason} if isinstance(reason, str) else {}
         slug = f"{rule.slug}:{reason}" if extra and rule.slug else rule.slug
-        return problem(rule.status, str(exc), slug=slug, headers=rule.headers, **extra)
+        headers = {**(rule.headers or {}), **(rule.headers_of(exc) if rule.headers_of else {})}
+        return problem(rule.status, str(exc), slug=slug, headers=headers or None, **extra)
 
     return handle
 

@@ -2,7 +2,7 @@
 /v1/records/{category}/items: it appends a batch to a series (ARCHITECTURE §8 "Writing",
 "Series", a contract).
 
-The bearer token is checked as for `/v1/data` (`resource_routes.bearer_claims`: RFC 6750
+The bearer token is checked as for `/v1/data` (`vault.api.bearer`: RFC 6750
 §2.1, the token verified, the client's rate limit); the write itself, and every rule it
 must pass, is `vault.services.issued`. Answers:
 
@@ -21,7 +21,8 @@ Refusals are RFC 9457 problem details, and write nothing:
 * a record the vault will not take: `record-refused:<reason>` with `reason`, 400
   (malformed, unknown_key, bad_signature, wrong_issuer, wrong_category, not_yet_valid,
   expired, invalid_value), 413 (too_large: a JWS over 64 KiB), 409 (jti_reused);
-* a grant that does not let the service write this: 403 `access-denied:insufficient_scope`;
+* a grant that does not let the service write this: 403 `access-denied:insufficient_scope`
+  with `WWW-Authenticate: Bearer realm="vault", error="insufficient_scope", ...` (RFC 6750 §3.1);
   a grant that is revoked, paused, expired or not approved, or a suspended service: 403
   `access-denied:<reason>`, as `/v1/data` answers such a token;
 * a token whose grant is gone or revoked: 401 with a Bearer challenge, as `/v1/data`;
@@ -35,16 +36,16 @@ from typing import Any
 from fastapi import APIRouter, Request, Response, Security
 from pydantic import BaseModel, Field
 
-from vault.api.deps import get_state
-from vault.api.errors import problem_response
-from vault.api.resource_routes import (
-    _BEARER,
-    _GRANT_GONE,
-    _NO_STORE,
+from vault.api.bearer import (
+    BEARER_SCHEME,
+    GRANT_GONE,
+    NO_STORE,
     RESOURCE_PREFIX,
     Bearer,
     BearerTokenRejected,
 )
+from vault.api.deps import get_state
+from vault.api.errors import problem_response
 from vault.errors import NotFound
 from vault.services.access import TokensRevoked
 from vault.services.issued import NothingToWithdraw, Written, withdraw_issued, write_issued
@@ -52,7 +53,7 @@ from vault.services.issued_series import append_issued
 
 __all__ = ["BatchWrite", "RecordWrite", "RecordWritten", "router"]
 
-router = APIRouter(prefix=RESOURCE_PREFIX, tags=["records"], dependencies=[Security(_BEARER)])
+router = APIRouter(prefix=RESOURCE_PREFIX, tags=["records"], dependencies=[Security(BEARER_SCHEME)])
 
 
 class RecordWrite(BaseModel):
@@ -76,7 +77,9 @@ _REFUSALS: dict[int | str, dict[str, Any]] = {
     401: problem_response("No valid access token",
                           {"WWW-Authenticate": "Bearer challenge (RFC 6750 §3)"}),
     403: problem_response("The grant does not let the service write this now "
-                          "(`reason`: insufficient_scope, revoked, paused, expired, ...)"),
+                          "(`reason`: insufficient_scope, revoked, paused, expired, ...)",
+                          {"WWW-Authenticate": "Bearer challenge naming insufficient_scope "
+                                               "(RFC 6750 §3.1), on that reason only"}),
     409: problem_response("The record's jti was used before for another record"),
     413: problem_response("The record is over 64 KiB"),
     429: problem_response("Over the client's rate limit", {"Retry-After": "Seconds to wait"}),
@@ -84,7 +87,7 @@ _REFUSALS: dict[int | str, dict[str, Any]] = {
 
 
 def _answer(written: Written, response: Response) -> RecordWritten:
-    response.headers.update(_NO_STORE)
+    response.headers.update(NO_STORE)
     return RecordWritten(category=written.category, version=written.version,
                          ledger_index=written.ledger_index)
 
@@ -99,7 +102,7 @@ def put_record(category: str, body: RecordWrite, claims: Bearer, request: Reques
                                grant_id=claims.grant_id, token_family=claims.token_family,
                                category=category, record=body.record)
     except NotFound:
-        raise BearerTokenRejected(_GRANT_GONE) from None
+        raise BearerTokenRejected(GRANT_GONE) from None
     except TokensRevoked as exc:
         raise BearerTokenRejected(str(exc)) from None
     return _answer(written, response)
@@ -123,7 +126,7 @@ def post_items(category: str, body: BatchWrite, claims: Bearer, request: Request
                                 grant_id=claims.grant_id, token_family=claims.token_family,
                                 category=category, record=body.record)
     except NotFound:
-        raise BearerTokenRejected(_GRANT_GONE) from None
+        raise BearerTokenRejected(GRANT_GONE) from None
     except TokensRevoked as exc:
         raise BearerTokenRejected(str(exc)) from None
     return _answer(written, response)
@@ -141,7 +144,7 @@ def delete_record(category: str, claims: Bearer, request: Request,
     except NothingToWithdraw:
         raise
     except NotFound:
-        raise BearerTokenRejected(_GRANT_GONE) from None
+        raise BearerTokenRejected(GRANT_GONE) from None
     except TokensRevoked as exc:
         raise BearerTokenRejected(str(exc)) from None
     return _answer(written, response)

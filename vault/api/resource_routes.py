@@ -1,10 +1,7 @@
 """GET /v1/data and GET /v1/grants/{grant_id}: the resource server (ARCHITECTURE §4, a contract).
 
-A service presents an access token (RFC 6750 §2.1: `Authorization: Bearer <token>` only;
-tokens in a query string or a form body are not looked at). The token is verified
-(`verify_access_token`: ES256 by one of our keys, issuer = the vault's base URL, audience
-= `resource_audience(base_url)`, not expired, not before its time), then the service is
-held to its rate limit (`vault.api.ratelimit`), then:
+A service presents an access token, checked as `vault.api.bearer` says (RFC 6750 §2.1,
+verified, within its client's rate limit), then:
 
 * `/v1/data` reads under the token's grant through the group-commit reader. The grant is
   checked live, inside the transaction that logs the read, so a revoked, paused, expired,
@@ -23,7 +20,8 @@ Errors are RFC 9457 problem details (ARCHITECTURE §4: RFC 6749 JSON is for /oau
   (RFC 6750 §3) and the type `urn:citizen-vault:problem:invalid-token`;
 * a read the grant does not allow now: 403 `access-denied:<reason>` with `reason`
   (revoked, paused, expired, exhausted, not_yet_valid, too_soon, service_suspended, ...),
-  mapped in `vault.api.errors`;
+  mapped in `vault.api.errors`; a grant only to write is `insufficient_scope`, with a
+  Bearer challenge naming it (RFC 6750 §3.1);
 * another grant id than the token's in `/v1/grants/{grant_id}`: 404, the same answer
   whether that grant exists or not;
 * over the rate limit: 429 with Retry-After; too many reads queued: 503 with Retry-After.
@@ -31,22 +29,30 @@ Errors are RFC 9457 problem details (ARCHITECTURE §4: RFC 6749 JSON is for /oau
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, Request, Response, Security
-from fastapi.security import HTTPBearer
+from fastapi import APIRouter, FastAPI, Request, Response, Security
 from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
 
+from vault.api.bearer import (
+    BEARER_SCHEME,
+    GRANT_GONE,
+    LIMITER_ATTRIBUTE,
+    NO_STORE,
+    REALM,
+    RESOURCE_PREFIX,
+    Bearer,
+    BearerTokenRejected,
+    resource_audience,
+)
 from vault.api.deps import AppState, State, get_state
 from vault.api.errors import Problem, problem, problem_response
 from vault.api.ratelimit import ClientRateLimiter, RateLimited
 from vault.domain.errors import AccessDenied
 from vault.domain.grants import GrantState
-from vault.errors import NotAuthorized, NotFound
-from vault.oauth.errors import InvalidTokenError
-from vault.oauth.tokens import AccessTokenClaims, verify_access_token
+from vault.errors import NotFound
+from vault.oauth.tokens import AccessTokenClaims
 from vault.services.access import TokensRevoked
 from vault.services.context import reading
 from vault.services.grants import GrantView, b64, get_grant
@@ -67,41 +73,6 @@ __all__ = [
     "install_resource_api",
     "resource_audience",
 ]
-
-#: Where the resource server lives, under the vault's base URL.
-RESOURCE_PREFIX = "/v1"
-REALM = "vault"
-#: `app.state` attribute holding the ClientRateLimiter (tests may replace it).
-LIMITER_ATTRIBUTE = "client_rate_limiter"
-_NO_STORE = {"Cache-Control": "no-store"}
-#: RFC 6750 §2.1 b64token, and §3: error_description is printable ASCII without `"` and `\`.
-_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
-_UNSAFE_IN_CHALLENGE = re.compile(r'[^\x20\x21\x23-\x5b\x5d-\x7e]')
-
-
-def resource_audience(base_url: str) -> str:
-    """The `aud` of every access token for this API: `<base_url>/v1` (RFC 8707 style: the
-    resource's absolute URI). The token endpoint issues with it; this server demands it."""
-    return base_url.rstrip("/") + RESOURCE_PREFIX
-
-
-class BearerTokenRejected(NotAuthorized):
-    """No usable access token (RFC 6750 §3). `error` is "invalid_token", or None when the
-    request carried no bearer token at all (then the challenge names no error)."""
-
-    def __init__(self, description: str, *, error: Literal["invalid_token"] | None =
-                 "invalid_token") -> None:
-        super().__init__(description)
-        self.description = description
-        self.error = error
-
-    def challenge(self) -> str:
-        """The WWW-Authenticate value: realm, and the error and its description if any."""
-        if self.error is None:
-            return f'Bearer realm="{REALM}"'
-        text = _UNSAFE_IN_CHALLENGE.sub("", self.description)
-        return f'Bearer realm="{REALM}", error="{self.error}", error_description="{text}"'
-
 
 # -- schemas (they document /openapi.json) -----------------------------------------------------
 
@@ -199,7 +170,9 @@ class GrantStatus(BaseModel):
 def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
     what = {
         401: ("No valid access token", {"WWW-Authenticate": "Bearer challenge (RFC 6750 §3)"}),
-        403: ("The grant does not allow this now (see reason)", {}),
+        403: ("The grant does not allow this now (see reason)",
+              {"WWW-Authenticate": "Bearer challenge naming insufficient_scope "
+                                   "(RFC 6750 §3.1), on that reason only"}),
         404: ("No such grant for this token", {}),
         429: ("Over the client's rate limit", {"Retry-After": "Seconds to wait"}),
         502: ("A source holding a category answered something the vault will not "
@@ -210,54 +183,8 @@ def _problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: problem_response(*what[status]) for status in statuses}
 
 
-# -- authentication ---------------------------------------------------------------------------
-
-# Documents the scheme in /openapi.json; the header itself is read by `bearer_claims`,
-# which tells "no token" from "a bad token" as RFC 6750 §3.1 asks.
-_BEARER = HTTPBearer(auto_error=False, bearerFormat="JWT",
-                     description="An RFC 9068 access token from POST /oauth/token")
-
-
-def _bearer_token(request: Request) -> str:
-    values = request.headers.getlist("authorization")
-    if not values:
-        raise BearerTokenRejected("this resource needs an access token "
-                                  "(Authorization: Bearer ...)", error=None)
-    if len(values) > 1:
-        raise BearerTokenRejected("send exactly one Authorization header")
-    scheme, _, token = values[0].strip().partition(" ")
-    if scheme.lower() != "bearer":
-        raise BearerTokenRejected("this resource takes a bearer access token "
-                                  "(Authorization: Bearer ...)", error=None)
-    token = token.strip()
-    if not _B64TOKEN.fullmatch(token):
-        raise BearerTokenRejected("the Authorization header does not carry a bearer token")
-    return token
-
-
-async def bearer_claims(request: Request) -> AccessTokenClaims:
-    """The verified claims of the request's access token, within its client's rate limit."""
-    state = get_state(request)
-    base_url = state.settings.base_url
-    try:
-        claims = verify_access_token(
-            _bearer_token(request), keys=state.token_keys, issuer=base_url,
-            audience=resource_audience(base_url), now=state.ctx.clock(),
-            cache=state.verified_tokens)
-    except InvalidTokenError as exc:
-        raise BearerTokenRejected(exc.description) from None
-    limiter: ClientRateLimiter | None = getattr(request.app.state, LIMITER_ATTRIBUTE, None)
-    if limiter is not None:
-        limiter.check(claims.client_id)
-    return claims
-
-
-Bearer = Annotated[AccessTokenClaims, Depends(bearer_claims)]
-#: The token names a grant that is gone (erased) or belongs to another client.
-_GRANT_GONE = "the access token's grant does not exist or is not this client's"
-
 router = APIRouter(prefix=RESOURCE_PREFIX, tags=["resource"],
-                   dependencies=[Security(_BEARER)])
+                   dependencies=[Security(BEARER_SCHEME)])
 
 
 # -- routes -------------------------------------------------------------------------------------
@@ -278,10 +205,10 @@ async def read_data(claims: Bearer, request: Request, response: Response) -> Dat
                                            token_family=claims.token_family,
                                            fetched=fetched)
     except NotFound:
-        raise BearerTokenRejected(_GRANT_GONE) from None
+        raise BearerTokenRejected(GRANT_GONE) from None
     except TokensRevoked as exc:
         raise BearerTokenRejected(str(exc)) from None
-    response.headers.update(_NO_STORE)
+    response.headers.update(NO_STORE)
     return DataRelease(grant_id=release.grant_id, sub=claims.sub, data=release.data,
                        derived=release.derived, ledger_index=release.ledger_index,
                        provenance=release.provenance)
@@ -294,9 +221,9 @@ def _own_grant(state: AppState, grant_id: str, claims: AccessTokenClaims) -> Gra
     try:
         grant = get_grant(state.ctx, grant_id)
     except NotFound:
-        raise BearerTokenRejected(_GRANT_GONE) from None
+        raise BearerTokenRejected(GRANT_GONE) from None
     if grant.service_id != claims.client_id:
-        raise BearerTokenRejected(_GRANT_GONE)
+        raise BearerTokenRejected(GRANT_GONE)
     with reading(state.ctx) as session:
         if claims.token_family is not None:
             family = session.get(OAuthTokenFamilyRow, claims.token_family)
@@ -314,7 +241,7 @@ def _own_grant(state: AppState, grant_id: str, claims: AccessTokenClaims) -> Gra
 def grant_status(grant_id: str, claims: Bearer, state: State,
                  response: Response) -> GrantStatus:
     grant = _own_grant(state, grant_id, claims)
-    response.headers.update(_NO_STORE)
+    response.headers.update(NO_STORE)
     return GrantStatus(
         grant_id=grant.id, service_id=grant.service_id, state=grant.state,
         terms=GrantTermsModel.model_validate(grant.terms.to_json()),
@@ -335,7 +262,7 @@ def install_resource_api(app: FastAPI, *, limiter: ClientRateLimiter | None = No
 
     @app.exception_handler(BearerTokenRejected)
     async def _rejected(_: Request, exc: BearerTokenRejected) -> Response:
-        headers = {"WWW-Authenticate": exc.challenge(), **_NO_STORE}
+        headers = {"WWW-Authenticate": exc.challenge(), **NO_STORE}
         if exc.error is None:
             return problem(401, exc.description, slug="unauthorized", headers=headers)
         return problem(401, exc.description, slug="invalid-token", headers=headers,

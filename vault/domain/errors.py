@@ -76,7 +76,9 @@ ACCESS_REASONS: dict[str, str] = {
     "too_soon": "this grant does not allow another read so soon after the last one",
     "service_suspended": "the service has been suspended by the vault operator",
     "out_of_scope": "this grant does not cover what was asked for",
-    "insufficient_scope": "this grant does not let the service write this",
+    # RFC 6750 §3.1: a write under a read grant, a read under a write grant, a category
+    # outside the grant (answered with a Bearer challenge naming it).
+    "insufficient_scope": "this grant does not let the service do this",
 }
 
 

@@ -294,9 +294,9 @@ def check_read(
     now = _now(now)
     if not service_active:
         raise AccessDenied("service_suspended")
-    if not terms.can_read:
-        raise AccessDenied("out_of_scope", "this grant lets the service add to the "
-                                           "citizen's vault, not read from it")
+    if not terms.can_read:  # RFC 6750 §3.1: the token lacks the scope a read needs
+        raise AccessDenied("insufficient_scope", "this grant lets the service add to the "
+                                                 "citizen's vault, not read from it")
     state = GrantState(state)
     if state is not GrantState.APPROVED:
         raise AccessDenied(_STATE_REASON.get(state, "not_approved"))

@@ -297,17 +297,47 @@ def test_each_refusal_says_why_and_writes_nothing(env: Env, rule: str) -> None:
     assert env.counts() == before
 
 
+def _scope_challenge(r: Any) -> str:
+    """The 403's RFC 6750 §3 challenge: the realm, insufficient_scope and why."""
+    doc = problem(r, 403, "access-denied:insufficient_scope", "insufficient_scope")
+    challenge: str = r.headers["www-authenticate"]
+    assert challenge.startswith('Bearer realm="vault", error="insufficient_scope", '
+                                'error_description="')
+    assert doc["detail"].replace('"', "") in challenge
+    return challenge
+
+
 def test_a_category_outside_the_grant_or_a_read_grant_is_insufficient_scope(env: Env) -> None:
     issuer = env.issuer(categories=(AA,))
     link = env.link(issuer)  # writes Attendance Allowance only
     reader = env.link(issuer, actions=("read",))
     before = env.counts()
-    doc = problem(env.put(link, issuer.sign(category=UC), category=UC), 403,
-                  "access-denied:insufficient_scope", "insufficient_scope")
-    assert UC in doc["detail"]
-    problem(env.put(reader, issuer.sign()), 403, "access-denied:insufficient_scope")
-    problem(env.delete(reader), 403, "access-denied:insufficient_scope")
+    assert UC in _scope_challenge(env.put(link, issuer.sign(category=UC), category=UC))
+    assert "not add to it" in _scope_challenge(env.put(reader, issuer.sign()))
+    _scope_challenge(env.delete(reader))
+    obs = "health.observations"  # a series: a batch outside the grant is refused alike
+    _scope_challenge(env.client.post(
+        f"/v1/records/{obs}/items", json={"record": issuer.sign(category=obs)},
+        headers={"Authorization": f"Bearer {link.token}"}))
     assert env.counts() == before
+
+
+def test_a_read_under_a_write_grant_is_insufficient_scope(env: Env) -> None:
+    issuer = env.issuer()
+    link = env.link(issuer)
+    r = env.client.get("/v1/data", headers={"Authorization": f"Bearer {link.token}"})
+    assert "not read from it" in _scope_challenge(r)
+    assert env.entries()[-1]["kind"] != "data.accessed"
+
+
+def test_other_refusals_of_a_grant_carry_no_scope_challenge(env: Env) -> None:
+    # RFC 6750 §3.1: a revoked grant is not the token's scope; the 403 names its reason only.
+    issuer = env.issuer()
+    link = env.link(issuer)
+    env.act(link, GrantAction.REVOKE)
+    r = env.put(link, issuer.sign())
+    problem(r, 403, "access-denied:revoked", "revoked")
+    assert "www-authenticate" not in r.headers
 
 
 @pytest.mark.parametrize(("action", "reason"), [(GrantAction.REVOKE, "revoked"),

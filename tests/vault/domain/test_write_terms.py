@@ -220,7 +220,7 @@ def test_a_grant_only_to_write_allows_no_read() -> None:
     with pytest.raises(AccessDenied) as info:
         check_read(state=GrantState.APPROVED, terms=WRITE, now=NOW + timedelta(days=1),
                    reads_used=0, last_read_at=None, service_active=True)
-    assert info.value.reason == "out_of_scope" and "not read" in str(info.value)
+    assert info.value.reason == "insufficient_scope" and "not read" in str(info.value)
     both = dataclasses.replace(WRITE, actions=("read", "write"))
     check_read(state=GrantState.APPROVED, terms=both, now=NOW + timedelta(days=1),
                reads_used=0, last_read_at=None, service_active=True)
