@@ -30,8 +30,9 @@ dispute.record  a dispute of a version that issuer (a registered service) did no
                 for that subject, or not its newest, or disputed already
 access.issuer   a read naming the issuer of a category it does not release, or of one
                 whose record that issuer did not write, or withdrew since
-access.source   a read naming the source of a category it does not release, or of one
-                the service is not registered to hold at source; a read releasing a
+access.source   a read naming the source of a category it neither releases nor could
+                have fetched for a derived answer (it released none), or of one the
+                service is not registered to hold at source; a read releasing a
                 category held at source without naming its source
 record.held     a value written of a category held at source (the vault stores none)
 ==============  ======================================================================
@@ -251,10 +252,17 @@ class RecordChecks:
     def erased(self, subject: str) -> None:
         self._kept.pop(subject, None)
 
-    def accessed(self, index: int, body: Mapping[str, Any], released: Sequence[str]) -> bool:
+    def accessed(self, index: int, body: Mapping[str, Any], released: Sequence[str],
+                 derived: Sequence[str] = ()) -> bool:
         """Check the `issuers` and `sources` of a read that released the categories
-        `released` (and that what is held at source came from there); whether they
-        break no rule."""
+        `released` and the derived answers `derived` (and that what is held at source
+        came from there); whether they break no rule.
+
+        A source may be named for a category the read does not release when the read
+        answers derived questions: the vault fetches their inputs (`resident_in:` reads
+        the home address) and releases only the answer. Which answer rests on which
+        category is the vault's catalog, not the ledger's, so the auditor accepts such a
+        source for any read that released a derived answer, and for no other."""
         fine = True
         subject = body.get("subject")
         if "issuers" in body:
@@ -273,8 +281,8 @@ class RecordChecks:
                                                    f"of {category}, {why}")
         sources = text_map(body["sources"], "sources") if "sources" in body else {}
         for category, source in sources.items():
-            if category not in released:
-                why = "which it does not release"
+            if category not in released and not derived:
+                why = "which it does not release, and the read answers no derived question"
             elif self.held.get(category) != source:
                 why = "which that service is not registered to hold at source"
             else:

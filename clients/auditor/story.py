@@ -605,8 +605,9 @@ class StoryChecker:
         # Values an issuer wrote, or a source held (and whatever is held at source).
         if "issuers" in body or "sources" in body or self._records.held:
             try:
-                fine = self._records.accessed(index, body, cats if type(cats) is list
-                                              else ()) and fine
+                fine = self._records.accessed(
+                    index, body, cats if type(cats) is list else (),
+                    derived if type(derived) is list else ()) and fine
             except _Malformed as exc:
                 fine = False
                 self._fail(index, "entry", f"data.accessed: {exc}")

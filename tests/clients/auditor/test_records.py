@@ -354,8 +354,18 @@ def test_a_read_names_a_source_only_of_what_it_holds_at_source() -> None:
     assert s.failures() == []
     stranger = s.read(sources={"address.home": "svc_1"})  # registered, holds nothing
     unknown = s.read(sources={"address.home": "svc_9"})
-    unreleased = s.read(categories=[], sources={"address.home": "svc_er"})
+    unreleased = s.read(categories=[], derived=[], sources={"address.home": "svc_er"})
     assert s.failures() == [(i, "access.source") for i in (stranger, unknown, unreleased)]
+
+
+def test_a_source_may_be_named_for_a_derived_answer_alone() -> None:
+    # resident_in: reads the home address at source and releases only the answer.
+    s = at_source()
+    s.read(categories=[], sources={"address.home": "svc_er"})  # derived: age_over_65
+    assert s.failures() == []
+    s.read(categories=[], derived=[], sources={"address.home": "svc_er"})
+    s.read(categories=[], sources={"address.home": "svc_1"})  # not its holder
+    assert [rule for _, rule in s.failures()] == ["access.source", "access.source"]
 
 
 def test_what_is_held_at_source_is_never_stored_nor_released_from_the_vault() -> None:
