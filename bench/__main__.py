@@ -30,6 +30,7 @@ from bench.ledger_proofs import bench_proofs
 from bench.ledger_verify import bench_audit, bench_proof_checks
 from bench.record_changes import FULL_CHANGES, QUICK_CHANGES, ChangeScale, bench_record_changes
 from bench.report import Failure, Result, print_table, write_json
+from bench.series_ingest import FULL_INGEST, QUICK_INGEST, IngestScale, bench_series_ingest
 from bench.service_load import FULL_LOAD, QUICK_LOAD, LoadScale, bench_service_load
 from bench.source_read import FULL_SOURCE, QUICK_SOURCE, SourceScale, bench_source_read
 from bench.vault_access import bench_erasure, bench_group_commit, bench_reads
@@ -61,6 +62,7 @@ class Scale:
     token_repeats: int
     load: LoadScale  # /v1/data over HTTP beside its floors
     watch: WatchScale = FULL_WATCH  # vault-audit watch: one poll of new entries
+    ingest: IngestScale = FULL_INGEST  # series batches of 1,000 over HTTP
     source: SourceScale = FULL_SOURCE  # a read of a category held at source (20 ms source)
     changes: ChangeScale = FULL_CHANGES  # record.changed fan-out to 10,000 grants
 
@@ -74,7 +76,7 @@ QUICK = Scale(batched=2_000, single=100, append_repeats=2, big=20_000, proofs=20
               check_repeats=3, audit_repeats=1, envelope=2_000, envelope_repeats=2,
               reads=100, erase_records=100, vault_repeats=1,
               wallet_grants=20, wallet_accesses=200, page_loads=20, passkey_checks=50,
-              tokens=200, token_repeats=1, load=QUICK_LOAD,
+              tokens=200, token_repeats=1, load=QUICK_LOAD, ingest=QUICK_INGEST,
               source=QUICK_SOURCE, watch=QUICK_WATCH,
               changes=QUICK_CHANGES)
 
@@ -127,6 +129,8 @@ def run_all(scale: Scale, workdir: Path) -> tuple[list[Result], list[Failure]]:
          lambda: bench_tokens(workdir, n=s.tokens, repeats=s.token_repeats), results, failures)
     _run("service load over HTTP",
          lambda: bench_service_load(workdir, s.load), results, failures)
+    _run("series ingest over HTTP",
+         lambda: bench_series_ingest(workdir, s.ingest), results, failures)
     _run("record.changed fan-out",
          lambda: bench_record_changes(workdir, s.changes), results, failures)
     _run("read of a category held at source",

@@ -25,7 +25,8 @@ def test_bench_quick_runs_every_benchmark(tmp_path: Path) -> None:
     assert results, "the benchmark wrote no results"
     text = json.dumps(results)
     for name in ("append", "proof", "verify_inclusion", "open_checkpoint", "audit",
-                 "access token", "GET /v1/data", "watch: one poll", "held at source"):
+                 "access token", "GET /v1/data", "watch: one poll", "held at source",
+                 "series ingest"):
         assert name in text, f"no {name!r} benchmark in the results"
 
 

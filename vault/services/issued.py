@@ -26,7 +26,8 @@ Refusals added here to `verify_record`'s (`vault.oauth.record_jws`):
 
 RecordRefused (vault.oauth.record_jws)
 ├── RecordJtiReused      jti_reused: the issuer used the jti for another record
-└── RecordInvalidValue   invalid_value: the value fails its category's schema
+├── RecordInvalidValue   invalid_value: the value fails its category's schema
+└── IsASeries            series: a series takes batches (vault.services.series), not PUT
 NotFound (vault.errors)
 └── NothingToWithdraw    the issuer has no current record of the category to withdraw
 """
@@ -52,6 +53,7 @@ from vault.oauth.record_jws import RecordRefused, VerifiedRecord, verify_record
 from vault.services.access import TokensRevoked
 from vault.services.changes import tell_changed
 from vault.services.context import VaultContext, Work, new_id, unit_of_work
+from vault.services.series import IsASeries, is_series
 from vault.services.sources import refuse_held
 from vault.storage.tables import (
     CitizenRow,
@@ -269,6 +271,9 @@ def write_issued(ctx: VaultContext, *, service_id: str, grant_id: str,
 
 def _write_once(ctx: VaultContext, *, service_id: str, grant_id: str,
                 token_family: str | None, category: str, record: Any) -> Written:
+    if is_series(category):  # it grows by batches: POST /v1/records/{category}/items
+        raise IsASeries(f"{category} is a series: append batches with "
+                        f"POST /v1/records/{category}/items")
     with unit_of_work(ctx) as work:
         grant = writer_in(work, service_id=service_id, grant_id=grant_id,
                           token_family=token_family, category=category)
