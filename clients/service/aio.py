@@ -105,7 +105,7 @@ class AsyncVaultClient:
     async def grant_status(self, grant: Grant) -> GrantStatus:
         return await self._run(self._core.grant_status(grant))
 
-    async def write_record(self, grant: Grant, category: str, value: Mapping[str, Any], *,
+    async def write_record(self, grant: Grant, category: str, value: Any, *,
                            jti: str | None = None, exp: int | None = None) -> RecordWritten:
         return await self._run(self._core.write_record(grant, category, value, jti=jti,
                                                        exp=exp))

@@ -457,7 +457,7 @@ class ClientCore:
             return p.issuer if signed.value == value else None
         return None
 
-    def write_record(self, grant: Grant, category: str, value: Mapping[str, Any], *,
+    def write_record(self, grant: Grant, category: str, value: Any, *,
                      jti: str | None = None, exp: int | None = None) -> Flow[RecordWritten]:
         """PUT /v1/records/{category}: the record signed by this service's key as an
         issuer's (`ServiceKey.sign_record`) and written for the grant's citizen. The same

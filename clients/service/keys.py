@@ -187,14 +187,16 @@ class ServiceKey:
             header["kid"] = self.kid
         return self._sign(header, claims)
 
-    def sign_record(self, category: str, value: Mapping[str, Any], *, issuer: str,
+    def sign_record(self, category: str, value: Any, *, issuer: str,
                     jti: str | None = None, iat: int | None = None,
                     exp: int | None = None) -> str:
         """A record as an issuer writes it (ARCHITECTURE §8): a compact JWS, ES256, header
         `{"alg":"ES256","typ":"record+jwt","kid"}`, payload `{"iss": issuer, "category",
         "value", "iat", "jti"}` and `exp` when given.
 
-        `issuer` is the service's client_id; `jti` is random unless given (the vault
+        `value` is any JSON value but None: what the category's schema takes (an
+        object, a string such as a date of birth, a list). `issuer` is the service's
+        client_id; `jti` is random unless given (the vault
         treats a second JWS with a used jti as a conflict, the same JWS as a repeat);
         `iat` is now unless given. No citizen is named: the vault binds the record to
         the citizen of the write grant it is sent under.
@@ -203,14 +205,15 @@ class ServiceKey:
             raise ValueError("the category must be a non-empty string")
         if not isinstance(issuer, str) or not issuer:
             raise ValueError("the issuer must be the service's client_id")
-        if not isinstance(value, Mapping):
-            raise TypeError("a record's value is a JSON object (a mapping)")
+        if value is None:
+            raise TypeError("a record has a value (to take one away, withdraw the record)")
         now = int(time.time()) if iat is None else iat
         for name, stamp in (("iat", now), ("exp", exp)):
             if stamp is not None and (isinstance(stamp, bool) or not isinstance(stamp, int)):
                 raise TypeError(f"{name} must be whole seconds since the epoch")
         claims: dict[str, Any] = {
-            "iss": issuer, "category": category, "value": dict(value), "iat": now,
+            "iss": issuer, "category": category,
+            "value": dict(value) if isinstance(value, Mapping) else value, "iat": now,
             "jti": secrets.token_urlsafe(16) if jti is None else jti}
         if exp is not None:
             claims["exp"] = exp

@@ -1,7 +1,9 @@
 """Checking a record an issuer signed (ARCHITECTURE §8), with nothing but its JWKS.
 
 A record is a compact JWS, ES256, header `{"alg":"ES256","typ":"record+jwt","kid"}`,
-payload `{"iss", "category", "value", "iat", "jti"}` and an optional `exp`. The vault
+payload `{"iss", "category", "value", "iat", "jti"}` and an optional `exp`; `value` is any
+JSON value but null (what the category's schema takes: an object, a string such as a
+date of birth, an array). The vault
 keeps it exactly as written and hands it to readers in `provenance`; a reader checks it
 with the issuer's public JWKS (`GET /services/{issuer}/jwks`), so it need not trust the
 vault for where a value came from. This module knows the vault only through that format:
@@ -48,7 +50,7 @@ class SignedRecord:
 
     issuer: str
     category: str
-    value: dict[str, Any]
+    value: Any
     issued_at: int
     expires_at: int | None
     jti: str
@@ -165,8 +167,8 @@ def verify_record(compact: str, jwks: Mapping[str, Any], *, issuer: str | None =
         raise _refuse("malformed", "it has no 'category'")
     if category is not None and cat != category:
         raise _refuse("wrong_category", "it is a record of another category")
-    if not isinstance(value, dict):
-        raise _refuse("malformed", "its 'value' is not a JSON object")
+    if value is None:  # absent or null; the category's schema says what a value may be
+        raise _refuse("malformed", "it has no 'value'")
     if not isinstance(jti, str) or not 0 < len(jti) <= _MAX_JTI:
         raise _refuse("malformed", f"its 'jti' is not text of 1 to {_MAX_JTI} characters")
     iat, exp = _whole_seconds(claims, "iat"), _whole_seconds(claims, "exp")

@@ -114,7 +114,7 @@ class VaultClient:
     def grant_status(self, grant: Grant) -> GrantStatus:
         return self._run(self._core.grant_status(grant))
 
-    def write_record(self, grant: Grant, category: str, value: Mapping[str, Any], *,
+    def write_record(self, grant: Grant, category: str, value: Any, *,
                      jti: str | None = None, exp: int | None = None) -> RecordWritten:
         """Sign `value` as this issuer's record of `category` and write it for the grant's
         citizen (a write grant); RecordRefused, with the reason, if the vault will not."""

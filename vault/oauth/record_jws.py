@@ -2,10 +2,13 @@
 
 The record is a compact JWS, ES256, header `{"alg":"ES256","typ":"record+jwt","kid"}`,
 payload `{"iss", "category", "value", "iat", "jti"}` and an optional `exp`, signed by a
-key of the issuer's registered JWKS. Its form is read by `_jws.parse_jws`, the same
-strict reader as every token (canonical base64url, JSON objects without duplicate
-members, `alg` exactly ES256, no `crit`/`jku`/`jwk`/`x5u`/`x5c`/`b64` header), and its
-signature checked by `_jws.verify_es256` (python-jose, the algorithm pinned).
+key of the issuer's registered JWKS. `value` is any JSON value but null (an object, a
+string, an array: whatever its category's schema takes, which the caller checks; a date
+of birth is a string); there is no null record (an issuer withdraws one instead). Its
+form is read by `_jws.parse_jws`, the same strict reader as every token (canonical
+base64url, JSON objects without duplicate members, `alg` exactly ES256, no
+`crit`/`jku`/`jwk`/`x5u`/`x5c`/`b64` header), and its signature checked by
+`_jws.verify_es256` (python-jose, the algorithm pinned).
 
 Each refusal is its own class with a `reason`, so the write endpoint answers a problem
 that says which rule failed:
@@ -107,7 +110,7 @@ class VerifiedRecord:
 
     issuer: str
     category: str
-    value: dict[str, Any]
+    value: Any
     issued_at: int
     expires_at: int | None
     jti: str
@@ -162,8 +165,8 @@ def verify_record(compact: Any, *, expected_issuer: str, jwks: Mapping[str, Any]
     if expected_category is not None and category != expected_category:
         raise RecordWrongCategory("the record is of another category than the one written")
     value = claims.get("value")
-    if not isinstance(value, dict):
-        raise RecordMalformed("the record's 'value' must be a JSON object")
+    if value is None:  # absent or null: the schema, not this format, says what a value is
+        raise RecordMalformed("the record has no 'value'")
     jti = claims.get("jti")
     if not isinstance(jti, str) or not 0 < len(jti) <= MAX_RECORD_JTI_LENGTH:
         raise RecordMalformed(f"the record needs a 'jti' of 1 to {MAX_RECORD_JTI_LENGTH} "
