@@ -21,6 +21,7 @@ __all__ = [
     "STATE_WORDS",
     "GrantCard",
     "category_label",
+    "category_line",
     "category_words",
     "derived_label",
     "grant_card",
@@ -85,6 +86,16 @@ def category_words(code: str) -> str:
     return text[:1].lower() + text[1:]
 
 
+def category_line(code: str) -> str:
+    """A category as a consent screen lists it: "Name: your given name and family name",
+    or its words alone when they name it already ("Your Attendance Allowance award: ...",
+    not "Attendance Allowance: your Attendance Allowance award: ...")."""
+    label, words = category_label(code), category_words(code)
+    if label in words:
+        return words[:1].upper() + words[1:]
+    return f"{label}: {words}"
+
+
 def derived_label(name: str) -> str:
     try:
         return resolve_derived(name).label
@@ -106,6 +117,8 @@ class GrantCard:
     sees: tuple[str, ...]
     answers: tuple[str, ...]
     seen: tuple[tuple[str, str], ...] = ()
+    #: Each category as the terms list it (`category_line`).
+    lines: tuple[str, ...] = ()
 
     @property
     def id(self) -> str:
@@ -121,7 +134,8 @@ def grant_card(grant: GrantView, service_name: str) -> GrantCard:
         words, tag,
         tuple(category_label(c) for c in grant.terms.categories),
         tuple(derived_label(d) for d in grant.terms.derived),
-        tuple((category_label(c), category_words(c)) for c in grant.terms.categories))
+        tuple((category_label(c), category_words(c)) for c in grant.terms.categories),
+        tuple(category_line(c) for c in grant.terms.categories))
 
 
 def grant_cards(grants: Iterable[GrantView], names: dict[str, str]) -> list[GrantCard]:

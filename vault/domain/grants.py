@@ -393,6 +393,9 @@ class PlainTerms:
     rights: str
     #: What they will add to the vault (a grant that writes), else None.
     adds: str | None = None
+    #: `adds` without its list of labels, for a page that lists what they add beside it
+    #: (the wallet's consent screen), so each label is said once; in no `lines()`.
+    may_change: str | None = None
 
     def lines(self) -> list[str]:
         return [line for line in (self.intro, self.why, self.adds, self.sees, self.answers,
@@ -426,7 +429,7 @@ def plain_terms(
     """
     if purpose is None:
         purpose = purpose_catalog()[terms.purpose]
-    sees = answers = adds = None
+    sees = answers = adds = may_change = None
     labels = ", ".join(category_catalog()[c].label if c in category_catalog() else c
                        for c in terms.categories)
     if terms.categories and terms.can_read:
@@ -444,8 +447,9 @@ def plain_terms(
     keep: str | None = None
     if terms.can_write:
         # Said first and plainly: this puts something in the vault, it does not take.
-        adds = ("They will add to your vault, and may change or withdraw what they added "
-                f"while this lasts: {labels}.")
+        changes = "may change or withdraw what they added while this lasts"
+        adds = f"They will add to your vault, and {changes}: {labels}."
+        may_change = f"They {changes}."
         intro = (f"{service_name} is asking to add information to your vault"
                  + (", and to see it." if terms.can_read else "."))
     if terms.can_read:
@@ -457,7 +461,7 @@ def plain_terms(
         how_often = ("This does not let them see anything in your vault: they can only "
                      "add to it.")
     return PlainTerms(
-        intro=intro, adds=adds,
+        intro=intro, adds=adds, may_change=may_change,
         why=f"Why: {purpose.text}",
         sees=sees, answers=answers,
         when=(f"From {at(terms.starts)} until {at(terms.ends)} "

@@ -233,6 +233,9 @@ def test_the_words_say_the_service_adds_to_the_vault() -> None:
     assert plain.intro == "Attendance Allowance Unit is asking to add information to your vault."
     assert plain.adds is not None and "add to your vault" in plain.adds
     assert plain.adds.endswith(": Attendance Allowance.")
+    # For a page that lists the categories beside it: the same sentence, no labels.
+    assert plain.may_change == "They may change or withdraw what they added while this lasts."
+    assert plain.may_change not in plain.lines()
     assert plain.sees is None and plain.keep is None
     assert "does not let them see anything" in plain.how_often
     assert plain.when \

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -93,8 +94,13 @@ def test_the_consent_screen_says_they_want_to_add_to_the_vault(
     page = b.get(f"/wallet/grants/{grant_id}").text
     assert "Blue Badge team is asking to add information to your vault</h1>" in page
     assert "What they want to add to your vault" in page
-    assert ("They will add to your vault, and may change or withdraw what they added "
-            "while this lasts: Attendance Allowance.") in page
+    [adds] = re.findall(r"What they want to add to your vault</dt>\s*<dd>(.*?)</dd>", page,
+                        re.S)
+    adds = " ".join(re.sub(r"<[^>]+>", " ", adds).split())
+    # Each category said once: its words name it, so no label before them.
+    assert adds == ("Your Attendance Allowance award: the rate, since when, and who "
+                    "awarded it They may change or withdraw what they added while this "
+                    "lasts.")
     assert "This does not let them see anything in your vault" in page
     assert "(30 days)" in page  # for how long
     assert "What they want to see" not in page and "Keeping your information" not in page

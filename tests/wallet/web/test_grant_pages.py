@@ -561,6 +561,23 @@ def test_a_service_without_a_description_is_named_once(web: WebWallet) -> None:
     assert terms_list(dom(ada.get(f"/wallet/grants/{grant.id}")))["Who"] == "My Test Service"
 
 
+def test_a_category_whose_words_name_it_is_not_labelled_again(web: WebWallet) -> None:
+    ada = web.sign_up()
+    reader = registry.register_service(web.ctx, registry.Registration(
+        name="Council tax", description="Council tax reductions",
+        purposes=["eligibility_assessment"],
+        categories=["identity.name", "benefits.attendance_allowance"], derived=[], jwk=JWK,
+        redirect_uris=["https://tax.example.gov/cb"],
+        privacy_notice_url="https://tax.example.gov/privacy", max_days=90))
+    grant = request(web, ada, reader, derived=[],
+                    categories=["identity.name", "benefits.attendance_allowance"])
+    terms = terms_list(dom(ada.get(f"/wallet/grants/{grant.id}")))
+    # "Attendance Allowance: your Attendance Allowance award..." said it twice.
+    assert terms["What they want to see"] == (
+        "Your Attendance Allowance award: the rate, since when, and who awarded it "
+        "Name: your given name and family name")
+
+
 def test_the_request_says_what_a_category_holds_not_only_its_label(web: WebWallet) -> None:
     ada = web.sign_up()
     grant = request(web, ada, register(web, "Riverside schools", "Checks free school meals"),
