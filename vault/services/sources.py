@@ -42,10 +42,12 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import httpx
 import orjson
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -57,7 +59,8 @@ from vault.domain.grants import GrantState, GrantTerms, check_read
 from vault.errors import InvalidRequest, VaultError
 from vault.oauth.pairwise import pairwise_sub
 from vault.oauth.record_jws import RecordRefused, verify_record
-from vault.services.context import VaultContext, Work, reading
+from vault.services.context import VaultContext, Work
+from vault.storage.database import is_sqlite, read_only
 from vault.storage.tables import GrantRow, OAuthTokenFamilyRow, ServiceRow, SourceCategoryRow
 
 __all__ = [
@@ -250,6 +253,27 @@ def _named(details: Iterable[Mapping[str, Any]]) -> set[str]:
     return names
 
 
+#: The unlocked pre-check in one query: the grant, its service's standing and the token's
+#: family (an id that matches nothing when the token has none).
+_PRECHECK = (
+    sa.select(GrantRow.service_id, GrantRow.citizen_id, GrantRow.terms, GrantRow.state,
+              GrantRow.reads, GrantRow.last_read_at, ServiceRow.active,
+              col(OAuthTokenFamilyRow.grant_id).label("family_grant"),
+              col(OAuthTokenFamilyRow.revoked_at).label("family_revoked_at"))
+    .select_from(GrantRow)
+    .outerjoin(ServiceRow, col(ServiceRow.id) == col(GrantRow.service_id))
+    .outerjoin(OAuthTokenFamilyRow, col(OAuthTokenFamilyRow.id) == sa.bindparam("family"))
+    .where(col(GrantRow.id) == sa.bindparam("grant"))
+)
+
+
+@lru_cache(maxsize=1024)
+def _terms(text: str) -> GrantTerms:
+    """A grant's terms, parsed once: they never change after the request (keyed by
+    their exact text, so a cached copy is always the grant's own)."""
+    return GrantTerms.from_json(orjson.loads(text))
+
+
 @dataclass(frozen=True, slots=True)
 class _Pre:
     citizen_id: str
@@ -276,6 +300,7 @@ class SourceFetcher:
         self._directory = _Directories(ctx.engine, ttl)
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
+        self._on_loop = is_sqlite(ctx.engine)
 
     def held(self) -> Mapping[str, Held]:
         return self._directory.get().held
@@ -308,9 +333,15 @@ class SourceFetcher:
             return ()
         if asked is not None and not _named(asked) & directory.held.keys():
             return ()
-        # A query: off the event loop (only reads that may need a source get here).
-        pre = await asyncio.to_thread(self._precheck, directory, service_id, grant_id,
-                                      token_family)
+        # One query. On SQLite it runs on the event loop: a deferred BEGIN on a local file
+        # never waits for a writer, and the hop to a thread cost a held read more (in
+        # wakeups under load) than the query. Elsewhere it may wait on the network or
+        # the pool, so it goes to a thread.
+        if self._on_loop:
+            pre = self._precheck(directory, service_id, grant_id, token_family)
+        else:
+            pre = await asyncio.to_thread(self._precheck, directory, service_id, grant_id,
+                                          token_family)
         if pre is None or not pre.needed:
             return ()
         now = self._ctx.clock()
@@ -326,24 +357,22 @@ class SourceFetcher:
                   token_family: str | None) -> _Pre | None:
         """Check the grant without a lock; None if it is not this service's (the locked
         read then says so). The sources it needs, in category order."""
-        with reading(self._ctx) as session:
-            grant = session.get(GrantRow, grant_id)
-            if grant is None or grant.service_id != service_id:
-                return None
-            if token_family is not None:
-                family = session.get(OAuthTokenFamilyRow, token_family)
-                if family is None or family.revoked_at is not None or \
-                        family.grant_id != grant_id:
-                    return None  # the locked read refuses it
-            service = session.get(ServiceRow, service_id)
-            terms = GrantTerms.from_json(orjson.loads(grant.terms))
-            check_read(state=GrantState(grant.state), terms=terms, now=self._ctx.clock(),
-                       reads_used=grant.reads, last_read_at=grant.last_read_at,
-                       service_active=bool(service is not None and service.active))
+        with read_only(self._ctx.engine).connect() as conn:
+            row = conn.execute(_PRECHECK, {"grant": grant_id,
+                                           "family": token_family or ""}).first()
+        if row is None or row.service_id != service_id:
+            return None
+        if token_family is not None and (row.family_grant != grant_id
+                                         or row.family_revoked_at is not None):
+            return None  # no such family, revoked, or another grant's: the locked read refuses it
+        terms = _terms(row.terms)
+        check_read(state=GrantState(row.state), terms=terms, now=self._ctx.clock(),
+                   reads_used=row.reads, last_read_at=row.last_read_at,
+                   service_active=bool(row.active))
         needed = set(terms.categories)
         for name in terms.derived:
             needed.update(resolve_derived(name).inputs)
-        return _Pre(grant.citizen_id, terms.purpose,
+        return _Pre(row.citizen_id, terms.purpose,
                     [directory.held[c] for c in sorted(needed & directory.held.keys())])
 
     async def _fetch_one(self, directory: _Directory, held: Held, pre: _Pre, grant_id: str,

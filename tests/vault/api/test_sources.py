@@ -11,6 +11,8 @@ logs nothing and leaves the grant's read count as it was.
 from __future__ import annotations
 
 import asyncio
+import importlib.abc
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,6 +25,7 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from livevault import LiveVault, free_port, serve, serve_app
+from sqlmodel import Session
 from support.vaultworld import add_passkey
 
 from clients.auditor.story import StoryChecker
@@ -36,6 +39,7 @@ from vault.domain.grants import Access
 from vault.oauth import issue_access_token, pairwise_sub
 from vault.services import citizens, grants, records, registry
 from vault.storage.database import read_only
+from vault.storage.tables import GrantRow, OAuthTokenFamilyRow
 from wallet.passkeys.software import SoftAuthenticator
 
 PROBLEM = "urn:citizen-vault:problem:"
@@ -273,3 +277,56 @@ def test_a_bad_source_releases_logs_and_counts_nothing(
     assert (len(f.entries()), f.reads()) == before  # nothing logged, nothing counted
     source.mode = "ok"
     assert f.read().status_code == 200 and f.reads() == before[1] + 1
+
+
+def test_a_read_at_source_tries_no_import(federation: Federation,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """httpcore's async client asks `import sniffio` for every lock it makes: without it
+    installed, each failed import walks sys.path (about 3 ms of a read at source)."""
+    assert federation.read().status_code == 200  # anything imported lazily is now in
+
+    tried: list[str] = []
+
+    class Spy(importlib.abc.MetaPathFinder):
+        def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+            tried.append(name)
+            return None
+
+    monkeypatch.setattr(sys, "meta_path", [Spy(), *sys.meta_path])
+    assert federation.read().status_code == 200
+    assert tried == []
+
+
+def test_a_read_the_grant_refuses_never_reaches_the_source(federation: Federation) -> None:
+    """The unlocked pre-check (one query: the grant, its service, the token's family)
+    stops a refused read before any source hears of it; the locked read refuses it."""
+    f = federation
+    now = datetime.now(UTC)
+    with Session(f.state.engine) as session, session.begin():
+        for family, revoked in (("fam_live", None), ("fam_revoked", now)):
+            session.add(OAuthTokenFamilyRow(id=family, client_id=f.reader_id,
+                                            grant_id=f.grant_id, created_at=now,
+                                            revoked_at=revoked))
+
+    def read(family: str | None) -> httpx.Response:
+        token = issue_access_token(
+            f.state.token_keys.current, issuer=f.live.url,
+            audience=resource_audience(f.live.url), client_id=f.reader_id,
+            grant_id=f.grant_id, sub="psub_x", token_family=family,
+            authorization_details=[{"type": "personal_data", **f.terms}], now=now,
+            grant_expires_at=now + timedelta(days=1))[0]
+        return httpx.get(f"{f.live.url}/v1/data", timeout=10,
+                         headers={"Authorization": f"Bearer {token}"})
+
+    before = len(f.entries())
+    assert read("fam_revoked").status_code == 401
+    assert read("fam_unknown").status_code == 401
+    with Session(f.state.engine) as session, session.begin():
+        session.get_one(GrantRow, f.grant_id).state = "paused"
+    r = read("fam_live")
+    assert r.status_code == 403 and r.json()["reason"] == "paused"
+    assert f.register.answered == []  # the source never heard of any of them
+    assert (len(f.entries()), f.reads()) == (before, 0)
+    with Session(f.state.engine) as session, session.begin():
+        session.get_one(GrantRow, f.grant_id).state = "approved"
+    assert read("fam_live").status_code == 200 and len(f.register.answered) == 1
