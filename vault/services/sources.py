@@ -140,7 +140,7 @@ class Fetched:
 def held_categories(session: Session) -> dict[str, Held]:
     """Every category held at source, by code."""
     rows = session.execute(
-        select(SourceCategoryRow.category, SourceCategoryRow.service_id,  # type: ignore[call-overload]
+        select(SourceCategoryRow.category, SourceCategoryRow.service_id,
                SourceCategoryRow.url, ServiceRow.name)
         .join(ServiceRow, col(ServiceRow.id) == col(SourceCategoryRow.service_id))).all()
     return {r.category: Held(r.category, r.service_id, r.url, r.name) for r in rows}
@@ -150,7 +150,7 @@ def hold_at_source(work: Work, *, service_id: str, url: str, categories: Sequenc
     """Register `categories` as held at `url` by `service_id` (in the caller's
     registration transaction). InvalidRequest if another source holds one already."""
     taken = work.session.execute(
-        select(SourceCategoryRow.category, SourceCategoryRow.service_id)  # type: ignore[call-overload]
+        select(SourceCategoryRow.category, SourceCategoryRow.service_id)
         .where(col(SourceCategoryRow.category).in_(list(categories)))).all()
     if taken:
         names = ", ".join(f"{r.category} (by {r.service_id})" for r in taken)
@@ -256,10 +256,11 @@ def _named(details: Iterable[Mapping[str, Any]]) -> set[str]:
 #: The unlocked pre-check in one query: the grant, its service's standing and the token's
 #: family (an id that matches nothing when the token has none).
 _PRECHECK = (
-    sa.select(GrantRow.service_id, GrantRow.citizen_id, GrantRow.terms, GrantRow.state,
-              GrantRow.reads, GrantRow.last_read_at, ServiceRow.active,
-              col(OAuthTokenFamilyRow.grant_id).label("family_grant"),
-              col(OAuthTokenFamilyRow.revoked_at).label("family_revoked_at"))
+    sa.select(  # type: ignore[call-overload]  # nine columns: past select's typed overloads
+        GrantRow.service_id, GrantRow.citizen_id, GrantRow.terms, GrantRow.state,
+        GrantRow.reads, GrantRow.last_read_at, ServiceRow.active,
+        col(OAuthTokenFamilyRow.grant_id).label("family_grant"),
+        col(OAuthTokenFamilyRow.revoked_at).label("family_revoked_at"))
     .select_from(GrantRow)
     .outerjoin(ServiceRow, col(ServiceRow.id) == col(GrantRow.service_id))
     .outerjoin(OAuthTokenFamilyRow, col(OAuthTokenFamilyRow.id) == sa.bindparam("family"))
