@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from typing import Any, TypedDict
 
 import orjson
-from sqlalchemy import Row, bindparam, func, insert
+from sqlalchemy import Row, bindparam, insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
@@ -53,7 +53,7 @@ from vault.oauth.record_jws import RecordRefused, VerifiedRecord, verify_record
 from vault.services.access import TokensRevoked
 from vault.services.changes import tell_changed
 from vault.services.context import VaultContext, Work, new_id, unit_of_work
-from vault.services.series import IsASeries, is_series
+from vault.services.series import IsASeries, is_series, next_version
 from vault.services.sources import refuse_held
 from vault.storage.tables import (
     CitizenRow,
@@ -151,9 +151,6 @@ _USED_JTI = select(RecordJtiRow.digest, RecordJtiRow.citizen_id,
                    RecordJtiRow.answer).where(
     col(RecordJtiRow.service_id) == bindparam("service_id"),
     col(RecordJtiRow.jti) == bindparam("jti"))
-_NEWEST_VERSION = select(func.max(RecordRow.version)).where(
-    col(RecordRow.citizen_id) == bindparam("citizen_id"),
-    col(RecordRow.category) == bindparam("category"))
 _ADD_RECORD = insert(RecordRow.__table__)  # type: ignore[attr-defined]
 _ADD_JTI = insert(RecordJtiRow.__table__)  # type: ignore[attr-defined]
 
@@ -225,9 +222,7 @@ def clean_issued(category: str, value: Any) -> Any:
 
 
 def _next_version(work: Work, citizen_id: str, category: str) -> int:
-    newest = work.session.connection().execute(
-        _NEWEST_VERSION, {"citizen_id": citizen_id, "category": category}).scalar()
-    return 1 + (newest or 0)
+    return next_version(work, citizen_id, category)  # a series never reuses a version
 
 
 class _Where(TypedDict):

@@ -12,8 +12,8 @@ from sqlalchemy import delete, func
 from sqlmodel import Session, col, select
 
 from vault.crypto import envelope
-from vault.domain.categories import clean_value
-from vault.domain.errors import RecordConflict
+from vault.domain.categories import categories, clean_value
+from vault.domain.errors import InvalidValue, RecordConflict
 from vault.errors import NotFound
 from vault.services.changes import tell_changed
 from vault.services.citizens import get_citizen
@@ -55,7 +55,15 @@ def write_record(
     ctx: VaultContext, citizen_id: str, category: str, value: Any, *, source: str = "citizen"
 ) -> RecordView:
     """Add a new version of the citizen's `category`; older versions are kept. The value
-    is stored as `clean_value` leaves it (a phone number in E.164, a postcode in capitals)."""
+    is stored as `clean_value` leaves it (a phone number in E.164, a postcode in capitals).
+    A series (`value` a list of its items) is appended as one batch by the series' own
+    append, with its checks and its `record.written` ("items")."""
+    found = categories().get(category)
+    if found is not None and found.series:
+        # Imported here: the series module builds on this one (data_key, RecordView).
+        from vault.services.series import append_batch
+        return append_batch(ctx, citizen_id, category, _batch_items(category, value),
+                            source=source)
     value = clean_value(category, value)
     plaintext = orjson.dumps(value)
     with unit_of_work(ctx) as work:
@@ -78,6 +86,17 @@ def write_record(
         tell_changed(work, citizen_id=citizen_id, categories=[category],
                      ledger_index=entry.seq)
     return RecordView(record_id, category, version, value, source, work.now)
+
+
+def _batch_items(category: str, value: Any) -> list[Any]:
+    """A series' batch given as its list of items (or as `{"items": [...]}`, as an
+    issuer signs it)."""
+    if isinstance(value, dict) and set(value) == {"items"}:
+        value = value["items"]
+    if not isinstance(value, list):
+        raise InvalidValue(f"{category} is a series: write a batch of readings as a list "
+                           "of items, e.g. [{...}, {...}]")
+    return value
 
 
 def open_record(key: bytes, *, citizen_id: str, record_id: str, category: str, version: int,

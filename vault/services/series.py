@@ -10,7 +10,11 @@ like any value (the list of items), and an issuer's JWS sealed beside it (as
   the batch's rules (`batch_items`: 1 to 1,000 items, each checked, one bad item and
   nothing is written; no reading from the future, `FUTURE_SLACK` allowing for a
   device's clock).
-- `append_own`: the citizen's own batch (the wallet's readings form), source "citizen".
+- `append_batch`: a batch written without a grant: the citizen's own (`append_own`, the
+  wallet's readings form), or the operator's (`records.write_record` sends a series
+  here: `vault citizen write`, the demo). The same checks and entry as an issuer's.
+- `next_version`: a series never takes a version again, not even one whose batches the
+  citizen deleted: it is above every grant's cursor too.
 - Reading (`vault.services.access` calls these): a grant reads the batches after its
   cursor, oldest first, at most `READ_BATCHES` a read (`BatchPage.more` says more wait);
   the cursor moves in the read's own transaction (`move_cursors`), so every batch reaches
@@ -32,7 +36,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Row, insert, update
+from sqlalchemy import Row, bindparam, insert, update
 from sqlmodel import col, func, select
 
 from vault.crypto import envelope
@@ -43,8 +47,9 @@ from vault.oauth.record_jws import RecordRefused
 from vault.services.changes import tell_changed
 from vault.services.citizens import get_citizen
 from vault.services.context import VaultContext, Work, new_id, reading, unit_of_work
-from vault.services.records import data_key
-from vault.storage.tables import RecordRow, SeriesCursorRow
+from vault.services.records import RecordView, data_key
+from vault.services.sources import refuse_held
+from vault.storage.tables import GrantRow, RecordRow, SeriesCursorRow
 
 __all__ = [
     "FUTURE_SLACK",
@@ -56,6 +61,7 @@ __all__ = [
     "IsASeries",
     "NotASeries",
     "Recent",
+    "append_batch",
     "append_own",
     "batch_items",
     "batches_after",
@@ -63,6 +69,7 @@ __all__ = [
     "cursors_of",
     "is_series",
     "move_cursors",
+    "next_version",
     "open_batch",
     "page_of",
     "recent_items",
@@ -114,29 +121,58 @@ def batch_items(category: str, value: Any, now: datetime) -> tuple[list[Any], by
     return items, encoded
 
 
-def append_own(ctx: VaultContext, citizen_id: str, category: str, items: Sequence[Any]
-               ) -> int:
-    """The citizen's own batch of `category` (source "citizen"); its version."""
+# The highest version stored of a citizen's category and the furthest any of their grants
+# has read it (a cursor exists only for a series), in one round trip.
+_HIGHEST = select(
+    select(func.max(RecordRow.version)).where(
+        col(RecordRow.citizen_id) == bindparam("citizen_id"),
+        col(RecordRow.category) == bindparam("category")).scalar_subquery(),
+    select(func.max(SeriesCursorRow.version))
+    .join(GrantRow, col(GrantRow.id) == col(SeriesCursorRow.grant_id))
+    .where(col(GrantRow.citizen_id) == bindparam("citizen_id"),
+           col(SeriesCursorRow.category) == bindparam("category")).scalar_subquery())
+
+
+def next_version(work: Work, citizen_id: str, category: str) -> int:
+    """The version a new record of the citizen's `category` takes: above every version
+    stored and, for a series, above every grant's cursor. A series never reuses a version:
+    when the citizen deletes their own newest batches, a grant that had read them would
+    otherwise take the batches appended next for ones it has already read, and skip them."""
+    stored, read = work.session.connection().execute(
+        _HIGHEST, {"citizen_id": citizen_id, "category": category}).one()
+    return 1 + max(stored or 0, read or 0)
+
+
+def append_batch(ctx: VaultContext, citizen_id: str, category: str, items: Sequence[Any],
+                 *, source: str = "citizen") -> RecordView:
+    """A batch of `category` written for the citizen without a grant: their own (the
+    wallet's readings form), or the operator's (`vault citizen write`, the demo; `source`
+    then names the issuer, with no JWS). The one way in besides an issuer's POST: the
+    same checks (`batch_items`) and the same `record.written` with "items"."""
     with unit_of_work(ctx) as work:
         checked, plaintext = batch_items(category, {"items": list(items)}, work.now)
         citizen = get_citizen(work.session, citizen_id)
-        version = 1 + (work.session.execute(
-            select(func.max(RecordRow.version)).where(
-                col(RecordRow.citizen_id) == citizen_id, col(RecordRow.category) == category)
-        ).scalar() or 0)
+        refuse_held(work.session, category)  # the vault stores no value of it
+        version = next_version(work, citizen_id, category)
         record_id = new_id("rec")
         ad = envelope.record_ad(citizen_id=citizen_id, record_id=record_id, category=category,
                                 version=version)
         work.session.add(RecordRow(
             id=record_id, citizen_id=citizen_id, category=category, version=version,
             ciphertext=envelope.seal(data_key(ctx, citizen), plaintext, ad=ad),
-            source="citizen", created_at=work.now))
+            source=source, created_at=work.now))
         entry = work.ledger.append("record.written", {
             "subject": citizen.subject, "record_id": record_id, "category": category,
-            "version": version, "source": "citizen", "items": len(checked)})
+            "version": version, "source": source, "items": len(checked)})
         tell_changed(work, citizen_id=citizen_id, categories=[category],
                      ledger_index=entry.seq)
-        return version
+        return RecordView(record_id, category, version, checked, source, work.now)
+
+
+def append_own(ctx: VaultContext, citizen_id: str, category: str, items: Sequence[Any]
+               ) -> int:
+    """The citizen's own batch of `category` (source "citizen"); its version."""
+    return append_batch(ctx, citizen_id, category, items).version
 
 
 @dataclass(frozen=True, slots=True)

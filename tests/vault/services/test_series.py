@@ -8,14 +8,14 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from support.vaultworld import JWK, Clock, add_passkey
 
 from ledger.sqlstore import SqlLedger
 from vault.domain.errors import InvalidValue
 from vault.domain.grants import Access
-from vault.services import access, citizens, grants, registry, series
+from vault.services import access, citizens, grants, records, registry, series
 from vault.services.context import VaultContext, unit_of_work
 from vault.storage.database import read_only
 
@@ -257,3 +257,91 @@ def test_every_batch_reaches_every_grant_once_in_order(
             if not got.data.get(OBS, {}).get("next"):
                 break
         assert seen[who] == written
+
+
+# --- versions never reused; every way in is the one append -------------------------------
+
+_MIXED_OPS = st.lists(st.one_of(
+    st.tuples(st.just("own"), st.integers(0, 1), st.integers(1, 3)),
+    st.tuples(st.just("issued"), st.integers(0, 1), st.integers(1, 2)),
+    st.tuples(st.just("delete"), st.integers(0, 1), st.integers(1, 1)),
+    st.tuples(st.just("read"), st.integers(0, 1), st.integers(1, 2)),
+), max_size=16)
+
+
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=_MIXED_OPS, page=st.integers(1, 3))
+# The case that went wrong: read past the citizen's newest batch, delete it, append again.
+@example(ops=[("own", 0, 1), ("read", 0, 1), ("delete", 0, 1), ("own", 0, 1)], page=1)
+def test_deleting_own_batches_never_makes_a_grant_skip_later_ones(
+        sqlite_ctx: VaultContext, monkeypatch: pytest.MonkeyPatch, ops: list[Any],
+        page: int) -> None:
+    """Appends (the citizen's own, and the operator's for an issuer), deletions of the
+    citizen's own batches and reads, in any order: each grant, reading until nothing
+    more, has been released every batch still stored, each batch it was released exactly
+    once, oldest first, whole. (Before: deleting the newest batches let their versions be
+    taken again, and a grant whose cursor had passed them never saw those batches.)"""
+    ctx = sqlite_ctx
+    monkeypatch.setattr(series, "READ_BATCHES", page)
+    service = gp(ctx)
+    citizen = citizens.enrol_citizen(ctx).id
+    gids = [grant(ctx, service, citizen), grant(ctx, service, citizen)]
+    made: list[tuple[int, list[dict[str, Any]]]] = []  # every batch ever written
+    stored: dict[int, tuple[str, list[dict[str, Any]]]] = {}  # version -> source, items
+    seen: list[list[tuple[int, list[dict[str, Any]]]]] = [[], []]
+
+    def take(who: int, release: access.Release) -> None:
+        found = release.data.get(OBS)
+        if found is not None:
+            seen[who] += [(b["version"], b["items"]) for b in found["batches"]]
+
+    for op, who, n in ops:
+        items = [reading(value=len(made) * 10 + i) for i in range(n)]
+        if op in ("own", "issued"):
+            source = "citizen" if op == "own" else service
+            version = records.write_record(ctx, citizen, OBS, items, source=source).version
+            assert all(version > v for v in stored)
+            made.append((version, items))
+            stored[version] = source, items
+        elif op == "delete" and any(s == "citizen" for s, _ in stored.values()):
+            records.delete_records(ctx, citizen, OBS)
+            stored = {v: b for v, b in stored.items() if b[0] != "citizen"}
+        elif op == "read":
+            with unit_of_work(ctx) as work:
+                for outcome in access.read_batch(ctx, work, [access.ReadAsk(service,
+                                                                            gids[who])] * n):
+                    assert isinstance(outcome, access.Release)
+                    take(who, outcome)
+    for who, gid in enumerate(gids):
+        while True:
+            got = read(ctx, service, gid)
+            take(who, got)
+            if not got.data.get(OBS, {}).get("next"):
+                break
+        released = [v for v, _ in seen[who]]
+        assert released == sorted(set(released))  # each once, oldest first
+        assert all(batch in made for batch in seen[who])
+        assert all((v, items) in seen[who] for v, (_, items) in stored.items())
+
+
+def test_a_series_written_as_a_record_is_a_batch(ctx: VaultContext) -> None:
+    """`records.write_record` (the operator's `vault citizen write`, the demo) of a series
+    appends a batch through the series' own append: its checks, its entry."""
+    service = gp(ctx)
+    citizen = citizens.enrol_citizen(ctx).id
+    gid = grant(ctx, service, citizen)
+    view = records.write_record(ctx, citizen, OBS, [reading(), reading(value=71)],
+                                source=service)
+    assert (view.version, view.value, view.source) == (1, [reading(), reading(value=71)],
+                                                       service)
+    written = [e["body"] for e in entries(ctx) if e["kind"] == "record.written"]
+    assert written[-1]["items"] == 2 and written[-1]["source"] == service
+    assert read(ctx, service, gid).data[OBS]["batches"] == [
+        {"version": 1, "items": [reading(), reading(value=71)]}]
+    before = len(entries(ctx))
+    with pytest.raises(InvalidValue, match=r"\[0\]\.at is in the future"):
+        records.write_record(ctx, citizen, OBS, [reading(at="2026-11-23T08:00:00Z")])
+    with pytest.raises(InvalidValue, match="is a series: write a batch of readings as a list"):
+        records.write_record(ctx, citizen, OBS, reading())
+    assert len(entries(ctx)) == before
