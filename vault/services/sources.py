@@ -59,6 +59,7 @@ from vault.domain.grants import GrantState, GrantTerms, check_read
 from vault.errors import InvalidRequest, VaultError
 from vault.oauth.pairwise import pairwise_sub
 from vault.oauth.record_jws import RecordRefused, verify_record
+from vault.services._source_http import SourceTransport
 from vault.services.context import VaultContext, Work
 from vault.storage.database import is_sqlite, read_only
 from vault.storage.tables import GrantRow, OAuthTokenFamilyRow, ServiceRow, SourceCategoryRow
@@ -309,7 +310,9 @@ class SourceFetcher:
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
             self._client = httpx.AsyncClient(
-                transport=self._transport, timeout=httpx.Timeout(self.timeout),
+                # Ours, not httpcore: ~1.5 ms less CPU a request (`_source_http`).
+                transport=self._transport or SourceTransport(),
+                timeout=httpx.Timeout(self.timeout),
                 follow_redirects=False, headers={"User-Agent": "citizen-vault-source-client"},
                 limits=httpx.Limits(max_keepalive_connections=64, max_connections=256))
         return self._client
