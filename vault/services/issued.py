@@ -35,8 +35,9 @@ NotFound (vault.errors)
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypedDict
 
 import orjson
@@ -65,6 +66,7 @@ from vault.storage.tables import (
 )
 
 __all__ = [
+    "RACE_ATTEMPTS",
     "NothingToWithdraw",
     "RecordInvalidValue",
     "RecordJtiReused",
@@ -75,11 +77,15 @@ __all__ = [
     "remember_jti",
     "seen_jti",
     "store_issued",
+    "unless_raced",
     "verify_in",
     "withdraw_issued",
     "write_issued",
     "writer_in",
 ]
+
+#: How many times a write that keeps losing races for its version is made (`unless_raced`).
+RACE_ATTEMPTS = 5
 
 
 class RecordJtiReused(RecordRefused):
@@ -267,16 +273,28 @@ def write_issued(ctx: VaultContext, *, service_id: str, grant_id: str,
                  token_family: str | None, category: str, record: Any) -> Written:
     """`PUT /v1/records/{category}`: the issuer's record written for the grant's
     citizen, or the answer the same record got before (see the module docstring)."""
-    args = {"service_id": service_id, "grant_id": grant_id, "token_family": token_family,
-            "category": category, "record": record}
-    try:
-        return _write_once(ctx, **args)
-    except IntegrityError:
-        # PostgreSQL: a write of another grant (another issuer, or the same issuer with
-        # the same jti) for this citizen committed between our reading the newest
-        # version (or the jti) and our insert. Once more, it is seen: a version above
-        # it, or its jti, answered as before or refused.
-        return _write_once(ctx, **args)
+    return unless_raced(partial(_write_once, ctx, service_id=service_id, grant_id=grant_id,
+                                token_family=token_family, category=category,
+                                record=record))
+
+
+def unless_raced(write: Callable[[], Written]) -> Written:
+    """`write()`, a whole transaction, made again if it lost a race (`write_issued`,
+    `issued_series.append_issued`).
+
+    On PostgreSQL another grant's write for the same citizen (another issuer's, or the
+    same issuer's with the same jti) can commit between our reading the newest version
+    (or the jti) and our insert: the unique (citizen, category, version), or the jti's
+    key, then fails it, and nothing of ours is kept. Made again, the write sees the
+    other: it goes above its version, or finds its jti (the same record answered as
+    before, another refused). Each loss is another write committed, so only a stream of
+    rivals winning every time could use up `RACE_ATTEMPTS`."""
+    for _ in range(RACE_ATTEMPTS - 1):
+        try:
+            return write()
+        except IntegrityError:
+            continue
+    return write()
 
 
 def _write_once(ctx: VaultContext, *, service_id: str, grant_id: str,

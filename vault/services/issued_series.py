@@ -5,11 +5,14 @@ The steps of `vault.services.issued.write_issued`, with a batch's own rules
 `MAX_BATCH_JWS_BYTES`, one signature for the batch); the jti (the same JWS again gets the
 same answer and writes nothing); every item checked, none from the future (one bad item
 and nothing is written); the batch stored as the series' next version with its JWS, and
-`record.written` with `"items": N`; the jti remembered.
+`record.written` with `"items": N`; the jti remembered. A batch that loses a race for its
+version (or jti) to another grant's write is made again, as a single record is
+(`issued.unless_raced`).
 """
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from vault.domain.errors import InvalidValue
@@ -21,6 +24,7 @@ from vault.services.issued import (
     remember_jti,
     seen_jti,
     store_issued,
+    unless_raced,
     writer_in,
 )
 from vault.services.series import MAX_BATCH_JWS_BYTES, NotASeries, batch_items, is_series
@@ -35,6 +39,13 @@ def append_issued(ctx: VaultContext, *, service_id: str, grant_id: str,
     if not is_series(category):
         raise NotASeries(f"{category} is not a series: write its value with "
                          f"PUT /v1/records/{category}")
+    return unless_raced(partial(_append_once, ctx, service_id=service_id, grant_id=grant_id,
+                                token_family=token_family, category=category,
+                                record=record))
+
+
+def _append_once(ctx: VaultContext, *, service_id: str, grant_id: str,
+                 token_family: str | None, category: str, record: Any) -> Written:
     with unit_of_work(ctx) as work:
         grant = writer_in(work, service_id=service_id, grant_id=grant_id,
                           token_family=token_family, category=category)
