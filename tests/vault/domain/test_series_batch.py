@@ -3,8 +3,11 @@ catalog's own check (`validate_value`) does, whatever the items hold."""
 
 from __future__ import annotations
 
+import re
+from importlib import import_module
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -61,3 +64,21 @@ def test_the_batch_shape() -> None:
         validate_batch("address.home", {"items": [good]})
     with pytest.raises(InvalidValue, match="unknown category"):
         validate_batch("health.nothing", {"items": [good]})
+
+
+
+# The module, not the `categories` function the package exports under the same name.
+_CATALOG = import_module("vault.domain.categories")
+
+
+@settings(max_examples=300)
+@given(st.text())
+def test_the_control_screen_finds_exactly_what_it_should(text: str) -> None:
+    """`_maybe_control` (byte searches, then a pattern only after a C1 lead byte) says yes
+    exactly when the text holds a quote or backslash (escaped), a C0 control (escaped),
+    DEL or a C1 control, as the one pattern it replaced did."""
+    encoded = orjson.dumps(text)
+    expected = re.search(rb"[\\\x7f]|\xc2[\x80-\x9f]", encoded) is not None
+    assert _CATALOG._maybe_control(encoded) is expected
+    assert expected == any(c in '"\\\x7f' or ord(c) < 0x20 or 0x80 <= ord(c) <= 0x9f
+                           for c in text)
