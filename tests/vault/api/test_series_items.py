@@ -25,7 +25,7 @@ from vault.app import create_app
 from vault.config import Settings
 from vault.domain.grants import Access
 from vault.oauth import issue_access_token, pairwise_sub
-from vault.services import citizens, grants, registry, series
+from vault.services import citizens, grants, records, registry, series
 from vault.storage.database import read_only
 from vault.storage.tables import GrantRow, RecordRow
 from wallet.passkeys.software import SoftAuthenticator
@@ -221,3 +221,22 @@ def test_a_reader_cannot_append_and_a_writer_cannot_read(world: World) -> None:
     r = env.post(world.reader, world.sign([reading()]))
     assert r.status_code == 403
     assert env.counts()[0] == 0
+
+
+def test_a_batch_after_the_citizen_deleted_theirs_still_reaches_the_reader(
+        world: World) -> None:
+    """The citizen's own batch is read, then deleted: the device's next batch takes a
+    version above the reader's cursor, not the freed one, so the reader gets it."""
+    env = world.env
+    with Session(env.state.engine) as s:
+        citizen_id = s.execute(select(GrantRow.citizen_id)).scalars().first()
+    assert citizen_id is not None
+    own = series.append_own(env.state.ctx, citizen_id, OBS, [reading(80)])
+    assert [b["version"] for b in env.read(world.reader)["data"][OBS]["batches"]] == [own]
+    records.delete_records(env.state.ctx, citizen_id, OBS)
+    batch = [reading(81)]
+    r = env.post(world.writer, world.sign(batch))
+    assert r.status_code == 201, r.text
+    assert r.json()["version"] == own + 1
+    assert env.read(world.reader)["data"][OBS]["batches"] == [
+        {"version": own + 1, "items": batch}]
