@@ -16,20 +16,15 @@ it is written apart from the vault's own check, and imports nothing of it.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-
 from clients.service.errors import RecordInvalid
-from clients.service.keys import RECORD_TYP, b64url_decode
+from clients.service.jws import JwsRefused, verify_es256
+from clients.service.keys import RECORD_TYP
 
 __all__ = ["CLOCK_SKEW", "MAX_RECORD_BYTES", "SignedRecord", "verify_record"]
 
@@ -38,10 +33,6 @@ MAX_RECORD_BYTES = 65536
 #: Seconds an issuer's clock may run ahead of ours before its `iat` is refused.
 CLOCK_SKEW = 60
 _MAX_JTI = 200
-#: Headers that fetch or embed keys, or demand extensions (RFC 7515 §4.1; RFC 7797): a
-#: record names its key by `kid` in the issuer's registered JWKS, and nothing else.
-_REFUSED_HEADERS = frozenset({"crit", "jku", "jwk", "x5u", "x5c", "x5t", "x5t#S256", "b64"})
-_HALF = 32  # bytes in each of R and S (RFC 7518 §3.4)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,52 +51,6 @@ class SignedRecord:
 
 def _refuse(code: str, why: str) -> RecordInvalid:
     return RecordInvalid(f"the record is refused: {why}", code=code)
-
-
-def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj: dict[str, Any] = {}
-    for name, value in pairs:
-        if name in obj:  # two readers could otherwise see two different records
-            raise ValueError("duplicate member")
-        obj[name] = value
-    return obj
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _object(segment: str, what: str) -> dict[str, Any]:
-    try:
-        raw = b64url_decode(segment)
-        doc = json.loads(raw.decode("utf-8"), object_pairs_hook=_unique_members,
-                         parse_constant=_no_constant)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        raise _refuse("malformed", f"its {what} is not canonical base64url JSON") from None
-    if not isinstance(doc, dict):
-        raise _refuse("malformed", f"its {what} is not a JSON object")
-    return doc
-
-
-def _public_key(jwks: Mapping[str, Any], kid: str) -> ec.EllipticCurvePublicKey:
-    keys = jwks.get("keys") if isinstance(jwks, Mapping) else None
-    if not isinstance(keys, list):
-        raise TypeError("jwks must be a JWK Set: {'keys': [...]}")
-    found = [k for k in keys if isinstance(k, Mapping) and k.get("kid") == kid]
-    if len(found) != 1:
-        raise _refuse("unknown_key", "its kid is not one key of the issuer's JWKS")
-    jwk = found[0]
-    if jwk.get("kty") != "EC" or jwk.get("crv") != "P-256" or jwk.get("alg", "ES256") != "ES256":
-        raise _refuse("unknown_key", "the issuer's key is not an ES256 (P-256) key")
-    try:
-        x, y = (b64url_decode(jwk.get(c)) for c in ("x", "y"))  # type: ignore[arg-type]
-        if len(x) != _HALF or len(y) != _HALF:
-            raise ValueError("not a P-256 coordinate")
-        numbers = ec.EllipticCurvePublicNumbers(int.from_bytes(x, "big"),
-                                                int.from_bytes(y, "big"), ec.SECP256R1())
-        return numbers.public_key()  # ValueError off the curve
-    except (ValueError, TypeError):
-        raise _refuse("unknown_key", "the issuer's key is not a P-256 point") from None
 
 
 def _whole_seconds(claims: Mapping[str, Any], name: str) -> int | None:
@@ -130,34 +75,10 @@ def verify_record(compact: str, jwks: Mapping[str, Any], *, issuer: str | None =
         raise _refuse("malformed", "it is not a compact JWS")
     if len(compact.encode("utf-8")) > max_bytes:
         raise _refuse("too_large", f"it is over {max_bytes} bytes")
-    parts = compact.split(".")
-    if len(parts) != 3 or not all(parts):
-        raise _refuse("malformed", "it is not a compact JWS of three parts")
-    header, claims = _object(parts[0], "header"), _object(parts[1], "payload")
-    # RFC 8725 §3.1: the algorithm is ours to choose, never the token's.
-    if header.get("alg") != "ES256":
-        raise _refuse("malformed", "it is not signed with ES256")
-    if header.get("typ") != RECORD_TYP:
-        raise _refuse("malformed", f"its typ is not {RECORD_TYP}")
-    if _REFUSED_HEADERS & header.keys():
-        raise _refuse("malformed", "its header names keys or extensions")
-    kid = header.get("kid")
-    if not isinstance(kid, str) or not kid:
-        raise _refuse("unknown_key", "its header has no kid")
-    key = _public_key(jwks, kid)
     try:
-        signature = b64url_decode(parts[2])
-    except ValueError:
-        raise _refuse("malformed", "its signature is not canonical base64url") from None
-    if len(signature) != 2 * _HALF:
-        raise _refuse("bad_signature", "its signature is not an ES256 signature")
-    der = encode_dss_signature(int.from_bytes(signature[:_HALF], "big"),
-                               int.from_bytes(signature[_HALF:], "big"))
-    try:
-        key.verify(der, f"{parts[0]}.{parts[1]}".encode("ascii"), ec.ECDSA(hashes.SHA256()))
-    except InvalidSignature:
-        raise _refuse("bad_signature", "its signature does not verify") from None
-
+        claims, kid = verify_es256(compact, jwks, typ=RECORD_TYP)
+    except JwsRefused as exc:
+        raise _refuse(exc.code, exc.why) from None
     iss, cat, value, jti = (claims.get(n) for n in ("iss", "category", "value", "jti"))
     if not isinstance(iss, str) or not iss:
         raise _refuse("malformed", "it has no 'iss'")

@@ -29,14 +29,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-
-from clients.service.errors import RecordInvalid, SourceRequestInvalid
-from clients.service.keys import b64url_decode
-from clients.service.records import _object, _public_key
+from clients.service.errors import SourceRequestInvalid
+from clients.service.jws import JwsRefused, verify_es256
 
 __all__ = ["MAX_LIFETIME", "REQUEST_TYP", "SeenRequests", "SourceRequest",
            "verify_source_request"]
@@ -47,8 +41,6 @@ MAX_LIFETIME = 60
 #: Seconds the vault's clock may run ahead of ours.
 CLOCK_SKEW = 60
 _MAX_BYTES = 8192
-_REFUSED_HEADERS = frozenset({"crit", "jku", "jwk", "x5u", "x5c", "x5t", "x5t#S256", "b64"})
-_HALF = 32
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
@@ -109,37 +101,10 @@ def _checked_signature(compact: str, jwks: Mapping[str, Any]) -> tuple[dict[str,
     """The claims and kid, if a key of `jwks` signed `compact` as a source request."""
     if not isinstance(compact, str) or not compact or len(compact) > _MAX_BYTES:
         raise _refuse("malformed", "it is not a compact JWS")
-    parts = compact.split(".")
-    if len(parts) != 3 or not all(parts):
-        raise _refuse("malformed", "it is not a compact JWS of three parts")
     try:
-        header, claims = _object(parts[0], "header"), _object(parts[1], "payload")
-        if header.get("alg") != "ES256":  # RFC 8725 §3.1: ours to choose
-            raise _refuse("malformed", "it is not signed with ES256")
-        if header.get("typ") != REQUEST_TYP:  # never an access token or another JWT
-            raise _refuse("malformed", f"its typ is not {REQUEST_TYP}")
-        if _REFUSED_HEADERS & header.keys():
-            raise _refuse("malformed", "its header names keys or extensions")
-        kid = header.get("kid")
-        if not isinstance(kid, str) or not kid:
-            raise _refuse("unknown_key", "its header has no kid")
-        key = _public_key(jwks, kid)
-    except RecordInvalid as exc:  # the record check's shared readers: same codes
-        raise _refuse(exc.code or "malformed", str(exc).removeprefix(
-            "the record is refused: ")) from None
-    try:
-        signature = b64url_decode(parts[2])
-    except ValueError:
-        raise _refuse("malformed", "its signature is not canonical base64url") from None
-    if len(signature) != 2 * _HALF:
-        raise _refuse("bad_signature", "its signature is not an ES256 signature")
-    der = encode_dss_signature(int.from_bytes(signature[:_HALF], "big"),
-                               int.from_bytes(signature[_HALF:], "big"))
-    try:
-        key.verify(der, f"{parts[0]}.{parts[1]}".encode("ascii"), ec.ECDSA(hashes.SHA256()))
-    except InvalidSignature:
-        raise _refuse("bad_signature", "its signature does not verify") from None
-    return claims, kid
+        return verify_es256(compact, jwks, typ=REQUEST_TYP)
+    except JwsRefused as exc:
+        raise _refuse(exc.code, exc.why) from None
 
 
 def verify_source_request(compact: str, jwks: Mapping[str, Any], *, audience: str,
