@@ -37,7 +37,7 @@ from vault.oauth.client_auth import SqlJtiStore
 from vault.services.changes import ChangeTeller
 from vault.services.checkpoints import CheckpointPublisher
 from vault.services.context import VaultContext
-from vault.services.group_commit import GroupCommitReader
+from vault.services.group_commit import GroupCommitReader, GroupCommitWriter
 from vault.services.registry import adopt_published_pages
 from vault.services.sources import SourceFetcher
 from vault.services.sweeper import Sweeper
@@ -94,7 +94,7 @@ def build_state(settings: Settings) -> AppState:
     return AppState(settings, engine, signer, publisher, ctx,
                     Sweeper(ctx, interval=settings.sweep_interval), metrics_registry(engine),
                     app_secret, webhooks, token_keys, SqlJtiStore(engine),
-                    GroupCommitReader(ctx), changes=changes,
+                    GroupCommitReader(ctx), changes=changes, writer=GroupCommitWriter(ctx),
                     request_limiter=ClientRateLimiter(settings.client_request_rate_limit,
                                                       settings.client_request_rate_burst))
 
@@ -139,10 +139,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state.webhooks.start()
         state.changes.start()
         state.reader.start()
+        state.writer.start()
         app.state.vault = state
         try:
             yield
         finally:
+            state.writer.stop()
             state.reader.stop()
             state.changes.stop()
             state.webhooks.stop()

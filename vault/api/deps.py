@@ -20,7 +20,7 @@ from vault.oauth.tokens import VerifiedTokens
 from vault.services.changes import ChangeTeller
 from vault.services.checkpoints import CheckpointPublisher
 from vault.services.context import VaultContext
-from vault.services.group_commit import GroupCommitReader
+from vault.services.group_commit import GroupCommitReader, GroupCommitWriter
 from vault.services.sources import SourceFetcher
 from vault.services.sweeper import Sweeper
 from vault.services.webhooks import WebhookDispatcher
@@ -57,6 +57,8 @@ class AppState:
         DEFAULT_REQUEST_RATE, DEFAULT_REQUEST_BURST))
     #: Tells services of record changes (queues `record.changed` after each change).
     changes: ChangeTeller = field(kw_only=True)
+    #: Issuer writes (PUT /v1/records/{category}), group-committed.
+    writer: GroupCommitWriter = field(kw_only=True)
 
 
 def get_state(request: Request) -> AppState:

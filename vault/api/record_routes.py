@@ -6,8 +6,9 @@ The bearer token is checked as for `/v1/data` (`vault.api.bearer`: RFC 6750
 §2.1, the token verified, the client's rate limit); the write itself, and every rule it
 must pass, is `vault.services.issued`. Answers:
 
-* `PUT`: 201 `{"category","version","ledger_index"}`; the same JWS again gets the same
-  answer, and writes nothing.
+* `PUT`: 201 `{"category","version","ledger_index"}`, after the write has committed
+  (group-committed with concurrent writes: `vault.services.group_commit`); the same JWS
+  again gets the same answer, and writes nothing. 503 when too many writes wait.
 * `DELETE`: 200 `{"category","version","ledger_index"}`, `version` being the one
   withdrawn (a body, so the issuer learns where the withdrawal is logged: hence 200,
   not 204).
@@ -48,7 +49,8 @@ from vault.api.deps import get_state
 from vault.api.errors import problem_response
 from vault.errors import NotFound
 from vault.services.access import TokensRevoked
-from vault.services.issued import NothingToWithdraw, Written, withdraw_issued, write_issued
+from vault.services.group_commit import WriteAsk
+from vault.services.issued import NothingToWithdraw, Written, withdraw_issued
 from vault.services.issued_series import append_issued
 
 __all__ = ["BatchWrite", "RecordWrite", "RecordWritten", "router"]
@@ -94,13 +96,16 @@ def _answer(written: Written, response: Response) -> RecordWritten:
 
 @router.put("/records/{category}", status_code=201, response_model=RecordWritten,
             summary="Write an issued record for the grant's citizen (idempotent per JWS)",
-            responses=_REFUSALS)
-def put_record(category: str, body: RecordWrite, claims: Bearer, request: Request,
-               response: Response) -> RecordWritten:
+            responses={**_REFUSALS, 503: problem_response(
+                "Too many writes are waiting, or the vault is shutting down; nothing was "
+                "written", {"Retry-After": "Seconds to wait"})})
+async def put_record(category: str, body: RecordWrite, claims: Bearer, request: Request,
+                     response: Response) -> RecordWritten:
     try:
-        written = write_issued(get_state(request).ctx, service_id=claims.client_id,
-                               grant_id=claims.grant_id, token_family=claims.token_family,
-                               category=category, record=body.record)
+        # Group-committed with concurrent writes; answered only after the commit.
+        written = await get_state(request).writer.awrite(WriteAsk(
+            service_id=claims.client_id, grant_id=claims.grant_id,
+            token_family=claims.token_family, category=category, record=body.record))
     except NotFound:
         raise BearerTokenRejected(GRANT_GONE) from None
     except TokensRevoked as exc:

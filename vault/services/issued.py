@@ -80,6 +80,7 @@ __all__ = [
     "unless_raced",
     "verify_in",
     "withdraw_issued",
+    "write_in",
     "write_issued",
     "writer_in",
 ]
@@ -279,8 +280,8 @@ def write_issued(ctx: VaultContext, *, service_id: str, grant_id: str,
 
 
 def unless_raced(write: Callable[[], Written]) -> Written:
-    """`write()`, a whole transaction, made again if it lost a race (`write_issued`,
-    `issued_series.append_issued`).
+    """`write()`, a whole transaction (`write_issued`, `issued_series.append_issued`) or
+    one savepoint (`group_commit.GroupCommitWriter`), made again if it lost a race.
 
     On PostgreSQL another grant's write for the same citizen (another issuer's, or the
     same issuer's with the same jti) can commit between our reading the newest version
@@ -299,20 +300,28 @@ def unless_raced(write: Callable[[], Written]) -> Written:
 
 def _write_once(ctx: VaultContext, *, service_id: str, grant_id: str,
                 token_family: str | None, category: str, record: Any) -> Written:
+    with unit_of_work(ctx) as work:
+        return write_in(ctx, work, service_id=service_id, grant_id=grant_id,
+                        token_family=token_family, category=category, record=record)
+
+
+def write_in(ctx: VaultContext, work: Work, *, service_id: str, grant_id: str,
+             token_family: str | None, category: str, record: Any) -> Written:
+    """The write's steps (the module docstring) in `work`: `write_issued`'s
+    transaction, or a savepoint of a group commit (`group_commit.GroupCommitWriter`)."""
     if is_series(category):  # it grows by batches: POST /v1/records/{category}/items
         raise IsASeries(f"{category} is a series: append batches with "
                         f"POST /v1/records/{category}/items")
-    with unit_of_work(ctx) as work:
-        grant = writer_in(work, service_id=service_id, grant_id=grant_id,
-                          token_family=token_family, category=category)
-        verified = verify_in(work, grant, category=category, record=record)
-        before = seen_jti(work, grant, verified)
-        if before is not None:
-            return Written.from_answer(before)
-        value = clean_issued(category, verified.value)
-        written = store_issued(ctx, work, grant, verified, value)
-        remember_jti(work, grant, verified, written.answer())
-        return written
+    grant = writer_in(work, service_id=service_id, grant_id=grant_id,
+                      token_family=token_family, category=category)
+    verified = verify_in(work, grant, category=category, record=record)
+    before = seen_jti(work, grant, verified)
+    if before is not None:
+        return Written.from_answer(before)
+    value = clean_issued(category, verified.value)
+    written = store_issued(ctx, work, grant, verified, value)
+    remember_jti(work, grant, verified, written.answer())
+    return written
 
 
 def withdraw_issued(ctx: VaultContext, *, service_id: str, grant_id: str,
