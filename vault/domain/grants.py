@@ -297,13 +297,7 @@ def check_read(
     if not terms.can_read:  # RFC 6750 §3.1: the token lacks the scope a read needs
         raise AccessDenied("insufficient_scope", "this grant lets the service add to the "
                                                  "citizen's vault, not read from it")
-    state = GrantState(state)
-    if state is not GrantState.APPROVED:
-        raise AccessDenied(_STATE_REASON.get(state, "not_approved"))
-    if now < terms.starts:
-        raise AccessDenied("not_yet_valid", f"this grant starts at {terms.not_before}")
-    if now >= terms.ends:
-        raise AccessDenied("expired", f"this grant expired at {terms.expires_at}")
+    _check_live(state, terms, now)
     if exhausted_after(terms, reads_used):
         raise AccessDenied("exhausted")
     interval = terms.access.interval
@@ -340,6 +334,11 @@ def check_write(
     if category not in terms.categories:
         raise AccessDenied("insufficient_scope", f"this grant does not let the service "
                                                  f"write the category '{category[:64]}'")
+    _check_live(state, terms, now)
+
+
+def _check_live(state: GrantState, terms: GrantTerms, now: datetime) -> None:
+    """What reads and writes both need: the grant approved, and `now` in its window."""
     state = GrantState(state)
     if state is not GrantState.APPROVED:
         raise AccessDenied(_STATE_REASON.get(state, "not_approved"))
