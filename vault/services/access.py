@@ -57,7 +57,8 @@ from vault.storage.tables import (
 )
 
 __all__ = ["ReadAsk", "ReadOutcome", "ReadPlan", "Release", "Released", "TokensRevoked",
-           "plan_reads", "read_batch", "read_in", "read_under_grant", "write_reads"]
+           "parsed_terms", "plan_reads", "read_batch", "read_in", "read_under_grant",
+           "write_reads"]
 
 
 class TokensRevoked(NotAuthorized):
@@ -126,8 +127,9 @@ def read_batch(ctx: VaultContext, work: Work, asks: Sequence[ReadAsk]) -> list[R
 
 
 @lru_cache(maxsize=4096)
-def _terms(text: str) -> GrantTerms:
-    """Parsed terms, by their exact text: terms never change, so parse each once."""
+def parsed_terms(text: str) -> GrantTerms:
+    """Parsed terms, by their exact text: terms never change, so parse each once (reads
+    here, issuers' writes in `issued.writer_in`)."""
     return GrantTerms.from_json(orjson.loads(text))
 
 
@@ -273,7 +275,7 @@ def plan_reads(ctx: VaultContext, work: Work, asks: Sequence[ReadAsk]
     for row in conn.execute(_grants(len(ids), len(families)), ids | families):
         g = grants.get(row.grant_id)
         if g is None:
-            g = grants[row.grant_id] = _Grant(row, _terms(row.terms), GrantState(row.state),
+            g = grants[row.grant_id] = _Grant(row, parsed_terms(row.terms), GrantState(row.state),
                                               row.reads, row.last_read_at)
         if row.family is not None:
             g.families[row.family] = row.revoked_at

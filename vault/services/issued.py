@@ -51,7 +51,7 @@ from vault.domain.errors import InvalidValue
 from vault.domain.grants import GrantState, GrantTerms, check_write
 from vault.errors import NotFound
 from vault.oauth.record_jws import RecordRefused, VerifiedRecord, verify_record
-from vault.services.access import TokensRevoked
+from vault.services.access import TokensRevoked, parsed_terms
 from vault.services.changes import tell_changed
 from vault.services.context import VaultContext, Work, new_id, unit_of_work
 from vault.services.series import IsASeries, is_series, next_version
@@ -158,6 +158,8 @@ _USED_JTI = select(RecordJtiRow.digest, RecordJtiRow.citizen_id,
                    RecordJtiRow.answer).where(
     col(RecordJtiRow.service_id) == bindparam("service_id"),
     col(RecordJtiRow.jti) == bindparam("jti"))
+_FAMILY = select(OAuthTokenFamilyRow.grant_id, OAuthTokenFamilyRow.revoked_at).where(
+    col(OAuthTokenFamilyRow.id) == bindparam("family"))
 _ADD_RECORD = insert(RecordRow.__table__)  # type: ignore[attr-defined]
 _ADD_JTI = insert(RecordJtiRow.__table__)  # type: ignore[attr-defined]
 
@@ -176,10 +178,11 @@ def writer_in(work: Work, *, service_id: str, grant_id: str, token_family: str |
     if row is None or row.service_id != service_id:
         raise NotFound("no such grant")
     if token_family is not None:
-        family = work.session.get(OAuthTokenFamilyRow, token_family)
+        family = work.session.connection().execute(
+            _FAMILY, {"family": token_family}).one_or_none()
         if family is None or family.grant_id != grant_id or family.revoked_at is not None:
             raise TokensRevoked("the access token has been revoked")
-    terms = GrantTerms.from_json(orjson.loads(row.terms))
+    terms = parsed_terms(row.terms)  # parsed once per text, as reads parse them
     check_write(state=GrantState(row.state), terms=terms, now=work.now, category=category,
                 service_active=row.active)
     return WriterGrant(grant_id, service_id, row.citizen_id, row.subject, row.kek_id,
