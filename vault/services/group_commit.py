@@ -61,6 +61,7 @@ import asyncio
 import logging
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
@@ -156,11 +157,12 @@ class _Retry(Exception):
         self.cause = cause
 
 
-class _GroupCommit(Generic[AskT, OutT]):
+class _GroupCommit(ABC, Generic[AskT, OutT]):
     """What reads and writes share: a bounded queue, one thread taking what waits (at
     most `max_batch`) into one transaction, and each caller's answer (or error) given
     only after COMMIT. Subclasses say how a batch runs (`_attempt`, and `_attempt_batched`
-    when `batched`); `noun` names what they queue in errors and logs."""
+    when they have a bulk path and `batched`); `noun` names what they queue in errors
+    and logs."""
 
     noun = "asks"
 
@@ -317,10 +319,12 @@ class _GroupCommit(Generic[AskT, OutT]):
             return
 
     def _attempt_batched(self, todo: list[_Pending[AskT, OutT]]) -> list[OutT | Exception]:
-        raise NotImplementedError
+        """The bulk path, for kinds of asks that have one (reads); the safe path else."""
+        return self._attempt(todo)
 
+    @abstractmethod
     def _attempt(self, todo: list[_Pending[AskT, OutT]]) -> list[OutT | Exception]:
-        raise NotImplementedError
+        """The safe path: each ask in its own savepoint, in one transaction."""
 
 
 def _each_alone(work: Work, todo: list[_Pending[AskT, OutT]],
