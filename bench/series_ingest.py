@@ -38,18 +38,15 @@ import httpx
 
 from bench.report import Failure, Goal, Result, print_table
 from bench.servers import Uvicorn, create_vault_app, free_port, throwaway_postgres, vault_env
+from bench.vault_setup import access_token, approved_grant, citizen_with_passkey
 from bench.workload import progress
 from clients.service.keys import ServiceKey
 from vault.api.deps import AppState
-from vault.api.resource_routes import resource_audience
 from vault.app import build_state
 from vault.config import Settings
 from vault.domain.categories import categories, is_rfc3339_datetime, validate_batch
 from vault.domain.grants import Access
-from vault.oauth import issue_access_token, pairwise_sub
-from vault.services import citizens, grants, registry
-from wallet.passkeys import RelyingParty, add_passkey, registration_options, user_handle
-from wallet.passkeys.software import SoftAuthenticator
+from vault.services import registry
 
 __all__ = ["FULL_INGEST", "QUICK_INGEST", "IngestScale", "bench_series_ingest", "main"]
 
@@ -96,28 +93,15 @@ def _prepare(settings: Settings, scale: IngestScale) -> _Device:
         name="Heart monitor", description="A wearable's service", purposes=["health_monitoring"],
         categories=[], jwks=key.public_jwks(), redirect_uris=["https://watch.example/cb"],
         privacy_notice_url="https://watch.example/privacy", issues=(OBS,)))
-    rp = RelyingParty.from_public_url(base)
     tokens = []
     for i in range(scale.citizens):
-        c = citizens.enrol_citizen(ctx)
-        device = SoftAuthenticator(origin=base)
-        options, challenge = registration_options(rp, user_id=user_handle(c.id),
-                                                  user_name=f"citizen{i}", exclude=[])
-        add_passkey(ctx, rp, citizen_id=c.id, credential=device.create(options),
-                    expected_challenge=challenge, label="bench")
-        g = grants.request_grant(
-            ctx, service_id=client_id, citizen_id=c.id, purpose="health_monitoring",
-            categories=[OBS], access=Access("one_time"), duration=timedelta(days=365),
-            data_life="P0D", justification="Your heart.", actions=("write",))
-        g = grants.approve_grant(ctx, g.id, citizen_id=c.id,
-                                 proof=device.proof(challenge=g.terms_hash))
-        now = datetime.now(UTC)
-        tokens.append(issue_access_token(
-            state.token_keys.current, issuer=base, audience=resource_audience(base),
-            client_id=client_id, grant_id=g.id,
-            sub=pairwise_sub(state.app_secret, client_id, c.id),
-            authorization_details=[{"type": "personal_data", **g.terms.to_json()}],
-            now=now, grant_expires_at=g.terms.ends)[0])
+        citizen_id, device = citizen_with_passkey(ctx, base, f"citizen{i}")
+        g = approved_grant(
+            ctx, device, service_id=client_id, citizen_id=citizen_id,
+            purpose="health_monitoring", categories=[OBS], access=Access("one_time"),
+            duration=timedelta(days=365), data_life="P0D", justification="Your heart.",
+            actions=("write",))
+        tokens.append(access_token(state, client_id, citizen_id, g)[0])
     state.engine.dispose()  # the workers open their own
     return _Device(client_id, key, tokens)
 
@@ -211,7 +195,7 @@ def _validators(repeats: int = 20) -> list[str]:
              "validate_batch (jsonschema-rs + the vault's strict screens)":
              timed(lambda: validate_batch(OBS, {"items": items}))}
     try:
-        import fastjsonschema  # type: ignore[import-untyped]
+        import fastjsonschema  # type: ignore[import-untyped, unused-ignore]
         fast = fastjsonschema.compile(schema, formats={"date-time": is_rfc3339_datetime})
         lines["fastjsonschema (compiled)"] = timed(lambda: fast(items))
     except ImportError:

@@ -78,19 +78,16 @@ from bench.servers import (
     throwaway_postgres,
     vault_env,
 )
+from bench.vault_setup import access_token, approved_grant, citizen_with_passkey
 from bench.workload import progress
 from clients.service.keys import ServiceKey
 from vault.api.deps import AppState
-from vault.api.resource_routes import resource_audience
 from vault.app import build_state, create_app
 from vault.config import Settings
 from vault.domain.grants import Access
-from vault.oauth import issue_access_token, pairwise_sub
-from vault.services import citizens, grants, records, registry
+from vault.services import grants, records, registry
 from vault.storage.database import make_engine, read_only
 from vault.storage.tables import GrantRow, RecordRow
-from wallet.passkeys import RelyingParty, add_passkey, registration_options, user_handle
-from wallet.passkeys.software import SoftAuthenticator
 
 __all__ = ["FULL_LOAD", "QUICK_LOAD", "LoadScale", "bench_service_load", "main"]
 
@@ -131,19 +128,6 @@ QUICK_LOAD = LoadScale(concurrency=(8,), warmup=0.3, window=2.0, max_requests=30
 # -- the vault's side -----------------------------------------------------------------------
 
 
-def _token(state: AppState, service_id: str, citizen_id: str,
-           grant: grants.GrantView) -> tuple[str, datetime]:
-    """A fresh access token, as the token endpoint issues it, and its expiry."""
-    base = state.settings.base_url
-    token, claims = issue_access_token(
-        state.token_keys.current, issuer=base, audience=resource_audience(base),
-        client_id=service_id, grant_id=grant.id,
-        sub=pairwise_sub(state.app_secret, service_id, citizen_id),
-        authorization_details=[{"type": "personal_data", **grant.terms.to_json()}],
-        now=datetime.now(UTC), grant_expires_at=grant.terms.ends)
-    return token, claims.exp
-
-
 @dataclass
 class _Issuer:
     """The issuer, its signing key, and the citizens who gave it a write grant."""
@@ -165,7 +149,7 @@ class _Granted:
 
     def token(self) -> tuple[str, datetime]:
         """A fresh access token for the reading service's grant, and its expiry."""
-        return _token(self.state, self.service_id, self.citizen_id, self.grant)
+        return access_token(self.state, self.service_id, self.citizen_id, self.grant)
 
 
 def _prepare_issuer(state: AppState, citizens_n: int) -> _Issuer:
@@ -177,21 +161,14 @@ def _prepare_issuer(state: AppState, citizens_n: int) -> _Issuer:
         purposes=["eligibility_assessment"], categories=[], derived=[],
         jwks=key.public_jwks(), redirect_uris=["https://benefits.example.gov/cb"],
         privacy_notice_url="https://benefits.example.gov/privacy", issues=(ISSUED,)))
-    rp = RelyingParty.from_public_url(base)
     links: list[tuple[str, grants.GrantView]] = []
     for i in range(citizens_n):
-        c = citizens.enrol_citizen(ctx)
-        device = SoftAuthenticator(origin=base)
-        options, challenge = registration_options(rp, user_id=user_handle(c.id),
-                                                  user_name=f"citizen{i}", exclude=[])
-        add_passkey(ctx, rp, citizen_id=c.id, credential=device.create(options),
-                    expected_challenge=challenge, label="bench")
-        g = grants.request_grant(
-            ctx, service_id=client_id, citizen_id=c.id, purpose="eligibility_assessment",
-            categories=[ISSUED], access=Access("one_time"), duration=timedelta(days=365),
-            data_life="P0D", justification="To record your award.", actions=("write",))
-        links.append((c.id, grants.approve_grant(ctx, g.id, citizen_id=c.id,
-                                                 proof=device.proof(challenge=g.terms_hash))))
+        citizen_id, device = citizen_with_passkey(ctx, base, f"citizen{i}")
+        links.append((citizen_id, approved_grant(
+            ctx, device, service_id=client_id, citizen_id=citizen_id,
+            purpose="eligibility_assessment", categories=[ISSUED], access=Access("one_time"),
+            duration=timedelta(days=365), data_life="P0D",
+            justification="To record your award.", actions=("write",))))
     return _Issuer(client_id, key, links)
 
 
@@ -204,29 +181,23 @@ def _prepare(settings: Settings, scale: LoadScale) -> _Granted:
         purposes=["eligibility_assessment"], categories=["address.home"],
         derived=["age_over_65"], jwk=_JWK, redirect_uris=["https://badges.example.gov/cb"],
         privacy_notice_url="https://badges.example.gov/privacy"))
-    c = citizens.enrol_citizen(ctx)
-    records.write_record(ctx, c.id, "identity.name", {"given": "Ada", "family": "Lovelace"})
-    records.write_record(ctx, c.id, "identity.date_of_birth", "1950-12-10")
-    records.write_record(ctx, c.id, "address.home", {
+    citizen_id, device = citizen_with_passkey(ctx, settings.base_url, "ada")
+    records.write_record(ctx, citizen_id, "identity.name",
+                         {"given": "Ada", "family": "Lovelace"})
+    records.write_record(ctx, citizen_id, "identity.date_of_birth", "1950-12-10")
+    records.write_record(ctx, citizen_id, "address.home", {
         "lines": ["12 St James's Square"], "town": "London", "postcode": "SW1Y 4JH",
         "local_authority": "Westminster"})
-    device = SoftAuthenticator(origin=settings.base_url)
-    rp = RelyingParty.from_public_url(settings.base_url)
-    options, challenge = registration_options(rp, user_id=user_handle(c.id), user_name="ada",
-                                              exclude=[])
-    add_passkey(ctx, rp, citizen_id=c.id, credential=device.create(options),
-                expected_challenge=challenge, label="bench")
-    g = grants.request_grant(
-        ctx, service_id=service, citizen_id=c.id, purpose="eligibility_assessment",
-        categories=["address.home"], derived=["age_over_65"],
-        access=Access("periodic", max_reads=_MAX_READS), duration=timedelta(days=365),
-        data_life="P1D", justification="To check you can have a Blue Badge.")
-    g = grants.approve_grant(ctx, g.id, citizen_id=c.id,
-                             proof=device.proof(challenge=g.terms_hash))
+    g = approved_grant(
+        ctx, device, service_id=service, citizen_id=citizen_id,
+        purpose="eligibility_assessment", categories=["address.home"],
+        derived=["age_over_65"], access=Access("periodic", max_reads=_MAX_READS),
+        duration=timedelta(days=365), data_life="P1D",
+        justification="To check you can have a Blue Badge.")
     issuer = (_prepare_issuer(state, scale.write_citizens) if scale.writes is not None
               else None)
     state.engine.dispose()  # the workers open their own
-    return _Granted(state, service, c.id, g, issuer)
+    return _Granted(state, service, citizen_id, g, issuer)
 
 
 def _issued_records(database_url: str, issuer: str) -> int:
@@ -342,7 +313,7 @@ def _write_requests(state: AppState, issuer: _Issuer, count: int, *,
     path = f"/v1/records/{ISSUED}"
     headers = []
     for citizen_id, grant in issuer.links:
-        token, _ = _token(state, issuer.client_id, citizen_id, grant)
+        token, _ = access_token(state, issuer.client_id, citizen_id, grant)
         headers.append({"Authorization": f"Bearer {token}",
                         "Content-Type": "application/json"})
     out = []
@@ -379,7 +350,7 @@ def _check_vault(run: _Run, vault: Uvicorn) -> None:
     if issuer is None:
         return
     citizen_id, grant = issuer.links[0]
-    token, _ = _token(run.granted.state, issuer.client_id, citizen_id, grant)
+    token, _ = access_token(run.granted.state, issuer.client_id, citizen_id, grant)
     jws = issuer.key.sign_record(ISSUED, _AWARD, issuer=issuer.client_id, jti="bench-check")
     r = httpx.put(f"http://localhost:{vault.port}/v1/records/{ISSUED}", timeout=10,
                   headers={"Authorization": f"Bearer {token}"}, json={"record": jws})

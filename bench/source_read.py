@@ -35,7 +35,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -44,15 +44,12 @@ from fastapi.responses import JSONResponse
 
 from bench.report import Goal, Result, print_table
 from bench.servers import Uvicorn, free_port, vault_env
+from bench.vault_setup import access_token, approved_grant, citizen_with_passkey
 from clients.service import ServiceKey
-from vault.api.resource_routes import resource_audience
 from vault.app import build_state
 from vault.config import Settings
 from vault.domain.grants import Access
-from vault.oauth import issue_access_token
-from vault.services import citizens, grants, records, registry
-from wallet.passkeys import RelyingParty, add_passkey, registration_options, user_handle
-from wallet.passkeys.software import SoftAuthenticator
+from vault.services import records, registry
 
 __all__ = ["FULL_SOURCE", "QUICK_SOURCE", "SourceScale", "bench_source_read",
            "create_source_app"]
@@ -101,17 +98,6 @@ class _Setup:
     stored_token: str  # a grant over identity.name, stored in the vault
 
 
-def _grant(ctx: object, settings: Settings, service: str, citizen_id: str,
-           category: str, device: SoftAuthenticator) -> grants.GrantView:
-    g = grants.request_grant(
-        ctx, service_id=service, citizen_id=citizen_id,  # type: ignore[arg-type]
-        purpose="eligibility_assessment", categories=[category],
-        access=Access("periodic", max_reads=1_000_000), duration=timedelta(days=30),
-        data_life="P1D", justification="To check you can have a Blue Badge.")
-    return grants.approve_grant(ctx, g.id, citizen_id=citizen_id,  # type: ignore[arg-type]
-                                proof=device.proof(challenge=g.terms_hash))
-
-
 def _prepare(workdir: Path) -> _Setup:
     """The vault's database: the source, a reader, a citizen and two grants (not timed)."""
     port, source_port = free_port(), free_port()
@@ -133,27 +119,21 @@ def _prepare(workdir: Path) -> _Setup:
         jwks=ServiceKey.generate().public_jwks(),
         redirect_uris=["https://badges.example.gov/cb"],
         privacy_notice_url="https://badges.example.gov/privacy"))
-    c = citizens.enrol_citizen(ctx)
-    records.write_record(ctx, c.id, "identity.name", {"given": "Ada", "family": "Lovelace"})
-    device = SoftAuthenticator(origin=settings.base_url)
-    rp = RelyingParty.from_public_url(settings.base_url)
-    options, challenge = registration_options(rp, user_id=user_handle(c.id), user_name="ada",
-                                              exclude=[])
-    add_passkey(ctx, rp, citizen_id=c.id, credential=device.create(options),
-                expected_challenge=challenge, label="bench")
-    base, now = settings.base_url, datetime.now(UTC)
+    citizen_id, device = citizen_with_passkey(ctx, settings.base_url, "ada")
+    records.write_record(ctx, citizen_id, "identity.name",
+                         {"given": "Ada", "family": "Lovelace"})
 
-    def token(g: grants.GrantView) -> str:
-        return issue_access_token(
-            state.token_keys.current, issuer=base, audience=resource_audience(base),
-            client_id=reader, grant_id=g.id, sub="psub_bench",
-            authorization_details=[{"type": "personal_data", **g.terms.to_json()}],
-            now=now, grant_expires_at=g.terms.ends)[0]
+    def token(category: str) -> str:
+        g = approved_grant(
+            ctx, device, service_id=reader, citizen_id=citizen_id,
+            purpose="eligibility_assessment", categories=[category],
+            access=Access("periodic", max_reads=1_000_000), duration=timedelta(days=30),
+            data_life="P1D", justification="To check you can have a Blue Badge.")
+        return access_token(state, reader, citizen_id, g, sub="psub_bench")[0]
 
-    held = _grant(ctx, settings, reader, c.id, "address.home", device)
-    stored = _grant(ctx, settings, reader, c.id, "identity.name", device)
+    held, stored = token("address.home"), token("identity.name")
     state.engine.dispose()
-    return _Setup(settings, source_port, source_id, key_file, token(held), token(stored))
+    return _Setup(settings, source_port, source_id, key_file, held, stored)
 
 
 def _timed(call: Callable[[], httpx.Response]) -> float:
