@@ -108,8 +108,12 @@ def test_readings_phone_and_postcode_through_the_forms(page: Page, vault_state: 
     assert table.get_by_role("row").all_inner_texts()[1:] == [
         "Heart rate\t72\tbpm\t17 July 2024, 10:30 BST",
         "Blood pressure\t120/80\tmmHg\t17 January 2024, 10:30 GMT"]
+    assert page.get_by_text("Readings were added once, most recently on").is_visible()
     chart = page.get_by_role("img", name="Heart rate (bpm)")
-    assert chart.is_visible() and chart.bounding_box() is not None
+    box = chart.bounding_box()
+    assert chart.is_visible() and box is not None
+    # Drawn at most 1.4 times its viewBox, so its labels stay the page's text size.
+    assert box["width"] <= 28 * 16, box
     page_check(page, "data readings")
     snap(page, "data readings saved")
     fits_375(page)

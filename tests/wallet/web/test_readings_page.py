@@ -43,6 +43,7 @@ def test_readings_are_a_table_in_words_and_a_chart_per_measure(web: WebWallet) -
          "at": "2024-01-17T10:30:00Z"}])
     page = b.get(URL)
     assert page.status_code == 200
+    assert "Readings were added once, most recently on" in text_of(page)
     assert rows(page) == [  # newest first, on London's clock
         ["Heart rate", "140", "bpm", "17 July 2024, 11:30 BST"],
         ["Heart rate", "72", "bpm", "17 July 2024, 10:30 BST"],
