@@ -41,11 +41,17 @@ out = Console()
 err = Console(stderr=True)
 
 
+def _print_json(doc: Any) -> None:
+    """One JSON document on stdout, written as is: rich would read "[...]" in a
+    message as markup and ":name:" as an emoji, and so change the JSON."""
+    typer.echo(json.dumps(doc))
+
+
 def _usage(message: str, as_json: bool) -> typer.Exit:
     """Exit 2: the command could not run (bad options, unreachable vault, unreadable file)."""
     if as_json:
-        out.print(json.dumps({"ok": False, "error": message, "index": None,
-                              "reason": message}), soft_wrap=True, highlight=False)
+        _print_json({"ok": False, "error": message, "index": None,
+                              "reason": message})
     else:
         err.print(f"[red]error:[/] {escape(message)}", soft_wrap=True)  # paths stay whole
     return typer.Exit(2)
@@ -120,7 +126,7 @@ def verify(
     except (AuditorError, LedgerError, OSError) as exc:
         raise _usage(str(exc), as_json) from None
     if as_json:
-        out.print(json.dumps(report.to_json()), soft_wrap=True, highlight=False)
+        _print_json(report.to_json())
     else:
         for style, text in render_text(report):
             out.print(text, style=style or None, markup=False, highlight=False, soft_wrap=True)
@@ -134,7 +140,7 @@ def key(url: Annotated[str, typer.Argument(help="The vault's base URL")]) -> Non
         with LedgerClient(url) as client:
             out.print(str(Verifier.parse(client.key())))
     except (LedgerError, AuditorError) as exc:
-        err.print(f"[red]error:[/] {exc}")
+        err.print(f"[red]error:[/] {escape(str(exc))}")
         raise typer.Exit(1) from None
 
 
@@ -154,7 +160,7 @@ def _err(text: str) -> None:
 def _say_watch(report: WatchReport, state: Path, as_json: bool) -> None:
     """One poll's result: a JSON line, or a few lines for people (loud when it matters)."""
     if as_json:
-        out.print(json.dumps(report.to_json()), soft_wrap=True, highlight=False)
+        _print_json(report.to_json())
         return
     cp, prev = report.checkpoint, report.previous
     if report.key_source == "first use":
@@ -266,8 +272,8 @@ def _poll_with_bar(client: LedgerClient, state: Path, *, quiet: bool, **kw: Any
 
 def _say_error(exc: Exception, code: int, as_json: bool) -> None:
     if as_json:
-        out.print(json.dumps({"ok": False, "outcome": "error", "exit_code": code,
-                              "reason": str(exc)}), soft_wrap=True, highlight=False)
+        _print_json({"ok": False, "outcome": "error", "exit_code": code,
+                              "reason": str(exc)})
     else:
         err.print(f"[red]✗ {escape(str(exc))}[/]")
 
@@ -424,7 +430,7 @@ def receipt(
     used_origins = origin or own_origins
     cp = report.checkpoint
     if as_json:
-        out.print(json.dumps({
+        _print_json({
             "ok": ok, "record_id": report.record_id, "status": report.status,
             "snapshot": _snapshot_json(report),
             "live": None if live is None or live_url is None else _live_json(live, live_url),
@@ -437,7 +443,7 @@ def receipt(
             "entries_included": report.entries_included,
             "signatures_verified": report.signatures_verified,
             "problems": [{"check": p.check, "index": p.index, "message": p.message}
-                         for p in problems]}), soft_wrap=True, highlight=False)
+                         for p in problems]})
         raise typer.Exit(0 if ok else 1)
     if ok:
         _out(f"[green]✓[/] the consent receipt for {escape(str(report.record_id))} verifies")

@@ -137,6 +137,19 @@ def test_a_missing_or_unreadable_file_says_so_plainly(tmp_path: Path) -> None:
     assert json.loads(r.stdout)["error"] == f"no such file: {missing}"
 
 
+def test_json_output_is_the_json_as_is_whatever_the_message_holds(tmp_path: Path) -> None:
+    """A message with a backslash before "[tag]" (as a changed byte in a receipt can
+    make) once went through rich's markup, which ate the tag and half the escape and
+    printed a raw control character: --json must print what json.dumps wrote."""
+    for name in ("a\\[bold]b[/bold]\\n.json", "x\\[/]:smile:.json"):
+        missing = tmp_path / name
+        r = runner.invoke(app, ["receipt", str(missing), "--json"])
+        assert r.exit_code == 2
+        assert r.stdout == json.dumps({"ok": False, "error": f"no such file: {missing}",
+                                       "index": None, "reason": f"no such file: {missing}"}
+                                      ) + "\n"
+
+
 @pytest.mark.parametrize(("content", "said"), [
     (b"\xff{", "is not JSON, so not a consent receipt"),
     (b"<html>receipt</html>", "is not JSON, so not a consent receipt"),

@@ -77,9 +77,11 @@ def signed_in(web: WebWallet, b: Browser) -> bool:
 
 
 def snapshot(web: WebWallet) -> dict[str, list[str]]:
-    """Every row of every table (but the checkpoints a background thread signs)."""
+    """Every row of every table but those background threads write or drain:
+    the checkpoints the publisher signs and the changes the teller hands on."""
     engine = web.ctx.engine
-    tables = sorted(set(inspect(engine).get_table_names()) - {"ledger_checkpoints"})
+    tables = sorted(set(inspect(engine).get_table_names())
+                    - {"ledger_checkpoints", "record_changes"})
     with engine.connect() as conn:
         return {t: sorted(repr(tuple(row)) for row in conn.execute(text(f'SELECT * FROM "{t}"')))
                 for t in tables}
