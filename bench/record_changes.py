@@ -156,7 +156,7 @@ def _one_change(ctx: VaultContext, citizen_id: str, n: int) -> _Run:
         done.set()
 
     teller = ChangeTeller(ctx, then=then, interval=60)
-    live = replace(ctx, after_commit=teller.nudge)  # as the app wires it
+    live = replace(ctx, after_queue=lambda queued: teller.nudge())  # as the app wires it
     teller.start()
     try:
         t0, cpu0 = time.perf_counter(), time.process_time()

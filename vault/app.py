@@ -34,6 +34,7 @@ from vault.crypto.token_key import TokenKeys, load_token_keys
 from vault.demo import seed_demo, welcome_demo_citizen
 from vault.logs import RequestLog, configure_logging
 from vault.oauth.client_auth import SqlJtiStore
+from vault.services.changes import QUEUE as changes_queue
 from vault.services.changes import ChangeTeller
 from vault.services.checkpoints import CheckpointPublisher
 from vault.services.context import VaultContext
@@ -41,6 +42,7 @@ from vault.services.group_commit import GroupCommitReader, GroupCommitWriter
 from vault.services.registry import adopt_published_pages
 from vault.services.sources import SourceFetcher
 from vault.services.sweeper import Sweeper
+from vault.services.webhooks import QUEUE as webhooks_queue
 from vault.services.webhooks import WebhookDispatcher
 from vault.storage.database import make_engine
 from vault.storage.datadir import prepare_data_dir
@@ -55,9 +57,9 @@ def _secret(value: object) -> str | None:
     return value.get_secret_value() if value is not None else None  # type: ignore[attr-defined]
 
 
-def _call_each(calls: list[Callable[[], None]]) -> None:
-    for call in calls:
-        call()
+def _wake(threads: dict[str, Callable[[], None]], queued: frozenset[str]) -> None:
+    for name in queued:
+        threads[name]()
 
 
 def build_state(settings: Settings) -> AppState:
@@ -76,16 +78,18 @@ def build_state(settings: Settings) -> AppState:
     app_secret = load_app_secret(settings.key_dir, secret=_secret(settings.app_secret),
                                  production=settings.production)
     publisher = CheckpointPublisher(engine, signer, interval=settings.checkpoint_interval)
-    nudges: list[Callable[[], None]] = [publisher.nudge]
+    # Every commit may have appended to the ledger: the publisher hears of each. The
+    # teller and the dispatcher wake only after a commit that queued work for them (a
+    # read queues nothing: waking both on each one cost more CPU than the read itself).
+    threads: dict[str, Callable[[], None]] = {}
     ctx = VaultContext(
         engine=engine, keyring=keyring,
         approvals=PasskeyApprovalVerifier(RelyingParty.from_public_url(settings.base_url)),
-        after_commit=partial(_call_each, nudges))
+        after_commit=publisher.nudge, after_queue=partial(_wake, threads))
     webhooks = WebhookDispatcher(ctx, app_secret=app_secret)
-    # A commit may have been a change to tell: the teller queues its webhooks, then
-    # nudges the dispatcher (whose own nudge here covers the grant events).
+    # The teller's own commits queue webhooks: it nudges the dispatcher itself.
     changes = ChangeTeller(ctx, then=webhooks.nudge)
-    nudges += [changes.nudge, webhooks.nudge]
+    threads.update({changes_queue: changes.nudge, webhooks_queue: webhooks.nudge})
     # Registrations from before the vault published pages about services linked to
     # /privacy and /dpia, which never answered: point them at the pages.
     adopt_published_pages(ctx, settings.base_url)

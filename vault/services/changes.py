@@ -63,10 +63,12 @@ from vault.services.background import Periodic
 from vault.services.context import VaultContext, Work, reading, unit_of_work
 from vault.storage.tables import GrantRow, RecordChangeRow, ServiceRow, WebhookMessageRow
 
-__all__ = ["EVENT", "ChangeTeller", "tell_changed", "tell_pending"]
+__all__ = ["EVENT", "QUEUE", "ChangeTeller", "tell_changed", "tell_pending"]
 
 #: The webhook event (in `webhooks.EVENTS`).
 EVENT = "record.changed"
+#: What a transaction that calls `tell_changed` has queued (`Work.queued`).
+QUEUE = "changes"
 #: Changes claimed by one transaction of the teller, and the messages it stops at.
 _BATCH = 50
 _MAX_MESSAGES = 20_000
@@ -88,6 +90,7 @@ def tell_changed(work: Work, *, citizen_id: str, categories: Iterable[str],
     work.session.connection().execute(_ADD_CHANGE, {
         "seq": ledger_index, "citizen_id": citizen_id, "categories": changed,
         "created_at": work.now})
+    work.queued.add(QUEUE)
 
 
 @lru_cache(maxsize=1024)
@@ -222,15 +225,19 @@ def _nothing() -> None:
     pass
 
 
+def _ignore(queued: frozenset[str]) -> None:
+    pass
+
+
 class ChangeTeller(Periodic):
     """A daemon thread telling pending changes every `interval` seconds, and at once
-    when nudged (after any commit: it may have been a change). Its own commits queue
-    webhooks and nothing else, so they call `then` (the webhook dispatcher's nudge)."""
+    when nudged (after a commit that queued a change). Its own commits queue webhooks
+    and nothing else, so they call `then` (the webhook dispatcher's nudge)."""
 
     def __init__(self, ctx: VaultContext, *, then: Callable[[], None] = _nothing,
                  interval: float = 1.0) -> None:
         super().__init__(self._tell_all, name="changes", interval=interval)
-        self._ctx = dataclasses.replace(ctx, after_commit=then)
+        self._ctx = dataclasses.replace(ctx, after_commit=then, after_queue=_ignore)
 
     def _tell_all(self) -> None:
         while tell_pending(self._ctx):

@@ -33,6 +33,9 @@ class VaultContext:
     clock: Clock = utc_now
     #: Called after every commit (the checkpoint publisher's nudge).
     after_commit: Callable[[], None] = field(default=lambda: None)
+    #: Called after a commit that queued work for a background thread, with what it
+    #: queued (`Work.queued`): only those threads wake, not every thread on every read.
+    after_queue: Callable[[frozenset[str]], None] = field(default=lambda queued: None)
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,8 @@ class Work:
     session: Session
     ledger: SqlLedger
     now: datetime
+    #: What this transaction queued for background threads ("changes", "webhooks").
+    queued: set[str] = field(default_factory=set)
 
 
 @contextmanager
@@ -60,5 +65,8 @@ def unit_of_work(ctx: VaultContext) -> Iterator[Work]:
         now = ctx.clock()
         # Entries carry the time the change was checked at (never earlier than the
         # entry before), so an auditor re-checking a read at the recorded time agrees.
-        yield Work(session, SqlLedger(conn, clock=lambda: now), now)
+        work = Work(session, SqlLedger(conn, clock=lambda: now), now)
+        yield work
     ctx.after_commit()
+    if work.queued:
+        ctx.after_queue(frozenset(work.queued))

@@ -35,6 +35,7 @@ from vault.storage.tables import ServiceRow, WebhookDeliveryRow, WebhookMessageR
 __all__ = [
     "BACKOFF",
     "EVENTS",
+    "QUEUE",
     "Attempt",
     "WebhookDispatcher",
     "deliver_due",
@@ -51,6 +52,8 @@ EVENTS = frozenset({"grant.approved", "grant.denied", "grant.paused", "grant.res
                     "grant.revoked", "grant.expired", "grant.exhausted",
                     "record.changed"})
 EVENTS |= {"record.disputed"}  # the citizen says an issued record is wrong (to its issuer)
+#: What a transaction that calls `enqueue` has queued (`Work.queued`).
+QUEUE = "webhooks"
 #: Delay before each retry; after the last, the message is given up (and logged).
 BACKOFF = (timedelta(seconds=5), timedelta(seconds=30), timedelta(minutes=2),
            timedelta(minutes=10), timedelta(hours=1), timedelta(hours=3),
@@ -74,6 +77,7 @@ def enqueue(work: Work, *, service_id: str, event: str, data: dict[str, Any]) ->
     work.session.add(WebhookMessageRow(
         id=message_id, service_id=service_id, event=event, body=body.decode("utf-8"),
         created_at=work.now, attempts=0, next_attempt_at=work.now))
+    work.queued.add(QUEUE)
     return message_id
 
 
@@ -193,13 +197,14 @@ def delivery_log(session: Session, service_id: str, *, limit: int = 50
 
 class WebhookDispatcher(Periodic):
     """A daemon thread delivering due messages every `interval` seconds, and at once
-    when nudged (after a commit that may have queued one)."""
+    when nudged (after a commit that queued one)."""
 
     def __init__(self, ctx: VaultContext, *, app_secret: bytes, interval: float = 1.0,
                  client_factory: Callable[[], httpx.Client] = httpx.Client) -> None:
         super().__init__(self._deliver_all, name="webhooks", interval=interval)
         # Its own commits queue nothing: they must not nudge anyone (least of all itself).
-        self._ctx = dataclasses.replace(ctx, after_commit=_nothing)
+        self._ctx = dataclasses.replace(ctx, after_commit=_nothing,
+                                        after_queue=lambda queued: None)
         self._secret = app_secret
         self._client_factory = client_factory
         self._client: httpx.Client | None = None

@@ -12,6 +12,7 @@ import textwrap
 import threading
 import time
 from dataclasses import dataclass
+from dataclasses import replace as replace_ctx
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -437,6 +438,33 @@ def test_a_transaction_of_the_teller_stops_after_enough_messages(
     assert tell_pending(ctx) == 1 and len(_told(ctx)) == 6
 
 
+# -- who is woken, and when ------------------------------------------------------------------
+
+def test_only_commits_that_queued_work_wake_the_threads_for_it(ctx: VaultContext,
+                                                              reader: Setting) -> None:
+    """A change wakes the teller; a grant event the dispatcher; a read or a commit that
+    queued nothing wakes neither (only the publisher, which hears of every commit)."""
+    woken: list[frozenset[str]] = []
+    commits: list[int] = []
+    live = replace_ctx(ctx, after_commit=lambda: commits.append(1),
+                       after_queue=woken.append)
+    g = _ask(live, reader.service, reader.citizen, categories=["address.home"], derived=[])
+    assert woken == [] and commits  # a request queues no webhook
+    _approve(live, reader.device, reader.citizen, g)
+    assert woken == [frozenset({"webhooks"})]  # grant.approved, to the service
+    woken.clear()
+    records.write_record(live, reader.citizen, "address.home", VALUES["address.home"])
+    assert woken == [frozenset({"changes"})]
+    woken.clear()
+    access.read_under_grant(live, grant_id=g.id, service_id=reader.service)
+    with unit_of_work(live):
+        pass
+    assert woken == []
+    with unit_of_work(live) as work:
+        tell_changed(work, citizen_id=reader.citizen, categories=[], ledger_index=0)
+    assert woken == []  # nothing changed: nothing queued
+
+
 # -- delivered, signed, and then the grant's own limits -------------------------------------
 
 def test_told_end_to_end_signed_and_parsed_by_the_sdk(ctx: VaultContext, reader: Setting,
@@ -456,9 +484,10 @@ def test_told_end_to_end_signed_and_parsed_by_the_sdk(ctx: VaultContext, reader:
         ctx, app_secret=APP_SECRET, interval=60,
         client_factory=lambda: httpx.Client(transport=httpx.MockTransport(receive)))
     teller = ChangeTeller(ctx, then=dispatcher.nudge, interval=60)
-    # As the app wires them: every commit nudges the teller, which nudges the dispatcher.
+    # As the app wires them: a commit that queued a change nudges the teller, which
+    # nudges the dispatcher.
     live = VaultContext(engine=ctx.engine, keyring=ctx.keyring, approvals=ctx.approvals,
-                        clock=ctx.clock, after_commit=teller.nudge)
+                        clock=ctx.clock, after_queue=lambda queued: teller.nudge())
     dispatcher.start()
     teller.start()
     try:
