@@ -42,6 +42,7 @@ from vault.services.group_commit import GroupCommitReader, GroupCommitWriter
 from vault.services.registry import adopt_published_pages
 from vault.services.sources import SourceFetcher
 from vault.services.sweeper import Sweeper
+from vault.services.transparency_counts import TransparencyCounter
 from vault.services.webhooks import QUEUE as webhooks_queue
 from vault.services.webhooks import WebhookDispatcher
 from vault.storage.database import make_engine
@@ -99,6 +100,7 @@ def build_state(settings: Settings) -> AppState:
                     Sweeper(ctx, interval=settings.sweep_interval), metrics_registry(engine),
                     app_secret, webhooks, token_keys, SqlJtiStore(engine),
                     GroupCommitReader(ctx), changes=changes, writer=GroupCommitWriter(ctx),
+                    counter=TransparencyCounter(ctx),
                     request_limiter=ClientRateLimiter(settings.client_request_rate_limit,
                                                       settings.client_request_rate_burst))
 
@@ -144,10 +146,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state.changes.start()
         state.reader.start()
         state.writer.start()
+        state.counter.start()
         app.state.vault = state
         try:
             yield
         finally:
+            state.counter.stop()
             state.writer.stop()
             state.reader.stop()
             state.changes.stop()

@@ -23,6 +23,7 @@ from vault.services.context import VaultContext
 from vault.services.group_commit import GroupCommitReader, GroupCommitWriter
 from vault.services.sources import SourceFetcher
 from vault.services.sweeper import Sweeper
+from vault.services.transparency_counts import TransparencyCounter
 from vault.services.webhooks import WebhookDispatcher
 
 __all__ = ["AppState", "Auditor", "State", "get_state", "require_auditor"]
@@ -59,6 +60,8 @@ class AppState:
     changes: ChangeTeller = field(kw_only=True)
     #: Issuer writes (PUT /v1/records/{category}), group-committed.
     writer: GroupCommitWriter = field(kw_only=True)
+    #: Counts the transparency report's figures from the public ledger as it grows.
+    counter: TransparencyCounter = field(kw_only=True)
 
 
 def get_state(request: Request) -> AppState:

@@ -11,7 +11,6 @@ from vault.crypto import envelope
 from vault.domain.grants import ENTRY_KIND, GrantAction, GrantState, next_state
 from vault.errors import NotFound
 from vault.services.context import VaultContext, Work, new_id, unit_of_work
-from vault.services.transparency import keep_erased_counts
 from vault.services.webhooks import enqueue
 from vault.storage.database import flush_deleted
 from vault.storage.tables import CitizenRow, GrantRow
@@ -66,8 +65,8 @@ def erase_citizen(ctx: VaultContext, citizen_id: str) -> int:
     Live grants end first (each with its ledger entry), then the citizen's row goes
     with the data key that sealed every record, and the records and grants with it.
     The ledger keeps its entries, but the pseudonym in them now leads nowhere. The
-    transparency report keeps counting the citizen's grants and reads (as totals), so
-    what it publishes never goes down.
+    transparency report counts from the ledger's public entries, so what it publishes
+    never goes down.
     """
     with unit_of_work(ctx) as work:
         citizen = get_citizen(work.session, citizen_id)
@@ -91,7 +90,6 @@ def erase_citizen(ctx: VaultContext, citizen_id: str) -> int:
             enqueue(work, service_id=body["service_id"], event=kind, data={
                 "grant_id": body["grant_id"], "state": kind.removeprefix("grant."),
                 "ledger_index": entry.seq, "reason": "citizen_erased"})
-        keep_erased_counts(work.session, citizen_id, final_states=_ENDS_IN)
         # Foreign keys cascade to records and grants; one statement, whatever the count.
         work.session.execute(delete(CitizenRow).where(col(CitizenRow.id) == citizen_id))
     flush_deleted(ctx.engine)

@@ -49,7 +49,9 @@ __all__ = [
     "ServiceBlockRow",
     "ServiceRow",
     "SourceCategoryRow",
-    "TransparencyCountRow",
+    "TransparencyAtomRow",
+    "TransparencyCursorRow",
+    "TransparencyGrantRow",
     "WalletSessionRow",
     "WebhookDeliveryRow",
     "WebhookMessageRow",
@@ -239,17 +241,14 @@ class AccessRow(SQLModel, table=True):
     at: datetime = _utc()
 
 
-class TransparencyCountRow(SQLModel, table=True):
-    """What erased citizens did, kept as counts so the transparency report never goes down.
+class TransparencyAtomRow(SQLModel, table=True):
+    """The transparency report's atoms, counted from the public ledger (`ledger.transparency`).
 
-    Erasure deletes a citizen's grants and accesses, which the report counts from; in the
-    same transaction their counts are added here, by the same atoms the report uses (and
-    for grants also by service and purpose, the state being the one the ledger says they
-    ended in). Only totals: one row per atom, added to by every erasure, so nothing here
-    tells one erased citizen from another.
+    One row per atom, so nothing here tells one citizen from another. Only the counter
+    writes here, with the cursor, in one transaction.
     """
 
-    __tablename__ = "transparency_counts"
+    __tablename__ = "transparency_atoms"
 
     #: SHA-256 (hex) of the atom's other fields: one short key however long its sets.
     atom: str = Field(primary_key=True, max_length=64)
@@ -257,14 +256,37 @@ class TransparencyCountRow(SQLModel, table=True):
     kind: str = Field(max_length=8)
     #: Calendar month (UTC), 'YYYY-MM': of the request for grants, of the read for reads.
     month: str = Field(max_length=7)
-    service_id: str = Field(max_length=40)
+    #: The service read for; empty for grants.
+    service_id: str = Field(max_length=64)
+    #: The purpose of the grant read under; empty for grants.
     purpose: str = Field(max_length=64)
-    #: A grant's final state; empty for reads.
+    #: A grant's state now; empty for reads.
     state: str = Field(max_length=16)
     #: What a read released (sorted); empty for grants.
     categories: list[str] = Field(sa_column=Column(JSON, nullable=False))
     derived: list[str] = Field(sa_column=Column(JSON, nullable=False))
     count: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class TransparencyGrantRow(SQLModel, table=True):
+    """What counting needs of each grant, all public on the ledger: the month it was
+    asked for and its purpose (for its reads), and its state now (to move it)."""
+
+    __tablename__ = "transparency_grants"
+
+    grant_id: str = Field(primary_key=True, max_length=64)
+    month: str = Field(max_length=7)
+    purpose: str = Field(max_length=64)
+    state: str = Field(max_length=16)
+
+
+class TransparencyCursorRow(SQLModel, table=True):
+    """One row: the next ledger index to count (all before it are in the atoms)."""
+
+    __tablename__ = "transparency_cursor"
+
+    id: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    next_seq: int = Field(sa_column=Column(BigInteger, nullable=False))
 
 
 class ServiceBlockRow(SQLModel, table=True):

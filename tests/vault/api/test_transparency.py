@@ -1,4 +1,4 @@
-"""The public transparency report: suppression, the queries, the JSON and the page.
+"""The public transparency report: suppression, the counts, the JSON and the page.
 
 The story (written through the vault's own services with a hand-moved clock, over
 October and November 2026): three services (one suspended), grants in several states,
@@ -12,6 +12,7 @@ import dataclasses
 import itertools
 import re
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,8 +23,6 @@ from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
-from sqlalchemy import text
-from sqlmodel import Session
 from support.ledgeratoms import ledger_atoms
 from support.vaultworld import JWK, Clock, add_passkey, ask, world
 
@@ -37,6 +36,7 @@ from vault.services import access, citizens, grants, registry
 from vault.services import transparency as tr
 from vault.services.checkpoints import publish_checkpoint
 from vault.services.context import VaultContext
+from vault.services.transparency_counts import count_ledger, counted
 from vault.storage.database import make_engine, read_only
 from vault.storage.schema import migrate
 from wallet.passkeys import PasskeyApprovalVerifier, RelyingParty
@@ -205,7 +205,9 @@ def ctx(database_url: str, tmp_path: Path, clock: Clock) -> Iterator[VaultContex
 
 def test_report_counts_by_hand(ctx: VaultContext, clock: Clock) -> None:
     story = tell_story(ctx, clock)
+    size = count_ledger(ctx, to_head=True)
     report = tr.transparency_report(ctx, now=REPORT_AT)
+    assert report.ledger_size == size > 0
     want = expected(story)
     assert _plain(report.grants.total) == want["grants"]["total"]
     assert _plain_all(report.grants.by_state) == want["grants"]["by_state"]
@@ -225,23 +227,22 @@ def test_report_counts_by_hand(ctx: VaultContext, clock: Clock) -> None:
     assert report.checkpoint is None  # no publisher ran: the page says so
 
 
-def test_months_are_utc_whatever_the_session_time_zone(ctx: VaultContext, clock: Clock) -> None:
-    """PostgreSQL formats timestamptz in the session's zone; the query must not."""
+def test_months_are_the_utc_months_of_the_entries(ctx: VaultContext, clock: Clock) -> None:
+    """A read at 23:59:59.999 on 31 October is October's, one at midnight November's:
+    entry times are UTC, whatever any session's time zone."""
     tell_story(ctx, clock)
-    with Session(ctx.engine) as session:
-        if ctx.engine.dialect.name == "postgresql":
-            session.execute(text("SET TIME ZONE 'Pacific/Kiritimati'"))  # UTC+14
-        atoms = tr.access_atoms(session)
-        grant_atoms = tr.grant_atoms(session)
+    count_ledger(ctx, to_head=True)
+    with read_only(ctx.engine).begin() as conn:
+        found = counted(conn)
     by_month: dict[str, int] = {}
-    for atom, n in atoms.items():
+    for atom, n in found.accesses.items():
         by_month[atom.month] = by_month.get(atom.month, 0) + n
     assert by_month == {"2026-10": 15, "2026-11": 13}
-    assert grant_atoms == {tr.GrantAtom("2026-10", "approved"): 2,
-                           tr.GrantAtom("2026-10", "denied"): 10,
-                           tr.GrantAtom("2026-11", "approved"): 1,
-                           tr.GrantAtom("2026-11", "requested"): 1,
-                           tr.GrantAtom("2026-11", "cancelled"): 1}
+    assert found.grants == {tr.GrantAtom("2026-10", "approved"): 2,
+                            tr.GrantAtom("2026-10", "denied"): 10,
+                            tr.GrantAtom("2026-11", "approved"): 1,
+                            tr.GrantAtom("2026-11", "requested"): 1,
+                            tr.GrantAtom("2026-11", "cancelled"): 1}
 
 
 # -- the app: JSON, schema, page ----------------------------------------------------------------
@@ -267,6 +268,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         clock = Clock()
         story = tell_story(dataclasses.replace(state.ctx, clock=clock), clock)
         publish_checkpoint(state.engine, state.signer)  # cover the whole story now
+        count_ledger(state.ctx)  # and count it now (the counter would, within 0.2 s)
         body = client.get("/transparency.json")
         page = client.get("/transparency")
         assert body.status_code == page.status_code == 200
@@ -319,6 +321,11 @@ def test_json_gives_the_checkpoint_and_how_to_verify_it(site: Site) -> None:
     origin, size, root = cp["note"].split("\n")[:3]
     assert (int(size), root) == (cp["size"], cp["root"])
     assert origin == key.split("+")[0]
+    # The figures count the entries that checkpoint signs, and say so.
+    assert site.json["ledger_size"] == site.ledger_size
+    assert site.json["checkpoint"] == cp
+    assert ledger["transparency_command"] == (
+        f"vault-audit transparency http://localhost:8000 --key {key}")
 
 
 def test_json_validates_against_its_openapi_schema(site: Site) -> None:
@@ -378,11 +385,12 @@ def test_page_headers_run_no_script(site: Site) -> None:
     assert "url(" not in css.text and "@import" not in css.text  # nothing from elsewhere
 
 
-def test_report_is_cached_for_a_minute(site: Site) -> None:
+def test_report_is_cached_for_a_moment(site: Site) -> None:
+    site.client.app.state.transparency = None  # type: ignore[attr-defined]
     first = site.client.get("/transparency.json").json()
     second = site.client.get("/transparency.json")
     assert second.json()["generated_at"] == first["generated_at"]
-    assert second.headers["cache-control"] == "public, max-age=60"
+    assert second.headers["cache-control"] == "public, max-age=1"
     assert second.headers["access-control-allow-origin"] == "*"
 
 
@@ -629,7 +637,9 @@ def test_erasing_a_citizen_changes_no_published_count(tmp_path: Path) -> None:
                     duration=timedelta(days=30))
 
         def published() -> tuple[dict[str, Any], str]:
-            app.state.transparency = None  # past the minute's cache
+            publish_checkpoint(app.state.vault.engine, app.state.vault.signer)
+            count_ledger(ctx)
+            app.state.transparency = None  # past the cache
             body, page = client.get("/transparency.json"), client.get("/transparency")
             assert body.status_code == page.status_code == 200
             return body.json(), page.text
@@ -660,3 +670,33 @@ def test_erasing_a_citizen_changes_no_published_count(tmp_path: Path) -> None:
     assert _state_rows(page_before) == {**zeros, "Approved": "10", "Requested": "10",
                                         "Denied": "10", "All": "30"}
     assert _state_rows(page_after) == {**zeros, "Revoked": "10", "Denied": "20", "All": "30"}
+
+
+def test_counts_show_within_a_second_of_a_commit(tmp_path: Path) -> None:
+    """Issue 13 §4: the publisher signs the commit, the counter counts it, the report's
+    short cache lets it through, all within a second, with nobody calling anything."""
+    settings = Settings(data_dir=tmp_path / "vault", ledger_public=True, sweep_interval=3600)
+    app = create_app(settings)
+    with TestClient(app) as client:
+        ctx = app.state.vault.ctx
+        w = world(ctx)
+
+        def now_published() -> dict[str, Any]:
+            doc: dict[str, Any] = client.get("/transparency.json").json()
+            return doc
+
+        with read_only(ctx.engine).begin() as conn:
+            size = SqlLedger(conn).size()
+        deadline = time.monotonic() + 5  # the world's own entries, counted first
+        while now_published()["ledger_size"] < size:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        before = now_published()
+        assert before["grants"]["total"] == c(0)
+        ask(ctx, w)
+        committed = time.monotonic()
+        while (doc := now_published())["grants"]["total"] == c(0):
+            assert time.monotonic() - committed < 1.0, "not counted within a second"
+            time.sleep(0.02)
+        assert doc["grants"]["by_state"]["requested"] == SMALL
+        assert doc["ledger_size"] == size + 1 == doc["checkpoint"]["size"]

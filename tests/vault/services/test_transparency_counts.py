@@ -1,6 +1,7 @@
-"""Erasing a citizen never lowers what the transparency report counts, and the counts stay
-what the ledger says (issue 11, bug 3): erasure deletes the grant and access rows the
-report counts from, so it keeps their totals first (`transparency_counts`)."""
+"""The transparency report's counts come from the public ledger (issue 13 §2): counted
+incrementally in the background, they equal a full recount of the public entries, a
+crash or a second counter counts nothing twice, and erasing a citizen (which deletes
+their grants and reads, never entries) lowers no count."""
 
 from __future__ import annotations
 
@@ -14,21 +15,25 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from sqlmodel import Session, select
+from sqlalchemy import delete, update
 from support.ledgeratoms import Atoms
 from support.ledgeratoms import ledger_atoms as atoms_from_ledger
 from support.vaultworld import JWK, Clock, World, add_passkey, ask, give_ada_data, world
 
+from ledger.note import Signer
+from ledger.sqlstore import SqlLedger
 from vault.crypto import load_keyring
 from vault.domain.grants import Access, GrantAction
 from vault.errors import VaultError
 from vault.services import access, citizens, grants, registry
 from vault.services import transparency as tr
+from vault.services import transparency_counts as tc
 from vault.services.approvals import ApprovalProof
+from vault.services.checkpoints import publish_checkpoint
 from vault.services.context import VaultContext
 from vault.storage.database import make_engine, read_only
 from vault.storage.schema import migrate
-from vault.storage.tables import TransparencyCountRow
+from vault.storage.tables import TransparencyAtomRow, TransparencyCursorRow, TransparencyGrantRow
 from wallet.passkeys import PasskeyApprovalVerifier, RelyingParty
 from wallet.passkeys.software import SoftAuthenticator
 
@@ -39,9 +44,12 @@ def ledger_atoms(ctx: VaultContext) -> Atoms:
     return atoms_from_ledger(ctx.engine)
 
 
-def db_atoms(ctx: VaultContext) -> Atoms:
-    with Session(read_only(ctx.engine)) as session:
-        return tr.report_atoms(session)
+def db_atoms(ctx: VaultContext, *, chunk: int = tc.CHUNK) -> Atoms:
+    """What the vault has counted, after counting every entry not counted yet."""
+    tc.count_ledger(ctx, to_head=True, chunk=chunk)
+    with read_only(ctx.engine).begin() as conn:
+        found = tc.counted(conn)
+    return found.grants, found.accesses
 
 
 # -- a citizen with grants in every state an erasure meets ------------------------------------
@@ -129,13 +137,10 @@ def test_erasure_keeps_every_count_and_the_ledger_agrees(ctx: VaultContext,
         tr.GrantAtom("2026-11", "revoked"): 2,
         tr.GrantAtom("2026-12", "requested"): -1, tr.GrantAtom("2026-12", "denied"): 1}
 
-    # The second erasure adds to the same atoms (the upsert's conflict path).
+    # The second erasure moves more grants of the same atoms.
     citizens.erase_citizen(ctx, other.id)
     assert db_atoms(ctx) == ledger_atoms(ctx)
-    with Session(ctx.engine) as session:
-        kept = session.exec(select(TransparencyCountRow)).all()
-    assert sum(r.count for r in kept if r.kind == "access") == sum(before[1].values())
-    assert len({r.atom for r in kept}) == len(kept)  # one row per atom, only totals
+    assert db_atoms(ctx)[1] == before[1]
 
     # Published: every read figure as before; the grant figures are those the ledger's
     # own counts give (a range may narrow as grants move to their final state, as it does
@@ -147,26 +152,63 @@ def test_erasure_keeps_every_count_and_the_ledger_agrees(ctx: VaultContext,
                                   now=clock.now)
     assert report_after.grants == from_ledger.grants
     assert report_after.accesses == from_ledger.accesses
+    assert report_after.ledger_size == _ledger_size(ctx)
 
 
-def test_an_erasure_during_a_report_is_not_counted_twice(
-        ctx: VaultContext, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The report reads every table in one snapshot, so the rows an erasure deletes and
-    the totals it keeps are seen together or not at all. (PostgreSQL's READ COMMITTED
-    would see the grants before the erasure and the kept totals after it: twice.)"""
-    # SQLite's WAL checkpoint after an erasure would wait for this open reader; it only
-    # tidies the files, so leave it out here.
-    monkeypatch.setattr(citizens, "flush_deleted", lambda engine: True)
+def _ledger_size(ctx: VaultContext) -> int:
+    with read_only(ctx.engine).begin() as conn:
+        return SqlLedger(conn).size()
+
+
+def test_counting_as_the_ledger_grows_equals_one_full_count(ctx: VaultContext,
+                                                            clock: Clock) -> None:
+    """Counted a few entries at a time while the story happens (grants asked for in one
+    stretch and moved in a later one), the counts are those of one count from scratch."""
+    w = world(ctx)
+    meals = _meals(ctx)
+    busy_citizen(ctx, clock, w, meals)
+    db_atoms(ctx, chunk=3)
+    other = citizens.enrol_citizen(ctx)
+    give_ada_data(ctx, other.id)
+    busy_citizen(ctx, clock, replace(w, citizen_id=other.id, subject=other.subject), meals)
+    citizens.erase_citizen(ctx, w.citizen_id)
+    as_it_grew = db_atoms(ctx, chunk=7)
+    assert as_it_grew == ledger_atoms(ctx)
+    with ctx.engine.begin() as conn:  # forget every count: start again at entry 0
+        for table in (TransparencyAtomRow, TransparencyGrantRow):
+            conn.execute(delete(table))
+        conn.execute(update(TransparencyCursorRow).values(next_seq=0))
+    assert db_atoms(ctx) == as_it_grew
+
+
+def test_only_entries_a_checkpoint_signs_are_counted(ctx: VaultContext, clock: Clock) -> None:
+    """The background counter stops at the latest checkpoint, so the report can name the
+    signed tree its counts agree with."""
+    w = world(ctx)
+    ask(ctx, w)
+    assert tc.count_ledger(ctx) == 0  # nothing signed yet
+    signer = Signer.generate("vault.example/ledger")
+    size = publish_checkpoint(ctx.engine, signer).size
+    ask(ctx, w)  # after the checkpoint: not counted yet
+    assert tc.count_ledger(ctx) == size
+    report = tr.transparency_report(ctx, now=clock.now)
+    assert report.ledger_size == size
+    assert report.counted_checkpoint is not None and report.counted_checkpoint.size == size
+    assert report.grants.by_state["requested"] == tr.Figure(None, 1, 9)
+
+
+def test_a_second_counter_counts_nothing_twice(ctx: VaultContext, clock: Clock) -> None:
+    """Two counters (two processes) read the same stretch; the one that writes second
+    finds the cursor moved and writes nothing. A crash between reading and writing is
+    the same: nothing was written, and the next count reads the stretch again."""
     w = world(ctx)
     busy_citizen(ctx, clock, w, _meals(ctx))
-    total = sum(ledger_atoms(ctx)[0].values())
-    with Session(read_only(ctx.engine)) as session, session.begin():
-        tr._one_snapshot(session)
-        grant_rows = tr.grant_atoms(session)
-        citizens.erase_citizen(ctx, w.citizen_id)  # commits in between
-        kept, _ = tr.erased_atoms(session)
-        assert sum(grant_rows.values()) + sum(kept.values()) == total
-    assert sum(db_atoms(ctx)[0].values()) == total
+    found = tc._stretch(ctx.engine, to_head=True, chunk=tc.CHUNK)
+    assert found is not None
+    start, tally = found
+    counted_once = db_atoms(ctx)  # the other counter
+    assert not tc._write(ctx.engine, start, tally)
+    assert db_atoms(ctx) == counted_once == ledger_atoms(ctx)
 
 
 # -- a property: whatever happens, totals never go down ---------------------------------------
