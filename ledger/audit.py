@@ -2,7 +2,9 @@
 
 Memory stays O(log n) (the right border of the tree), so a ledger of any length can
 be checked from the SQL store or from an NDJSON export. The first entry that fails is
-named with the reason.
+named with the reason. A ledger may start with v1 entries and go on with sealed (v2)
+ones, never back (ARCHITECTURE §10): a v1 entry after a v2 entry fails. Openings are
+not checked here (`ledger.sealing.check_opening`): this is what the public can check.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ import orjson
 
 from ledger.canonical import check_value, encode_checked
 from ledger.checkpoint import Checkpoint
-from ledger.entry import VERSION, check_kind, check_time, parse_entry
+from ledger.entry import SEALED_VERSION, VERSION, check_kind, check_time, parse_entry
 from ledger.errors import EncodingError, LogInvalid
+from ledger.hasher import HASH_SIZE
 from ledger.tree import CompactRange, TreeHead
 
 __all__ = ["LogAuditor", "LogVerified", "audit_log", "read_ndjson"]
@@ -47,7 +50,8 @@ class LogVerified:
 class LogAuditor:
     """Feed entries in order; it raises LogInvalid at the first one that is wrong."""
 
-    __slots__ = ("_border", "_checked_cp", "_checkpoint", "_prev", "_prev_b64", "_time")
+    __slots__ = ("_border", "_checked_cp", "_checkpoint", "_prev", "_prev_b64", "_sealed",
+                 "_time")
 
     def __init__(self, checkpoint: Checkpoint | None = None) -> None:
         self._border = CompactRange()
@@ -56,6 +60,7 @@ class LogAuditor:
         self._time = ""
         self._checkpoint = checkpoint
         self._checked_cp = checkpoint is None
+        self._sealed = False  # a v2 entry was seen: no v1 entry may follow
 
     @property
     def size(self) -> int:
@@ -89,14 +94,25 @@ class LogAuditor:
             obj = orjson.loads(data)
         except orjson.JSONDecodeError:
             return None
-        if type(obj) is not dict or len(obj) != 6:
+        if type(obj) is not dict:
             return None
+        n = len(obj)
         try:
-            seq, time, body = obj["seq"], obj["time"], obj["body"]
+            if n == 7:
+                version, body = SEALED_VERSION, obj["public"]
+                sealed = obj["sealed"]
+                raw = binascii.a2b_base64(sealed, strict_mode=True)  # TypeError if not str
+                if len(raw) != HASH_SIZE or _b64(raw) != sealed:  # canonical spelling
+                    return None
+            elif n == 6 and not self._sealed:
+                version, body = VERSION, obj["body"]
+            else:
+                return None
+            seq, time = obj["seq"], obj["time"]
             if not (
                 type(seq) is int and seq == self._border.size
                 and obj["prev"] == self._prev_b64
-                and obj["v"] == VERSION and type(obj["v"]) is int
+                and obj["v"] == version and type(obj["v"]) is int
                 and type(body) is dict
             ):
                 return None
@@ -106,8 +122,10 @@ class LogAuditor:
                     or check_value(body, parsed_ascii=data.isascii())
                     or encode_checked(obj, False) != data):
                 return None
-        except (KeyError, TypeError, EncodingError):
-            return None
+        except (KeyError, TypeError, ValueError, EncodingError):
+            return None  # binascii.Error is a ValueError
+        if version == SEALED_VERSION:
+            self._sealed = True
         return time  # type: ignore[no-any-return]
 
     def _full_check(self, data: bytes) -> str:
@@ -131,6 +149,10 @@ class LogAuditor:
         if entry.time < self._time:
             raise LogInvalid(i, f"time {entry.time} is earlier than the previous entry's "
                                 f"{self._time}")
+        if entry.v == VERSION and self._sealed:
+            raise LogInvalid(i, "a v1 entry after a sealed (v2) entry: once a ledger seals "
+                                "its entries, every later entry is sealed")
+        self._sealed = self._sealed or entry.v == SEALED_VERSION
         return entry.time
 
     def _check_root(self, cp: Checkpoint) -> None:

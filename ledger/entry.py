@@ -2,7 +2,10 @@
 
 The bytes of entry N are the JCS encoding of
 ``{"v":1,"seq":N,"time":...,"kind":...,"prev":<b64 leaf hash of entry N-1 or "">,"body":{...}}``
-(ARCHITECTURE §2). Parsing insists the bytes are exactly that canonical form, so one
+(ARCHITECTURE §2), or, for a sealed entry (v2, ARCHITECTURE §10),
+``{"v":2,"seq","time","kind","prev","public":{...},"sealed":<b64 SHA-256(salt || JCS(private))>}``:
+only the public part of the body is in the bytes, the rest is committed to
+(`ledger.sealing`). Parsing insists the bytes are exactly that canonical form, so one
 entry has one byte string and one leaf hash.
 """
 
@@ -21,14 +24,28 @@ from ledger.canonical import canonical_json, check_value, encode_checked
 from ledger.errors import EncodingError
 from ledger.hasher import HASH_SIZE
 
-__all__ = ["VERSION", "Clock", "Entry", "encode_entry", "format_time", "parse_entry", "utc_now"]
+__all__ = [
+    "SEALED_VERSION",
+    "VERSION",
+    "Clock",
+    "Entry",
+    "decode_b64",
+    "encode_entry",
+    "encode_sealed_entry",
+    "format_time",
+    "parse_entry",
+    "utc_now",
+]
 
+#: Entries with their whole body in the bytes (v1); sealed entries are `SEALED_VERSION`.
 VERSION = 1
+SEALED_VERSION = 2
 Clock = Callable[[], datetime]
 
 _KIND = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+")
 _TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z")
 _KEYS = frozenset({"v", "seq", "time", "kind", "prev", "body"})
+_SEALED_KEYS = frozenset({"v", "seq", "time", "kind", "prev", "public", "sealed"})
 
 
 def utc_now() -> datetime:
@@ -83,17 +100,33 @@ def _check_prev(seq: int, prev: bytes) -> None:
         )
 
 
+def _check_sealed(sealed: bytes) -> None:
+    if len(sealed) != HASH_SIZE:
+        raise EncodingError(f"sealed must be a {HASH_SIZE}-byte SHA-256 commitment")
+
+
 class Entry(NamedTuple):
-    """A parsed entry (a NamedTuple: the streaming verifier builds one per entry)."""
+    """A parsed entry (a NamedTuple: the streaming verifier builds one per entry).
+
+    `body` is what the bytes hold: the whole body of a v1 entry, only the `public` part
+    of a v2 entry, whose private part is committed to by `sealed` (None for v1).
+    """
 
     seq: int
     time: str
     kind: str
     prev: bytes
     body: Mapping[str, Any]
+    v: int = VERSION
+    sealed: bytes | None = None
 
     def encode(self) -> bytes:
-        return encode_entry(self.seq, self.time, self.kind, self.prev, self.body)
+        if self.v == VERSION:
+            return encode_entry(self.seq, self.time, self.kind, self.prev, self.body)
+        if self.v != SEALED_VERSION or self.sealed is None:
+            raise EncodingError(f"entry version {self.v!r} needs sealed bytes (v2) or none (v1)")
+        return encode_sealed_entry(self.seq, self.time, self.kind, self.prev, self.body,
+                                   self.sealed)
 
 
 def encode_entry(seq: int, time: str, kind: str, prev: bytes, body: Mapping[str, Any]) -> bytes:
@@ -124,12 +157,59 @@ def encode_entry(seq: int, time: str, kind: str, prev: bytes, body: Mapping[str,
     )
 
 
+def encode_sealed_entry(seq: int, time: str, kind: str, prev: bytes,
+                        public: Mapping[str, Any], sealed: bytes) -> bytes:
+    """The canonical bytes of a v2 entry: its public part and the commitment to the rest."""
+    if type(seq) is not int or seq < 0:
+        raise EncodingError(f"seq must be a non-negative integer, got {seq!r}")
+    check_time(time)
+    check_kind(kind)
+    _check_prev(seq, prev)
+    _check_sealed(sealed)
+    if not isinstance(public, dict):
+        raise EncodingError("public must be a JSON object")
+    # Keys in JCS order: kind, prev, public, sealed, seq, time, v.
+    return b"".join(
+        (
+            b'{"kind":"',
+            kind.encode(),
+            b'","prev":"',
+            base64.b64encode(prev),
+            b'","public":',
+            canonical_json(public),
+            b',"sealed":"',
+            base64.b64encode(sealed),
+            b'","seq":',
+            str(seq).encode(),
+            b',"time":"',
+            time.encode(),
+            b'","v":2}',
+        )
+    )
+
+
+def decode_b64(text: Any, what: str) -> bytes:
+    """Standard base64 in its one canonical spelling (padded, no stray low bits)."""
+    if type(text) is not str:
+        raise EncodingError(f"{what} must be a base64 string")
+    try:
+        raw = binascii.a2b_base64(text, strict_mode=True)
+    except (binascii.Error, ValueError):
+        raise EncodingError(f"{what} is not valid base64") from None
+    # Base64 with stray low bits decodes to the same bytes: only one spelling is canonical.
+    if binascii.b2a_base64(raw, newline=False).decode() != text:
+        raise EncodingError(f"{what} is not in canonical base64")
+    return raw
+
+
 def parse_entry(data: bytes) -> Entry:
-    """Parse entry bytes; EncodingError unless they are an entry in canonical form."""
+    """Parse entry bytes (v1 or v2); EncodingError unless they are an entry in canonical form."""
     try:
         obj = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise EncodingError(f"not JSON: {exc}") from None
+    if type(obj) is dict and "sealed" in obj:
+        return _parse_sealed(obj, data)
     try:
         if type(obj) is not dict or len(obj) != len(_KEYS):
             raise KeyError
@@ -148,18 +228,33 @@ def parse_entry(data: bytes) -> Entry:
     check_kind(kind)
     if type(body) is not dict:
         raise EncodingError("body must be a JSON object")
-    if type(prev_text) is not str:
-        raise EncodingError("prev must be a base64 string")
-    try:
-        prev = binascii.a2b_base64(prev_text, strict_mode=True)
-    except (binascii.Error, ValueError):
-        raise EncodingError("prev is not valid base64") from None
-    # Base64 with stray low bits decodes to the same bytes: only one spelling is canonical.
-    if binascii.b2a_base64(prev, newline=False).decode() != prev_text:
-        raise EncodingError("prev is not in canonical base64")
+    prev = decode_b64(prev_text, "prev")
     _check_prev(seq, prev)
     # Re-encoding the parsed object must give back the very same bytes: this rejects
     # whitespace, key order, escapes and number forms other than the canonical ones.
     if encode_checked(obj, check_value(body, parsed_ascii=data.isascii())) != data:
         raise EncodingError("entry bytes are not in canonical (RFC 8785) form")
     return Entry(seq, time, kind, prev, body)
+
+
+def _parse_sealed(obj: dict[str, Any], data: bytes) -> Entry:
+    """The v2 half of `parse_entry`: the same rules, with `public` and `sealed`."""
+    if obj.keys() != _SEALED_KEYS:
+        raise EncodingError(
+            "a sealed entry has exactly the fields v, seq, time, kind, prev, public, sealed")
+    v, seq, time, kind, public = obj["v"], obj["seq"], obj["time"], obj["kind"], obj["public"]
+    if type(v) is not int or v != SEALED_VERSION:
+        raise EncodingError(f"a sealed entry is version {SEALED_VERSION}, not {v!r}")
+    if type(seq) is not int or seq < 0:
+        raise EncodingError(f"seq must be a non-negative integer, got {seq!r}")
+    check_time(time)
+    check_kind(kind)
+    if type(public) is not dict:
+        raise EncodingError("public must be a JSON object")
+    prev = decode_b64(obj["prev"], "prev")
+    _check_prev(seq, prev)
+    sealed = decode_b64(obj["sealed"], "sealed")
+    _check_sealed(sealed)
+    if encode_checked(obj, check_value(public, parsed_ascii=data.isascii())) != data:
+        raise EncodingError("entry bytes are not in canonical (RFC 8785) form")
+    return Entry(seq, time, kind, prev, public, SEALED_VERSION, sealed)

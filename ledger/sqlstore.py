@@ -1,6 +1,8 @@
 """The ledger in SQL (SQLite or PostgreSQL), appended inside the caller's transaction.
 
-Tables: `ledger_entries` (seq, leaf hash, entry bytes), `ledger_nodes` (interior
+Tables: `ledger_entries` (seq, leaf hash, entry bytes, and a v2 entry's opening:
+its salt and private body, written in the same row so an entry never lacks it),
+`ledger_nodes` (interior
 perfect-subtree hashes by in-order id), `ledger_head` (one row: size, root, right
 border, last leaf and time) and `ledger_checkpoints` (signed notes).
 
@@ -29,15 +31,17 @@ from sqlalchemy import (
 )
 
 from ledger import proof
-from ledger.entry import Clock, format_time, utc_now
+from ledger.entry import VERSION, Clock, format_time, utc_now
 from ledger.errors import StoreError
 from ledger.hasher import EMPTY_ROOT
+from ledger.sealing import Salts
 from ledger.store import (
     Appended,
     EntryItem,
     HeadState,
     check_page,
     check_tree_size,
+    check_version,
     plan_append,
 )
 from ledger.tree import CompactRange, TreeHead, node_id
@@ -55,6 +59,8 @@ entries_table = Table(
     Column("seq", _Seq, primary_key=True, autoincrement=False),
     Column("leaf_hash", LargeBinary, nullable=False),
     Column("data", LargeBinary, nullable=False),
+    #: `ledger.sealing.encode_opening` bytes of a v2 entry; NULL for a v1 entry.
+    Column("opening", LargeBinary, nullable=True),
 )
 nodes_table = Table(
     "ledger_nodes",
@@ -113,9 +119,12 @@ class SqlLedger:
     state change and its ledger entry land together or not at all.
     """
 
-    def __init__(self, conn: Connection, *, clock: Clock = utc_now) -> None:
+    def __init__(self, conn: Connection, *, clock: Clock = utc_now, version: int = VERSION,
+                 salts: Salts | None = None) -> None:
         self._conn = conn
         self._clock = clock
+        self._version = check_version(version)
+        self._salts = salts
         self._p = _placeholder(conn)
 
     # -- writing -----------------------------------------------------------------
@@ -133,11 +142,13 @@ class SqlLedger:
         cur = self._conn.connection.cursor()
         try:
             head = self._lock_head(cur)
-            plan = plan_append(head, items, format_time(self._clock()))
+            plan = plan_append(head, items, format_time(self._clock()),
+                               version=self._version, salts=self._salts)
             p = self._p
             cur.executemany(
-                f"INSERT INTO ledger_entries (seq, leaf_hash, data) VALUES ({p}, {p}, {p})",
-                [(e.seq, e.leaf_hash, e.data) for e in plan.entries],
+                "INSERT INTO ledger_entries (seq, leaf_hash, data, opening) "
+                f"VALUES ({p}, {p}, {p}, {p})",
+                [(e.seq, e.leaf_hash, e.data, e.opening) for e in plan.entries],
             )
             if plan.nodes:
                 cur.executemany(
@@ -215,6 +226,42 @@ class SqlLedger:
             (start, start + limit),
         ).all()
         return [_blob(r[0]) for r in rows]
+
+    def openings(self, start: int, limit: int) -> list[bytes]:
+        """The openings of the v2 entries among [start, start + limit), in seq order (v1
+        entries have none: the page may be shorter than the entries it covers)."""
+        check_page(start, limit, self.size())
+        p = self._p
+        rows = self._conn.exec_driver_sql(
+            f"SELECT opening FROM ledger_entries WHERE seq >= {p} AND seq < {p} "
+            "AND opening IS NOT NULL ORDER BY seq",
+            (start, start + limit),
+        ).all()
+        return [_blob(r[0]) for r in rows]
+
+    def opened(self, start: int, limit: int) -> list[tuple[int, bytes, bytes | None]]:
+        """(seq, entry bytes, opening bytes or None for v1) of [start, start + limit)."""
+        check_page(start, limit, self.size())
+        return self._opened(start, start + limit)
+
+    def _opened(self, start: int, end: int) -> list[tuple[int, bytes, bytes | None]]:
+        p = self._p
+        rows = self._conn.exec_driver_sql(
+            f"SELECT seq, data, opening FROM ledger_entries WHERE seq >= {p} AND seq < {p} "
+            "ORDER BY seq",
+            (start, end),
+        ).all()
+        return [(seq, _blob(data), None if op is None else _blob(op)) for seq, data, op in rows]
+
+    def iter_opened(self, start: int = 0) -> Iterator[tuple[int, bytes, bytes | None]]:
+        """(seq, entry bytes, opening bytes or None) up to the size when iteration starts."""
+        end = self.size()
+        while start < end:
+            rows = self._opened(start, min(end, start + _ITER_BATCH))
+            if not rows:
+                return
+            yield from rows
+            start = rows[-1][0] + 1
 
     def iter_entries(self, start: int = 0) -> Iterator[tuple[int, bytes, bytes]]:
         """(seq, stored leaf hash, entry bytes) up to the size when iteration starts."""

@@ -3,18 +3,32 @@
 Appending assigns `seq`, `time` and `prev` in the writer, computes leaf hashes and the
 interior nodes each leaf completes, and moves the tree head forward. A store only has
 to keep the rows and serialise writers.
+
+A store writes v1 entries (whole bodies) unless made with `version=SEALED_VERSION`: then
+each body is split by `ledger.sealing.PUBLIC_FIELDS`, its private part committed to under
+a fresh salt, and the opening kept beside the entry, in the same transaction.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ledger import proof
-from ledger.entry import Clock, encode_entry, format_time, utc_now
-from ledger.errors import RangeError
+from ledger.entry import (
+    SEALED_VERSION,
+    VERSION,
+    Clock,
+    encode_entry,
+    encode_sealed_entry,
+    format_time,
+    utc_now,
+)
+from ledger.errors import EncodingError, RangeError
 from ledger.hasher import leaf_hash
+from ledger.sealing import SALT_SIZE, Salts, seal
 from ledger.tree import CompactRange, TreeHead
 
 __all__ = [
@@ -38,6 +52,8 @@ class Appended:
     time: str
     leaf_hash: bytes
     data: bytes
+    #: The opening's bytes (`ledger.sealing.encode_opening`) of a v2 entry; None for v1.
+    opening: bytes | None = None
 
 
 @dataclass(slots=True)
@@ -59,22 +75,42 @@ class AppendPlan:
     nodes: list[tuple[int, int, bytes]]  # (level, index, hash) of completed interior nodes
 
 
-def plan_append(head: HeadState, items: Iterable[EntryItem], now: str) -> AppendPlan:
+def check_version(version: int) -> int:
+    if version not in (VERSION, SEALED_VERSION):
+        raise EncodingError(f"a store writes entries of version {VERSION} or {SEALED_VERSION}")
+    return version
+
+
+def plan_append(head: HeadState, items: Iterable[EntryItem], now: str, *,
+                version: int = VERSION, salts: Salts | None = None) -> AppendPlan:
     """Encode `items` after `head`, advancing `head` in place.
 
     Entry times never go backwards: a writer whose clock is behind the last entry's
     takes the last entry's time, so time order always matches `seq` order.
+    `version` 2 seals each body (`ledger.sealing.seal`) under a fresh salt and returns
+    each entry's opening with it: `salts(n)` gives n random bytes (default os.urandom,
+    called once a batch: a call per entry would cost as much as the rest of sealing).
     """
     time = max(now, head.last_time)
     border, prev = head.border, head.last_leaf
     entries: list[Appended] = []
     nodes: list[tuple[int, int, bytes]] = []
-    for kind, body in items:
+    sealing = version == SEALED_VERSION
+    if sealing:
+        items = list(items)
+        pool = (salts or os.urandom)(SALT_SIZE * len(items))
+        if len(pool) != SALT_SIZE * len(items):
+            raise EncodingError("the salt source gave too few bytes")
+    for i, (kind, body) in enumerate(items):
         seq = border.size
-        data = encode_entry(seq, time, kind, prev, body)
+        if sealing:
+            public, sealed, opening = seal(seq, kind, body, pool[i * SALT_SIZE:(i + 1) * SALT_SIZE])
+            data = encode_sealed_entry(seq, time, kind, prev, public, sealed)
+        else:
+            data, opening = encode_entry(seq, time, kind, prev, body), None
         h = leaf_hash(data)
         nodes.extend(border.append(h))
-        entries.append(Appended(seq, time, h, data))
+        entries.append(Appended(seq, time, h, data, opening))
         prev = h
     head.last_leaf, head.last_time = prev, time
     return AppendPlan(entries, nodes)
@@ -84,7 +120,10 @@ class LedgerReader(Protocol):
     def tree_head(self) -> TreeHead: ...
     def root_at(self, size: int) -> bytes: ...
     def entries(self, start: int, limit: int) -> list[bytes]: ...
+    def openings(self, start: int, limit: int) -> list[bytes]: ...
+    def opened(self, start: int, limit: int) -> list[tuple[int, bytes, bytes | None]]: ...
     def iter_entries(self, start: int = 0) -> Iterator[tuple[int, bytes, bytes]]: ...
+    def iter_opened(self, start: int = 0) -> Iterator[tuple[int, bytes, bytes | None]]: ...
     def inclusion_proof(self, index: int, tree_size: int) -> list[bytes]: ...
     def consistency_proof(self, first: int, second: int) -> list[bytes]: ...
 
@@ -109,10 +148,14 @@ def check_tree_size(tree_size: int, size: int) -> None:
 class MemoryLedger:
     """A ledger held in memory: for tests, tools and the reference for the SQL store."""
 
-    def __init__(self, *, clock: Clock = utc_now) -> None:
+    def __init__(self, *, clock: Clock = utc_now, version: int = VERSION,
+                 salts: Salts | None = None) -> None:
         self._clock = clock
+        self._version = check_version(version)
+        self._salts = salts
         self._head = HeadState()
         self._data: list[bytes] = []
+        self._openings: list[bytes | None] = []
         self._levels: list[list[bytes]] = [[]]  # _levels[l][i]: node (l, i)
 
     def append(self, kind: str, body: Mapping[str, Any]) -> Appended:
@@ -121,10 +164,12 @@ class MemoryLedger:
     def append_many(self, items: Iterable[EntryItem]) -> list[Appended]:
         head = HeadState(CompactRange(self._head.size, list(self._head.border.hashes)),
                          self._head.last_leaf, self._head.last_time)
-        plan = plan_append(head, list(items), format_time(self._clock()))
+        plan = plan_append(head, list(items), format_time(self._clock()),
+                           version=self._version, salts=self._salts)
         # Only now, with every entry encoded, does the ledger change: all or nothing.
         for e in plan.entries:
             self._data.append(e.data)
+            self._openings.append(e.opening)
             self._levels[0].append(e.leaf_hash)
         for level, index, h in plan.nodes:
             if level == len(self._levels):
@@ -148,9 +193,25 @@ class MemoryLedger:
         check_page(start, limit, self._head.size)
         return self._data[start : start + limit]
 
+    def openings(self, start: int, limit: int) -> list[bytes]:
+        """The openings of the v2 entries among [start, start + limit), in order."""
+        check_page(start, limit, self._head.size)
+        return [o for o in self._openings[start : start + limit] if o is not None]
+
     def iter_entries(self, start: int = 0) -> Iterator[tuple[int, bytes, bytes]]:
         for seq in range(start, len(self._data)):
             yield seq, self._levels[0][seq], self._data[seq]
+
+    def opened(self, start: int, limit: int) -> list[tuple[int, bytes, bytes | None]]:
+        """(seq, entry bytes, opening bytes or None for v1) of [start, start + limit)."""
+        check_page(start, limit, self._head.size)
+        end = min(start + limit, len(self._data))
+        return [(seq, self._data[seq], self._openings[seq]) for seq in range(start, end)]
+
+    def iter_opened(self, start: int = 0) -> Iterator[tuple[int, bytes, bytes | None]]:
+        """(seq, entry bytes, opening bytes or None for a v1 entry)."""
+        for seq in range(start, len(self._data)):
+            yield seq, self._data[seq], self._openings[seq]
 
     def inclusion_proof(self, index: int, tree_size: int) -> list[bytes]:
         check_tree_size(tree_size, self._head.size)
