@@ -24,6 +24,8 @@ from clients.auditor.receipt import (
     is_receipt,
     verify_receipt,
 )
+from clients.auditor.transparency import check_transparency, fetch_report
+from clients.auditor.transparency import render_text as transparency_text
 from clients.auditor.verify import relying_party_of, render_text, verify_export, verify_url
 from clients.auditor.watch import (
     CheckpointRefused,
@@ -479,6 +481,37 @@ def receipt(
              "data, validity, retention, access and justification agree with the entries "
              "(its descriptive text, such as labels and the notice, is not evidence)")
     raise typer.Exit(0 if ok else 1)
+
+
+@app.command()
+def transparency(
+    url: Annotated[str, typer.Argument(help="The vault's base URL")],
+    key: Annotated[str | None, typer.Option(
+        help="The ledger's verifier key (name+id+key). Pin it: without it the vault's own "
+             "/ledger/key is trusted.")] = None,
+    api_key: Annotated[str | None, typer.Option(
+        "--api-key", envvar="VAULT_AUDITOR_API_KEY",
+        help="Auditor API key, if the vault's ledger is not public.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Recount every figure of the vault's /transparency.json from the public ledger
+    entries it counts, held against their signed checkpoint, with the same suppression
+    rule (a hidden figure must have the range the recount gives). Exit 0 all agree,
+    1 a figure differs (each is named) or the entries do not match the checkpoint,
+    2 usage or network errors."""
+    try:
+        pinned = Verifier.parse(key) if key else None
+        doc = fetch_report(url)
+        with LedgerClient(url, api_key=api_key) as client:
+            result = check_transparency(client, doc, expected_key=pinned)
+    except (AuditorError, LedgerError) as exc:
+        raise _usage(str(exc), as_json) from None
+    if as_json:
+        _print_json(result.to_json())
+    else:
+        for style, text in transparency_text(result):
+            out.print(text, style=style or None, markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(0 if result.ok else 1)
 
 
 def main() -> None:
