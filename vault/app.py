@@ -45,6 +45,7 @@ from vault.services.sweeper import Sweeper
 from vault.services.transparency_counts import TransparencyCounter
 from vault.services.webhooks import QUEUE as webhooks_queue
 from vault.services.webhooks import WebhookDispatcher
+from vault.services.witnessing import Witnessing, parse_witnesses
 from vault.storage.database import make_engine
 from vault.storage.datadir import prepare_data_dir
 from vault.storage.schema import migrate
@@ -78,7 +79,10 @@ def build_state(settings: Settings) -> AppState:
     migrate(engine)
     app_secret = load_app_secret(settings.key_dir, secret=_secret(settings.app_secret),
                                  production=settings.production)
-    publisher = CheckpointPublisher(engine, signer, interval=settings.checkpoint_interval)
+    witnessing = Witnessing(parse_witnesses(settings.witnesses), quorum=settings.witness_quorum,
+                            timeout=settings.witness_timeout) if settings.witnesses else None
+    publisher = CheckpointPublisher(engine, signer, interval=settings.checkpoint_interval,
+                                    witnessing=witnessing)
     # Every commit may have appended to the ledger: the publisher hears of each. The
     # teller and the dispatcher wake only after a commit that queued work for them (a
     # read queues nothing: waking both on each one cost more CPU than the read itself).
@@ -86,7 +90,7 @@ def build_state(settings: Settings) -> AppState:
     ctx = VaultContext(
         engine=engine, keyring=keyring,
         approvals=PasskeyApprovalVerifier(RelyingParty.from_public_url(settings.base_url)),
-        after_commit=publisher.nudge, after_queue=partial(_wake, threads))
+        after_commit=publisher.nudge, after_queue=partial(_wake, threads), witnessing=witnessing)
     webhooks = WebhookDispatcher(ctx, app_secret=app_secret)
     # The teller's own commits queue webhooks: it nudges the dispatcher itself.
     changes = ChangeTeller(ctx, then=webhooks.nudge)

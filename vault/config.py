@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from vault.services.witnessing import parse_witnesses
 
 __all__ = ["Settings"]
 
@@ -70,6 +72,13 @@ class Settings(BaseSettings):
     production: bool = False
     demo: bool = False
     checkpoint_interval: float = Field(default=0.25, gt=0, le=1.0)
+    #: Witnesses that cosign checkpoints (C2SP tlog-witness): "<verifier key> <URL>" pairs,
+    #: one per line or separated by ';'. A checkpoint counts as published only with
+    #: `witness_quorum` of their cosignatures (0: published at once, cosigned as they come).
+    witnesses: str = ""
+    witness_quorum: int = Field(default=0, ge=0, le=100)
+    #: Seconds each witness may take to answer one request.
+    witness_timeout: float = Field(default=2.0, gt=0, le=60)
     #: How often unanswered requests lapse and ended grants expire (seconds).
     sweep_interval: float = Field(default=5.0, gt=0, le=3600)
     log_level: str = "INFO"
@@ -83,6 +92,19 @@ class Settings(BaseSettings):
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("public_url must be an http(s) URL with a host name")
         return v.rstrip("/")
+
+    @field_validator("witnesses")
+    @classmethod
+    def _check_witnesses(cls, v: str) -> str:
+        parse_witnesses(v)  # a ValueError names the bad pair
+        return v
+
+    @model_validator(mode="after")
+    def _check_quorum(self) -> Settings:
+        if self.witness_quorum > len(parse_witnesses(self.witnesses)):
+            raise ValueError("witness_quorum is more than the witnesses listed: no checkpoint "
+                             "could ever be published")
+        return self
 
     @property
     def base_url(self) -> str:

@@ -261,7 +261,7 @@ def _covering_checkpoint(ctx: VaultContext, signer: Signer, latest: tuple[int, s
     """A signed checkpoint whose tree holds entry `needed`: the latest saved one if it
     does, else one published now (every entry is committed, so the head covers it)."""
     note = latest[1] if latest is not None and latest[0] > needed else \
-        publish_checkpoint(ctx.engine, signer).note
+        publish_checkpoint(ctx.engine, signer, ctx.witnessing).note
     checkpoint = open_checkpoint(note, expected_verifier=signer.verifier())
     if checkpoint.size <= needed:
         raise StoreError(f"checkpoint of size {checkpoint.size} misses entry {needed}")

@@ -25,6 +25,7 @@ from vault.services.group_commit import Overloaded, ReaderStopped
 from vault.services.issued import RecordJtiReused
 from vault.services.sources import RETRY_AFTER as SOURCE_RETRY_AFTER
 from vault.services.sources import SourceBadAnswer, SourceUnavailable
+from vault.services.witnessing import NotWitnessed
 
 __all__ = [
     "PROBLEM_JSON",
@@ -134,6 +135,8 @@ RULES: dict[type[Exception], ProblemRule] = {
                                    headers={"Retry-After": str(SOURCE_RETRY_AFTER)}),
     SourceBadAnswer: ProblemRule(502, "source_bad_answer"),
     ReaderStopped: ProblemRule(503, "shutting-down", headers={"Retry-After": "1"}),
+    # VAULT_WITNESS_QUORUM not reached yet for any checkpoint: the witnesses are asked again.
+    NotWitnessed: ProblemRule(503, "not-witnessed", headers={"Retry-After": "1"}),
     LedgerError: ProblemRule(503, "ledger-unavailable",
                              "the ledger is unavailable; try again later"),
 }

@@ -39,7 +39,8 @@ def checkpoint(state: State) -> PlainTextResponse:
     with read_only(state.engine).begin() as conn:
         latest = SqlLedger(conn).latest_checkpoint()
     # The publisher signs one before the app serves; be safe anyway.
-    note = latest[1] if latest else publish_checkpoint(state.engine, state.signer).note
+    note = latest[1] if latest else \
+        publish_checkpoint(state.engine, state.signer, state.ctx.witnessing).note
     return PlainTextResponse(note, headers={"Cache-Control": "no-store"})
 
 

@@ -15,6 +15,7 @@ from ledger.entry import Clock, utc_now
 from ledger.sqlstore import SqlLedger
 from vault.crypto import Keyring
 from vault.services.approvals import ApprovalVerifier
+from vault.services.witnessing import Witnessing
 from vault.storage.database import read_only
 
 __all__ = ["VaultContext", "Work", "new_id", "reading", "unit_of_work"]
@@ -36,6 +37,8 @@ class VaultContext:
     #: Called after a commit that queued work for a background thread, with what it
     #: queued (`Work.queued`): only those threads wake, not every thread on every read.
     after_queue: Callable[[frozenset[str]], None] = field(default=lambda queued: None)
+    #: The witnesses whose quorum of cosignatures publishes a checkpoint (None: no witnesses).
+    witnessing: Witnessing | None = None
 
 
 @dataclass(frozen=True)
