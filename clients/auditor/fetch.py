@@ -30,6 +30,8 @@ class LedgerClient:
         timeout: float = 30.0,
     ) -> None:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        #: Whether requests carry an API key (only an auditor's may read openings).
+        self.authorized = bool(api_key)
         self._http = httpx.Client(base_url=base_url.rstrip("/"), headers=headers,
                                   transport=transport, timeout=timeout)
 
@@ -72,6 +74,20 @@ class LedgerClient:
                 raise AuditorError(f"the vault returned no entries from {start} (expected {end})")
             yield from page
             start += len(page)
+
+    def openings(self, start: int, limit: int = PAGE) -> list[bytes]:
+        """The openings of the sealed entries among [start, start + limit): NDJSON
+        lines ``{"private","salt","seq"}`` (ARCHITECTURE §10; the auditor key only)."""
+        body = self._get("/ledger/openings", start=start, limit=limit).content
+        return body.split(b"\n")[:-1] if body else []
+
+    def iter_openings(self, start: int, end: int) -> Iterator[bytes]:
+        """The openings of the sealed entries among [start, end), page by page (a page
+        of entries from before v2 has none)."""
+        while start < end:
+            limit = min(PAGE, end - start)
+            yield from self.openings(start, limit)
+            start += limit
 
     def inclusion_proof(self, index: int, tree_size: int) -> list[bytes]:
         r = self._get("/ledger/proofs/inclusion", index=index, tree_size=tree_size)

@@ -1,7 +1,8 @@
 """Looking for personal data where the ledger must hold none (ARCHITECTURE §2).
 
 The ledger holds pseudonyms, ids, hashes, codes and times: never a citizen's data. The
-scan flags what looks like personal data anyway:
+scan flags what looks like personal data anyway, in whole bodies and, with or without
+their openings, in the public parts of sealed (v2) entries, which anyone may read:
 
 - email addresses; phone numbers in E.164 (+447700900123) or UK national form
   (07700 900123); UK postcodes (SW1A 1AA);
@@ -101,15 +102,17 @@ class PiiScanner:
         self._clean: set[str] = set()
         self._remember = remember
 
-    def scan(self, body: Any, *, time: str = "", thorough: bool = False) -> list[PiiFinding]:
-        """Personal data in an entry's body. `time` is the entry's: dates after its year
-        (not birth dates) pass. `thorough` skips the fast first look (for tests)."""
+    def scan(self, body: Any, *, time: str = "", thorough: bool = False,
+             root: str = "body") -> list[PiiFinding]:
+        """Personal data in an entry's body (or in a sealed entry's `public` part, named
+        `root` in the findings' paths). `time` is the entry's: dates after its year (not
+        birth dates) pass. `thorough` skips the fast first look (for tests)."""
         if not thorough and self._looks_clean(body):
             return []
         year = int(time[:4]) if time[:4].isdigit() else 9999
         if not thorough and not self._suspect(body, "", year):
             return []
-        return list(self._walk(body, "body", "", 0, year))
+        return list(self._walk(body, root, "", 0, year))
 
     def suspect(self, value: Any) -> bool:
         """True unless `value` surely holds no personal data (whatever the entry's year:

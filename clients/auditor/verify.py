@@ -8,6 +8,13 @@ plus what the stories need (a few hundred bytes per grant and passkey):
 - the grant stories (`StoryChecker`): passkey assertions, terms, transitions, reads;
 - personal data (`PiiScanner`).
 
+Sealed entries (v2, ARCHITECTURE §10) show only their public part. With their openings
+(`Opener`: the vault's `GET /ledger/openings` with the auditor key, or the file of
+`vault ledger export --openings`) each is checked against its commitment and the stories
+run on the full body; without, the log and the public parts are checked, and the report
+says the stories could not be. Entries from before v2 are whole: a v1 entry after a
+sealed one is a failure (rule `version`).
+
 A broken chain stops the log check (nothing after it is covered by the checkpoint any
 more) but not the others, so the report lists everything found.
 
@@ -26,6 +33,7 @@ from __future__ import annotations
 import time as _time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +45,7 @@ from clients.auditor._logworker import LogChecks, LogWorker, read_lines
 from clients.auditor._plural import counted
 from clients.auditor.assertion import AssertionInvalid
 from clients.auditor.fetch import AuditorError, LedgerClient
+from clients.auditor.openings import Opener
 from clients.auditor.pii import PiiScanner
 from clients.auditor.state import AuditState, save_state
 from clients.auditor.story import (
@@ -93,13 +102,21 @@ _FLOW_KEYS = frozenset({"issuers", "sources"})
 
 class EntryChecks:
     """The story and personal-data checks of entries, and counts by kind (no chain
-    check: `verify_entries` adds it; `watch` continues a chain of its own)."""
+    check: `verify_entries` adds it; `watch` continues a chain of its own).
 
-    def __init__(self, story: StoryChecker, scanner: PiiScanner | None = None) -> None:
+    `opener` opens sealed entries for the stories; without one, their stories are not
+    checked (`unopened` counts them) and only their public parts are scanned."""
+
+    def __init__(self, story: StoryChecker, scanner: PiiScanner | None = None, *,
+                 opener: Opener | None = None, sealed_seen: bool = False) -> None:
         self.story = story
         self.scanner = scanner or PiiScanner()
+        self.opener = opener
         self.counts: defaultdict[str, int] = defaultdict(int)
         self.pii: list[Failure] = []
+        self.versions: list[Failure] = []
+        self.sealed_seen = sealed_seen  # a sealed entry was read: no v1 entry may follow
+        self.unopened = 0
 
     def feed(self, index: int, data: bytes) -> None:
         """Check entry `index` from its exact bytes (unparseable ones are the chain
@@ -114,6 +131,15 @@ class EntryChecks:
         time: Any = entry.get("time")
         body: Any = entry.get("body")
         self.counts[kind if type(kind) is str else "?"] += 1
+        if body is None and "sealed" in entry:
+            self.sealed_seen = True
+            body = self._open(index, kind, time, entry)
+            if body is None:
+                return
+        elif self.sealed_seen and not self.versions:  # the first one says it all
+            self.versions.append(Failure(index, "version", (
+                "a whole (v1) entry after sealed (v2) ones: a ledger never goes back to "
+                "publishing what v2 seals")))
         story = self.story
         story.feed_parts(index, kind, time, body)
         if type(time) is not str:
@@ -128,9 +154,34 @@ class EntryChecks:
         for finding in self.scanner.scan(body, time=time):
             self.pii.append(Failure(index, "personal_data", str(finding)))
 
+    def _open(self, index: int, kind: Any, time: Any, entry: dict[str, Any]
+              ) -> dict[str, Any] | None:
+        """A sealed entry's full body, or None: then it is not opened, and only its
+        public part, which anyone may read, is scanned for personal data."""
+        public = entry.get("public")
+        if type(public) is not dict or type(kind) is not str:
+            return None  # not an entry: the chain check names it
+        if self.opener is not None:
+            body = self.opener.open(index, kind, public, entry.get("sealed"))
+            if body is not None:
+                return body
+        self.unopened += 1
+        for finding in self.scanner.scan(public, time=time if type(time) is str else "",
+                                         root="public"):
+            self.pii.append(Failure(index, "personal_data", str(finding)))
+        return None
+
+    def finish(self, size: int) -> None:
+        """After the last entry, at index `size - 1`."""
+        self.story.finish()
+        if self.opener is not None:
+            self.opener.finish(size)
+
     @property
     def failures(self) -> list[Failure]:
-        return self.story.failures + self.pii
+        opened = self.opener.failures if self.opener is not None else []
+        # At one index, what the opening says first: the story failures may follow from it.
+        return self.versions + opened + self.story.failures + self.pii
 
 
 @dataclass(slots=True)
@@ -151,10 +202,21 @@ class VerifyReport:
     state_saved: Path | None = None
     #: Peak resident memory (KiB) of the log worker process, if one ran.
     worker_rss_kib: int | None = None
+    #: Sealed (v2) entries read, and of them those opened and so story-checked.
+    sealed: int = 0
+    opened: int = 0
+    openings_given: bool = False
 
     @property
     def ok(self) -> bool:
         return not self.failures
+
+    @property
+    def stories(self) -> str:
+        """Whether the stories were checked: not without openings of sealed entries."""
+        if self.sealed and not self.openings_given:
+            return "not checked: no openings"
+        return "checked"
 
     @property
     def uncovered(self) -> int:
@@ -180,6 +242,9 @@ class VerifyReport:
                          for f in self.warnings],
             "counts": dict(sorted(self.counts.items())),
             "stats": {k: getattr(self.stats, k) for k in StoryStats.__slots__},
+            "stories": self.stories,
+            "sealed": self.sealed,
+            "opened": self.opened,
             "seconds": round(self.seconds, 3),
             "state": str(self.state_saved) if self.state_saved else None,
             # The first failure alone, as earlier versions reported it.
@@ -225,11 +290,13 @@ def verify_entries(
     on_progress: Progress | None = None,
     keep_state: bool = False,
     parallel: bool = False,
+    openings: Iterable[bytes] | None = None,
 ) -> tuple[VerifyReport, _Snapshot | None]:
     """Check a whole ledger, entry 0 first. `checkpoint` must be signature-checked
     already (`open_checkpoint`). With `keep_state`, also return the checks' state at the
     checkpoint's size (for `watch`), when everything verified. With `parallel`, the log
-    checks run in a worker process (`_logworker`), beside the others."""
+    checks run in a worker process (`_logworker`), beside the others. `openings` (NDJSON
+    lines in ledger order) open the sealed entries for the stories."""
     t0 = _time.perf_counter()
     report = VerifyReport(checkpoint=checkpoint)
     log: LogChecks | LogWorker = (LogWorker if parallel else LogChecks)(
@@ -237,7 +304,7 @@ def verify_entries(
     story = (StoryChecker(rp_id=rp_id, origins=origins) if isinstance(log, LogChecks) else
              StoryChecker(rp_id=rp_id, origins=origins,
                           check_signature=_SharedSignatures(log.check_signature)))
-    checks = EntryChecks(story)
+    checks = EntryChecks(story, opener=Opener(openings) if openings is not None else None)
     cp_size = checkpoint.size if checkpoint is not None and keep_state else -1
     story_then: dict[str, Any] | None = None
     n = 0
@@ -256,7 +323,7 @@ def verify_entries(
         if isinstance(log, LogWorker):
             log.kill()
         raise
-    checks.story.finish()
+    checks.finish(n)
     if n == cp_size:
         story_then = checks.story.to_state()
     if on_progress is not None:
@@ -273,6 +340,9 @@ def verify_entries(
     report.warnings = _ordered(checks.story.warnings)
     report.counts = dict(checks.counts)
     report.stats = checks.story.stats
+    report.openings_given = checks.opener is not None
+    report.sealed = checks.unopened + (checks.opener.sealed if checks.opener else 0)
+    report.opened = checks.opener.opened if checks.opener else 0
     report.seconds = _time.perf_counter() - t0
     snapshot = None
     if report.ok and story_then is not None and result.border is not None:
@@ -300,12 +370,15 @@ def verify_url(
     on_progress: Progress | None = None,
     state_dir: Path | None = None,
     parallel: bool | None = None,
+    openings: Path | None = None,
 ) -> VerifyReport:
     """Fetch the signed checkpoint and every entry it covers, and check them all.
 
     Without `expected_key` the vault's own key is used (trust on first use): the report
-    says so, because only a pinned key protects against a lying operator. AuditorError
-    if the vault cannot be read.
+    says so, because only a pinned key protects against a lying operator. Sealed entries
+    are opened with the openings in the file `openings`, else with those the vault serves
+    when the client holds the auditor key, else not (the report says their stories could
+    not be checked). AuditorError if the vault cannot be read.
     """
     key = expected_key or Verifier.parse(client.key())
     note = client.checkpoint()
@@ -314,10 +387,17 @@ def verify_url(
     except LedgerError as exc:
         return VerifyReport(key=key, key_pinned=expected_key is not None,
                             failures=[Failure(None, "checkpoint", str(exc))])
-    report, snapshot = verify_entries(
-        client.iter_entries(0, cp.size), checkpoint=cp, rp_id=rp_id, origins=origins,
-        total=cp.size, on_progress=on_progress, keep_state=state_dir is not None,
-        parallel=cp.size >= PARALLEL_ENTRIES if parallel is None else parallel)
+    with ExitStack() as stack:
+        opened: Iterable[bytes] | None = None
+        if openings is not None:
+            opened = read_lines(stack.enter_context(openings.open("rb")).read)
+        elif client.authorized:
+            opened = client.iter_openings(0, cp.size)
+        report, snapshot = verify_entries(
+            client.iter_entries(0, cp.size), checkpoint=cp, rp_id=rp_id, origins=origins,
+            total=cp.size, on_progress=on_progress, keep_state=state_dir is not None,
+            parallel=cp.size >= PARALLEL_ENTRIES if parallel is None else parallel,
+            openings=opened)
     report.key, report.key_pinned = key, expected_key is not None
     return _finish(report, snapshot, note, state_dir)
 
@@ -333,10 +413,12 @@ def verify_export(
     on_progress: Progress | None = None,
     state_dir: Path | None = None,
     parallel: bool | None = None,
+    openings: Path | None = None,
 ) -> VerifyReport:
     """Check an NDJSON export, against the signed checkpoint `note` if given (then
-    `expected_key` is needed; `key_pinned` False says it came from the vault itself).
-    OSError if the file cannot be read."""
+    `expected_key` is needed; `key_pinned` False says it came from the vault itself),
+    its sealed entries opened with the NDJSON file `openings` if given. OSError if a
+    file cannot be read."""
     cp = None
     if note is not None:
         if expected_key is None:
@@ -348,10 +430,14 @@ def verify_export(
                                 failures=[Failure(None, "checkpoint", str(exc))])
     if parallel is None:
         parallel = path.stat().st_size >= PARALLEL_BYTES
-    with path.open("rb") as f:
+    with ExitStack() as stack:
+        f = stack.enter_context(path.open("rb"))
+        opened = (read_lines(stack.enter_context(openings.open("rb")).read)
+                  if openings is not None else None)
         report, snapshot = verify_entries(read_lines(f.read), checkpoint=cp, rp_id=rp_id,
                                           origins=origins, on_progress=on_progress,
-                                          keep_state=state_dir is not None, parallel=parallel)
+                                          keep_state=state_dir is not None, parallel=parallel,
+                                          openings=opened)
     report.key, report.key_pinned = expected_key, key_pinned and expected_key is not None
     return _finish(report, snapshot, note, state_dir)
 
@@ -361,7 +447,13 @@ def render_text(report: VerifyReport) -> list[tuple[str, str]]:
     cp, s = report.checkpoint, report.stats
     lines: list[tuple[str, str]] = []
     entries = counted(report.size, "entry")
-    if report.ok and cp is not None:
+    if report.ok and report.stories != "checked":
+        where = (f"against the signed checkpoint of {cp.origin} at size {cp.size:,} "
+                 "(signature, seq, prev links, leaf hashes, root)" if cp is not None else
+                 "(seq, prev links, leaf hashes)")
+        lines.append(("green", f"✓ {entries} verified {where}; no personal data in what "
+                               "they show"))
+    elif report.ok and cp is not None:
         lines.append(("green", f"✓ {entries} of {cp.origin} verified against "
                                f"the signed checkpoint at size {cp.size:,} (signature, seq, "
                                "prev links, leaf hashes, root), every grant's story, and no "
@@ -385,6 +477,16 @@ def render_text(report: VerifyReport) -> list[tuple[str, str]]:
     if report.counts:
         lines.append(("", "  by kind: " + ", ".join(
             f"{k} {v:,}" for k, v in sorted(report.counts.items()))))
+    if report.stories != "checked":
+        lines.append(("yellow", f"! stories not checked: {counted(report.sealed, 'entry')} "
+                                f"{'is' if report.sealed == 1 else 'are'} sealed, and no "
+                                "openings were given (the auditor's --api-key, or --openings "
+                                "FILE): no grant's story, passkey signature or read could be "
+                                "checked"))
+    elif report.sealed:
+        lines.append(("", f"  {counted(report.opened, 'sealed entry', 'sealed entries')} of "
+                          f"{report.sealed:,} opened and checked against "
+                          f"{'its' if report.sealed == 1 else 'their'} commitments"))
     if cp is None and report.size:
         lines.append(("yellow", "! no signed checkpoint covered these entries: they agree "
                                 "with each other, but nothing shows they are the vault's "

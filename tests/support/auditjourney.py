@@ -10,11 +10,14 @@ NDJSON export, a signed checkpoint and the verifier key.
 
 `Forge` rewrites such an export the way a lying operator with the signing key would:
 edit, insert or drop entries, then re-chain every seq and prev link and sign a fresh
-checkpoint, so that only the story rules can catch the change.
+checkpoint, so that only the story rules can catch the change. It writes sealed (v2)
+entries with their openings unless told to write whole (v1) ones: a forger of a v2
+ledger re-seals what it edits, so the stories must catch it through the openings.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,9 +32,10 @@ from support.vaultworld import JWK, World, ask, blue_badge
 from support.webwallet import ORIGIN, Browser, open_wallet
 
 from ledger.checkpoint import Checkpoint, sign_checkpoint
-from ledger.entry import encode_entry
+from ledger.entry import encode_entry, encode_sealed_entry
 from ledger.hasher import leaf_hash
 from ledger.note import Signer, Verifier
+from ledger.sealing import seal
 from ledger.sqlstore import SqlLedger
 from ledger.tree import CompactRange
 from vault.domain.grants import Access
@@ -56,10 +60,20 @@ class Journey:
     service_id: str = ""
     devices: dict[str, SoftAuthenticator] = field(default_factory=dict)
     data_dir: Path | None = None  # the vault's (settings.data_dir), to serve it again
+    #: The openings of the sealed entries, in ledger order (none for a v1 ledger).
+    openings: list[bytes] = field(default_factory=list)
 
     @property
     def entries(self) -> list[dict[str, Any]]:
-        return [orjson.loads(d) for d in self.lines]
+        """The entries, a sealed one with its full body under "body" (as in v1)."""
+        opened = {o["seq"]: o["private"] for o in map(orjson.loads, self.openings)}
+        found = []
+        for d in self.lines:
+            e = orjson.loads(d)
+            if "sealed" in e:
+                e["body"] = {**e.pop("public"), **opened[e["seq"]]}
+            found.append(e)
+        return found
 
     def index(self, kind: str, grant: str | None = None, n: int = 0) -> int:
         """The index of the n-th entry of `kind` (about the grant of role `grant`)."""
@@ -70,6 +84,11 @@ class Journey:
 
     def write(self, path: Path, lines: list[bytes] | None = None) -> Path:
         path.write_bytes(b"".join(d + b"\n" for d in (self.lines if lines is None else lines)))
+        return path
+
+    def write_openings(self, path: Path, openings: list[bytes] | None = None) -> Path:
+        path.write_bytes(b"".join(
+            d + b"\n" for d in (self.openings if openings is None else openings)))
         return path
 
 
@@ -94,7 +113,7 @@ def shared_journey(factory: pytest.TempPathFactory) -> Journey:
         _built.append(build_journey(factory.mktemp("journey")))
     j = _built[0]
     return Journey(list(j.lines), j.note, j.verifier, dict(j.grants), j.service_id,
-                   dict(j.devices), j.data_dir)
+                   dict(j.devices), j.data_dir, list(j.openings))
 
 
 def build_journey(tmp_path: Path) -> Journey:
@@ -173,11 +192,11 @@ def build_journey(tmp_path: Path) -> Journey:
         state = web.app.state.vault
         note = publish_checkpoint(state.engine, state.signer).note
         with state.engine.connect() as conn:
-            lines = [data for _, _, data in SqlLedger(conn).iter_entries()]
+            stored = list(SqlLedger(conn).iter_opened())
         verifier = state.signer.verifier()
-    return Journey(lines, note, verifier, grants, svc,
+    return Journey([data for _, data, _ in stored], note, verifier, grants, svc,
                    {"alice": alice.device, "phone": phone, "bob": bob.device},
-                   tmp_path / "vault")
+                   tmp_path / "vault", [o for _, _, o in stored if o is not None])
 
 
 @dataclass
@@ -187,10 +206,12 @@ class Forge:
 
     entries: list[dict[str, Any]]
     signer: Signer = field(default_factory=lambda: Signer.generate("forged.example/ledger"))
+    #: Write sealed (v2) entries from this index on (None: whole v1 entries only).
+    sealed_from: int | None = 0
 
     @classmethod
-    def of(cls, journey: Journey) -> Forge:
-        return cls(journey.entries)
+    def of(cls, journey: Journey, *, sealed: bool = True) -> Forge:
+        return cls(journey.entries, sealed_from=0 if sealed else None)
 
     @property
     def verifier(self) -> Verifier:
@@ -212,12 +233,25 @@ class Forge:
         return self
 
     def lines(self) -> list[bytes]:
-        out, prev = [], b""
+        return self.written()[0]
+
+    def openings(self) -> list[bytes]:
+        return self.written()[1]
+
+    def written(self) -> tuple[list[bytes], list[bytes]]:
+        """The entries' bytes, and the openings of the sealed ones. Salts come from the
+        seq, so writing twice gives the same bytes."""
+        out, openings, prev = [], [], b""
         for seq, e in enumerate(self.entries):
-            data = encode_entry(seq, e["time"], e["kind"], prev, e["body"])
+            if self.sealed_from is not None and seq >= self.sealed_from:
+                s = seal(seq, e["kind"], e["body"], hashlib.sha256(b"salt %d" % seq).digest())
+                data = encode_sealed_entry(seq, e["time"], e["kind"], prev, s.public, s.sealed)
+                openings.append(s.opening)
+            else:
+                data = encode_entry(seq, e["time"], e["kind"], prev, e["body"])
             out.append(data)
             prev = leaf_hash(data)
-        return out
+        return out, openings
 
     def note(self, lines: list[bytes] | None = None) -> str:
         tree = CompactRange()

@@ -4,11 +4,14 @@ is caught at the entry it happened to.
 Chain tampering (an edited or dropped entry) is caught against the vault's own
 checkpoint. Story tampering is done as an operator holding the signing key would: the
 export is re-chained and a fresh checkpoint signed (`Forge`), so the log checks pass and
-only the story rules can catch it.
+only the story rules can catch it. The forger writes sealed (v2) entries and re-seals
+what it edits, so every story rule is shown to hold through the openings.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -38,16 +41,25 @@ def journey(tmp_path_factory: pytest.TempPathFactory) -> Journey:
     return shared_journey(tmp_path_factory)
 
 
-def check(lines: list[bytes], note: str, key: Verifier, *, parallel: bool = False
-          ) -> VerifyReport:
+def check(lines: list[bytes], note: str, key: Verifier, *, parallel: bool = False,
+          openings: list[bytes] | None = None) -> VerifyReport:
     report, _ = verify_entries(lines, checkpoint=open_checkpoint(note, expected_verifier=key),
-                               rp_id=RP_ID, origins=ORIGINS, parallel=parallel)
+                               rp_id=RP_ID, origins=ORIGINS, parallel=parallel,
+                               openings=openings)
     return report
 
 
+def checked(journey: Journey, lines: list[bytes] | None = None, *, parallel: bool = False
+            ) -> VerifyReport:
+    """The journey's ledger (or `lines` instead) against its own checkpoint."""
+    return check(journey.lines if lines is None else lines, journey.note, journey.verifier,
+                 parallel=parallel, openings=journey.openings)
+
+
 def forged(forge: Forge, *, parallel: bool = False) -> VerifyReport:
-    lines = forge.lines()
-    return check(lines, forge.note(lines), forge.verifier, parallel=parallel)
+    lines, openings = forge.written()
+    return check(lines, forge.note(lines), forge.verifier, parallel=parallel,
+                 openings=openings)
 
 
 def found(report: VerifyReport) -> list[tuple[int | None, str]]:
@@ -65,7 +77,7 @@ def only_story(report: VerifyReport) -> None:
 
 @pytest.mark.parametrize("parallel", [False, True], ids=["inline", "worker"])
 def test_the_whole_journey_verifies(journey: Journey, parallel: bool) -> None:
-    report = check(journey.lines, journey.note, journey.verifier, parallel=parallel)
+    report = checked(journey, parallel=parallel)
     assert report.ok, [str(f) for f in report.failures]
     assert not report.warnings, [str(w) for w in report.warnings]
     assert report.size == len(journey.lines) and report.uncovered == 0
@@ -82,8 +94,10 @@ def test_the_whole_journey_verifies(journey: Journey, parallel: bool) -> None:
 def test_the_cli_verifies_an_export_and_saves_the_state(journey: Journey,
                                                         tmp_path: Path) -> None:
     export = journey.write(tmp_path / "ledger.ndjson")
+    openings = journey.write_openings(tmp_path / "openings.ndjson")
     (tmp_path / "cp.txt").write_text(journey.note)
-    args = ["verify", "--from-export", str(export), "--checkpoint", str(tmp_path / "cp.txt"),
+    args = ["verify", "--from-export", str(export), "--openings", str(openings),
+            "--checkpoint", str(tmp_path / "cp.txt"),
             "--key", str(journey.verifier), "--rp-id", RP_ID, "--origin", ORIGIN,
             "--state", str(tmp_path / "state")]
     r = runner.invoke(app, [*args, "--json"])
@@ -130,6 +144,9 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
 def _edit_bytes(data: bytes) -> bytes:
     """Another value in the entry, still canonical JSON (so it parses, but hashes anew)."""
     entry = json.loads(data)
+    if "sealed" in entry:  # another commitment, in canonical base64
+        other = base64.b64encode(hashlib.sha256(entry["sealed"].encode()).digest()).decode()
+        return data.replace(entry["sealed"].encode(), other.encode())
     old = json.dumps(entry["body"], separators=(",", ":"), sort_keys=True)
     new = old.replace("sub_", "sux_", 1) if "sub_" in old else old.replace('"', '"x', 2)
     return data.replace(old.encode(), new.encode())
@@ -146,15 +163,14 @@ def test_an_edited_entry_is_named_though_every_later_link_breaks(journey: Journe
          "last": len(lines) - 1}[where]
     tampered = [*lines[:k], _edit_bytes(lines[k]), *lines[k + 1:]]
     assert tampered[k] != lines[k]
-    report = check(tampered, journey.note, journey.verifier, parallel=parallel)
+    report = checked(journey, tampered, parallel=parallel)
     chain = [f for f in report.failures if f.rule == "chain"]
     assert [f.index for f in chain] == [k], found(report)
 
 
 def test_a_dropped_entry_is_named(journey: Journey) -> None:
     k = journey.index("data.accessed", "main")
-    report = check([*journey.lines[:k], *journey.lines[k + 1:]], journey.note,
-                   journey.verifier)
+    report = checked(journey, [*journey.lines[:k], *journey.lines[k + 1:]])
     chain = [f for f in report.failures if f.rule == "chain"]
     assert [f.index for f in chain] == [k] and "missing" in chain[0].detail
 
@@ -356,10 +372,11 @@ def test_personal_data_in_a_read_in_order_is_caught(journey: Journey,
 
 def test_the_worker_keeps_the_same_state_for_watch(journey: Journey, tmp_path: Path) -> None:
     export = journey.write(tmp_path / "ledger.ndjson")
+    openings = journey.write_openings(tmp_path / "openings.ndjson")
     for parallel in (False, True):
         report = verify_export(export, note=journey.note, expected_key=journey.verifier,
                                rp_id=RP_ID, origins=ORIGINS, parallel=parallel,
-                               state_dir=tmp_path / str(parallel))
+                               state_dir=tmp_path / str(parallel), openings=openings)
         assert report.ok and report.state_saved is not None
         assert (report.worker_rss_kib is not None) == parallel
     inline, worker = load_state(tmp_path / "False"), load_state(tmp_path / "True")
@@ -409,21 +426,40 @@ def test_the_cli_verifies_the_journey_over_http(journey: Journey, tmp_path: Path
     from vault.config import Settings
     assert journey.data_dir is not None
     shutil.copytree(journey.data_dir, tmp_path / "vault")
-    settings = Settings(data_dir=tmp_path / "vault", ledger_public=True, log_level="WARNING")
+    settings = Settings(data_dir=tmp_path / "vault", ledger_public=True, log_level="WARNING",
+                        auditor_api_keys="auditor-secret")
     key = str(journey.verifier)
     export = journey.write(tmp_path / "ledger.ndjson")
+    openings = journey.write_openings(tmp_path / "openings.ndjson")
     rp = ["--rp-id", RP_ID, "--origin", ORIGIN, "--json"]
+    auditor = ["--api-key", "auditor-secret"]
     with serve(settings) as vault:
-        named = runner.invoke(app, ["verify", vault.url, "--key", key, *rp])
-        unnamed = runner.invoke(app, ["verify", vault.url, "--key", key, "--json"])
-        # An export, held against the checkpoint the vault serves (and its key).
-        served = runner.invoke(app, ["verify", vault.url, "--from-export", str(export), *rp])
+        named = runner.invoke(app, ["verify", vault.url, "--key", key, *auditor, *rp])
+        unnamed = runner.invoke(app, ["verify", vault.url, "--key", key, *auditor, "--json"])
+        # The public ledger alone: no openings, so no stories.
+        public = runner.invoke(app, ["verify", vault.url, "--key", key, *rp])
+        public_text = runner.invoke(app, ["verify", vault.url, "--key", key, *rp[:-1]])
+        # An export and its openings, held against the checkpoint the vault serves.
+        served = runner.invoke(app, ["verify", vault.url, "--from-export", str(export),
+                                     "--openings", str(openings), *rp])
     assert named.exit_code == 0, named.output
     doc = json.loads(named.output)
     assert doc["ok"] and doc["size"] == len(journey.lines) and doc["stats"]["grants"] == 9
+    sealed = sum(b'"sealed"' in d for d in journey.lines)  # all, once the vault writes v2
+    assert sealed == len(journey.openings)
+    assert doc["stories"] == "checked" and doc["opened"] == doc["sealed"] == sealed
     assert served.exit_code == 0, served.output
     doc = json.loads(served.output)
     assert doc["checkpoint"]["size"] == len(journey.lines) and not doc["key_pinned"]
+    assert doc["stats"]["approvals_verified"] == 9
+    assert public.exit_code == 0, public.output
+    doc = json.loads(public.output)
+    if sealed:
+        assert doc["ok"] and doc["stories"] == "not checked: no openings"
+        assert doc["opened"] == 0 and doc["stats"]["approvals_verified"] == 0
+        assert "stories not checked" in public_text.output and public_text.exit_code == 0
+    else:  # a v1 ledger: everything is public, stories and all
+        assert doc["stories"] == "checked" and doc["stats"]["approvals_verified"] == 9
     assert unnamed.exit_code == 1
     failures = json.loads(unnamed.output)["failures"]
     assert {f["rule"] for f in failures} >= {"approval"}
