@@ -34,6 +34,7 @@ from clients.auditor.watch import (
     WatchReport,
     poll,
 )
+from clients.auditor.witnesses import QuorumMissing, WitnessedClient, WitnessPolicy
 from ledger.errors import LedgerError
 from ledger.note import Verifier
 
@@ -57,6 +58,31 @@ def _usage(message: str, as_json: bool) -> typer.Exit:
     else:
         err.print(f"[red]error:[/] {escape(message)}", soft_wrap=True)  # paths stay whole
     return typer.Exit(2)
+
+
+#: `--witness VKEY ... --quorum N` (ARCHITECTURE §10), on verify, watch and receipt.
+WitnessOption = Annotated[list[str] | None, typer.Option(
+    "--witness", help="A witness's verifier key (repeatable): the checkpoint needs --quorum "
+                      "valid cosignatures (C2SP tlog-cosignature) from these keys.")]
+QuorumOption = Annotated[int | None, typer.Option(
+    help="How many of the --witness keys must have cosigned the checkpoint (default: all "
+         "of them).")]
+
+
+def _client(url: str, api_key: str | None, policy: WitnessPolicy | None) -> LedgerClient:
+    if policy is None:
+        return LedgerClient(url, api_key=api_key)
+    return WitnessedClient(url, api_key=api_key, policy=policy)
+
+
+def _refused(exc: QuorumMissing, as_json: bool) -> typer.Exit:
+    """Exit 1: the checkpoint lacks its witnesses' quorum, so nothing it covers is trusted."""
+    if as_json:
+        _print_json({"ok": False, "error": str(exc), "problem": "witness-quorum",
+                     "index": None, "reason": str(exc)})
+    else:
+        err.print(f"[red]✗ {escape(str(exc))}[/]", soft_wrap=True)
+    return typer.Exit(1)
 
 
 @app.command()
@@ -86,6 +112,8 @@ def verify(
         "--rp-id", help="The passkeys' relying party ID (default: the URL's host).")] = None,
     origin: Annotated[list[str] | None, typer.Option(
         help="An allowed WebAuthn origin (repeatable; default: the URL's origin).")] = None,
+    witness: WitnessOption = None,
+    quorum: QuorumOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Check every entry (seq, prev link, leaf hash), the tree against the signed
@@ -97,6 +125,7 @@ def verify(
     usage or network errors."""
     try:
         pinned = Verifier.parse(key) if key else None
+        policy = WitnessPolicy.from_options(witness, quorum)
         if url is not None and from_export is None and "://" not in url:
             from_export, url = Path(url), None  # a file: `verify FILE`
         if url is None and from_export is None:
@@ -112,8 +141,12 @@ def verify(
         if rp is None:
             raise AuditorError("without a URL, give the passkeys' --rp-id and --origin")
         note = checkpoint.read_text(encoding="utf-8") if checkpoint else None
+        if policy is not None and note is None and url is None:
+            raise AuditorError("--witness needs a checkpoint: give the URL or --checkpoint")
+        if policy is not None and note is not None:
+            policy.require(note)
         with ExitStack() as stack:
-            client = stack.enter_context(LedgerClient(url, api_key=api_key)) if url else None
+            client = stack.enter_context(_client(url, api_key, policy)) if url else None
             bar = stack.enter_context(Progress(
                 TextColumn("verifying"), BarColumn(), MofNCompleteColumn(), console=err,
                 transient=True, disable=as_json or not err.is_terminal))
@@ -134,6 +167,8 @@ def verify(
                                        key_pinned=pinned is not None, rp_id=rp,
                                        origins=origins, on_progress=progress, state_dir=state,
                                        openings=openings)
+    except QuorumMissing as exc:
+        raise _refused(exc, as_json) from None
     except (AuditorError, LedgerError, OSError) as exc:
         raise _usage(str(exc), as_json) from None
     if as_json:
@@ -141,6 +176,11 @@ def verify(
     else:
         for style, text in render_text(report):
             out.print(text, style=style or None, markup=False, highlight=False, soft_wrap=True)
+        if policy is not None and report.note is not None:
+            check = policy.check(report.note)
+            out.print(f"✓ the checkpoint is cosigned by {len(check.valid)} of the "
+                      f"{len(policy.witnesses)} witnesses given (quorum {policy.quorum})",
+                      markup=False, highlight=False)
     raise typer.Exit(0 if report.ok else 1)
 
 
@@ -232,6 +272,8 @@ def watch(
         help="An allowed WebAuthn origin (repeatable; default: the URL's origin).")] = None,
     api_key: Annotated[str | None, typer.Option(
         "--api-key", envvar="VAULT_AUDITOR_API_KEY", help="Auditor API key.")] = None,
+    witness: WitnessOption = None,
+    quorum: QuorumOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per poll.")
                        ] = False,
 ) -> None:
@@ -243,8 +285,14 @@ def watch(
         pinned = Verifier.parse(key) if key else None
     except LedgerError as exc:
         raise _usage(f"--key: {exc}", as_json) from None
+    try:
+        policy = WitnessPolicy.from_options(witness, quorum)
+    except AuditorError as exc:
+        raise _usage(str(exc), as_json) from None
     worst = 0
-    with LedgerClient(url, api_key=api_key) as client:
+    # A checkpoint without its quorum is refused (CheckpointRefused: exit 1) before any
+    # of it is trusted or remembered.
+    with _client(url, api_key, policy) as client:
         while True:
             try:
                 report = _poll_with_bar(client, state, url=url, expected_key=pinned,
@@ -318,6 +366,18 @@ def _disagreements(doc: Any, key: Verifier | None, rp_id: str | None,
         found.append(Problem("format", f"the receipt names the origins {own_origins!r}, "
                                        f"not among the pinned {origins}"))
     return found
+
+
+def _witness_problems(doc: Any, policy: WitnessPolicy | None) -> list[Problem]:
+    """The receipt's checkpoint must carry the witnesses' quorum (ARCHITECTURE §10)."""
+    if policy is None:
+        return []
+    evidence = doc.get("ledger_evidence") if isinstance(doc, dict) else None
+    note = evidence.get("checkpoint") if isinstance(evidence, dict) else None
+    if not isinstance(note, str):
+        return [Problem("witnesses", "witness-quorum: the receipt has no checkpoint note")]
+    why = policy.problem(note)
+    return [] if why is None else [Problem("witnesses", why)]
 
 
 def _read_receipt(file: Path) -> tuple[bytes, Any]:
@@ -410,6 +470,8 @@ def receipt(
     api_key: Annotated[str | None, typer.Option(
         "--api-key", envvar="VAULT_AUDITOR_API_KEY",
         help="Auditor API key, for --live on a vault whose ledger is not public.")] = None,
+    witness: WitnessOption = None,
+    quorum: QuorumOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Verify a consent receipt offline: the checkpoint signature, each entry's inclusion
@@ -419,6 +481,7 @@ def receipt(
     not a receipt) or the vault cannot be read."""
     try:
         pinned = Verifier.parse(key) if key else None
+        policy = WitnessPolicy.from_options(witness, quorum)
         data, doc = _read_receipt(file)
         if origin and rp_id is None:
             rp_id = relying_party_of(origin[0])[0]
@@ -426,12 +489,15 @@ def receipt(
         raise _usage(str(exc), as_json) from None
     report = verify_receipt(data, expected_key=pinned, expected_rp_id=rp_id,
                             expected_origins=origin or None)
-    problems = [*report.problems, *_disagreements(doc, pinned, rp_id, origin)]
+    problems = [*report.problems, *_disagreements(doc, pinned, rp_id, origin),
+                *_witness_problems(doc, policy)]
     verified, live = not problems, None
     if live_url is not None and verified:
         try:
-            with LedgerClient(live_url, api_key=api_key) as client:
+            with _client(live_url, api_key, policy) as client:
                 live = grant_now(client, report)
+        except QuorumMissing as exc:
+            raise _refused(exc, as_json) from None
         except AuditorError as exc:
             raise _usage(str(exc), as_json) from None
         problems += live.problems
