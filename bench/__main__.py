@@ -33,6 +33,7 @@ from bench.report import Failure, Result, print_table, write_json
 from bench.series_ingest import FULL_INGEST, QUICK_INGEST, IngestScale, bench_series_ingest
 from bench.service_load import FULL_LOAD, QUICK_LOAD, LoadScale, bench_service_load
 from bench.source_read import FULL_SOURCE, QUICK_SOURCE, SourceScale, bench_source_read
+from bench.transparency_count import bench_count_vs_reads, bench_transparency_count
 from bench.vault_access import bench_erasure, bench_group_commit, bench_reads
 from bench.vault_crypto import bench_envelope
 from bench.vault_tokens import bench_tokens
@@ -108,6 +109,10 @@ def run_all(scale: Scale, workdir: Path) -> tuple[list[Result], list[Failure]]:
          results, failures)
     _run("append, 1 per transaction",
          lambda: bench_single_appends(workdir, n=s.single, repeats=s.append_repeats),
+         results, failures)
+    _run("transparency counting",
+         lambda: [bench_transparency_count(workdir, n=s.batched, repeats=s.append_repeats),
+                  bench_count_vs_reads(workdir, n=s.reads * 5, repeats=s.vault_repeats)],
          results, failures)
     _run("envelope seal/open, 1 KiB",
          lambda: bench_envelope(n=s.envelope, repeats=s.envelope_repeats), results, failures)

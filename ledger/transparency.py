@@ -38,7 +38,7 @@ from typing import Any, NamedTuple, TypeVar
 import orjson
 
 from ledger.errors import EncodingError
-from ledger.sealing import ERASED, split
+from ledger.sealing import ERASED, public_fields
 
 __all__ = [
     "ALL_MONTHS",
@@ -213,7 +213,9 @@ def public_of(entry: Mapping[str, Any]) -> Mapping[str, Any]:
     body = entry.get("body")
     if type(body) is not dict:
         raise EncodingError("a v1 entry's body is not an object")
-    public = split(str(entry.get("kind", "")), body)[0]
+    shown = public_fields(_text(entry.get("kind")), body)
+    # `split(kind, body)[0]`, without building the private half (this runs per entry).
+    public = dict(body) if shown is None else {k: body[k] for k in shown if k in body}
     if public.get("reason") == ERASED and "from" not in public and "grant_id" in body:
         public["grant_id"] = body["grant_id"]
     return public
@@ -224,7 +226,7 @@ def _text(value: Any) -> str:
 
 
 def _names(value: Any) -> frozenset[str]:
-    if type(value) is not list:
+    if type(value) is not tuple:
         return frozenset()
     return frozenset(v for v in value if type(v) is str)
 
@@ -242,13 +244,22 @@ class Tally:
 
     known: Mapping[str, GrantFacts] = field(default_factory=dict)
     grants: Counter[GrantAtom] = field(default_factory=Counter)
-    accesses: Counter[AccessAtom] = field(default_factory=Counter)
     facts: dict[str, GrantFacts] = field(default_factory=dict)
+    #: Reads by (month, service, purpose, categories, derived) as the entries list them:
+    #: `accesses` makes atoms of them once, not once per read (the hot path).
+    _reads: Counter[tuple[str, str, str, Any, Any]] = field(default_factory=Counter)
     #: Entries fed.
     size: int = 0
     #: Entries that could not be counted (a transition of an unknown grant, a malformed
     #: public part): counted as nothing, and named here for whoever wants to know.
     skipped: list[int] = field(default_factory=list)
+
+    @property
+    def accesses(self) -> Counter[AccessAtom]:
+        atoms: Counter[AccessAtom] = Counter()
+        for (month, service, purpose, cats, derived), n in self._reads.items():
+            atoms[AccessAtom(month, service, purpose, _names(cats), _names(derived))] += n
+        return atoms
 
     def grant(self, grant_id: str) -> GrantFacts | None:
         found = self.facts.get(grant_id)
@@ -304,13 +315,17 @@ class Tally:
     def _read(self, seq: int, time: str, public: Mapping[str, Any]) -> None:
         grant_id = public.get("grant_id")
         facts = self.grant(grant_id) if type(grant_id) is str else None
-        if len(time) < 7:
+        cats, derived = public.get("categories"), public.get("derived")
+        try:
+            key = (time[:7], _text(public.get("service_id")),
+                   facts.purpose if facts is not None else "",
+                   tuple(cats) if type(cats) is list else None,
+                   tuple(derived) if type(derived) is list else None)
+            if len(time) < 7:
+                raise TypeError
+            self._reads[key] += 1
+        except TypeError:  # a name that is not a string (a list, an object): no atom
             self.skipped.append(seq)
-            return
-        self.accesses[AccessAtom(time[:7], _text(public.get("service_id")),
-                                 facts.purpose if facts is not None else "",
-                                 _names(public.get("categories")),
-                                 _names(public.get("derived")))] += 1
 
 
 def decode(data: bytes) -> tuple[str, str, Mapping[str, Any]] | None:
