@@ -10,7 +10,12 @@ Badge example service and the city's seed scenarios (clients.examples.city), sid
 4. the city's services registered the same way (`<data-dir>/city/<service>/`; issuers
    with `--issues`, their JWKS naming the `kid` they sign records with), and
    `python -m clients.examples.city` in a third child serving them all, from --city-port;
-5. Ctrl-C or SIGTERM stops them all (each in a session of its own, so only we get the
+5. two witnesses (`python -m ledger.witness serve`, from --witness-port), their keys made
+   on the first run in `<data-dir>/witnesses/` (0600) and kept after; the vault is told
+   of both (VAULT_WITNESSES) and publishes a checkpoint only when both cosigned it
+   (VAULT_WITNESS_QUORUM=2). They start once the vault serves its ledger key, which they
+   need; until then the vault waits for its quorum;
+6. Ctrl-C or SIGTERM stops them all (each in a session of its own, so only we get the
    terminal's Ctrl-C, and each gets one SIGTERM and time for a clean shutdown).
 """
 
@@ -37,6 +42,7 @@ from clients.examples import city
 from clients.examples.bluebadge.config import CLIENT_FILE, JWKS_FILE, KEY_FILE, app_dir
 from clients.examples.city import config as city_config
 from clients.service import ServiceKey
+from ledger.cosignature import WitnessSigner
 
 __all__ = ["SERVICE_DESCRIPTION", "SERVICE_NAME", "LaunchError", "Registration", "main",
            "parse_args", "register", "register_city", "vault_command"]
@@ -190,6 +196,55 @@ def register_city(vault: Sequence[str], data_dir: Path, *, urls: Mapping[str, st
     return done
 
 
+#: The demo's witnesses: two, and the vault needs both (ARCHITECTURE §10).
+WITNESSES = 2
+
+
+@dataclass(frozen=True)
+class DemoWitness:
+    key_file: Path
+    vkey: str
+    port: int
+
+    def url(self, host: str) -> str:
+        return _local(host, self.port)
+
+
+def demo_witnesses(data_dir: Path, first_port: int) -> list[DemoWitness]:
+    """The demo's witness keys, made on the first run and read after (so what a witness
+    cosigned stays its own: a new key would forget nothing, but no one would trust it)."""
+    folder = data_dir / "witnesses"
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    found = []
+    for i in range(WITNESSES):
+        path = folder / f"w{i + 1}.key"
+        if not path.is_file():
+            signer = WitnessSigner.generate(f"localhost/demo-witness-{i + 1}")
+            _write_private(path, (str(signer) + "\n").encode())
+        vkey = str(WitnessSigner.parse(path.read_text()).verifier())
+        found.append(DemoWitness(path, vkey, first_port + i))
+    return found
+
+
+def witness_env(witnesses: Sequence[DemoWitness], host: str) -> dict[str, str]:
+    """The vault's settings for the demo's witnesses, unless the caller set their own."""
+    if "VAULT_WITNESSES" in os.environ:
+        return {}
+    return {"VAULT_WITNESSES": ";".join(f"{w.vkey} {w.url(host)}" for w in witnesses),
+            "VAULT_WITNESS_QUORUM": str(len(witnesses))}
+
+
+def ledger_key(url: str) -> str:
+    """The vault's ledger verifier key, which its witnesses must know."""
+    try:
+        r = httpx.get(f"{url}/ledger/key", timeout=5.0)
+    except httpx.HTTPError as exc:
+        raise LaunchError(f"cannot read the vault's ledger key: {exc}") from None
+    if r.status_code != 200:
+        raise LaunchError(f"the vault's ledger key: {url}/ledger/key answered {r.status_code}")
+    return r.text.strip()
+
+
 def _local(host: str, port: int) -> str:
     """A URL this machine can reach a server listening on `host` at."""
     if host in ("", "0.0.0.0"):  # noqa: S104 (a listening address, only compared)
@@ -268,6 +323,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--city-port", type=_port, default="8002",
                         help="Port of the first city service (default 8002; the others "
                              f"follow it, up to {8002 + _CITY_SPAN - 1}).")
+    parser.add_argument("--witness-port", type=_port, default="8010",
+                        help=f"Port of the first of the {WITNESSES} witnesses (default "
+                             f"8010, then {8010 + WITNESSES - 1}).")
     args = parser.parse_args(argv)
     if args.port == args.app_port:
         parser.error(f"the vault and the Blue Badge example cannot share port {args.port}")
@@ -279,6 +337,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         if port in city_ports:
             parser.error(f"{what} cannot use port {port}: the city services use ports "
                          f"{city_ports.start} to {city_ports.stop - 1}")
+    witness_ports = range(args.witness_port, args.witness_port + WITNESSES)
+    taken = {args.port, args.app_port, *city_ports}
+    if witness_ports.stop - 1 > 65535 or taken & set(witness_ports):
+        parser.error(f"the witnesses need ports {witness_ports.start} to "
+                     f"{witness_ports.stop - 1}, free of the vault's and the examples'")
     return args
 
 
@@ -301,12 +364,23 @@ def main(argv: list[str] | None = None) -> int:
     where += ["--database", args.database] if args.database else []
     where += ["--public-url", args.public_url] if args.public_url else []
     try:
+        witnesses = demo_witnesses(args.data_dir, args.witness_port)
         children["the vault"] = subprocess.Popen(  # noqa: S603
             [*vault, "serve", "--demo", "--host", args.host, "--port", str(args.port),
-             *where], start_new_session=True)
+             *where], start_new_session=True,
+            env={**os.environ, **witness_env(witnesses, args.host)})
         if not wait_until_healthy(_local(args.host, args.port), children["the vault"],
                                   what="the vault", stop=stop):
             return 0
+        log_key = ledger_key(_local(args.host, args.port))
+        for i, w in enumerate(witnesses, 1):
+            children[f"witness {i}"] = subprocess.Popen(  # noqa: S603
+                [sys.executable, "-m", "ledger.witness", "serve", "--key", str(w.key_file),
+                 "--log", log_key, "--host", args.host, "--port", str(w.port)],
+                start_new_session=True)
+            if not wait_until_healthy(w.url(args.host), children[f"witness {i}"],
+                                      what=f"witness {i}", stop=stop):
+                return 0
         reg = register(vault, args.data_dir, app_url=app_url, database=args.database)
         print(f"Blue Badge example: {'registered' if reg.new else 'known'} to the vault as "
               f"{reg.client_id}", flush=True)
@@ -342,7 +416,9 @@ def main(argv: list[str] | None = None) -> int:
               f"  Electoral register: {urls['register']}\n"
               f"  Council Tax team:   {urls['counciltax']}\n"
               f"  Heart monitor:      {urls['wearable']}\n"
-              f"  GP practice:        {urls['gp']}\n\n"
+              f"  GP practice:        {urls['gp']}\n"
+              f"  Witnesses:          "
+              f"{', '.join(w.url(args.host) for w in witnesses)} (the vault needs both)\n\n"
               "Sign up in the wallet first, then apply for a Blue Badge, or try the city's "
               "scenarios. Ctrl-C stops them all.", flush=True)
         while not stop.wait(0.5):

@@ -1,5 +1,5 @@
 """The witness over HTTP (C2SP tlog-witness): ``POST /add-checkpoint`` and the monitoring
-``GET /<origin hash>/checkpoint``.
+``GET /<origin hash>/checkpoint``; ``GET /healthz`` for launchers.
 
 The only module of the ledger package that imports a web framework (Starlette); the vault
 never imports it. Refusals the spec gives a body for (409) answer that body; the others
@@ -61,7 +61,11 @@ def create_witness_app(witness: Witness) -> Starlette:
             return _problem(404, "this witness has cosigned no checkpoint of that log")
         return PlainTextResponse(note, headers={"Cache-Control": "no-store"})
 
+    async def healthz(request: Request) -> Response:
+        return PlainTextResponse("ok\n")
+
     return Starlette(routes=[
         Route("/add-checkpoint", add_checkpoint, methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
         Route("/{origin_hash:str}/checkpoint", checkpoint, methods=["GET"]),
     ])

@@ -228,3 +228,38 @@ def test_keygen_and_key(tmp_path: Path) -> None:
     again = runner.invoke(cli_app, ["keygen", "--out", str(out)])
     assert again.exit_code == 1 and "keeps its key" in again.output
     assert WitnessKey.parse(runner.invoke(cli_app, ["key", "--key", str(out)]).output) == vkey
+
+
+def test_vault_witness_serve_as_a_process(tmp_path: Path) -> None:
+    """`python -m ledger.witness serve` (the `vault-witness` script, as make run starts it)."""
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+    from livevault import free_port
+
+    key = tmp_path / "w.key"
+    assert CliRunner().invoke(cli_app, ["keygen", "--out", str(key)]).exit_code == 0
+    port = free_port()
+    child = subprocess.Popen([sys.executable, "-m", "ledger.witness", "serve", "--key", str(key),
+                              "--log", str(LOG.verifier()), "--port", str(port)])
+    try:
+        url, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 20
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline and child.poll() is None
+                time.sleep(0.1)
+        r = httpx.post(f"{url}/add-checkpoint", content=body(0, [], TREE.note(5)))
+        signer = WitnessSigner.parse(key.read_text())
+        check = check_cosignatures(TREE.note(5) + r.text, expected_witnesses=[signer.verifier()])
+        assert r.status_code == 200 and len(check.valid) == 1
+        assert (tmp_path / "w.db").is_file()  # default: beside the key
+    finally:
+        child.terminate()
+        child.wait(timeout=10)
+    bad = CliRunner().invoke(cli_app, ["serve", "--key", str(key), "--log", "nonsense"])
+    assert bad.exit_code == 2 and "not a log verifier key" in bad.output

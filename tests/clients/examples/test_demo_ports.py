@@ -58,6 +58,7 @@ def test_without_them_the_launcher_keeps_its_defaults(monkeypatch: pytest.Monkey
     (["--app-port", "9001", "--city-port", "9000"],
      "the Blue Badge example cannot use port 9001"),
     (["--city-port", "65534"], "the city services need ports 65534 to 65538"),
+    (["--witness-port", "8001"], "the witnesses need ports 8001 to 8002"),
 ])
 def test_bad_ports_are_refused_clearly(argv: list[str], message: str,
                                        capsys: pytest.CaptureFixture[str]) -> None:
@@ -67,8 +68,9 @@ def test_bad_ports_are_refused_clearly(argv: list[str], message: str,
 
 
 class _Child:
-    def __init__(self, argv: list[str], **_: Any) -> None:
+    def __init__(self, argv: list[str], **kw: Any) -> None:
         self.argv = argv
+        self.env: dict[str, str] | None = kw.get("env")
         self.returncode: int | None = None
 
     def poll(self) -> int | None:
@@ -88,11 +90,13 @@ def test_the_launcher_starts_them_all_on_the_ports_given(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     started: list[list[str]] = []
+    children: list[_Child] = []
     asked: list[str] = []
 
     def popen(argv: list[str], **kw: Any) -> _Child:
         started.append(argv)
-        return _Child(argv, **kw)
+        children.append(_Child(argv, **kw))
+        return children[-1]
 
     registered: dict[str, Any] = {}
 
@@ -121,10 +125,26 @@ def test_the_launcher_starts_them_all_on_the_ports_given(
         return True
 
     monkeypatch.setattr(demo, "wait_until_healthy", healthy)
+    monkeypatch.setattr(demo, "ledger_key", lambda url: "vault.test/ledger+00000000+AQ==")
+    monkeypatch.delenv("VAULT_WITNESSES", raising=False)
+    everyone += demo.WITNESSES
     assert demo.main(["--port", "9100", "--app-port", "9101", "--city-port", "9110",
-                      "--data-dir", str(tmp_path)]) == 0
+                      "--witness-port", "9120", "--data-dir", str(tmp_path)]) == 0
 
-    vault, app, town = started
+    vault, w1, w2, app, town = started
+    # Two witnesses on their ports, each told the vault's ledger key, and the vault told
+    # of both with a quorum of two (issue 13 §3: make run with two local witnesses).
+    for w, port in ((w1, "9120"), (w2, "9121")):
+        assert w[w.index("-m") + 1:w.index("-m") + 3] == ["ledger.witness", "serve"]
+        assert w[w.index("--port") + 1] == port
+        assert w[w.index("--log") + 1] == "vault.test/ledger+00000000+AQ=="
+    env = children[0].env
+    assert env is not None and env["VAULT_WITNESS_QUORUM"] == "2"
+    pairs = env["VAULT_WITNESSES"].split(";")
+    assert [p.split()[1] for p in pairs] == ["http://127.0.0.1:9120", "http://127.0.0.1:9121"]
+    # The keys are made once and kept: a second launch names the same witnesses.
+    assert [w.vkey for w in demo.demo_witnesses(tmp_path, 9120)] == [p.split()[0] for p in pairs]
+    assert oct((tmp_path / "witnesses" / "w1.key").stat().st_mode & 0o777) == "0o600"
     assert vault[vault.index("--port") + 1] == "9100" and "serve" in vault
     assert app[app.index("--port") + 1] == "9101"
     assert app[app.index("--vault") + 1] == "http://localhost:9100"
@@ -137,7 +157,8 @@ def test_the_launcher_starts_them_all_on_the_ports_given(
                                   "counciltax": "http://localhost:9112",
                                   "wearable": "http://localhost:9113",
                                   "gp": "http://localhost:9114"}
-    assert asked == ["http://127.0.0.1:9100", "http://127.0.0.1:9101",
+    assert asked == ["http://127.0.0.1:9100", "http://127.0.0.1:9120", "http://127.0.0.1:9121",
+                     "http://127.0.0.1:9101",
                      "http://127.0.0.1:9110", "http://127.0.0.1:9111",
                      "http://127.0.0.1:9112",
                      "http://127.0.0.1:9113", "http://127.0.0.1:9114"]
