@@ -11,8 +11,9 @@ DEV_STAMP     := $(VENV)/.installed-dev
 help:
 	@echo "make run    set up and start the vault with demo data (SQLite, http://localhost:8000)"
 	@echo "            the Blue Badge example service (http://localhost:8001) and the city's"
-	@echo "            example services (http://localhost:8002 to 8006);"
-	@echo "            other ports: make run PORT=9000 APP_PORT=9001 CITY_PORT=9002"
+	@echo "            example services (http://localhost:8002 to 8006), and two local"
+	@echo "            witnesses (http://127.0.0.1:8010, 8011) the vault needs to publish;"
+	@echo "            other ports: make run PORT=9000 APP_PORT=9001 CITY_PORT=9002 WITNESS_PORT=9010"
 	@echo "make test   set up and run the whole test suite"
 	@echo "make bench  run the benchmarks and print a table"
 	@echo "make lint   ruff + mypy"
@@ -29,11 +30,11 @@ $(DEV_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $@ $(RUNTIME_STAMP)
 
-# PORT=, APP_PORT= and CITY_PORT= choose the vault's port, the Blue Badge example's and
-# the first of the city's five (unset: the launcher's defaults, 8000 or VAULT_PORT, 8001
-# and 8002).
+# PORT=, APP_PORT=, CITY_PORT= and WITNESS_PORT= choose the vault's port, the Blue Badge
+# example's, the first of the city's five and the first of the two witnesses' (unset: the
+# launcher's defaults, 8000 or VAULT_PORT, 8001, 8002 and 8010).
 run: $(RUNTIME_STAMP)
-	$(BIN)/python -m clients.examples.demo $(if $(PORT),--port $(PORT)) $(if $(APP_PORT),--app-port $(APP_PORT)) $(if $(CITY_PORT),--city-port $(CITY_PORT))
+	$(BIN)/python -m clients.examples.demo $(if $(PORT),--port $(PORT)) $(if $(APP_PORT),--app-port $(APP_PORT)) $(if $(CITY_PORT),--city-port $(CITY_PORT)) $(if $(WITNESS_PORT),--witness-port $(WITNESS_PORT))
 
 # Test modules run in parallel, one worker per core (TEST_WORKERS=0 runs them in one
 # process); each module stays on one worker, so its fixtures start once.

@@ -38,6 +38,7 @@ from bench.vault_access import bench_erasure, bench_group_commit, bench_reads
 from bench.vault_crypto import bench_envelope
 from bench.vault_tokens import bench_tokens
 from bench.wallet_pages import bench_dashboard, bench_passkey_verify
+from bench.witness_quorum import bench_witness_quorum
 from bench.workload import BigLedger, build_big_ledger, progress
 
 
@@ -66,6 +67,7 @@ class Scale:
     ingest: IngestScale = FULL_INGEST  # series batches of 1,000 over HTTP
     source: SourceScale = FULL_SOURCE  # a read of a category held at source (20 ms source)
     changes: ChangeScale = FULL_CHANGES  # record.changed fan-out to 10,000 grants
+    witness_rounds: int = 200  # checkpoints taken to a quorum of 3 local witnesses
 
 
 FULL = Scale(batched=20_000, single=1_000, append_repeats=5, big=1_000_000, proofs=1_000,
@@ -79,7 +81,7 @@ QUICK = Scale(batched=2_000, single=100, append_repeats=2, big=20_000, proofs=20
               wallet_grants=20, wallet_accesses=200, page_loads=20, passkey_checks=50,
               tokens=200, token_repeats=1, load=QUICK_LOAD, ingest=QUICK_INGEST,
               source=QUICK_SOURCE, watch=QUICK_WATCH,
-              changes=QUICK_CHANGES)
+              changes=QUICK_CHANGES, witness_rounds=20)
 
 
 def _run(
@@ -142,6 +144,8 @@ def run_all(scale: Scale, workdir: Path) -> tuple[list[Result], list[Failure]]:
          lambda: bench_source_read(workdir, s.source), results, failures)
     _run("vault-audit watch, one poll",
          lambda: bench_watch(workdir, s.watch), results, failures)
+    _run("checkpoint to a quorum of 3 witnesses",
+         lambda: bench_witness_quorum(workdir, rounds=s.witness_rounds), results, failures)
     progress(f"setup: building a {s.big:,}-entry ledger (not measured)")
     try:
         big: BigLedger | None = build_big_ledger(workdir, s.big)

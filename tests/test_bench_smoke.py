@@ -26,7 +26,7 @@ def test_bench_quick_runs_every_benchmark(tmp_path: Path) -> None:
     text = json.dumps(results)
     for name in ("append", "proof", "verify_inclusion", "open_checkpoint", "audit",
                  "access token", "GET /v1/data", "watch: one poll", "held at source",
-                 "series ingest"):
+                 "series ingest", "quorum of 3 local witnesses"):
         assert name in text, f"no {name!r} benchmark in the results"
 
 
@@ -92,3 +92,12 @@ def test_source_bench_reads_through_a_20_ms_source(tmp_path: Path) -> None:
     # The vault's CPU: a held read costs at least what it takes to verify and log it.
     assert cpu.measured > 0 and cpu.floor is not None and cpu.floor > 0
     assert "source's own answer" in " ".join(median.notes)
+
+
+def test_witness_bench_takes_checkpoints_to_a_quorum_of_three(tmp_path: Path) -> None:
+    """Three vault-witness processes cosign every checkpoint (issue 13 §4)."""
+    from bench.witness_quorum import bench_witness_quorum
+
+    p50, p99 = bench_witness_quorum(tmp_path, rounds=5)
+    assert p50.name.endswith("quorum of 3 local witnesses, p50") and p50.unit == "ms"
+    assert 0 < p50.measured <= p99.measured and p99.floor is not None and p99.floor > 0

@@ -35,6 +35,9 @@ def test_make_run_passes_port_and_app_port() -> None:
     argv = _make_run("CITY_PORT=9110")
     assert argv == ["--city-port", "9110"]
     assert demo.parse_args(argv).city_port == 9110
+    argv = _make_run("WITNESS_PORT=9120")
+    assert argv == ["--witness-port", "9120"]
+    assert demo.parse_args(argv).witness_port == 9120
 
 
 def test_without_them_the_launcher_keeps_its_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
