@@ -348,3 +348,36 @@ def test_published_totals_never_go_down(fresh_ctx: Callable[[Clock], VaultContex
         if op == "erase":
             assert atoms == ledger_atoms(ctx)
     assert db_atoms(ctx) == ledger_atoms(ctx)
+
+
+def test_sealed_entries_after_v1_ones_count_from_their_public_part(ctx: VaultContext) -> None:
+    """A vault that wrote v1 and then v2 (sealed) entries: the counter reads v2's public
+    part, and an erasure's sealed endings move grants of their month without their ids."""
+
+    def append(version: int, items: list[tuple[str, dict[str, object]]]) -> None:
+        with ctx.engine.begin() as conn:
+            SqlLedger(conn, version=version).append_many(items)
+
+    def asked(gid: str) -> tuple[str, dict[str, object]]:
+        return "grant.requested", {"grant_id": gid, "service_id": "svc_a", "subject": "s1",
+                                   "terms": {"purpose": "eligibility_assessment"},
+                                   "terms_hash": "h"}
+
+    append(1, [asked("g1"), ("grant.approved", {"grant_id": "g1", "service_id": "svc_a",
+                                                "subject": "s1"})])
+    append(2, [asked("g2"), ("data.accessed", {
+        "grant_id": "g1", "service_id": "svc_a", "subject": "s1",
+        "categories": ["address.home"], "derived": [], "commitment": "c"})])
+    month = db_atoms(ctx)[0].popitem()[0].month  # every entry's month (the real clock)
+    append(2, [("grant.revoked", {"grant_id": "g1", "service_id": "svc_a", "subject": "s1",
+                                  "reason": "citizen_erased", "asked": month,
+                                  "from": "approved"}),
+               ("grant.denied", {"grant_id": "g2", "service_id": "svc_a", "subject": "s1",
+                                 "reason": "citizen_erased", "asked": month,
+                                 "from": "requested"}),
+               ("citizen.erased", {"subject": "s1"})])
+    grants_now, reads = db_atoms(ctx)
+    assert (grants_now, reads) == ledger_atoms(ctx)
+    assert grants_now == {tr.GrantAtom(month, "revoked"): 1, tr.GrantAtom(month, "denied"): 1}
+    assert reads == {tr.AccessAtom(month, "svc_a", "eligibility_assessment",
+                                   frozenset({"address.home"}), frozenset()): 1}
