@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import socket
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -87,6 +89,39 @@ def serve(
         uvicorn.run(create_witness_app(witness), host=host, port=port, log_level="warning")
     finally:
         state.close()
+
+
+@app.command()
+def evidence(
+    db: Annotated[Path, typer.Option(help="The witness's SQLite file")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per refusal")
+                       ] = False,
+) -> None:
+    """Show every checkpoint the witness refused as inconsistent with what it had
+    cosigned, with both signed checkpoints: a log that signed both showed two histories.
+    Exit 0 when there is none, 1 when there is."""
+    from ledger.witness.state import WitnessState
+
+    if not db.is_file():
+        raise typer.BadParameter(f"{db} does not exist", param_hint="--db")
+    state = WitnessState(db)
+    try:
+        found = state.evidence()
+    finally:
+        state.close()
+    for e in found:
+        if as_json:
+            typer.echo(json.dumps({"origin": e.origin, "seen_at": e.seen_at, "reason": e.reason,
+                                   "cosigned": e.held_note, "old_size": e.old_size,
+                                   "proof": e.proof.split(), "refused": e.submitted_note}))
+        else:
+            when = datetime.fromtimestamp(e.seen_at, UTC).isoformat()
+            typer.echo(f"{when} {e.origin}: {e.reason}\n--- cosigned:\n{e.held_note}"
+                       f"--- refused (old size {e.old_size}):\n{e.submitted_note}")
+    if not as_json:
+        typer.echo(f"{len(found)} inconsistent checkpoint{'' if len(found) == 1 else 's'} "
+                   "refused")
+    raise typer.Exit(1 if found else 0)
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -139,6 +140,12 @@ def test_fork_at_the_same_size_is_refused_and_kept(client: TestClient, db: Path)
     assert evidence[0].held_note.startswith(TREE.note(9))
     assert evidence[0].submitted_note == forked.note(9)
     assert submit(client, 9, 10)[0] == 200  # the honest log goes on
+    shown = CliRunner().invoke(cli_app, ["evidence", "--db", str(db)])
+    assert shown.exit_code == 1 and "2 inconsistent checkpoints refused" in shown.output
+    assert TREE.note(9) in shown.output and forked.note(9) in shown.output
+    as_json = CliRunner().invoke(cli_app, ["evidence", "--db", str(db), "--json"])
+    first = json.loads(as_json.output.splitlines()[0])
+    assert first["refused"] == forked.note(9) and first["cosigned"].startswith(TREE.note(9))
 
 
 def test_bad_proofs(client: TestClient) -> None:
@@ -207,6 +214,12 @@ def test_restart_keeps_what_it_cosigned(db: Path) -> None:
         assert submit(c, 0, 17) == (409, "16\n")
         assert submit(c, 16, 17)[0] == 200
     state.close()
+
+
+def test_no_evidence_is_exit_0(db: Path) -> None:
+    WitnessState(db).close()
+    shown = CliRunner().invoke(cli_app, ["evidence", "--db", str(db)])
+    assert shown.exit_code == 0 and "0 inconsistent checkpoints refused" in shown.output
 
 
 def test_unknown_origin_on_the_monitoring_route(client: TestClient) -> None:
