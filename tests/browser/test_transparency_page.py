@@ -7,14 +7,18 @@ Screenshots (desktop and 375 px) and the axe report land in test-artifacts/walle
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 import pytest
 from browser.harness import MOBILE_VIEWPORT, page_check
 from support.vaultworld import JWK, add_passkey, ask, world
 
+from ledger.sqlstore import SqlLedger
 from vault.domain.grants import Access
 from vault.services import access, grants, registry
+from vault.services.transparency_counts import count_ledger
+from vault.storage.database import read_only
 from wallet.passkeys.software import SoftAuthenticator
 
 if TYPE_CHECKING:
@@ -48,6 +52,13 @@ def _some_use(state: AppState, origin: str) -> None:
     for _ in range(2):
         grants.deny_grant(ctx, ask(ctx, w).id, citizen_id=w.citizen_id)
     ask(ctx, w)
+    # The counts come from the ledger once a checkpoint signs it: wait for them.
+    with read_only(ctx.engine).begin() as conn:
+        size = SqlLedger(conn).size()
+    deadline = time.monotonic() + 5
+    while count_ledger(ctx) < size:
+        assert time.monotonic() < deadline, "the ledger was never counted"
+        time.sleep(0.05)
 
 
 def test_transparency_page_is_accessible_and_fits_a_phone(
