@@ -34,7 +34,11 @@ def _b64(hashes: list[bytes]) -> list[str]:
 
 
 @router.get("/checkpoint", response_class=PlainTextResponse,
-            summary="The latest signed checkpoint (C2SP signed note)")
+            summary="The latest published checkpoint (C2SP signed note, with the witnesses' "
+                    "cosignatures)",
+            responses={503: problem_response(
+                "No checkpoint has its quorum of witness cosignatures yet (not-witnessed)",
+                {"Retry-After": "Seconds to wait before asking again"})})
 def checkpoint(state: State) -> PlainTextResponse:
     with read_only(state.engine).begin() as conn:
         latest = SqlLedger(conn).latest_checkpoint()

@@ -191,6 +191,8 @@ def test_witness_down_stops_publishing_never_writing(tmp_path: Path) -> None:
             assert r.status_code == 503
             assert r.headers["content-type"] == "application/problem+json"
             assert r.json()["type"].endswith("not-witnessed")
+            documented = httpx.get(f"{vault.url}/openapi.json").json()
+            assert "503" in documented["paths"]["/ledger/checkpoint"]["get"]["responses"]
             health = httpx.get(f"{vault.url}/readyz")
             assert health.status_code == 200
             assert up.held_size(ORIGIN) >= 3  # the witness that is up did cosign
