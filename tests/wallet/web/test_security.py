@@ -78,10 +78,12 @@ def signed_in(web: WebWallet, b: Browser) -> bool:
 
 def snapshot(web: WebWallet) -> dict[str, list[str]]:
     """Every row of every table but those background threads write or drain:
-    the checkpoints the publisher signs and the changes the teller hands on."""
+    the checkpoints the publisher signs, the changes the teller hands on and the
+    transparency counts the counter keeps."""
     engine = web.ctx.engine
     tables = sorted(set(inspect(engine).get_table_names())
-                    - {"ledger_checkpoints", "record_changes"})
+                    - {"ledger_checkpoints", "record_changes", "transparency_atoms",
+                       "transparency_grants", "transparency_cursor"})
     with engine.connect() as conn:
         return {t: sorted(repr(tuple(row)) for row in conn.execute(text(f'SELECT * FROM "{t}"')))
                 for t in tables}
