@@ -11,6 +11,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
@@ -20,7 +22,7 @@ from ledger.hasher import EMPTY_ROOT, leaf_hash
 from ledger.note import Signer
 from ledger.proof import consistency_proof, root_at
 from ledger.tree import CompactRange
-from ledger.witness import Witness, WitnessState
+from ledger.witness import Inconsistent, Witness, WitnessState
 from ledger.witness.cli import app as cli_app
 from ledger.witness.server import TLOG_SIZE, create_witness_app
 
@@ -276,3 +278,27 @@ def test_vault_witness_serve_as_a_process(tmp_path: Path) -> None:
         child.wait(timeout=10)
     bad = CliRunner().invoke(cli_app, ["serve", "--key", str(key), "--log", "nonsense"])
     assert bad.exit_code == 2 and "not a log verifier key" in bad.output
+
+
+@settings(max_examples=60, deadline=None)
+@given(sizes=st.lists(st.integers(1, 40), min_size=1, max_size=6), data=st.data())
+def test_any_flipped_proof_bit_is_refused_and_honest_growth_cosigned(
+        tmp_path_factory: pytest.TempPathFactory, sizes: list[int], data: st.DataObject) -> None:
+    """Property: along any growth of an honest log, a proof with one bit flipped is never
+    cosigned (and leaves the state alone), and the true proof always is."""
+    state = WitnessState(tmp_path_factory.mktemp("prop") / "w.db")
+    witness = Witness(WITNESS, [LOG.verifier()], state, clock=lambda: 1)
+    held = 0
+    try:
+        for size in sorted(set(sizes)):
+            proof = TREE.proof(held, size)
+            if proof:
+                i = data.draw(st.integers(0, len(proof) * 32 * 8 - 1))
+                bad = [bytearray(h) for h in proof]
+                bad[i // 256][(i // 8) % 32] ^= 1 << (i % 8)
+                with pytest.raises(Inconsistent):
+                    witness.add_checkpoint(body(held, [bytes(h) for h in bad], TREE.note(size)))
+            assert witness.add_checkpoint(body(held, proof, TREE.note(size))).size == size
+            held = size
+    finally:
+        state.close()
