@@ -11,8 +11,9 @@ clients to learn it. Witnesses failing never fail a write: the vault only logs i
 sizes and statuses, never anything about a citizen), and with a quorum the checkpoint
 waits, unpublished, for the next attempt.
 
-Failure modes, as Sigstore and the Go checksum database treat them: a witness that is down
-or slow only costs its cosignature; one that answers 422 has seen a checkpoint of ours that
+Failure modes (a quorum of k of the known witnesses, as a Sigsum policy states it; the
+log pushes, as the sumdb witness feeder does): a witness that is down or slow only costs
+its cosignature; one that answers 422 has seen a checkpoint of ours that
 this one does not extend (a fork, or our own bug) and that is logged as an error, since an
 honest log never sees it; a witness ahead of our tree (after a database restore) can never
 cosign again until the log catches up, and is logged as such.
