@@ -8,7 +8,10 @@ event, each with a W3C DPV term. The second, `ledger_evidence`, makes it checkab
 offline by anyone (`clients.auditor.receipt.verify_receipt`): the grant's `grant.*`
 ledger entries byte for byte, the `passkey.registered` entry of every passkey that
 signed one of them, an inclusion proof of each against one signed checkpoint, the log's
-verifier key, and the relying party the passkeys answered for. Last, `signature`: the
+verifier key, and the relying party the passkeys answered for. Sealed entries (ledger
+v2) hold only their public part: `openings` carries the opening (salt and private body)
+of each of the receipt's own sealed entries, so the receipt still shows, and its reader
+can check, who signed what. Last, `signature`: the
 vault's signature (the ledger key) over all the rest, so the words the ledger does not
 hold (the catalog's labels, the notice) are bound too.
 
@@ -32,6 +35,7 @@ from ledger.checkpoint import Checkpoint, open_checkpoint
 from ledger.entry import Entry, format_time, parse_entry
 from ledger.errors import StoreError
 from ledger.note import Signer, sign_note
+from ledger.sealing import full_body, parse_opening
 from ledger.sqlstore import SqlLedger
 from ledger.store import MAX_PAGE
 from vault.domain.categories import categories as category_catalog
@@ -95,6 +99,10 @@ _STOPS = {("read",): "read", ("write",): "add to your vault",
           ("read", "write"): "read or add to your vault"}
 
 
+#: An entry as the store gives it with its opening: index, bytes, opening (None: v1).
+Opened = tuple[int, bytes, bytes | None]
+
+
 @dataclass(frozen=True, slots=True)
 class _Found:
     """What a receipt is made of, read in one transaction."""
@@ -102,9 +110,12 @@ class _Found:
     grant: GrantRow
     service: ServiceRow
     subject: str
-    events: list[tuple[int, bytes, Entry]]  # the grant's entries, in ledger order
+    #: The grant's entries, in ledger order: bytes, and parsed with their full body.
+    events: list[tuple[int, bytes, Entry]]
     keys: list[tuple[int, bytes]]  # passkey.registered entries of the signing passkeys
     latest: tuple[int, str] | None  # the latest saved checkpoint (size, note)
+    #: The openings (bytes) of the sealed entries among events and keys, by index.
+    openings: dict[int, bytes]
 
 
 def build_receipt(
@@ -135,6 +146,8 @@ def build_receipt(
             "checkpoint": note,
             "passkeys": {"rp_id": rp.rp_id, "origins": list(rp.origins)},
             "entries": evidence,
+            # {"seq", "salt", "private"} of each sealed entry above, in index order.
+            "openings": [orjson.loads(found.openings[seq]) for seq in sorted(found.openings)],
         },
     }, signer)
 
@@ -176,23 +189,36 @@ def _gather(ctx: VaultContext, *, citizen_id: str, grant_id: str) -> _Found:
         ledger = SqlLedger(session.connection())
         seqs = session.exec(select(GrantEventRow.seq).where(col(GrantEventRow.grant_id) == grant_id)
                             .order_by(col(GrantEventRow.seq))).all()
-        events = []
+        events, openings = [], {}
         for seq in seqs:
-            data = ledger.entries(seq, 1)[0]
-            events.append((seq, data, parse_entry(data)))
+            [(_, data, opening)] = ledger.opened(seq, 1)
+            events.append((seq, data, _opened(data, opening)))
+            if opening is not None:
+                openings[seq] = opening
         keys: dict[str, tuple[int, bytes]] = {}
         for seq, _, entry in events:
             assertion = entry.body.get("assertion")
             cid = assertion.get("credential_id") if isinstance(assertion, dict) else None
             if isinstance(cid, str) and cid not in keys:
-                keys[cid] = _registration(session, ledger, cid, subject=citizen.subject,
-                                          before=seq)
+                key_seq, key_data, key_opening = _registration(
+                    session, ledger, cid, subject=citizen.subject, before=seq)
+                keys[cid] = (key_seq, key_data)
+                if key_opening is not None:
+                    openings[key_seq] = key_opening
         return _Found(grant, service, citizen.subject, events, list(keys.values()),
-                      ledger.latest_checkpoint())
+                      ledger.latest_checkpoint(), openings)
+
+
+def _opened(data: bytes, opening: bytes | None) -> Entry:
+    """The entry with its full body (a sealed entry's opening checked against it)."""
+    entry = parse_entry(data)
+    return entry._replace(body=full_body(
+        entry, parse_opening(opening) if opening is not None else None))
+
 
 
 def _registration(session: Session, ledger: SqlLedger, credential_id: str, *, subject: str,
-                  before: int) -> tuple[int, bytes]:
+                  before: int) -> Opened:
     """The `passkey.registered` entry of `credential_id` (by `subject`) before `before`.
 
     No table maps a credential to its entry, so this searches the ledger. The passkey's
@@ -225,34 +251,35 @@ def _first_at(ledger: SqlLedger, time: str, end: int) -> int:
     return lo
 
 
-def _registers(data: bytes, credential_id: str, subject: str) -> bool:
-    # Cheap byte tests first: almost no entry is a registration of this passkey.
-    if b'"kind":"passkey.registered"' not in data or credential_id.encode() not in data:
+def _registers(row: Opened, credential_id: str, subject: str) -> bool:
+    # Cheap byte tests first: almost no entry is a registration of this passkey. The
+    # credential id is in the opening of a sealed entry, in the entry's bytes of a v1 one.
+    _, data, opening = row
+    if b'"kind":"passkey.registered"' not in data \
+            or credential_id.encode() not in (opening if opening is not None else data):
         return False
-    body = parse_entry(data).body
+    body = _opened(data, opening).body
     return body.get("credential_id") == credential_id and body.get("subject") == subject
 
 
 def _scan_forward(ledger: SqlLedger, start: int, stop: int, credential_id: str,
-                  subject: str) -> tuple[int, bytes] | None:
+                  subject: str) -> Opened | None:
     """The first registration of the passkey in entries [start, stop), a page at a time."""
     for low in range(start, stop, MAX_PAGE):
-        page = ledger.entries(low, min(MAX_PAGE, stop - low))
-        for seq, data in enumerate(page, start=low):
-            if _registers(data, credential_id, subject):
-                return seq, data
+        for row in ledger.opened(low, min(MAX_PAGE, stop - low)):
+            if _registers(row, credential_id, subject):
+                return row
     return None
 
 
 def _scan_backward(ledger: SqlLedger, stop: int, credential_id: str,
-                   subject: str) -> tuple[int, bytes] | None:
+                   subject: str) -> Opened | None:
     """The last registration of the passkey in entries [0, stop), newest first."""
     for high in range(stop, 0, -MAX_PAGE):
         low = max(0, high - MAX_PAGE)
-        page = ledger.entries(low, high - low)
-        for seq in range(high - 1, low - 1, -1):
-            if _registers(page[seq - low], credential_id, subject):
-                return seq, page[seq - low]
+        for row in reversed(ledger.opened(low, high - low)):
+            if _registers(row, credential_id, subject):
+                return row
     return None
 
 

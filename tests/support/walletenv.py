@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from sqlmodel import Session
+from support.ledgerview import opened_entries
 from support.vaultworld import Clock
 
-from ledger.entry import Entry, parse_entry
-from ledger.sqlstore import SqlLedger
+from ledger.entry import Entry
 from vault.crypto import load_keyring
 from vault.services.citizens import enrol_citizen, get_citizen
 from vault.services.context import VaultContext, unit_of_work
@@ -90,7 +90,7 @@ class Wallet:
     def entries(self, kind: str | None = None) -> list[Entry]:
         """The ledger's entries (of one kind, if given), parsed."""
         with self.ctx.engine.connect() as conn:
-            found = [parse_entry(data) for _, _, data in SqlLedger(conn).iter_entries()]
+            found = opened_entries(conn)
         return [e for e in found if kind is None or e.kind == kind]
 
     def passkey(self, credential_id: str) -> PasskeyRow:

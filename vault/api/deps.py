@@ -26,7 +26,8 @@ from vault.services.sweeper import Sweeper
 from vault.services.transparency_counts import TransparencyCounter
 from vault.services.webhooks import WebhookDispatcher
 
-__all__ = ["AppState", "Auditor", "State", "get_state", "require_auditor"]
+__all__ = ["AppState", "Auditor", "AuditorKey", "State", "get_state", "require_auditor",
+           "require_auditor_key"]
 
 
 @dataclass(slots=True)
@@ -76,6 +77,11 @@ def require_auditor(request: Request, state: State) -> None:
     """Entries and proofs need an auditor key unless the operator made the ledger public."""
     if state.settings.ledger_public:
         return
+    require_auditor_key(request, state)
+
+
+def require_auditor_key(request: Request, state: State) -> None:
+    """An auditor key, however public the ledger: openings are per citizen (ARCHITECTURE §10)."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise NotAuthorized("this ledger needs an auditor API key (Authorization: Bearer ...)")
@@ -88,3 +94,4 @@ def require_auditor(request: Request, state: State) -> None:
 
 
 Auditor = Depends(require_auditor)
+AuditorKey = Depends(require_auditor_key)

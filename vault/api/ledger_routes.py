@@ -1,4 +1,4 @@
-"""GET /ledger/*: checkpoint, key, entries and proofs (ARCHITECTURE §2, a contract)."""
+"""GET /ledger/*: checkpoint, key, entries, openings and proofs (ARCHITECTURE §2, §10)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from fastapi.responses import PlainTextResponse, Response
 
 from ledger.sqlstore import SqlLedger
 from ledger.store import MAX_PAGE
-from vault.api.deps import Auditor, State
+from vault.api.deps import Auditor, AuditorKey, State
 from vault.api.errors import problem_response
 from vault.errors import InvalidRequest
 from vault.services.checkpoints import publish_checkpoint
@@ -64,6 +64,24 @@ def entries(
         lines = SqlLedger(conn).entries(start, limit)
     body = b"".join(line + b"\n" for line in lines)
     return Response(body, media_type=NDJSON)
+
+
+@router.get("/openings", dependencies=[AuditorKey],
+            summary="Openings of sealed entries as NDJSON: {seq, salt, private}",
+            response_class=Response, responses={200: {"content": {NDJSON: {}}}, 401:
+                problem_response("No valid auditor API key (openings always need one)",
+                                 {"WWW-Authenticate": "Bearer challenge"})})
+def openings(
+    state: State,
+    start: Annotated[int, Query(ge=0, le=_MAX_INDEX)] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
+) -> Response:
+    """The openings of the sealed entries among [start, start + limit): fewer lines than
+    `limit` where entries are v1 (they have none). Always behind an auditor key: an
+    opening holds the citizen's pseudonym and passkey, even when the ledger is public."""
+    with read_only(state.engine).begin() as conn:
+        lines = SqlLedger(conn).openings(start, limit)
+    return Response(b"".join(line + b"\n" for line in lines), media_type=NDJSON)
 
 
 @router.get("/proofs/inclusion", dependencies=[Auditor], summary="RFC 9162 inclusion proof",

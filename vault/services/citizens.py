@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import delete
+import orjson
+from sqlalchemy import delete, func
 from sqlmodel import Session, col, select
 
+from ledger.entry import format_time
+from ledger.sealing import ERASED
 from vault.crypto import envelope
 from vault.domain.grants import ENTRY_KIND, GrantAction, GrantState, next_state
 from vault.errors import NotFound
 from vault.services.context import VaultContext, Work, new_id, unit_of_work
 from vault.services.webhooks import enqueue
 from vault.storage.database import flush_deleted
-from vault.storage.tables import CitizenRow, GrantRow
+from vault.storage.tables import CitizenRow, GrantEventRow, GrantRow
 
 __all__ = ["Citizen", "enrol_citizen", "enrol_in", "erase_citizen", "get_citizen"]
 
@@ -75,14 +79,19 @@ def erase_citizen(ctx: VaultContext, citizen_id: str) -> int:
         work.session.execute(select(GrantRow.id).where(GrantRow.citizen_id == citizen_id)
                              .order_by(GrantRow.id).with_for_update()).all()
         live = work.session.execute(
-            select(GrantRow.id, col(GrantRow.state), col(GrantRow.service_id))
+            select(GrantRow.id, col(GrantRow.state), col(GrantRow.service_id),
+                   col(GrantRow.requested_at))
             .where(GrantRow.citizen_id == citizen_id, col(GrantRow.state).in_(list(_ENDS_IN)))
         ).all()
+        asked = _months_asked(work, {gid: at for gid, _, _, at in live})
+        # Only reason, asked and from are public (ledger.sealing): the month and the state
+        # left are what the transparency counts need; which grants and services ended
+        # together would tell each service what else its citizen used.
         items = [
             (ENTRY_KIND[_ENDING[GrantState(state)]],
              {"grant_id": gid, "service_id": sid, "subject": citizen.subject,
-              "reason": "citizen_erased"})
-            for gid, state, sid in live
+              "reason": ERASED, "asked": asked[gid], "from": state})
+            for gid, state, sid, _ in live
         ]
         items.append(("citizen.erased", {"subject": citizen.subject}))
         appended = work.ledger.append_many(items)
@@ -94,3 +103,19 @@ def erase_citizen(ctx: VaultContext, citizen_id: str) -> int:
         work.session.execute(delete(CitizenRow).where(col(CitizenRow.id) == citizen_id))
     flush_deleted(ctx.engine)
     return appended[-1].seq
+
+
+def _months_asked(work: Work, requested_at: dict[str, datetime]) -> dict[str, str]:
+    """Each grant's month asked (UTC 'YYYY-MM'), as the public ledger counts it: the
+    time of its `grant.requested` entry (its first grant entry). The row's request time
+    is the same moment, used only if the entry cannot be found."""
+    asked = {gid: format_time(at)[:7] for gid, at in requested_at.items()}
+    if not asked:
+        return asked
+    firsts = work.session.execute(
+        select(col(GrantEventRow.grant_id), func.min(GrantEventRow.seq))
+        .where(col(GrantEventRow.grant_id).in_(list(asked)))
+        .group_by(col(GrantEventRow.grant_id))).all()
+    for gid, seq in firsts:
+        asked[gid] = orjson.loads(work.ledger.entries(seq, 1)[0])["time"][:7]
+    return asked

@@ -23,10 +23,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select, update
 from sqlmodel import Session
+from support.ledgerview import full_entries
 from support.vaultworld import add_passkey, give_ada_data
 
 from clients.service.keys import ServiceKey
-from ledger.sqlstore import SqlLedger
 from vault.api.deps import AppState
 from vault.api.resource_routes import resource_audience
 from vault.app import create_app
@@ -139,7 +139,7 @@ class Env:
 
     def entries(self) -> list[dict[str, Any]]:
         with read_only(self.state.engine).begin() as conn:
-            return [orjson.loads(data) for _, _, data in SqlLedger(conn).iter_entries()]
+            return full_entries(conn)
 
     def counts(self) -> tuple[int, int, int]:
         """Records, ledger entries and used jtis: what a refused write must not change."""

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import orjson
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -29,9 +28,9 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from livevault import serve
+from support.ledgerview import full_entries
 from support.vaultworld import World, add_passkey, ask, blue_badge, world
 
-from ledger.sqlstore import SqlLedger
 from vault.api.deps import AppState
 from vault.api.ratelimit import DEFAULT_BURST, DEFAULT_RATE, ClientRateLimiter
 from vault.api.resource_routes import LIMITER_ATTRIBUTE, resource_audience
@@ -123,7 +122,7 @@ class Vault:
 
     def entries(self) -> list[dict[str, Any]]:
         with read_only(self.state.engine).begin() as conn:
-            return [orjson.loads(data) for _, _, data in SqlLedger(conn).iter_entries()]
+            return full_entries(conn)
 
     def accesses(self, grant_id: str) -> list[dict[str, Any]]:
         return [e for e in self.entries()

@@ -10,11 +10,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlmodel import Session
+from support.ledgerview import full_entries
 from support.vaultworld import add_passkey
 
 from clients.service.keys import ServiceKey
@@ -89,7 +89,7 @@ class Env:
 
     def entries(self) -> list[dict[str, Any]]:
         with read_only(self.state.engine).begin() as conn:
-            return [orjson.loads(d) for _, _, d in SqlLedger(conn).iter_entries()]
+            return full_entries(conn)
 
 
 @dataclass

@@ -26,12 +26,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from livevault import LiveVault, free_port, serve, serve_app
 from sqlmodel import Session
+from support.ledgerview import full_entries
 from support.vaultworld import add_passkey
 
 from clients.auditor.story import StoryChecker
 from clients.examples.register import Register, RegisterConfig, create_app
 from clients.service import ServiceKey, verify_record
-from ledger.sqlstore import SqlLedger
 from vault.api.deps import AppState
 from vault.api.resource_routes import resource_audience
 from vault.config import Settings
@@ -80,7 +80,7 @@ class Federation:
 
     def entries(self) -> list[dict[str, Any]]:
         with read_only(self.state.engine).begin() as conn:
-            return [orjson.loads(d) for _, _, d in SqlLedger(conn).iter_entries()]
+            return full_entries(conn)
 
     def reads(self) -> int:
         return grants.get_grant(self.state.ctx, self.grant_id).reads

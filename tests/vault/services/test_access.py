@@ -10,9 +10,9 @@ import base64
 
 import orjson
 import pytest
+from support.ledgerview import full_entries
 from support.vaultworld import Clock, World, add_passkey, ask, world
 
-from ledger.sqlstore import SqlLedger
 from vault.domain.errors import AccessDenied
 from vault.domain.grants import Access, GrantAction, GrantState
 from vault.services import access, citizens, grants, registry
@@ -29,7 +29,7 @@ ORIGIN = "http://localhost:8000"
 
 def entries(ctx: VaultContext) -> list[dict]:  # type: ignore[type-arg]
     with read_only(ctx.engine).begin() as conn:
-        return [orjson.loads(d) for _, _, d in SqlLedger(conn).iter_entries()]
+        return full_entries(conn)
 
 
 def approved(ctx: VaultContext, **kw: object) -> tuple[World, SoftAuthenticator, str]:

@@ -6,9 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from support.vaultworld import ask, world
+from support.ledgerview import opened_entries
+from support.vaultworld import add_passkey, ask, world
 
 from ledger.audit import audit_log
+from ledger.sealing import ERASED, split
 from ledger.sqlstore import SqlLedger
 from vault.errors import NotFound
 from vault.services import citizens, grants, records
@@ -47,3 +49,26 @@ def test_the_erased_key_leaves_no_copy_in_sqlite_files(sqlite_ctx: VaultContext)
     for path in (db, Path(f"{db}-wal")):
         if path.exists():
             assert wrapped not in path.read_bytes(), f"the erased key lingers in {path.name}"
+
+
+def test_grants_ended_by_an_erasure_show_only_the_month_asked_and_the_state_left(
+        ctx: VaultContext) -> None:
+    """The ending entries' public part is what the transparency counts need; which grants
+    and services ended together stays sealed with the subject (ledger.sealing)."""
+    w = world(ctx)
+    asked, approved = ask(ctx, w), ask(ctx, w)
+    device = add_passkey(ctx, w.citizen_id)
+    grants.approve_grant(ctx, approved.id, citizen_id=w.citizen_id,
+                         proof=device.proof(challenge=approved.terms_hash))
+    seq = citizens.erase_citizen(ctx, w.citizen_id)
+    with read_only(ctx.engine).begin() as conn:
+        entries = opened_entries(conn)
+    requested = {e.body["grant_id"]: e.time[:7] for e in entries if e.kind == "grant.requested"}
+    ended = {e.body["grant_id"]: e for e in entries[seq - 2:seq]}
+    assert {g: e.kind for g, e in ended.items()} == {
+        asked.id: "grant.denied", approved.id: "grant.revoked"}
+    for gid, state in ((asked.id, "requested"), (approved.id, "approved")):
+        entry = ended[gid]
+        public = split(entry.kind, entry.body)[0]
+        assert public == {"reason": ERASED, "asked": requested[gid], "from": state}
+        assert entry.body["subject"] == w.subject and entry.body["service_id"] == w.service_id

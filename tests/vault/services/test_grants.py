@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import orjson
 import pytest
+from support.ledgerview import full_entries
 from support.vaultworld import Clock, ask, world
 
 from ledger.canonical import canonical_json
-from ledger.sqlstore import SqlLedger
 from vault.domain.errors import AccessDenied, GrantRefused, IllegalTransition
 from vault.domain.grants import GrantState
 from vault.errors import NotFound
@@ -19,7 +18,7 @@ from vault.storage.database import read_only
 
 def entries(ctx: VaultContext) -> list[dict]:  # type: ignore[type-arg]
     with read_only(ctx.engine).begin() as conn:
-        return [orjson.loads(d) for _, _, d in SqlLedger(conn).iter_entries()]
+        return full_entries(conn)
 
 
 def test_request_records_terms_and_hash(ctx: VaultContext) -> None:

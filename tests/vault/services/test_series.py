@@ -10,9 +10,9 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from support.ledgerview import full_entries
 from support.vaultworld import JWK, Clock, add_passkey
 
-from ledger.sqlstore import SqlLedger
 from vault.domain.errors import InvalidValue
 from vault.domain.grants import Access
 from vault.services import access, citizens, grants, records, registry, series
@@ -61,7 +61,7 @@ def versions(release: access.Release) -> list[int]:
 
 def entries(ctx: VaultContext) -> list[dict[str, Any]]:
     with read_only(ctx.engine).begin() as conn:
-        return [orjson.loads(d) for _, _, d in SqlLedger(conn).iter_entries()]
+        return full_entries(conn)
 
 
 def test_a_grant_reads_the_batches_since_its_last_read_oldest_first(ctx: VaultContext) -> None:

@@ -23,11 +23,11 @@ import pytest
 from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.ledgerview import full_entries
 
 from clients.service import ServiceKey
 from clients.service.errors import SourceRequestInvalid
 from clients.service.sources import SeenRequests, verify_source_request
-from ledger.sqlstore import SqlLedger
 from vault.app import create_app
 from vault.config import Settings
 from vault.crypto.source_key import load_source_keys, rotate_source_key
@@ -174,7 +174,7 @@ def _source(ctx: VaultContext, url: str = URL, issues: tuple[str, ...] = ("addre
 
 def _entries(ctx: VaultContext) -> list[dict[str, Any]]:
     with read_only(ctx.engine).begin() as conn:
-        return [orjson.loads(d) for _, _, d in SqlLedger(conn).iter_entries()]
+        return full_entries(conn)
 
 
 def test_registration_puts_which_categories_are_held_on_the_ledger(ctx: VaultContext) -> None:

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func
 from sqlmodel import Session, col, select
+from support.ledgerview import opened_entries
 from support.vaultworld import ask
 from support.webwallet import Browser, WebWallet, open_wallet
 
-from ledger.entry import Entry, parse_entry
-from ledger.sqlstore import SqlLedger
+from ledger.entry import Entry
 from vault.errors import NotFound
 from vault.services import access
 from vault.services.citizens import get_citizen
@@ -25,7 +25,7 @@ DELETE = "/wallet/account/delete"
 
 def entries(web: WebWallet, kind: str) -> list[Entry]:
     with web.ctx.engine.connect() as conn:
-        found = [parse_entry(data) for _, _, data in SqlLedger(conn).iter_entries()]
+        found = opened_entries(conn)
     return [e for e in found if e.kind == kind]
 
 

@@ -17,11 +17,11 @@ import httpx
 import orjson
 import pytest
 from sqlmodel import Session, col, select
+from support.ledgerview import opened_entries
 from support.vaultworld import JWK, World, ask
 from support.webwallet import ORIGIN, Browser, WebWallet
 
-from ledger.entry import Entry, parse_entry, utc_now
-from ledger.sqlstore import SqlLedger
+from ledger.entry import Entry, utc_now
 from vault.domain.categories import categories as category_catalog
 from vault.domain.derived import resolve_derived
 from vault.domain.errors import AccessDenied
@@ -148,7 +148,7 @@ def table_rows(page: Node) -> list[list[Any]]:
 
 def entries(web: WebWallet, kind: str) -> list[Entry]:
     with web.ctx.engine.connect() as conn:
-        found = [parse_entry(data) for _, _, data in SqlLedger(conn).iter_entries()]
+        found = opened_entries(conn)
     return [e for e in found if e.kind == kind]
 
 

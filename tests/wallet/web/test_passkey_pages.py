@@ -11,10 +11,10 @@ from typing import Any
 import httpx
 from sqlalchemy import text, update
 from sqlmodel import Session, col, select
+from support.ledgerview import opened_entries
 from support.webwallet import ORIGIN, Browser, WebWallet, open_wallet
 
-from ledger.entry import Entry, parse_entry
-from ledger.sqlstore import SqlLedger
+from ledger.entry import Entry
 from vault.services.citizens import get_citizen
 from vault.storage.tables import PasskeyRow, RecoveryCodeRow
 from wallet.passkeys.software import SoftAuthenticator, unb64url
@@ -28,7 +28,7 @@ _NAME = re.compile(r'<h3 id="passkey-\d+-name">(.*?)</h3>')
 
 def entries(web: WebWallet, kind: str) -> list[Entry]:
     with web.ctx.engine.connect() as conn:
-        found = [parse_entry(data) for _, _, data in SqlLedger(conn).iter_entries()]
+        found = opened_entries(conn)
     return [e for e in found if e.kind == kind]
 
 

@@ -12,11 +12,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlmodel import Session
+from support.ledgerview import opened_entries
 from support.webwallet import ORIGIN, Browser, WebWallet
 from webauthn import verify_authentication_response, verify_registration_response
 
-from ledger.entry import Entry, parse_entry
-from ledger.sqlstore import SqlLedger, entries_table
+from ledger.entry import Entry
+from ledger.sqlstore import entries_table
 from vault.storage.tables import (
     CitizenRow,
     PasskeyRow,
@@ -35,7 +36,7 @@ PROBLEM = "application/problem+json"
 
 def entries(web: WebWallet, kind: str) -> list[Entry]:
     with web.ctx.engine.connect() as conn:
-        found = [parse_entry(data) for _, _, data in SqlLedger(conn).iter_entries()]
+        found = opened_entries(conn)
     return [e for e in found if e.kind == kind]
 
 
