@@ -34,7 +34,7 @@ from clients.auditor.watch import (
     WatchReport,
     poll,
 )
-from clients.auditor.witnesses import QuorumMissing, WitnessedClient, WitnessPolicy
+from clients.auditor.witnesses import WitnessedClient, WitnessPolicy, WitnessRefusal
 from ledger.errors import LedgerError
 from ledger.note import Verifier
 
@@ -63,7 +63,9 @@ def _usage(message: str, as_json: bool) -> typer.Exit:
 #: `--witness VKEY ... --quorum N` (ARCHITECTURE §10), on verify, watch and receipt.
 WitnessOption = Annotated[list[str] | None, typer.Option(
     "--witness", help="A witness's verifier key (repeatable): the checkpoint needs --quorum "
-                      "valid cosignatures (C2SP tlog-cosignature) from these keys.")]
+                      "valid cosignatures (C2SP tlog-cosignature) from these keys. As 'VKEY "
+                      "URL', also compare with what that witness last cosigned: a fork "
+                      "is refused and shown.")]
 QuorumOption = Annotated[int | None, typer.Option(
     help="How many of the --witness keys must have cosigned the checkpoint (default: all "
          "of them).")]
@@ -75,10 +77,10 @@ def _client(url: str, api_key: str | None, policy: WitnessPolicy | None) -> Ledg
     return WitnessedClient(url, api_key=api_key, policy=policy)
 
 
-def _refused(exc: QuorumMissing, as_json: bool) -> typer.Exit:
-    """Exit 1: the checkpoint lacks its witnesses' quorum, so nothing it covers is trusted."""
+def _refused(exc: WitnessRefusal, as_json: bool) -> typer.Exit:
+    """Exit 1: the witnesses do not back the checkpoint, so nothing it covers is trusted."""
     if as_json:
-        _print_json({"ok": False, "error": str(exc), "problem": "witness-quorum",
+        _print_json({"ok": False, "error": str(exc), "problem": exc.problem,
                      "index": None, "reason": str(exc)})
     else:
         err.print(f"[red]✗ {escape(str(exc))}[/]", soft_wrap=True)
@@ -167,7 +169,7 @@ def verify(
                                        key_pinned=pinned is not None, rp_id=rp,
                                        origins=origins, on_progress=progress, state_dir=state,
                                        openings=openings)
-    except QuorumMissing as exc:
+    except WitnessRefusal as exc:
         raise _refused(exc, as_json) from None
     except (AuditorError, LedgerError, OSError) as exc:
         raise _usage(str(exc), as_json) from None
@@ -496,7 +498,7 @@ def receipt(
         try:
             with _client(live_url, api_key, policy) as client:
                 live = grant_now(client, report)
-        except QuorumMissing as exc:
+        except WitnessRefusal as exc:
             raise _refused(exc, as_json) from None
         except AuditorError as exc:
             raise _usage(str(exc), as_json) from None

@@ -6,6 +6,7 @@ cosignatures do not count. A witness that is down stops publishing, never writin
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import time
 from collections.abc import Iterator
@@ -21,8 +22,10 @@ from typer.testing import CliRunner
 
 from clients.auditor.cli import app
 from clients.auditor.witnesses import QuorumMissing, WitnessPolicy
+from ledger.checkpoint import Checkpoint, sign_checkpoint
 from ledger.cosignature import WitnessSigner
 from ledger.note import Signer
+from ledger.proof import root_at
 from ledger.sqlstore import SqlLedger
 from vault.config import Settings
 from vault.storage.database import make_engine
@@ -196,3 +199,52 @@ def test_witness_down_stops_publishing_never_writing(tmp_path: Path) -> None:
             health = httpx.get(f"{vault.url}/readyz")
             assert health.status_code == 200
             assert up.held_size(ORIGIN) >= 3  # the witness that is up did cosign
+
+
+def test_a_fork_a_witness_cosigned_is_refused_and_shown(world: World, tmp_path: Path) -> None:
+    """The vault showed a third witness (one this auditor also knows, with its URL) another
+    history at the same size: verify refuses it and shows both checkpoints."""
+    served = wait_for(world.vault.url, 30)
+    size = int(served.split("\n")[1])
+    forked = sign_checkpoint(Checkpoint(ORIGIN, size, hashlib.sha256(b"other").digest()), LOG)
+    w1, w2 = world.witnesses
+    with live_witness(tmp_path, "w3", [LOG.verifier()]) as w3:
+        r = httpx.post(f"{w3.url}/add-checkpoint", content=f"old 0\n\n{forked}".encode())
+        assert r.status_code == 200
+        honest = ["--key", world.key, "--witness", w1.vkey, "--witness", w2.vkey,
+                  "--quorum", "2"]
+        # What w1 last cosigned is the vault's own history: nothing to refuse.
+        code, doc = audit("verify", world.vault.url, *honest[:2],
+                          "--witness", f"{w1.vkey} {w1.url}", "--witness", w2.vkey,
+                          "--quorum", "2")
+        assert code == 0, doc
+        code, doc = audit("verify", world.vault.url, *honest,
+                          "--witness", f"{w3.vkey} {w3.url}")
+        assert code == 1 and doc["problem"] == "witness-fork", doc
+        assert forked in str(doc["reason"]) and served in str(doc["reason"])
+        watched = runner.invoke(app, ["watch", world.vault.url, "--state",
+                                      str(tmp_path / "watch"), "--once", *honest,
+                                      "--witness", f"{w3.vkey} {w3.url}"])
+        assert watched.exit_code == 1 and "witness-fork" in watched.output
+    bad = runner.invoke(app, ["verify", world.vault.url, "--witness",
+                              f"{w1.vkey} ftp://x", "--json"])
+    assert bad.exit_code == 2
+
+
+def test_a_witness_behind_is_checked_with_a_consistency_proof(world: World,
+                                                              tmp_path: Path) -> None:
+    wait_for(world.vault.url, 30)
+    engine = make_engine(world.vault.settings.database)
+    with engine.connect() as conn:
+        real = root_at(SqlLedger(conn), 17)
+    engine.dispose()
+    w1, w2 = world.witnesses
+    quorum = ["--key", world.key, "--witness", w1.vkey, "--witness", w2.vkey, "--quorum", "2"]
+    for root, expected in ((real, 0), (hashlib.sha256(b"edited").digest(), 1)):
+        older = sign_checkpoint(Checkpoint(ORIGIN, 17, root), LOG)
+        with live_witness(tmp_path, f"behind{expected}", [LOG.verifier()]) as w:
+            assert httpx.post(f"{w.url}/add-checkpoint",
+                              content=f"old 0\n\n{older}".encode()).status_code == 200
+            code, doc = audit("verify", world.vault.url, *quorum,
+                              "--witness", f"{w.vkey} {w.url}")
+        assert code == expected, doc
