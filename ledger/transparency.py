@@ -56,7 +56,6 @@ __all__ = [
     "decode",
     "grant_figures",
     "grant_groups",
-    "named_grant",
     "public_of",
     "state_after",
     "suppress",
@@ -338,12 +337,6 @@ def decode(data: bytes) -> tuple[str, str, Mapping[str, Any]] | None:
         return _text(entry.get("time")), _text(entry.get("kind")), public_of(entry)
     except (orjson.JSONDecodeError, EncodingError):
         return None
-
-
-def named_grant(public: Mapping[str, Any]) -> str | None:
-    """The grant an entry's public part names, if any (what a counter must look up)."""
-    grant_id = public.get("grant_id")
-    return grant_id if type(grant_id) is str else None
 
 
 def count_entries(entries: Iterable[bytes], *, known: Mapping[str, GrantFacts] | None = None,
