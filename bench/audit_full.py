@@ -10,12 +10,18 @@ grants exhausted, some with a minimum interval); pauses, resumes and revocations
 citizen signs over the action challenge; short grants that expire; a few denials and
 erasures. About 2% each of enrolments, passkeys, requests and approvals.
 
-Measured (goal >= 50,000 entries/s including every signature check, peak RSS < 200 MB):
-a child process runs `clients.auditor.verify.verify_export` over the file, with the
-signed checkpoint and pinned key, and reports its own time and peak RSS (VmHWM, as in
-`bench.verify_child`, whose docstring says why not ru_maxrss; both are printed). The
-verification must come out clean: any failure is an error, not a number. Floor: the
-same child running only the log checks (`ledger.audit.audit_log`) on the same file.
+The export is sealed (ledger v2, ARCHITECTURE §10) as the vault writes it: each body
+split by `ledger.sealing`, committed to under a fresh salt, its opening written to a
+second NDJSON file beside the export (`vault ledger export --openings`).
+
+Measured (goal >= 50,000 entries/s including every opening and every signature check,
+peak RSS < 200 MB): a child process runs `clients.auditor.verify.verify_export` over the
+file and its openings, with the signed checkpoint and pinned key, and reports its own
+time and peak RSS (VmHWM, as in `bench.verify_child`, whose docstring says why not
+ru_maxrss; both are printed). The verification must come out clean: any failure is an
+error, not a number. Then the public ledger alone (goal >= 150,000 entries/s): the same
+child without the openings (chain, tree, checkpoint, personal data in what entries show).
+Floor: the same child running only the log checks (`ledger.audit.audit_log`).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import argparse
 import base64
 import heapq
 import json
+import os
 import random
 import resource
 import subprocess
@@ -37,9 +44,10 @@ from typing import IO, TYPE_CHECKING, Any
 from bench.report import Goal, Result, best, spread
 from bench.verify_child import peak_rss_kib
 from ledger.checkpoint import Checkpoint, sign_checkpoint
-from ledger.entry import encode_entry
+from ledger.entry import encode_entry, encode_sealed_entry
 from ledger.hasher import leaf_hash
 from ledger.note import Signer
+from ledger.sealing import SALT_SIZE, seal
 from ledger.tree import CompactRange
 
 # The generator's vault and wallet imports come with it (`_world`): the child that
@@ -63,6 +71,7 @@ _NAIVE_EPOCH = _EPOCH.replace(tzinfo=None)
 @dataclass(frozen=True, slots=True)
 class Export:
     path: Path
+    openings: Path | None  # of the sealed entries (None: a v1 export)
     size: int
     note: str
     verifier_key: str
@@ -120,10 +129,12 @@ class _Pool:
 
 
 class _Writer:
-    """Entries encoded and chained as the ledger does, streamed to the export."""
+    """Entries encoded and chained as the ledger does, streamed to the export (sealed,
+    their openings to `openings`, when it is given)."""
 
-    def __init__(self, out: IO[bytes]) -> None:
+    def __init__(self, out: IO[bytes], openings: IO[bytes] | None = None) -> None:
         self.out, self.tree, self.prev = out, CompactRange(), b""
+        self.openings = openings
         self.now_ms = 0
         self.counts: dict[str, int] = {}
         self._time_ms, self._time = -1, ""
@@ -142,7 +153,14 @@ class _Writer:
 
     def append(self, kind: str, body: dict[str, Any]) -> int:
         seq = self.tree.size
-        data = encode_entry(seq, self.time(), kind, self.prev, body)
+        if self.openings is not None:
+            sealed = seal(seq, kind, body, os.urandom(SALT_SIZE))
+            data = encode_sealed_entry(seq, self.time(), kind, self.prev, sealed.public,
+                                       sealed.sealed)
+            self.openings.write(sealed.opening)
+            self.openings.write(b"\n")
+        else:
+            data = encode_entry(seq, self.time(), kind, self.prev, body)
         self.prev = leaf_hash(data)
         self.tree.push(self.prev)
         self.out.write(data)
@@ -311,14 +329,17 @@ class _World:
                 self._end(g, "grant.expired", "expired")
 
 
-def generate_export(path: Path, size: int, *, seed: int = 11) -> Export:
+def generate_export(path: Path, size: int, *, seed: int = 11, sealed: bool = True
+                    ) -> Export:
     """Write a consistent, signed export of `size` entries (a few more: the last step
-    may write two)."""
+    may write two), sealed with their openings beside it unless `sealed` is False."""
     t0 = time.perf_counter()
     rng = random.Random(seed)
     signer = Signer.generate("bench.example/ledger")
-    with path.open("wb", buffering=1 << 20) as out:
-        w = _Writer(out)
+    openings = path.with_suffix(".openings.ndjson") if sealed else None
+    with path.open("wb", buffering=1 << 20) as out, \
+            (openings or Path(os.devnull)).open("wb", buffering=1 << 20) as opened:
+        w = _Writer(out, opened if openings is not None else None)
         world = _World(w, rng)
         for _ in range(20):
             world.enrol()
@@ -336,8 +357,8 @@ def generate_export(path: Path, size: int, *, seed: int = 11) -> Export:
                 world.read()
         root = w.tree.root()
     note = sign_checkpoint(Checkpoint(signer.name, w.size, root), signer)
-    return Export(path, w.size, note, str(signer.verifier()), dict(sorted(w.counts.items())),
-                  time.perf_counter() - t0)
+    return Export(path, openings, w.size, note, str(signer.verifier()),
+                  dict(sorted(w.counts.items())), time.perf_counter() - t0)
 
 
 # -- the child that verifies ---------------------------------------------------------------
@@ -361,10 +382,14 @@ def _child(args: argparse.Namespace) -> dict[str, Any]:
         worker = None
     else:
         report = verify_export(Path(args.file), note=note, expected_key=key, rp_id=RP_ID,
-                               origins=[ORIGIN])
+                               origins=[ORIGIN],
+                               openings=Path(args.openings) if args.openings else None)
         n = report.size
         failures = [str(f) for f in report.failures[:5]]
-        stats = report.to_json()["stats"]
+        doc = report.to_json()
+        stats = {**doc["stats"], "stories": doc["stories"], "opened": doc["opened"]}
+        if args.openings and doc["opened"] != n:
+            failures.append(f"only {doc['opened']} of {n} entries opened")
         worker = report.worker_rss_kib
     seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     worker_cpu = sum(resource.getrusage(resource.RUSAGE_CHILDREN)[:2])  # utime + stime
@@ -375,9 +400,12 @@ def _child(args: argparse.Namespace) -> dict[str, Any]:
             "worker_rss_kib": worker, "failures": failures, "stats": stats}
 
 
-def _run_child(export: Export, note_file: Path, *, log_only: bool = False) -> dict[str, Any]:
+def _run_child(export: Export, note_file: Path, *, log_only: bool = False,
+               public: bool = False) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "bench.audit_full", "--child", str(export.path),
            "--note", str(note_file), "--vkey", export.verifier_key]
+    if export.openings is not None and not public:
+        cmd += ["--openings", str(export.openings)]
     out = subprocess.run([*cmd, *(["--log-only"] if log_only else [])], cwd=REPO, check=True,
                          capture_output=True, text=True)
     result: dict[str, Any] = json.loads(out.stdout)
@@ -398,8 +426,10 @@ def bench_full_audit(workdir: Path, *, size: int, repeats: int) -> list[Result]:
     note_file = workdir / "audit-full.checkpoint"
     note_file.write_text(export.note)
     runs = [_run_child(export, note_file) for _ in range(repeats)]
+    publics = [_run_child(export, note_file, public=True) for _ in range(repeats)]
     floors = [_run_child(export, note_file, log_only=True) for _ in range(repeats)]
     rates = [r["entries"] / r["seconds"] for r in runs]
+    public_rates = [r["entries"] / r["seconds"] for r in publics]
     floor_rates = [r["entries"] / r["seconds"] for r in floors]
     # Both processes at their peaks at once: a bound on what the verification holds.
     rss = [(r["peak_rss_kib"] + (r["worker_rss_kib"] or 0)) * _MB for r in runs]
@@ -411,16 +441,29 @@ def bench_full_audit(workdir: Path, *, size: int, repeats: int) -> list[Result]:
     cpu = (f"fastest run: {fastest['seconds']:.1f} s, CPU {fastest['cpu_seconds']:.1f} s in "
            f"the verifier and {fastest['worker_cpu_seconds']:.1f} s in its log worker, "
            "which run side by side (two free cores make the rate)")
+    opened = (f"{export.openings.stat().st_size / 1e6:.0f} MB of openings"
+              if export.openings is not None else "no openings (v1)")
+    public_stats = publics[0]["stats"]
+    public_rss = max(r["peak_rss_kib"] + (r["worker_rss_kib"] or 0) for r in publics) * _MB
     return [
         Result(
-            name=f"full audit (stories, {signed:,} signatures) of {export.size:,} entries",
+            name=f"full audit (openings, stories, {signed:,} signatures) of "
+                 f"{export.size:,} sealed entries",
             unit="/s", measured=best(rates, higher_is_better=True),
             floor=best(floor_rates, higher_is_better=True), floor_what="log checks only",
             goal=Goal(">=", 50_000), stat=f"best of {stat}", spread=spread(rates),
             notes=[f"{s['grants']:,} grants, {signed:,} passkey assertions verified, "
                    f"{s['accesses_checked']:,} reads checked; export "
-                   f"{export.path.stat().st_size / 1e6:.0f} MB, generated in "
+                   f"{export.path.stat().st_size / 1e6:.0f} MB and {opened}, generated in "
                    f"{export.seconds:.0f} s", cpu]),
+        Result(
+            name=f"public-only audit (no openings: chain, tree, checkpoint, personal data "
+                 f"in the public parts) of {export.size:,} sealed entries",
+            unit="/s", measured=best(public_rates, higher_is_better=True),
+            floor=best(floor_rates, higher_is_better=True), floor_what="log checks only",
+            goal=Goal(">=", 150_000), stat=f"best of {stat}", spread=spread(public_rates),
+            notes=[f"stories: {public_stats.get('stories', '?')}; peak RSS {public_rss:.0f} "
+                   "MB (the verifier plus its log worker)"]),
         Result(
             name="full audit peak RSS (child process)", unit="MB", measured=max(rss),
             floor=max(r["peak_rss_kib"] * _MB for r in floors), floor_what="log checks only",
@@ -437,6 +480,7 @@ def main() -> None:
     parser.add_argument("--note")
     parser.add_argument("--vkey")
     parser.add_argument("--log-only", action="store_true")
+    parser.add_argument("--openings", help="with --child: the export's openings")
     parser.add_argument("--size", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=1)
     args = parser.parse_args()

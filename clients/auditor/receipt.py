@@ -11,6 +11,10 @@ failure it finds rather than stopping at the first:
   canonical spelling;
 - each entry: canonical entry bytes (ARCHITECTURE §2), its `seq` equal to its index, and
   its inclusion proof leading to the checkpoint's root;
+- each sealed (v2) entry's opening (`ledger_evidence.openings`, ARCHITECTURE §10): its
+  salt and private body hash to the entry's `sealed`, and split as `ledger.sealing` says;
+  the checks below then read the full body. A receipt from before v2 has no openings,
+  and needs none;
 - the grant: `terms_hash` is the SHA-256 of the JCS terms in `grant.requested`; every
   grant entry names the same grant and subject; the approval, and every pause, resume
   or revoke the citizen signed, verifies offline against the signing passkey's
@@ -46,6 +50,7 @@ from ledger.entry import Entry, parse_entry
 from ledger.errors import LedgerError
 from ledger.hasher import HASH_SIZE, leaf_hash
 from ledger.note import Note, Verifier, open_note, parse_note
+from ledger.sealing import SALT_SIZE, Opening, check_opening
 from ledger.verify import verify_leaf_inclusion
 
 __all__ = [
@@ -83,7 +88,7 @@ _MISSING: Any = object()
 @dataclass(frozen=True, slots=True)
 class Problem:
     """One failed check: `check` names which (format, key, checkpoint, entry, inclusion,
-    terms, approval, claims), `index` the ledger entry concerned, if any."""
+    opening, terms, approval, claims), `index` the ledger entry concerned, if any."""
 
     check: str
     message: str
@@ -127,6 +132,8 @@ class ReceiptReport:
     rp_pinned: bool = False
     entries_included: int = 0
     signatures_verified: int = 0
+    #: Sealed entries opened: their openings checked against their commitments.
+    entries_opened: int = 0
 
     @property
     def ok(self) -> bool:
@@ -217,6 +224,7 @@ def verify_receipt(
         _signature(run, doc, key)
     checkpoint = _checkpoint(run, evidence, key) if key is not None else None
     entries = _entries(run, evidence, checkpoint)
+    opened = _open(run, evidence, entries)
     rp_id = expected_rp_id if expected_rp_id is not None else _get(evidence, "passkeys", "rp_id")
     origins = (list(expected_origins) if expected_origins is not None
                else _get(evidence, "passkeys", "origins"))
@@ -230,7 +238,8 @@ def verify_receipt(
                      for e in grant.events),
         checkpoint=checkpoint, key=key, key_pinned=expected_key is not None,
         rp_pinned=expected_rp_id is not None and expected_origins is not None,
-        entries_included=sum(e.included for e in entries), signatures_verified=grant.signed)
+        entries_included=sum(e.included for e in entries), signatures_verified=grant.signed,
+        entries_opened=opened)
 
 
 def _receipt_key(run: _Run, evidence: Mapping[str, Any]) -> Verifier | None:
@@ -342,6 +351,55 @@ def _entry(run: _Run, item: Any, index: int) -> Entry | None:
         run.fail("entry", f"listed as {_get(item, 'kind')!r}, but the entry is {entry.kind!r}",
                  index)
     return entry
+
+
+def _open(run: _Run, evidence: Mapping[str, Any], entries: list[_Included]) -> int:
+    """Give each sealed entry its full body from its opening; the number opened. An entry
+    that cannot be opened is dropped (its grant then lacks it: the claims say so)."""
+    raw = evidence.get("openings", [])
+    if not isinstance(raw, list):
+        run.fail("format", "ledger_evidence.openings must be a list")
+        raw = []
+    openings: dict[int, Opening] = {}
+    for n, item in enumerate(raw):
+        opening = _opening(item)
+        if opening is None:
+            run.fail("opening", f"ledger_evidence.openings[{n}] is not an opening "
+                                f"{{seq, salt ({SALT_SIZE} bytes, base64), private}}")
+        elif opening.seq in openings:
+            run.fail("opening", "the entry has two openings", opening.seq)
+        else:
+            openings[opening.seq] = opening
+    count = 0
+    for e in list(entries):
+        opening = openings.pop(e.index, None)
+        if e.entry.sealed is None:
+            if opening is not None:
+                run.fail("opening", "an opening for an entry that is not sealed", e.index)
+            continue
+        if opening is None:
+            run.fail("opening", "the entry is sealed, and the receipt holds no opening of it",
+                     e.index)
+            entries.remove(e)
+            continue
+        try:
+            e.entry = e.entry._replace(body=check_opening(e.entry, opening))
+        except LedgerError as exc:
+            run.fail("opening", str(exc), e.index)
+            entries.remove(e)
+            continue
+        count += 1
+    for seq in sorted(openings):
+        run.fail("opening", "an opening for an entry the receipt does not hold", seq)
+    return count
+
+
+def _opening(item: Any) -> Opening | None:
+    seq, salt, private = _get(item, "seq"), _b64(_get(item, "salt")), _get(item, "private")
+    if not isinstance(item, Mapping) or len(item) != 3 or type(seq) is not int or seq < 0 \
+            or salt is None or len(salt) != SALT_SIZE or not isinstance(private, dict):
+        return None
+    return Opening(seq, salt, private)
 
 
 def _included(run: _Run, item: Any, index: int, checkpoint: Checkpoint | None) -> bool:

@@ -52,6 +52,7 @@ import orjson
 
 from clients.auditor._plural import counted
 from clients.auditor.fetch import AuditorError, LedgerClient
+from clients.auditor.openings import Opener
 from clients.auditor.state import (
     CHECKPOINT,
     SIZE,
@@ -65,7 +66,7 @@ from clients.auditor.story import Failure, StoryChecker
 from clients.auditor.verify import PROGRESS_EVERY, EntryChecks, relying_party_of, verify_url
 from ledger.canonical import check_value, encode_checked
 from ledger.checkpoint import Checkpoint, open_checkpoint
-from ledger.entry import VERSION, check_kind, check_time, parse_entry
+from ledger.entry import SEALED_VERSION, VERSION, check_kind, check_time, parse_entry
 from ledger.errors import EncodingError, LedgerError, ProofError, RangeError
 from ledger.note import Verifier
 from ledger.tree import CompactRange
@@ -436,11 +437,18 @@ def _plain_entry(data: bytes, seq: int, prev_b64: str, time: str) -> str | None:
     (as `ledger.audit.LogAuditor` checks them from entry 0)."""
     try:
         obj = orjson.loads(data)
-        if type(obj) is not dict or len(obj) != 6:
+        if type(obj) is not dict or len(obj) not in (6, 7):
             return None
-        t, body = obj["time"], obj["body"]
+        if len(obj) == 7:  # sealed (v2): `public` and a canonical 32-byte `sealed`
+            version, body, sealed = SEALED_VERSION, obj["public"], obj["sealed"]
+            if type(sealed) is not str or len(sealed) != 44 \
+                    or _b64(base64.b64decode(sealed, validate=True)) != sealed:
+                return None
+        else:
+            version, body = VERSION, obj["body"]
+        t = obj["time"]
         if (obj["seq"] != seq or type(obj["seq"]) is not int or obj["prev"] != prev_b64
-                or obj["v"] != VERSION or type(obj["v"]) is not int or type(body) is not dict):
+                or obj["v"] != version or type(obj["v"]) is not int or type(body) is not dict):
             return None
         check_time(t)
         check_kind(obj["kind"])
@@ -448,7 +456,7 @@ def _plain_entry(data: bytes, seq: int, prev_b64: str, time: str) -> str | None:
                 != data:
             return None
         return t  # type: ignore[no-any-return]
-    except (orjson.JSONDecodeError, KeyError, TypeError, EncodingError):
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, EncodingError):
         return None
 
 
@@ -504,7 +512,10 @@ class _Poll:
         except (KeyError, TypeError, ValueError) as exc:
             raise WatchError(f"the story state in {self.state_dir} cannot be read: "
                              f"{exc!r}") from None
-        checks = EntryChecks(story)
+        # Sealed entries are opened when the auditor key can fetch their openings (ARCHITECTURE
+        # §10); without, their stories are not checked (as `verify` says of the public ledger).
+        checks = EntryChecks(story, opener=Opener(self.client.iter_openings(old.size, new.size))
+                             if self.client.authorized else None)
         chain = _Chain(CompactRange(self.tree.size, list(self.tree.hashes)), self.saved.last)
         entries = self.client.iter_entries(self.resume_from(chain), new.size)
         if chain.last is None and old.size:
@@ -523,7 +534,7 @@ class _Poll:
                 f"entries {old.size:,}..{new.size - 1:,} as served do not give the signed "
                 f"root (they give {_b64(root)}): the entries served are not the ones signed",
                 tuple(chain.failures), consistency_proof=[_b64(h) for h in proof])
-        story.finish()
+        checks.finish(new.size)
         found = tuple(sorted([*chain.failures, *checks.failures],
                              key=lambda f: -1 if f.index is None else f.index))
         audit = AuditState(self.note, new.size, story.to_state(), tuple(chain.tree.hashes))

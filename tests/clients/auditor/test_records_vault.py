@@ -17,12 +17,12 @@ from typing import Any
 
 import orjson
 import pytest
+from support.ledgerview import full_entries
 from support.vaultworld import Clock, add_passkey
 
 from clients.auditor.story import StoryChecker
 from clients.auditor.verify import EntryChecks
 from clients.service.keys import ServiceKey
-from ledger.sqlstore import SqlLedger
 from vault.crypto import load_keyring
 from vault.domain.grants import Access, GrantAction
 from vault.services import (
@@ -82,8 +82,11 @@ def _approved(ctx: VaultContext, device: SoftAuthenticator, *, service_id: str,
 
 
 def _entries(ctx: VaultContext) -> list[dict[str, Any]]:
+    """The entries with their full bodies (a sealed one opened): the story rules' view,
+    which `vault-audit verify` gets through the openings (tests/clients/auditor/
+    test_openings.py checks those)."""
     with read_only(ctx.engine).begin() as conn:
-        return [orjson.loads(data) for _, _, data in SqlLedger(conn).iter_entries()]
+        return [{k: e[k] for k in ("seq", "time", "kind", "body")} for e in full_entries(conn)]
 
 
 def _check(entries: list[dict[str, Any]]) -> list[tuple[int | None, str]]:
