@@ -569,18 +569,22 @@ def transparency(
     api_key: Annotated[str | None, typer.Option(
         "--api-key", envvar="VAULT_AUDITOR_API_KEY",
         help="Auditor API key, if the vault's ledger is not public.")] = None,
+    witness: WitnessOption = None,
+    quorum: QuorumOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Recount every figure of the vault's /transparency.json from the public ledger
-    entries it counts, held against their signed checkpoint, with the same suppression
-    rule (a hidden figure must have the range the recount gives). Exit 0 all agree,
-    1 a figure differs (each is named) or the entries do not match the checkpoint,
-    2 usage or network errors."""
+    entries it counts, held against their signed checkpoint (with --witness, only if it
+    has its quorum of cosignatures), with the same suppression rule (a hidden figure
+    must have the range the recount gives). Exit 0 all agree, 1 a figure differs (each
+    is named) or the entries or checkpoint do not hold, 2 usage or network errors."""
     try:
         pinned = Verifier.parse(key) if key else None
+        policy = WitnessPolicy.from_options(witness, quorum)
         doc = fetch_report(url)
         with LedgerClient(url, api_key=api_key) as client:
-            result = check_transparency(client, doc, expected_key=pinned)
+            result = check_transparency(client, doc, expected_key=pinned,
+                                        witness_problem=policy.problem if policy else None)
     except (AuditorError, LedgerError) as exc:
         raise _usage(str(exc), as_json) from None
     if as_json:

@@ -18,7 +18,7 @@ It needs only the public entries (no openings, no auditor key where the ledger i
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,7 +39,11 @@ from ledger.transparency import (
     grant_figures,
 )
 
-__all__ = ["Difference", "TransparencyCheck", "check_transparency", "fetch_report", "render_text"]
+__all__ = ["Difference", "TransparencyCheck", "WitnessProblem", "check_transparency",
+           "fetch_report", "render_text"]
+
+#: Why a checkpoint note lacks its witnesses' quorum, or None if it has it.
+WitnessProblem = Callable[[str], str | None]
 
 #: JSON name of each dimension: grants by "state"; reads by service, purpose, ...
 _GRANT_DIMENSIONS = {"by_state": "state"}
@@ -184,16 +188,20 @@ def _compare(doc: Mapping[str, Any], part: str, dimensions: Mapping[str, str],
 
 
 def _checkpoint(client: LedgerClient, doc: Mapping[str, Any], key: Verifier,
-                check: TransparencyCheck) -> Checkpoint | None:
+                check: TransparencyCheck, witness_problem: WitnessProblem | None,
+                ) -> Checkpoint | None:
     """The signed checkpoint the figures are held against: the report's own (of exactly
     `ledger_size` entries), else the vault's latest, if it covers them."""
     given = doc.get("checkpoint")
     note = given.get("note") if isinstance(given, Mapping) else None
+    text = note if type(note) is str else client.checkpoint()
     try:
-        cp = open_checkpoint(note if type(note) is str else client.checkpoint(),
-                             expected_verifier=key)
+        cp = open_checkpoint(text, expected_verifier=key)
     except LedgerError as exc:
         check.problem = f"the checkpoint does not verify with the ledger's key: {exc}"
+        return None
+    if witness_problem is not None and (why := witness_problem(text)) is not None:
+        check.problem = why  # without its witnesses, the checkpoint may be a split view
         return None
     if note is not None and cp.size != check.ledger_size:
         check.differences.append(Difference("checkpoint.size", str(cp.size),
@@ -206,9 +214,12 @@ def _checkpoint(client: LedgerClient, doc: Mapping[str, Any], key: Verifier,
 
 
 def check_transparency(client: LedgerClient, doc: Any, *,
-                       expected_key: Verifier | None = None) -> TransparencyCheck:
+                       expected_key: Verifier | None = None,
+                       witness_problem: WitnessProblem | None = None) -> TransparencyCheck:
     """Recount every figure of `doc` (the vault's /transparency.json) from the entries
-    `client` serves. AuditorError if the report or the vault cannot be read."""
+    `client` serves. `witness_problem` (e.g. `WitnessPolicy.problem`) says why a
+    checkpoint note lacks its witnesses' quorum, if it does: then nothing is recounted.
+    AuditorError if the report or the vault cannot be read."""
     if not isinstance(doc, Mapping):
         raise AuditorError("the transparency report is not a JSON object")
     size, suppression = doc.get("ledger_size"), doc.get("suppression")
@@ -220,7 +231,7 @@ def check_transparency(client: LedgerClient, doc: Any, *,
         raise AuditorError("the report gives no suppression threshold")
     key = expected_key or Verifier.parse(client.key())
     check = TransparencyCheck(key=key, key_pinned=expected_key is not None, ledger_size=size)
-    cp = check.checkpoint = _checkpoint(client, doc, key, check)
+    cp = check.checkpoint = _checkpoint(client, doc, key, check, witness_problem)
     if cp is None:
         return check
     log, tally = LogAuditor(cp), Tally()

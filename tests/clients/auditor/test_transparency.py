@@ -15,12 +15,15 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request, Response
 from livevault import LiveVault, free_port, serve, serve_app
+from support.livewitness import live_witness
 from support.vaultworld import add_passkey, ask, world
 from typer.testing import CliRunner
 
 from clients.auditor.cli import app as cli
 from clients.auditor.fetch import LedgerClient
 from clients.auditor.transparency import check_transparency, fetch_report
+from ledger.cosignature import WitnessSigner
+from ledger.note import Signer
 from ledger.sqlstore import SqlLedger
 from vault.config import Settings
 from vault.domain.grants import Access
@@ -161,3 +164,36 @@ def test_a_checkpoint_not_of_the_counted_entries_is_named(vault: LiveVault,
     with LedgerClient(vault.url) as client:
         check = check_transparency(client, doc)
     assert "checkpoint.size" in [d.figure for d in check.differences]
+
+
+def test_without_the_witnesses_quorum_nothing_is_recounted(vault: LiveVault) -> None:
+    """This vault has no witnesses: a checkpoint no --witness cosigned may be a split
+    view, so its figures are not vouched for (exit 1), and the reason says so."""
+    witness = str(WitnessSigner.generate("witness.example").verifier())
+    r = runner.invoke(cli, ["transparency", vault.url, "--key", _key(vault),
+                            "--witness", witness, "--quorum", "1", "--json"])
+    assert r.exit_code == 1, r.output
+    doc = json.loads(r.output)
+    assert doc["problem"].startswith("witness-quorum: the checkpoint has 0 valid "
+                                     "cosignatures of the 1 needed")
+    assert doc["compared"] == 0
+    bad = runner.invoke(cli, ["transparency", vault.url, "--witness", witness,
+                              "--quorum", "2"])
+    assert bad.exit_code == 2 and "--quorum 2" in bad.output
+
+
+def test_a_witnessed_vault_recounts_with_its_quorum(tmp_path: Path) -> None:
+    """A vault whose checkpoints a witness cosigns (quorum 1): the report's checkpoint
+    carries the cosignature, and the recount goes ahead with --witness."""
+    signer = Signer.generate("localhost/ledger")
+    with live_witness(tmp_path, "w1", [signer.verifier()]) as w1:
+        settings = Settings(data_dir=tmp_path / "vault", ledger_public=True,
+                            checkpoint_interval=0.05, sweep_interval=3600,
+                            ledger_signing_key=str(signer), witnesses=f"{w1.vkey} {w1.url}",
+                            witness_quorum=1)
+        with serve(settings) as live:
+            _story(live)
+            r = runner.invoke(cli, ["transparency", live.url, "--key",
+                                    str(signer.verifier()), "--witness", w1.vkey, "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["ok"]
