@@ -161,11 +161,12 @@ class EntryChecks:
         public = entry.get("public")
         if type(public) is not dict or type(kind) is not str:
             return None  # not an entry: the chain check names it
-        if self.opener is not None:
+        if self.opener is None:
+            self.unopened += 1
+        else:  # counted by the opener, and named by it if it cannot be opened
             body = self.opener.open(index, kind, public, entry.get("sealed"))
             if body is not None:
                 return body
-        self.unopened += 1
         for finding in self.scanner.scan(public, time=time if type(time) is str else "",
                                          root="public"):
             self.pii.append(Failure(index, "personal_data", str(finding)))

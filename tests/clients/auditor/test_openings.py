@@ -187,6 +187,7 @@ def test_missing_stray_and_malformed_openings_are_named(journey: Journey) -> Non
     report = verify(lines, [*openings[:k], *openings[k + 1:]], forge)
     assert (k, "opening") in found(report)
     assert "no opening" in report.failures[0].detail
+    assert (report.sealed, report.opened) == (len(lines), len(lines) - 1)
     report = verify(lines, [*openings[:k + 1], openings[k], *openings[k + 1:]], forge)
     assert found(report) == [(k, "opening")]  # repeated
     assert "out of order or repeated" in report.failures[0].detail
