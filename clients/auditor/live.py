@@ -18,17 +18,27 @@ ledger recorded afterwards over the ledger's HTTP contract alone (ARCHITECTURE Â
 It does not check the citizen's passkey signatures on those later entries (the passkey
 may have been registered after the receipt, so the receipt does not hold its key):
 `vault-audit verify` checks every grant's whole story.
+
+Sealed entries (v2) show their grant id, so the grant is followed in the public ledger,
+but for one end: a grant ended by its citizen's erasure shows only the month it was
+asked and the state it left. With the auditor's key the openings of such entries are
+read (and checked against their commitments) and the grant's end is found; without,
+`erased_endings` counts the erasure endings the receipt's grant may be among.
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
 
 from clients.auditor._plural import counted
 from clients.auditor.fetch import LedgerClient
 from clients.auditor.grants import TRANSITIONS
+from clients.auditor.openings import Opener
 from clients.auditor.receipt import STATE_AFTER, GrantEvent, Problem, ReceiptReport
 from ledger.checkpoint import Checkpoint, open_checkpoint
 from ledger.entry import parse_entry
@@ -38,6 +48,8 @@ from ledger.tree import CompactRange
 from ledger.verify import verify_consistency
 
 __all__ = ["LiveReport", "grant_now"]
+
+_ERASURE = b'"reason":"citizen_erased"'
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +65,9 @@ class LiveReport:
     reads: int = 0
     entries_read: int = 0
     problems: tuple[Problem, ...] = ()
+    #: Grants ended by an erasure since the receipt, sealed and not opened (no auditor
+    #: key): the receipt's grant may be one of them.
+    erased_endings: int = 0
 
     @property
     def ok(self) -> bool:
@@ -73,9 +88,14 @@ class _Story:
     changes: list[GrantEvent] = field(default_factory=list)
     reads: int = 0
     problems: list[Problem] = field(default_factory=list)
+    opener: Opener | None = None
+    erased_endings: int = 0
 
     def read(self, index: int, data: bytes) -> None:
-        if self.grant_id.encode() not in data:  # almost every entry: no parse needed
+        # Almost every entry is another grant's: no parse needed. An erasure's ending
+        # of a sealed entry names no grant in public.
+        erasure = _ERASURE in data and b'"sealed":' in data
+        if self.grant_id.encode() not in data and not erasure:
             return
         try:
             entry = parse_entry(data)
@@ -83,6 +103,12 @@ class _Story:
             self.problems.append(Problem("live", f"not a ledger entry: {exc}", index))
             return
         body = entry.body
+        if erasure and "grant_id" not in body:
+            opened = self._open(index, entry.kind, body, data)
+            if opened is None:
+                self.erased_endings += 1
+                return
+            body = opened
         if body.get("grant_id") != self.grant_id:
             return
         if entry.seq != index:
@@ -100,6 +126,18 @@ class _Story:
                             f"{self.state!r} (or names another subject)", index))
             self.state = STATE_AFTER[entry.kind]
             self.changes.append(GrantEvent(index, entry.kind, entry.time, leaf_hash(data)))
+
+    def _open(self, index: int, kind: str, public: Mapping[str, Any], data: bytes
+              ) -> dict[str, Any] | None:
+        """The full body of sealed entry `index` through its opening, or None."""
+        if self.opener is None:
+            return None
+        self.opener.skip_to(index)
+        body = self.opener.open(index, kind, public, orjson.loads(data).get("sealed"))
+        self.problems += [Problem("live", f"{f.rule}: {f.detail}", f.index)
+                          for f in self.opener.failures]
+        self.opener.failures.clear()
+        return body
 
 
 def grant_now(
@@ -133,8 +171,10 @@ def grant_now(
                                   f"{last.index.bit_count()}")
     tree = CompactRange(last.index, list(reversed(path)))
     tree.push(last.leaf_hash)
-    story = _Story(receipt.record_id, receipt.subject, receipt.status)
     start, total = last.index + 1, now.size - last.index - 1
+    story = _Story(receipt.record_id, receipt.subject, receipt.status,
+                   opener=Opener(client.iter_openings(start, now.size))
+                   if client.authorized else None)
     for n, data in enumerate(client.iter_entries(start, now.size)):
         story.read(start + n, data)
         tree.push(leaf_hash(data))
@@ -147,7 +187,7 @@ def grant_now(
                     f"{last.index} of the receipt, give the root {_b64(root)}, not the signed "
                     f"{_b64(now.root)}: they are not the entries the vault signed"))
     return LiveReport(now, story.state, (story.changes or [last])[-1], tuple(story.changes),
-                      story.reads, total, tuple(story.problems))
+                      story.reads, total, tuple(story.problems), story.erased_endings)
 
 
 def _extends(client: LedgerClient, then: Checkpoint, now: Checkpoint) -> str | None:

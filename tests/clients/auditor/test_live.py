@@ -50,6 +50,11 @@ class FakeVault:
         if request.url.path == "/ledger/checkpoint":
             return httpx.Response(200, text=self.note or sign_checkpoint(self.checkpoint(),
                                                                          self.signer))
+        if request.url.path == "/ledger/openings":
+            if request.headers.get("authorization") != "Bearer auditor":
+                return httpx.Response(401)
+            page = self.ledger.openings(q["start"], q["limit"])
+            return httpx.Response(200, content=b"".join(d + b"\n" for d in page))
         if request.url.path == "/ledger/entries":
             page = self.ledger.entries(q["start"], q["limit"])
             served = [self.serve(q["start"] + i, d) for i, d in enumerate(page)]
@@ -61,8 +66,9 @@ class FakeVault:
         return httpx.Response(200, json={"hashes": [base64.b64encode(h).decode()
                                                     for h in hashes]})
 
-    def client(self) -> LedgerClient:
-        return LedgerClient("http://vault.test", transport=httpx.MockTransport(self.handle))
+    def client(self, api_key: str | None = None) -> LedgerClient:
+        return LedgerClient("http://vault.test", api_key=api_key,
+                            transport=httpx.MockTransport(self.handle))
 
 
 def grant_entry(kind: str) -> tuple[str, dict[str, Any]]:
@@ -185,3 +191,23 @@ def test_only_a_verified_receipt_is_followed() -> None:
     receipt = approved(vault)
     with pytest.raises(ValueError, match="verifies"):
         grant_now(vault.client(), replace(receipt, problems=(Problem("claims", "forged"),)))
+
+
+def test_a_sealed_grant_ended_by_an_erasure_is_found_through_its_opening() -> None:
+    """In a sealed ledger an erasure's grant endings name no grant in public: with the
+    auditor's key their openings say which; without, they are counted as unknown."""
+    vault = FakeVault(ledger=MemoryLedger(version=2))
+    receipt = approved(vault)
+    vault.add("test.filler", n=2)
+    other = {"grant_id": "gr_2", "subject": "sub_2", "service_id": "svc_1",
+             "reason": "citizen_erased", "asked": "2026-01", "from": "approved"}
+    vault.add("grant.revoked", other)
+    ended = vault.add("grant.revoked", {**other, "grant_id": GRANT, "subject": SUBJECT})
+    vault.add("citizen.erased", {"subject": SUBJECT})
+    assert GRANT.encode() not in vault.ledger.entries(ended, 1)[0]  # sealed
+    keyless = grant_now(vault.client(), receipt)
+    assert keyless.ok and keyless.state == "approved", keyless.problems
+    assert keyless.erased_endings == 2
+    live = grant_now(vault.client(api_key="auditor"), receipt)
+    assert live.ok and live.state == "revoked" and live.erased_endings == 0, live.problems
+    assert live.last is not None and live.last.index == ended
