@@ -7,6 +7,7 @@ opened and checked (`ledger.sealing.full_body`), so they read v1 and v2 ledgers 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -16,7 +17,7 @@ from ledger.entry import Entry, parse_entry
 from ledger.sealing import full_body, parse_opening
 from ledger.sqlstore import SqlLedger
 
-__all__ = ["full_entries", "opened_entries"]
+__all__ = ["full_entries", "opened_entries", "read_export"]
 
 
 def opened_entries(conn: Connection, start: int = 0) -> list[Entry]:
@@ -38,5 +39,20 @@ def full_entries(conn: Connection, start: int = 0) -> list[dict[str, Any]]:
         if opening is not None:
             entry = parse_entry(data)
             e["body"] = dict(full_body(entry, parse_opening(opening)))
+        out.append(e)
+    return out
+
+
+def read_export(entries: Path, openings: Path | None = None) -> list[dict[str, Any]]:
+    """`vault ledger export --out ENTRIES [--openings OPENINGS]` read back as `full_entries`
+    gives them (a sealed entry's "body" only when its opening was exported)."""
+    opened = {}
+    if openings is not None:
+        opened = {o.seq: o for o in map(parse_opening, openings.read_bytes().splitlines())}
+    out = []
+    for data in entries.read_bytes().splitlines():
+        e = orjson.loads(data)
+        if e["seq"] in opened:
+            e["body"] = dict(full_body(parse_entry(data), opened[e["seq"]]))
         out.append(e)
     return out

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from support.ledgerview import read_export
 from typer.testing import CliRunner
 
 from clients.auditor.story import StoryChecker
@@ -32,9 +33,9 @@ def add(tmp_path: Path, data: Path, *args: str) -> list[str]:
 
 
 def ledger(tmp_path: Path, data: Path) -> list[dict[str, object]]:
-    out = tmp_path / "ledger.ndjson"
-    run("ledger", "export", "--out", str(out), data_dir=data)
-    return [json.loads(line) for line in out.read_text().splitlines()]
+    out, openings = tmp_path / "ledger.ndjson", tmp_path / "openings.ndjson"
+    run("ledger", "export", "--out", str(out), "--openings", str(openings), data_dir=data)
+    return read_export(out, openings)
 
 
 def test_an_issuer_is_registered_listed_and_on_the_ledger(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from ledger.sealing import check_opening, parse_opening
 from ledger.sqlstore import SqlLedger
 from vault.app import create_app
 from vault.config import Settings
+from vault.services import citizens
 from vault.storage.database import make_engine
 
 KEY = {"Authorization": "Bearer k-one"}
@@ -87,3 +88,16 @@ def test_bad_queries_get_400_problem_details(client: TestClient, params: dict[st
     assert r.status_code == 400, r.text
     assert r.headers["content-type"] == "application/problem+json"
     assert r.json()["status"] == 400 and r.json()["detail"]
+
+
+def test_the_vault_writes_sealed_entries(client: TestClient) -> None:
+    """What the vault appends is v2: the subject only in the opening, behind the key."""
+    ctx = client.app.state.vault.ctx  # type: ignore[attr-defined]
+    citizen = citizens.enrol_citizen(ctx)
+    lines = client.get("/ledger/entries", params={"limit": 1000}).content.splitlines()
+    enrolled = parse_entry(lines[-1])
+    assert (enrolled.kind, enrolled.v, enrolled.body) == ("citizen.enrolled", 2, {})
+    assert citizen.subject.encode() not in b"".join(lines)
+    [line] = client.get("/ledger/openings", params={"start": enrolled.seq},
+                        headers=KEY).content.splitlines()
+    assert check_opening(enrolled, parse_opening(line)) == {"subject": citizen.subject}

@@ -8,6 +8,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from support.ledgerview import read_export
 from typer.testing import CliRunner
 
 from vault.cli import app
@@ -37,9 +38,9 @@ def test_the_operator_writes_a_series_as_a_batch(tmp_path: Path) -> None:
     assert f"{OBS} version 1 written" in run("citizen", "write", citizen, OBS, batch,
                                              data_dir=data)
     out = tmp_path / "ledger.ndjson"
-    run("ledger", "export", "--out", str(out), data_dir=data)
-    [written] = [e["body"] for e in map(json.loads, out.read_text().splitlines())
-                 if e["kind"] == "record.written"]
+    openings = tmp_path / "openings.ndjson"
+    run("ledger", "export", "--out", str(out), "--openings", str(openings), data_dir=data)
+    [written] = [e["body"] for e in read_export(out, openings) if e["kind"] == "record.written"]
     assert written["items"] == 2 and written["version"] == 1
     # A reading from the future, or a value that is no batch: refused, saying why.
     future = json.dumps([reading(datetime.now(UTC) + timedelta(days=1))])

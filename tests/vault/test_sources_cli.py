@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from support.ledgerview import read_export
 from typer.testing import CliRunner
 
 from vault.cli import app
@@ -52,9 +53,9 @@ def test_a_source_is_registered_listed_and_its_categories_refuse_writes(tmp_path
         run("catalog", "list", data_dir=data).split())
     # On the ledger: which categories, not where.
     out = tmp_path / "ledger.ndjson"
-    run("ledger", "export", "--out", str(out), data_dir=data)
-    [entry] = [json.loads(line) for line in out.read_text().splitlines()
-               if json.loads(line)["kind"] == "service.registered"]
+    openings = tmp_path / "openings.ndjson"
+    run("ledger", "export", "--out", str(out), "--openings", str(openings), data_dir=data)
+    [entry] = [e for e in read_export(out, openings) if e["kind"] == "service.registered"]
     assert entry["body"]["held_at_source"] == ["address.home"]
     assert "register.example.gov" not in json.dumps(entry)
     # The vault stores no value of it: the operator's write is refused, saying why.

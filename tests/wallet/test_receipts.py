@@ -10,7 +10,7 @@ import hashlib
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,8 +27,9 @@ from clients.auditor import receipt as auditor
 from clients.auditor.receipt import verify_receipt
 from ledger.canonical import canonical_json
 from ledger.checkpoint import open_checkpoint
-from ledger.entry import parse_entry
+from ledger.entry import Entry, encode_sealed_entry, parse_entry
 from ledger.note import Signer, Verifier
+from ledger.sealing import commitment, full_body, parse_opening, split
 from ledger.sqlstore import SqlLedger
 from ledger.verify import verify_leaf_inclusion
 from vault.domain.grants import ENTRY_KIND, GrantAction, GrantState
@@ -119,6 +120,34 @@ def evidence_of(receipt: dict[str, Any], kind: str) -> list[dict[str, Any]]:
     return [e for e in receipt["ledger_evidence"]["entries"] if e["kind"] == kind]
 
 
+def opened_evidence(receipt: dict[str, Any], kind: str) -> list[Entry]:
+    """The receipt's entries of `kind`, each with its full body: a sealed one opened (and
+    checked) with the receipt's own opening of it."""
+    openings = {o["seq"]: parse_opening(canonical_json(o))
+                for o in receipt["ledger_evidence"]["openings"]}
+    out = []
+    for item in evidence_of(receipt, kind):
+        entry = parse_entry(item["entry"].encode())
+        out.append(entry._replace(body=full_body(entry, openings.get(entry.seq))))
+    return out
+
+
+def edit_entry(receipt: dict[str, Any], item: dict[str, Any],
+               edit: Callable[[dict[str, Any]], None]) -> None:
+    """Change what the receipt's entry says, as a forger would: its full body edited, then
+    split and sealed again under the same salt, so the opening still opens the entry and
+    only its bytes (its inclusion) and what it says give it away."""
+    entry = parse_entry(item["entry"].encode())
+    [opening] = [o for o in receipt["ledger_evidence"]["openings"] if o["seq"] == entry.seq]
+    full = {**entry.body, **opening["private"]}
+    edit(full)
+    public, private = split(entry.kind, full)
+    opening["private"] = private
+    sealed = commitment(base64.b64decode(opening["salt"]), private)
+    item["entry"] = encode_sealed_entry(entry.seq, entry.time, entry.kind, entry.prev,
+                                        public, sealed).decode()
+
+
 def problems(receipt: Any, **kw: Any) -> list[tuple[str, int | None]]:
     return [(p.check, p.index) for p in verify_receipt(receipt, **kw).problems]
 
@@ -144,8 +173,15 @@ def test_a_receipt_proves_an_approval_offline(wallet: Wallet) -> None:
             tree_size=checkpoint.size,
             proof=[base64.b64decode(h) for h in item["inclusion_proof"]],
             expected_root=checkpoint.root)
+    # Each sealed entry's opening, {seq, salt, private}, in the entries' order; the
+    # entries themselves name no subject and no passkey.
+    assert [o["seq"] for o in ev["openings"]] == [e["index"] for e in ev["entries"]]
+    assert all(o.keys() == {"seq", "salt", "private"} for o in ev["openings"])
+    for item in ev["entries"]:
+        assert receipt["pii_principal_id"] not in item["entry"]
+        assert case.credential_id not in item["entry"]
     [requested], [approved], [registered] = (
-        [parse_entry(e["entry"].encode()) for e in evidence_of(receipt, kind)]
+        opened_evidence(receipt, kind)
         for kind in ("grant.requested", "grant.approved", "passkey.registered"))
     terms_hash = hashlib.sha256(canonical_json(requested.body["terms"])).digest()
     assert terms_hash == case.grant.terms_hash
@@ -472,8 +508,8 @@ def test_a_removed_passkeys_registration_is_still_found(sqlite_wallet: Wallet) -
         remove_passkey(work, citizen_id=case.citizen_id, credential_id=case.credential_id,
                        can_recover=False)
     r = case.receipt()
-    [item] = evidence_of(r, "passkey.registered")
-    assert json.loads(item["entry"])["body"]["credential_id"] == case.credential_id != second
+    [registered] = opened_evidence(r, "passkey.registered")
+    assert registered.body["credential_id"] == case.credential_id != second
     assert verify_receipt(r).ok
 
 
@@ -596,11 +632,13 @@ def test_any_changed_assertion_byte_fails_the_approval(
     _, receipt = approved
     r = copy.deepcopy(receipt)
     [item] = evidence_of(r, "grant.approved")
-    body = json.loads(item["entry"])
-    raw = bytearray(b64url_decode(body["body"]["assertion"][field], what=field))
-    raw[pos % len(raw)] ^= 1 << bit
-    body["body"]["assertion"][field] = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-    item["entry"] = canonical_json(body).decode()
+
+    def flip(body: dict[str, Any]) -> None:
+        raw = bytearray(b64url_decode(body["assertion"][field], what=field))
+        raw[pos % len(raw)] ^= 1 << bit
+        body["assertion"][field] = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    edit_entry(r, item, flip)
     found = problems(r)
     assert ("inclusion", item["index"]) in found and ("approval", item["index"]) in found
 
@@ -664,9 +702,7 @@ def test_terms_that_do_not_hash_to_the_terms_hash_are_refused(
     _, receipt = approved
     r = copy.deepcopy(receipt)
     [item] = evidence_of(r, "grant.requested")
-    entry = json.loads(item["entry"])
-    entry["body"]["terms"]["justification"] = "Something else entirely."
-    item["entry"] = canonical_json(entry).decode()
+    edit_entry(r, item, lambda body: body["terms"].update(justification="Something else."))
     assert ("terms", item["index"]) in problems(r)
 
 

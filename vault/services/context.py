@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from ledger.entry import Clock, utc_now
+from ledger.entry import SEALED_VERSION, Clock, utc_now
 from ledger.sqlstore import SqlLedger
 from vault.crypto import Keyring
 from vault.services.approvals import ApprovalVerifier
@@ -68,7 +68,9 @@ def unit_of_work(ctx: VaultContext) -> Iterator[Work]:
         now = ctx.clock()
         # Entries carry the time the change was checked at (never earlier than the
         # entry before), so an auditor re-checking a read at the recorded time agrees.
-        work = Work(session, SqlLedger(conn, clock=lambda: now), now)
+        # Entries are sealed (ledger v2, ARCHITECTURE §10): what links a citizen is
+        # committed to in public and kept in the entry's opening.
+        work = Work(session, SqlLedger(conn, clock=lambda: now, version=SEALED_VERSION), now)
         yield work
     ctx.after_commit()
     if work.queued:

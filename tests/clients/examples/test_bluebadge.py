@@ -33,6 +33,8 @@ from clients.examples.bluebadge.app import COOKIE
 from clients.examples.bluebadge.config import CLIENT_FILE, JWKS_FILE, KEY_FILE
 from clients.examples.bluebadge.sessions import Visits
 from clients.service import ServiceKey
+from ledger.entry import parse_entry
+from ledger.sealing import public_body
 from vault import cli as vault_cli
 from vault.crypto.webhook_signing import printable, signature_headers, webhook_secret
 from vault.services import registry
@@ -265,8 +267,8 @@ def test_a_newcomer_approves_in_the_wallet_and_comes_back_to_a_filled_in_form(
     index = visit.form.ledger_index
     assert isinstance(index, int) and f"entry\n    <strong>{index}</strong>" in page
     # The read is the ledger's entry at that index, for this grant.
-    entry = json.loads(b.get(f"/ledger/entries?start={index}&limit=1").text)
-    assert (entry["seq"], entry["kind"], entry["body"]["grant_id"]) == (
+    entry = parse_entry(b.get(f"/ledger/entries?start={index}&limit=1").content.rstrip())
+    assert (entry.seq, entry.kind, public_body(entry)["grant_id"]) == (
         index, "data.accessed", grant_id), entry
     sent = badge.http.post("/apply/submit", data={
         "given": "Ada", "family": "Lovelace", "line1": "12 St James's Square", "line2": "",

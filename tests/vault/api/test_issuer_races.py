@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import orjson
 import pytest
 from fastapi.testclient import TestClient
 from livevault import serve
 from sqlalchemy import func, select
 from sqlmodel import Session
+from support.ledgerview import full_entries
 from support.vaultworld import add_passkey
 
 from clients.service.keys import ServiceKey
@@ -185,7 +185,6 @@ def test_batches_of_two_issuers_at_once_all_land_in_order(
             mine = [r.json()["version"] for r in rs]
             assert mine == sorted(mine)
         with read_only(state.engine).begin() as conn:
-            written = [orjson.loads(data)["body"] for _, _, data in
-                       SqlLedger(conn).iter_entries()]
+            written = [e["body"] for e in full_entries(conn)]
         batches = [b for b in written if b.get("category") == OBS and "items" in b]
         assert sorted(b["version"] for b in batches) == versions

@@ -23,13 +23,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlmodel import Session, col, select
 from standardwebhooks import Webhook
+from support.ledgerview import opened_entries
 from support.vaultworld import JWK, Clock, add_passkey
 
 from clients.service import verify_webhook
 from clients.service.keys import ServiceKey
 from clients.service.webhooks import RecordChanged
-from ledger.entry import parse_entry
-from ledger.sqlstore import SqlLedger
 from vault.crypto.webhook_signing import printable, webhook_secret
 from vault.domain.errors import AccessDenied
 from vault.domain.grants import Access, GrantAction
@@ -146,8 +145,7 @@ def test_a_write_tells_the_grant_that_reads_it(ctx: VaultContext, reader: Settin
     # The timestamp is the change's own time, and the index its record.written entry.
     assert told["timestamp"].startswith(view.created_at.strftime("%Y-%m-%dT%H:%M:%S"))
     with Session(ctx.engine) as s:
-        (raw,) = SqlLedger(s.connection()).entries(entry_seq, 1)
-    entry = parse_entry(raw)
+        [entry] = opened_entries(s.connection(), entry_seq)[:1]
     assert (entry.kind, entry.body["category"]) == ("record.written", "address.home")
     # A change to what a derived answer rests on names the answer, not the category.
     clock.advance(minutes=1)

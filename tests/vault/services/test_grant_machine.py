@@ -13,7 +13,6 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import orjson
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -25,6 +24,7 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
+from support.ledgerview import full_entries
 from support.vaultworld import Clock, add_passkey, ask, world
 
 from ledger.audit import audit_log
@@ -184,7 +184,7 @@ class GrantMachine(RuleBasedStateMachine):
     @invariant()
     def states_and_entries_match_the_model(self) -> None:
         with read_only(self.ctx.engine).begin() as conn:
-            rows = [orjson.loads(d) for _, _, d in SqlLedger(conn).iter_entries(self.start)]
+            rows = full_entries(conn, self.start)
         per_grant = Counter(e["body"]["grant_id"] for e in rows
                             if e["kind"].startswith("grant."))
         reads = Counter(e["body"]["grant_id"] for e in rows if e["kind"] == "data.accessed")

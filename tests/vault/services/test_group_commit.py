@@ -19,10 +19,10 @@ from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from typing import Any
 
-import orjson
 import pytest
 from sqlalchemy import event, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
+from support.ledgerview import full_entries
 from support.vaultworld import Clock, World, add_passkey, ask, world
 
 from ledger.audit import audit_log
@@ -87,7 +87,7 @@ def ledger(ctx: VaultContext) -> list[dict[str, Any]]:
         head = store.tree_head()
         assert verified.head.size == head.size == len(rows)
         assert verified.head.root == head.root == store.root_at(head.size)
-    return [orjson.loads(d) for _, _, d in rows]
+        return full_entries(conn)
 
 
 def logged_reads(ctx: VaultContext, since: int = 0) -> dict[int, str]:

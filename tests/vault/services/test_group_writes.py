@@ -15,10 +15,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlmodel import Session, col, select
+from support.ledgerview import full_entries
 from support.vaultworld import Clock, add_passkey
 
 from clients.service.keys import ServiceKey
-from ledger.sqlstore import SqlLedger
 from vault.crypto import envelope
 from vault.domain.errors import AccessDenied
 from vault.domain.grants import Access, GrantAction
@@ -127,8 +127,8 @@ def stored(ctx: VaultContext, citizen_id: str) -> list[tuple[int, Any]]:
 def written_entries(ctx: VaultContext) -> list[tuple[int, dict[str, Any]]]:
     """(ledger index, body) of every record.written entry."""
     with read_only(ctx.engine).begin() as conn:
-        return [(seq, entry["body"]) for seq, _, data in SqlLedger(conn).iter_entries()
-                if (entry := orjson.loads(data))["kind"] == "record.written"]
+        return [(entry["seq"], entry["body"]) for entry in full_entries(conn)
+                if entry["kind"] == "record.written"]
 
 
 def jtis(ctx: VaultContext) -> int:

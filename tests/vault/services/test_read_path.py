@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import event, update
+from support.ledgerview import full_entries
 from support.vaultworld import Clock, add_passkey, blue_badge, give_ada_data
 
 from ledger.sqlstore import SqlLedger
@@ -145,12 +145,11 @@ def entries(ctx: VaultContext, since: int, side: Side) -> tuple[list[tuple[Any, 
     """The side's ledger entries from `since` on, with roles for ids and without times,
     keys and signatures; and ledger index -> place in that list."""
     with read_only(ctx.engine).begin() as conn:
-        rows = list(SqlLedger(conn).iter_entries(since))
+        rows = full_entries(conn, since)
     mine: list[tuple[Any, ...]] = []
     position: dict[int, int] = {}
-    for seq, _, data in rows:
-        e = orjson.loads(data)
-        body = e["body"]
+    for e in rows:
+        seq, body = e["seq"], e["body"]
         ids = [body.get(k) for k in ("grant_id", "service_id", "subject")]
         if not any(i in side.roles for i in ids):
             continue

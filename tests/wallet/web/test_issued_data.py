@@ -18,11 +18,11 @@ import httpx
 import orjson
 import pytest
 from sqlmodel import Session, col, select
+from support.ledgerview import full_entries
 from support.webwallet import ORIGIN, Browser, WebWallet, open_wallet
 
 from clients.auditor.story import StoryChecker
 from clients.service import RecordDisputed, verify_webhook
-from ledger.sqlstore import SqlLedger
 from vault.crypto.webhook_signing import signature_headers, webhook_secret
 from vault.domain.grants import Access
 from vault.services import access, citizens, disputes, grants, records, registry
@@ -64,8 +64,7 @@ def text_of(page: httpx.Response) -> str:
 
 def entries(web: WebWallet) -> list[dict[str, Any]]:
     with read_only(web.ctx.engine).begin() as conn:
-        ledger = SqlLedger(conn)
-        return [orjson.loads(e) for e in ledger.entries(0, ledger.size())]
+        return full_entries(conn)
 
 
 def messages(web: WebWallet) -> list[WebhookMessageRow]:
