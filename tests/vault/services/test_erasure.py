@@ -72,3 +72,19 @@ def test_grants_ended_by_an_erasure_show_only_the_month_asked_and_the_state_left
         public = split(entry.kind, entry.body)[0]
         assert public == {"reason": ERASED, "asked": requested[gid], "from": state}
         assert entry.body["subject"] == w.subject and entry.body["service_id"] == w.service_id
+
+
+def test_openings_survive_erasure(ctx: VaultContext) -> None:
+    """As the ledger does: an auditor can still check every commitment and story of the
+    erased citizen; the pseudonym in them no longer leads to a person."""
+    w = world(ctx)
+    ask(ctx, w)
+    seq = citizens.erase_citizen(ctx, w.citizen_id)
+    with read_only(ctx.engine).begin() as conn:
+        entries = opened_entries(conn)  # every opening checked against its entry
+        openings = SqlLedger(conn).openings(0, seq + 1)
+    assert len(openings) == seq + 1
+    mine = [e for e in entries if e.body.get("subject") == w.subject]
+    assert [e.kind for e in mine][-3:] == ["grant.requested", "grant.denied", "citizen.erased"]
+    assert all(e.sealed is not None and "subject" not in split(e.kind, e.body)[0]
+               for e in mine)
