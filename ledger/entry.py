@@ -158,8 +158,12 @@ def encode_entry(seq: int, time: str, kind: str, prev: bytes, body: Mapping[str,
 
 
 def encode_sealed_entry(seq: int, time: str, kind: str, prev: bytes,
-                        public: Mapping[str, Any], sealed: bytes) -> bytes:
-    """The canonical bytes of a v2 entry: its public part and the commitment to the rest."""
+                        public: Mapping[str, Any], sealed: bytes, *,
+                        public_json: bytes | None = None) -> bytes:
+    """The canonical bytes of a v2 entry: its public part and the commitment to the rest.
+
+    `public_json`: `public` already in canonical JSON (a writer that sealed it has it).
+    """
     if type(seq) is not int or seq < 0:
         raise EncodingError(f"seq must be a non-negative integer, got {seq!r}")
     check_time(time)
@@ -174,11 +178,11 @@ def encode_sealed_entry(seq: int, time: str, kind: str, prev: bytes,
             b'{"kind":"',
             kind.encode(),
             b'","prev":"',
-            base64.b64encode(prev),
+            binascii.b2a_base64(prev, newline=False),
             b'","public":',
-            canonical_json(public),
+            canonical_json(public) if public_json is None else public_json,
             b',"sealed":"',
-            base64.b64encode(sealed),
+            binascii.b2a_base64(sealed, newline=False),
             b'","seq":',
             str(seq).encode(),
             b',"time":"',

@@ -19,7 +19,7 @@ need); the grant and service ids are sealed with the subject.
 
 from __future__ import annotations
 
-import base64
+import binascii
 import hashlib
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
@@ -143,7 +143,8 @@ def encode_opening(seq: int, salt: bytes, private: Mapping[str, Any]) -> bytes:
 
 def _opening_bytes(seq: int, salt: bytes, private_json: bytes) -> bytes:
     # Keys in JCS order: private, salt, seq.
-    return b"".join((b'{"private":', private_json, b',"salt":"', base64.b64encode(salt),
+    return b"".join((b'{"private":', private_json, b',"salt":"',
+                     binascii.b2a_base64(salt, newline=False),
                      b'","seq":', str(seq).encode(), b"}"))
 
 
@@ -208,9 +209,11 @@ def full_body(entry: Entry, opening: Opening | None) -> Mapping[str, Any]:
 
 
 class Sealed(NamedTuple):
-    """A body split for a v2 entry: what goes in the bytes, and its opening's bytes."""
+    """A body split for a v2 entry: what goes in the bytes (also as canonical JSON), the
+    commitment, and its opening's bytes."""
 
     public: dict[str, Any]
+    public_json: bytes
     sealed: bytes
     opening: bytes
 
@@ -227,7 +230,11 @@ def seal(seq: int, kind: str, body: Mapping[str, Any], salt: bytes) -> Sealed:
     """
     if len(salt) != SALT_SIZE:
         raise EncodingError(f"a salt is {SALT_SIZE} bytes, got {len(salt)}")
+    if not isinstance(body, dict):
+        raise EncodingError("body must be a JSON object")
+    astral = check_value(body)  # once for both parts: each is some of its fields
     public, private = split(kind, body)
-    private_json = canonical_json(private)
-    return Sealed(public, hashlib.sha256(salt + private_json).digest(),
+    private_json = encode_checked(private, astral)
+    return Sealed(public, encode_checked(public, astral),
+                  hashlib.sha256(salt + private_json).digest(),
                   _opening_bytes(seq, salt, private_json))

@@ -104,8 +104,10 @@ def plan_append(head: HeadState, items: Iterable[EntryItem], now: str, *,
     for i, (kind, body) in enumerate(items):
         seq = border.size
         if sealing:
-            public, sealed, opening = seal(seq, kind, body, pool[i * SALT_SIZE:(i + 1) * SALT_SIZE])
-            data = encode_sealed_entry(seq, time, kind, prev, public, sealed)
+            public, public_json, sealed, opening = seal(
+                seq, kind, body, pool[i * SALT_SIZE:(i + 1) * SALT_SIZE])
+            data = encode_sealed_entry(seq, time, kind, prev, public, sealed,
+                                       public_json=public_json)
         else:
             data, opening = encode_entry(seq, time, kind, prev, body), None
         h = leaf_hash(data)
