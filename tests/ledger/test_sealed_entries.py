@@ -24,6 +24,7 @@ from ledger.audit import audit_log
 from ledger.canonical import MAX_SAFE_INTEGER
 from ledger.entry import Entry, encode_sealed_entry, format_time, parse_entry
 from ledger.errors import EncodingError, LogInvalid
+from ledger.hasher import leaf_hash
 from ledger.sealing import (
     ERASED,
     SALT_SIZE,
@@ -388,3 +389,20 @@ def test_a_failed_append_leaves_no_entry_and_no_opening(engine: Engine) -> None:
 def test_a_store_writes_only_known_versions() -> None:
     with pytest.raises(EncodingError):
         MemoryLedger(version=3)
+
+
+SEALED_LOG = [d for _, _, d in mixed_ledger(3, 9).iter_entries()]
+
+
+@PROPS
+@given(i=st.integers(3, 11), pos=st.integers(0, 10_000), bit=st.integers(0, 7))
+def test_any_bit_flip_in_a_sealed_entry_is_caught_at_its_index(i: int, pos: int,
+                                                               bit: int) -> None:
+    data = list(SEALED_LOG)
+    raw = bytearray(data[i])
+    raw[pos % len(raw)] ^= 1 << bit
+    data[i] = bytes(raw)
+    stored = [(d, h) for d, h in zip(data, map(leaf_hash, SEALED_LOG), strict=True)]
+    with pytest.raises(LogInvalid) as info:
+        audit_log(stored)
+    assert info.value.index == i
