@@ -74,8 +74,14 @@ def test_full_audit_bench_verifies_a_small_generated_export(tmp_path: Path) -> N
     export = generate_export(tmp_path / "small.ndjson", 3_000)
     assert export.size >= 3_000 and export.counts["data.accessed"] > 2_000
     assert {"grant.approved", "grant.paused", "grant.exhausted"} <= set(export.counts)
-    rate, rss = bench_full_audit(tmp_path, size=3_000, repeats=1)  # raises on any failure
-    assert rate.unit == "/s" and rate.measured > 0 and rate.floor and rate.floor > 0
+    # Sealed as the vault writes (ledger v2), one opening a line beside the export.
+    assert export.openings is not None
+    assert len(export.openings.read_bytes().splitlines()) == export.size
+    assert b'"sealed":' in export.path.read_bytes().split(b"\n", 1)[0]
+    rate, public, rss = bench_full_audit(tmp_path, size=3_000, repeats=1)  # raises on failure
+    assert rate.unit == public.unit == "/s" and rate.measured > 0 and public.measured > 0
+    assert rate.floor and rate.floor > 0 and public.goal.value == 150_000
+    assert "not checked: no openings" in public.notes[0]
     assert rss.unit == "MB" and 0 < rss.measured < 1_000
 
 
