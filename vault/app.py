@@ -170,13 +170,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Inside the request log (which then logs the 413s), outside everything that reads.
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestLog)
-    # The services' read path first: every request is matched route by route, in order.
+    # The services' reads and writes first: a request is matched route by route, in order.
     install_resource_api(app, limiter=ClientRateLimiter(settings.client_rate_limit,
                                                         settings.client_rate_burst))
+    app.include_router(record_router)
     app.include_router(health_router)
     app.include_router(ledger_router)
     app.include_router(oauth_router)
-    app.include_router(record_router)
     app.include_router(transparency_router)
     app.include_router(service_pages_router)
     install_api_docs(app)
