@@ -178,15 +178,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Inside the request log (which then logs the 413s), outside everything that reads.
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestLog)
+    # The services' reads and writes first: a request is matched route by route, in order.
+    install_resource_api(app, limiter=ClientRateLimiter(settings.client_rate_limit,
+                                                        settings.client_rate_burst))
+    app.include_router(record_router)
     app.include_router(health_router)
     app.include_router(ledger_router)
     app.include_router(oauth_router)
-    app.include_router(record_router)
     app.include_router(transparency_router)
     app.include_router(service_pages_router)
     install_api_docs(app)
-    install_resource_api(app, limiter=ClientRateLimiter(settings.client_rate_limit,
-                                                        settings.client_rate_burst))
     install_wallet(app, public_url=settings.base_url)
     document_error_responses(app)  # after every route: /openapi.json says 400, not 422
     return app

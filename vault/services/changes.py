@@ -51,7 +51,7 @@ from functools import lru_cache
 from typing import Any
 
 import orjson
-from sqlalchemy import delete, insert, select
+from sqlalchemy import bindparam, delete, insert, select
 from sqlmodel import col
 
 from ledger.entry import format_time
@@ -117,27 +117,37 @@ def _told(terms_text: str, changed: frozenset[str], now_text: str
     return (categories, derived) if categories or derived else None
 
 
-def _grants_to_tell(work: Work, citizen_id: str) -> list[tuple[str, str, str]]:
-    """(grant id, service id, terms) of the citizen's grants that may be told."""
-    rows = work.session.connection().execute(
-        select(col(GrantRow.id), col(GrantRow.service_id), col(GrantRow.terms))
-        .join(ServiceRow, col(ServiceRow.id) == col(GrantRow.service_id))
-        .where(col(GrantRow.citizen_id) == citizen_id,
-               col(GrantRow.state) == GrantState.APPROVED.value,
-               col(GrantRow.due_at) > work.now,
-               col(ServiceRow.active).is_(True),
-               col(ServiceRow.webhook_url).is_not(None), col(ServiceRow.webhook_url) != "")
-        .order_by(col(GrantRow.id))).all()
-    return [(r[0], r[1], r[2]) for r in rows]
+_TO_TELL = (
+    select(col(GrantRow.citizen_id), col(GrantRow.id), col(GrantRow.service_id),
+           col(GrantRow.terms))
+    .join(ServiceRow, col(ServiceRow.id) == col(GrantRow.service_id))
+    .where(col(GrantRow.citizen_id).in_(bindparam("citizens", expanding=True)),
+           col(GrantRow.state) == GrantState.APPROVED.value,
+           col(GrantRow.due_at) > bindparam("now"),
+           col(ServiceRow.active).is_(True),
+           col(ServiceRow.webhook_url).is_not(None), col(ServiceRow.webhook_url) != "")
+    .order_by(col(GrantRow.id)))
 
 
-def _messages(work: Work, change: RecordChangeRow) -> list[tuple[str, str]]:
-    """(service id, body) of each message the change makes."""
+def _grants_to_tell(work: Work, citizen_ids: set[str]
+                    ) -> dict[str, list[tuple[str, str, str]]]:
+    """By citizen, (grant id, service id, terms) of their grants that may be told: one
+    query for all the changes a transaction tells, not one a change (which cost more
+    than the write that made the change)."""
+    found: dict[str, list[tuple[str, str, str]]] = {}
+    for citizen_id, grant_id, service_id, terms in work.session.connection().execute(
+            _TO_TELL, {"citizens": sorted(citizen_ids), "now": work.now}):
+        found.setdefault(citizen_id, []).append((grant_id, service_id, terms))
+    return found
+
+
+def _messages(change: RecordChangeRow, grants: list[tuple[str, str, str]], now_text: str
+              ) -> list[tuple[str, str]]:
+    """(service id, body) of each message the change makes to `grants` (its citizen's)."""
     changed = frozenset(change.categories)
-    now_text = format_utc(work.now)
     stamp = format_time(change.created_at)
     out = []
-    for grant_id, service_id, terms in _grants_to_tell(work, change.citizen_id):
+    for grant_id, service_id, terms in grants:
         told = _told(terms, changed, now_text)
         if told is None:
             continue
@@ -208,10 +218,12 @@ def tell_pending(ctx: VaultContext, *, limit: int = _BATCH) -> int:
         changes = _claim(work, limit)
         if not changes:
             return 0
+        grants = _grants_to_tell(work, {c.citizen_id for c in changes})
+        now_text = format_utc(work.now)
         messages: list[tuple[str, str]] = []
         told: list[int] = []
         for change in changes:
-            messages += _messages(work, change)
+            messages += _messages(change, grants.get(change.citizen_id, []), now_text)
             told.append(change.seq)
             if len(messages) >= _MAX_MESSAGES:
                 break  # the rest stay pending, for the next transaction

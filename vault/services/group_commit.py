@@ -37,9 +37,11 @@ a batch that holds the ledger head while waiting for grant B would deadlock with
 revocation of B that is waiting for the head.
 
 Writes (`GroupCommitWriter`, `PUT /v1/records/{category}`): the same machinery
-(`_GroupCommit`: the queue, the one thread, batches, answers only after COMMIT) on the
-safe path only, each write `issued.write_in` in its own SAVEPOINT after the batch's
-grants are locked in id order. A refused or failing write is rolled back to its
+(`_GroupCommit`: the queue, the one thread, batches, answers only after COMMIT). A batch
+is first made all at once by `issued_batch.write_many` (a fixed number of statements for
+the whole batch; a refused write adds nothing), and if that fails (a race lost on
+PostgreSQL), rolled back and made on the safe path: each write `issued.write_in` in its
+own SAVEPOINT after the batch's grants are locked in id order. A refused or failing write is rolled back to its
 savepoint alone. Writes later in a batch see the earlier ones: a second write with the
 same jti finds the first's (the same record gets the same answer, another is refused),
 and versions follow one another. A write that loses a race for its version or jti on
@@ -78,6 +80,7 @@ from vault.errors import VaultError
 from vault.services.access import ReadAsk, ReadOutcome, Release, plan_reads, read_in, write_reads
 from vault.services.context import VaultContext, Work, unit_of_work
 from vault.services.issued import Written, unless_raced, write_in
+from vault.services.issued_batch import write_many
 from vault.services.sources import Fetched
 from vault.storage.tables import GrantRow
 
@@ -434,14 +437,17 @@ class GroupCommitWriter(_GroupCommit[WriteAsk, Written]):
     Measured with bench.service_load (SQLite, uvicorn x2, 32 connections, a loaded
     2-core machine): a commit per write gave 0.18x the rate of /v1/data in the same run
     (11.9 ms of worker CPU a write); group-committed 0.23x (8.5 ms); with the change row
-    and the held-at-source check made without the ORM, 0.38x (5.4 ms)."""
+    and the held-at-source check made without the ORM, 0.38x (5.4 ms). Made all at once
+    (`issued_batch`), in process with 32 writes in flight: PostgreSQL 1.15 ms of CPU a
+    write instead of 3.9 (0.4 statements a write instead of 7), SQLite 1.1 ms."""
 
     noun = "writes"
 
     def __init__(self, ctx: VaultContext, *, max_batch: int = 64, max_wait: float = 0.0,
-                 max_pending: int = 512, name: str = "group-commit-writer") -> None:
+                 max_pending: int = 512, batched: bool = True,
+                 name: str = "group-commit-writer") -> None:
         super().__init__(ctx, max_batch=max_batch, max_wait=max_wait,
-                         max_pending=max_pending, batched=False, name=name)
+                         max_pending=max_pending, batched=batched, name=name)
 
     def __enter__(self) -> GroupCommitWriter:
         self.start()
@@ -458,6 +464,17 @@ class GroupCommitWriter(_GroupCommit[WriteAsk, Written]):
     async def awrite(self, ask: WriteAsk) -> Written:
         """`write` for asyncio (a task cancelled before the write is taken never writes)."""
         return await asyncio.wrap_future(self.submit(ask))
+
+    def _attempt_batched(self, todo: list[_Pending[WriteAsk, Written]]
+                         ) -> list[Written | Exception]:
+        """The writes as one batch (`issued_batch.write_many`), their outcomes once it
+        has committed. _BulkFailed (rolled back) if anything but a refusal failed."""
+        with unit_of_work(self._ctx) as work:
+            try:
+                outcomes = write_many(self._ctx, work, [p.ask for p in todo])
+            except Exception as exc:
+                raise _BulkFailed(exc) from exc
+        return outcomes
 
     def _attempt(self, todo: list[_Pending[WriteAsk, Written]]) -> list[Written | Exception]:
         ctx = self._ctx

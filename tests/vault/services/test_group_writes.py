@@ -1,6 +1,6 @@
 """Issuer writes group-committed (`GroupCommitWriter`): many writes share one transaction,
-each in its own savepoint, and each gets the answer it would get alone; on SQLite and
-PostgreSQL."""
+made all at once (`issued_batch.write_many`) or, on the safe path, each in its own
+savepoint; each gets the answer it would get alone; on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from vault.crypto import envelope
 from vault.domain.errors import AccessDenied
 from vault.domain.grants import Access, GrantAction
 from vault.oauth.record_jws import RecordRefused
-from vault.services import citizens, grants, issued, registry
+from vault.services import citizens, grants, issued, issued_batch, registry
 from vault.services.context import VaultContext
 from vault.services.group_commit import GroupCommitWriter, WriteAsk
 from vault.services.issued import RecordInvalidValue, RecordJtiReused, Written
@@ -86,9 +86,11 @@ def ask(who: Issuer, link: Linked, record: str) -> WriteAsk:
     return WriteAsk(who.service_id, link.grant_id, None, AA, record)
 
 
-def one_batch(ctx: VaultContext, asks: Sequence[WriteAsk]) -> list[Written | Exception]:
-    """The writes as ONE batch, in this order: the writer waits until all are queued."""
-    writer = GroupCommitWriter(ctx, max_batch=len(asks), max_wait=60)
+def one_batch(ctx: VaultContext, asks: Sequence[WriteAsk], *, batched: bool = True
+              ) -> list[Written | Exception]:
+    """The writes as ONE batch, in this order: the writer waits until all are queued.
+    `batched=False`: on the safe path, each write in its own savepoint."""
+    writer = GroupCommitWriter(ctx, max_batch=len(asks), max_wait=60, batched=batched)
     with writer:
         futures = [writer.submit(a) for a in asks]
         outcomes = [outcome(lambda f=f: f.result(timeout=120)) for f in futures]
@@ -148,8 +150,9 @@ def no_writer_left() -> Iterator[None]:
 def test_a_batch_answers_each_write_alone_and_keeps_only_the_good(
         ctx: VaultContext, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
     """Good writes, a repeat and a reuse of one jti, a refused signature, a refused value,
-    a revoked grant and a write failing unexpectedly, in ONE transaction: each gets what
-    it would get alone, and only the good ones are written, logged and remembered."""
+    a revoked grant and a write failing unexpectedly, in ONE transaction on the safe
+    path: each gets what it would get alone, and only the good ones are written, logged
+    and remembered."""
     agency = issuer(ctx)
     ada, bob, gone = linked(ctx, agency), linked(ctx, agency), linked(ctx, agency)
     revoke(ctx, gone)
@@ -183,7 +186,7 @@ def test_a_batch_answers_each_write_alone_and_keeps_only_the_good(
         ask(agency, bob, sign(award("lower"), "j7")),         # 9 written: version 1
     ]
     start = len(written_entries(ctx))
-    out = one_batch(ctx, asks)
+    out = one_batch(ctx, asks, batched=False)
 
     assert isinstance(out[0], Written) and out[0].version == 1
     assert out[1] == out[0]
@@ -221,9 +224,10 @@ def test_a_batch_of_writes_commits_once(ctx: VaultContext, clock: Clock) -> None
 
 def test_a_write_in_a_batch_that_lost_a_race_is_made_again(
         ctx: VaultContext, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
-    """As when another grant's write for the citizen commits between our reading the
-    newest version and our insert (PostgreSQL): the insert fails, only its savepoint is
-    rolled back, and the write is made once more above the other; the batch commits."""
+    """On the safe path, as when another grant's write for the citizen commits between
+    our reading the newest version and our insert (PostgreSQL): the insert fails, only
+    its savepoint is rolled back, and the write is made once more above the other; the
+    batch commits."""
     agency = issuer(ctx)
     ada, bob = linked(ctx, agency), linked(ctx, agency)
     iat = int(clock().timestamp())
@@ -243,7 +247,96 @@ def test_a_write_in_a_batch_that_lost_a_race_is_made_again(
 
     monkeypatch.setattr(issued, "_next_version", next_version)
     start, kept = len(written_entries(ctx)), jtis(ctx)
-    out = one_batch(ctx, [ask(agency, ada, sign("lower")), ask(agency, bob, sign("lower"))])
+    out = one_batch(ctx, [ask(agency, ada, sign("lower")), ask(agency, bob, sign("lower"))],
+                    batched=False)
+    assert [(o.version if isinstance(o, Written) else o) for o in out] == [2, 1]
+    assert stored(ctx, ada.citizen_id) == [(1, award("higher")), (2, award("lower"))]
+    assert len(written_entries(ctx)) - start == 2 and jtis(ctx) - kept == 2
+
+
+def test_a_batch_made_at_once_answers_each_write_alone(ctx: VaultContext,
+                                                       clock: Clock) -> None:
+    """The same mix as above, made all at once (a fixed number of statements): the same
+    answers, and only the good writes are written, logged and remembered."""
+    agency = issuer(ctx)
+    ada, bob, gone = linked(ctx, agency), linked(ctx, agency), linked(ctx, agency)
+    revoke(ctx, gone)
+    stranger = ServiceKey.generate()
+    iat = int(clock().timestamp())
+
+    def sign(value: Any, jti: str, key: ServiceKey = agency.key) -> str:
+        return key.sign_record(AA, value, issuer=agency.service_id, jti=jti, iat=iat)
+
+    first = sign(award("higher"), "j1")
+    asks = [
+        ask(agency, ada, first),                              # 0 written: version 1
+        ask(agency, ada, sign(award("higher"), "j1")),        # 1 same payload: answer of 0
+        ask(agency, ada, sign(award("lower"), "j1")),         # 2 same jti, other payload
+        ask(agency, bob, first),                              # 3 same JWS, other citizen
+        ask(agency, ada, sign(award("lower"), "j2", stranger)),  # 4 not the issuer's key
+        ask(agency, bob, sign("not an award", "j3")),         # 5 fails the schema
+        ask(agency, bob, sign(award("higher"), "j3")),        # 6 j3 unused: written, v1
+        ask(agency, gone, sign(award("lower"), "j5")),        # 7 revoked grant
+        ask(agency, ada, sign(award("lower"), "j6")),         # 8 written: version 2
+        WriteAsk(agency.service_id, "gr_nonesuch", None, AA, sign(award("lower"), "j8")),
+        WriteAsk(agency.service_id, ada.grant_id, None, "health.observations",
+                 sign(award("lower"), "j9")),                 # 10 a series: refused
+    ]
+    start, kept = len(written_entries(ctx)), jtis(ctx)
+    out = one_batch(ctx, asks)
+    assert isinstance(out[0], Written) and out[0].version == 1
+    assert out[1] == out[0]
+    assert isinstance(out[2], RecordJtiReused) and isinstance(out[3], RecordJtiReused)
+    assert isinstance(out[4], RecordRefused) and out[4].reason == "unknown_key"
+    assert isinstance(out[5], RecordInvalidValue)
+    assert isinstance(out[6], Written) and out[6].version == 1
+    assert isinstance(out[7], AccessDenied)
+    assert isinstance(out[8], Written) and out[8].version == 2
+    assert type(out[9]).__name__ == "NotFound" and type(out[10]).__name__ == "IsASeries"
+    assert stored(ctx, ada.citizen_id) == [(1, award("higher")), (2, award("lower"))]
+    assert stored(ctx, bob.citizen_id) == [(1, award("higher"))]
+    entries = written_entries(ctx)[start:]
+    assert [seq for seq, _ in entries] == [o.ledger_index for o in (out[0], out[6], out[8])
+                                           if isinstance(o, Written)]
+    assert [(e["grant_id"], e["version"]) for _, e in entries] == [
+        (ada.grant_id, 1), (bob.grant_id, 1), (ada.grant_id, 2)]
+    assert jtis(ctx) - kept == 3
+    # The same jti again, in a later batch: the answer it got, nothing written.
+    again = one_batch(ctx, [ask(agency, ada, sign(award("higher"), "j1"))])
+    assert again == [out[0]] and jtis(ctx) - kept == 3
+
+
+def test_a_batch_that_lost_a_race_is_made_again_one_by_one(
+        ctx: VaultContext, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As when another transaction's write for the citizen commits between the batch's
+    reading the newest versions and its insert (PostgreSQL): the batch's insert fails,
+    the whole batch is rolled back and made on the safe path, above the other write."""
+    agency = issuer(ctx)
+    ada, bob = linked(ctx, agency), linked(ctx, agency)
+    iat = int(clock().timestamp())
+
+    def sign(level: str) -> str:
+        return agency.key.sign_record(AA, award(level), issuer=agency.service_id, iat=iat)
+
+    issued.write_issued(ctx, service_id=agency.service_id, grant_id=ada.grant_id,
+                        token_family=None, category=AA, record=sign("higher"))
+    stale = [True]
+    real = issued_batch._highest
+
+    def highest(work: Any, places: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        if stale:
+            stale.pop()
+            return {}  # what they were before the other write committed
+        return real(work, places)
+
+    monkeypatch.setattr(issued_batch, "_highest", highest)
+    start, kept = len(written_entries(ctx)), jtis(ctx)
+    writer = GroupCommitWriter(ctx, max_batch=2, max_wait=60)
+    with writer:
+        futures = [writer.submit(ask(agency, ada, sign("lower"))),
+                   writer.submit(ask(agency, bob, sign("lower")))]
+        out = [outcome(lambda f=f: f.result(timeout=120)) for f in futures]
+    assert not stale  # the stale versions were used, and the insert failed
     assert [(o.version if isinstance(o, Written) else o) for o in out] == [2, 1]
     assert stored(ctx, ada.citizen_id) == [(1, award("higher")), (2, award("lower"))]
     assert len(written_entries(ctx)) - start == 2 and jtis(ctx) - kept == 2
