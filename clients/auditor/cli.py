@@ -247,6 +247,9 @@ def _say_watch(report: WatchReport, state: Path, as_json: bool) -> None:
         _out(f"{mark} {prev.size:,} → {counted(cp.size, 'entry')}: consistency proof "
              f"verified, {counted(report.new_entries, 'new entry', 'new entries')} checked"
              + (f", {counted(len(report.failures), 'failure')}" if report.failures else ""))
+    if report.stories != "checked" and report.outcome is not Outcome.REWRITTEN:
+        _out("[yellow]! stories not checked: the entries are sealed, and no openings were "
+             "read (watch with the auditor's --api-key from a state saved with it)[/]")
     for w in report.warnings:
         _out(f"[yellow]warning[/] {escape(str(w))}")
     for f in report.failures:

@@ -60,6 +60,7 @@ from ledger.errors import LedgerError
 from ledger.note import Verifier
 
 __all__ = [
+    "STORIES_UNCHECKED",
     "EntryChecks",
     "Progress",
     "VerifyReport",
@@ -69,6 +70,10 @@ __all__ = [
     "verify_export",
     "verify_url",
 ]
+
+#: In a saved story state: the stories of sealed entries were not checked (no openings),
+#: so the state knows nothing of them, and `watch` must not check stories on from it.
+STORIES_UNCHECKED = "stories_unchecked"
 
 #: Called with (entries done, entries expected or None).
 Progress = Callable[[int, int | None], None]
@@ -350,6 +355,8 @@ def verify_entries(
     report.opened = checks.opener.opened if checks.opener else 0
     report.seconds = _time.perf_counter() - t0
     snapshot = None
+    if story_then is not None and checks.opener is None and checks.unopened:
+        story_then[STORIES_UNCHECKED] = True
     if report.ok and story_then is not None and result.border is not None:
         snapshot = _Snapshot(story_then, result.border)
     return report, snapshot

@@ -63,7 +63,13 @@ from clients.auditor.state import (
     save_state,
 )
 from clients.auditor.story import Failure, StoryChecker
-from clients.auditor.verify import PROGRESS_EVERY, EntryChecks, relying_party_of, verify_url
+from clients.auditor.verify import (
+    PROGRESS_EVERY,
+    STORIES_UNCHECKED,
+    EntryChecks,
+    relying_party_of,
+    verify_url,
+)
 from ledger.canonical import check_value, encode_checked
 from ledger.checkpoint import Checkpoint, open_checkpoint
 from ledger.entry import SEALED_VERSION, VERSION, check_kind, check_time, parse_entry
@@ -126,6 +132,9 @@ class WatchReport:
     reason: str = ""
     evidence: tuple[Path, ...] = ()
     saved: bool = False  # whether this poll moved the trusted state on
+    #: Whether the stories were checked: not for sealed entries without their openings
+    #: (no auditor key), nor ever after a state saved without them.
+    stories: str = "checked"
 
     @property
     def ok(self) -> bool:
@@ -153,7 +162,7 @@ class WatchReport:
             "warnings": [_failure_json(f) for f in self.warnings],
             "earlier_failures": [_failure_json(f) for f in self.earlier_failures],
             "reason": self.reason or None, "evidence": [str(p) for p in self.evidence],
-            "saved": self.saved,
+            "saved": self.saved, "stories": self.stories,
         }
 
 
@@ -377,7 +386,7 @@ def _first(client: LedgerClient, state_dir: Path, key: Verifier, source: KeySour
     shutil.rmtree(staging, ignore_errors=True)
     return WatchReport(Outcome.FIRST, cp, None, key, source, new_entries=report.size,
                        failures=tuple(report.failures), warnings=tuple(report.warnings),
-                       saved=saved)
+                       saved=saved, stories=report.stories)
 
 
 @dataclass(slots=True)
@@ -514,8 +523,10 @@ class _Poll:
                              f"{exc!r}") from None
         # Sealed entries are opened when the auditor key can fetch their openings (ARCHITECTURE
         # §10); without, their stories are not checked (as `verify` says of the public ledger).
+        # A state saved without them knows no sealed entry's story: none can be checked on.
+        unchecked = bool(self.saved.audit.story.get(STORIES_UNCHECKED))
         checks = EntryChecks(story, opener=Opener(self.client.iter_openings(old.size, new.size))
-                             if self.client.authorized else None)
+                             if self.client.authorized and not unchecked else None)
         chain = _Chain(CompactRange(self.tree.size, list(self.tree.hashes)), self.saved.last)
         entries = self.client.iter_entries(self.resume_from(chain), new.size)
         if chain.last is None and old.size:
@@ -537,10 +548,15 @@ class _Poll:
         checks.finish(new.size)
         found = tuple(sorted([*chain.failures, *checks.failures],
                              key=lambda f: -1 if f.index is None else f.index))
-        audit = AuditState(self.note, new.size, story.to_state(), tuple(chain.tree.hashes))
+        state = story.to_state()
+        unchecked = unchecked or (checks.opener is None and checks.unopened > 0)
+        if unchecked:
+            state[STORIES_UNCHECKED] = True
+        audit = AuditState(self.note, new.size, state, tuple(chain.tree.hashes))
         _save(self.state_dir, audit, self.key, chain.last, (*self.saved.failures, *found))
         return self.report(Outcome.GREW, new_entries=new.size - old.size, failures=found,
-                           warnings=tuple(story.warnings), saved=True)
+                           warnings=tuple(story.warnings), saved=True,
+                           stories="not checked: no openings" if unchecked else "checked")
 
     def resume_from(self, chain: _Chain) -> int:
         """Where to fetch from: the first new entry, or the last trusted one when the
