@@ -524,6 +524,7 @@ def receipt(
             "rp_pinned": rp_id is not None and bool(origin),
             "entries_included": report.entries_included,
             "signatures_verified": report.signatures_verified,
+            "entries_opened": report.entries_opened,
             "problems": [{"check": p.check, "index": p.index, "message": p.message}
                          for p in problems]})
         raise typer.Exit(0 if ok else 1)
@@ -548,6 +549,10 @@ def receipt(
         _out(f"  key: {report.key} ({how})")
     _out(f"  entries: {report.entries_included} proved included in the checkpoint's "
          "tree (RFC 9162 inclusion proofs)")
+    if report.entries_opened:
+        _out(f"  openings: {report.entries_opened} sealed "
+             f"{'entry' if report.entries_opened == 1 else 'entries'} opened, each checked "
+             "against its commitment")
     rp_how = ("pinned" if rp_id is not None and origin else
               "[yellow]taken from the receipt itself[/]: pin them with --rp-id and --origin")
     if used_rp is None:

@@ -80,12 +80,14 @@ def test_a_downloaded_receipt_verifies_with_everything_pinned(downloaded: Downlo
     assert doc["ok"] and doc["problems"] == [] and doc["status"] == "approved"
     assert doc["key_pinned"] and doc["rp_pinned"] and doc["key"] == downloaded.key
     assert (doc["entries_included"], doc["signatures_verified"]) == (3, 1)
+    assert doc["entries_opened"] == 3  # sealed (ledger v2): each opened through the receipt
     assert doc["checkpoint"]["origin"] == downloaded.key.split("+")[0]
     path = downloaded.workdir / "receipt.json"
     human = runner.invoke(app, ["receipt", str(path), *downloaded.pins()])
     assert human.exit_code == 0
     assert "verifies" in human.stdout and "pinned with --key" in human.stdout
     assert "3 proved included" in human.stdout and "1 verified" in human.stdout
+    assert "openings: 3 sealed entries opened" in human.stdout
     assert "checkpoint: " in human.stdout and " entries of " in human.stdout
 
 
