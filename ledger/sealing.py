@@ -67,7 +67,7 @@ PUBLIC_FIELDS: Mapping[str, frozenset[str] | None] = {
     "grant.requested": frozenset({"grant_id", "service_id", "terms", "terms_hash"}),
     **{f"grant.{step}": _GRANT_STEP for step in (
         "approved", "denied", "cancelled", "paused", "resumed", "revoked", "expired",
-        "exhausted")},
+        "lapsed", "exhausted")},
     "data.accessed": frozenset({"grant_id", "service_id", "categories", "derived",
                                 "issuers", "sources"}),
     "record.written": frozenset({"category", "source", "issuer", "grant_id", "items"}),

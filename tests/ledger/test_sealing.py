@@ -64,3 +64,12 @@ def test_the_commitment_is_sha256_of_salt_and_canonical_json() -> None:
     assert commitment(bytes(SALT_SIZE), private) != commitment(salt, private)
     with pytest.raises(EncodingError):
         commitment(b"short", private)
+
+
+def test_every_grant_step_the_vault_writes_shows_its_grant() -> None:
+    """A grant step missing from the table would be wholly sealed, and transparency could
+    not count it (grant.lapsed once was: lapsed grants stayed "requested" in the counts)."""
+    from vault.domain.grants import ENTRY_KIND
+
+    for kind in ENTRY_KIND.values():
+        assert PUBLIC_FIELDS.get(kind) is not None and "grant_id" in PUBLIC_FIELDS[kind], kind
