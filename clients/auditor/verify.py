@@ -60,6 +60,7 @@ from ledger.errors import LedgerError
 from ledger.note import Verifier
 
 __all__ = [
+    "SEALED_SEEN",
     "STORIES_UNCHECKED",
     "EntryChecks",
     "Progress",
@@ -74,6 +75,8 @@ __all__ = [
 #: In a saved story state: the stories of sealed entries were not checked (no openings),
 #: so the state knows nothing of them, and `watch` must not check stories on from it.
 STORIES_UNCHECKED = "stories_unchecked"
+#: In a saved story state: the ledger has sealed entries, so no whole (v1) one may follow.
+SEALED_SEEN = "sealed_seen"
 
 #: Called with (entries done, entries expected or None).
 Progress = Callable[[int, int | None], None]
@@ -357,6 +360,8 @@ def verify_entries(
     snapshot = None
     if story_then is not None and checks.opener is None and checks.unopened:
         story_then[STORIES_UNCHECKED] = True
+    if story_then is not None and checks.sealed_seen:
+        story_then[SEALED_SEEN] = True
     if report.ok and story_then is not None and result.border is not None:
         snapshot = _Snapshot(story_then, result.border)
     return report, snapshot

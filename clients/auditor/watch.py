@@ -65,6 +65,7 @@ from clients.auditor.state import (
 from clients.auditor.story import Failure, StoryChecker
 from clients.auditor.verify import (
     PROGRESS_EVERY,
+    SEALED_SEEN,
     STORIES_UNCHECKED,
     EntryChecks,
     relying_party_of,
@@ -526,7 +527,8 @@ class _Poll:
         # A state saved without them knows no sealed entry's story: none can be checked on.
         unchecked = bool(self.saved.audit.story.get(STORIES_UNCHECKED))
         checks = EntryChecks(story, opener=Opener(self.client.iter_openings(old.size, new.size))
-                             if self.client.authorized and not unchecked else None)
+                             if self.client.authorized and not unchecked else None,
+                             sealed_seen=bool(self.saved.audit.story.get(SEALED_SEEN)))
         chain = _Chain(CompactRange(self.tree.size, list(self.tree.hashes)), self.saved.last)
         entries = self.client.iter_entries(self.resume_from(chain), new.size)
         if chain.last is None and old.size:
@@ -552,6 +554,8 @@ class _Poll:
         unchecked = unchecked or (checks.opener is None and checks.unopened > 0)
         if unchecked:
             state[STORIES_UNCHECKED] = True
+        if checks.sealed_seen:
+            state[SEALED_SEEN] = True
         audit = AuditState(self.note, new.size, state, tuple(chain.tree.hashes))
         _save(self.state_dir, audit, self.key, chain.last, (*self.saved.failures, *found))
         return self.report(Outcome.GREW, new_entries=new.size - old.size, failures=found,

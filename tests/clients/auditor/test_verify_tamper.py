@@ -27,7 +27,13 @@ from clients.auditor import receipt as receipt_module
 from clients.auditor.cli import app
 from clients.auditor.state import load_state
 from clients.auditor.story import StoryChecker
-from clients.auditor.verify import VerifyReport, verify_entries, verify_export
+from clients.auditor.verify import (
+    SEALED_SEEN,
+    STORIES_UNCHECKED,
+    VerifyReport,
+    verify_entries,
+    verify_export,
+)
 from ledger import verify as ledger_verify
 from ledger.checkpoint import open_checkpoint
 from ledger.note import Signer, Verifier
@@ -108,6 +114,8 @@ def test_the_cli_verifies_an_export_and_saves_the_state(journey: Journey,
     saved = load_state(tmp_path / "state")
     assert saved is not None and saved.size == len(journey.lines)
     assert saved.checkpoint == journey.note
+    # The story checker's own state, and that the ledger is sealed (no v1 entry may follow).
+    assert saved.story.pop(SEALED_SEEN) is True and STORIES_UNCHECKED not in saved.story
     assert StoryChecker.from_state(saved.story, rp_id=RP_ID, origins=ORIGINS).to_state() \
         == saved.story
     text = runner.invoke(app, args)

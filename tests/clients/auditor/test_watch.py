@@ -363,6 +363,24 @@ def test_a_story_failure_in_new_entries_is_named_and_remembered(tmp_path: Path) 
         assert late["stories"] == "not checked: no openings"
 
 
+def test_a_whole_entry_after_sealed_ones_is_named_across_polls(tmp_path: Path) -> None:
+    """The state remembers that the ledger is sealed: a v1 entry appended after the last
+    poll is a failure (rule `version`), as it is within one verification."""
+    state = tmp_path / "watch"
+    with serve(vault_settings(tmp_path / "vault")) as vault:
+        Journey.start(vault)
+        settle(vault)
+        assert watch(vault.url, state)[0] == 0
+        with ctx_of(vault).engine.begin() as conn:
+            ledger = SqlLedger(conn)  # v1, by hand, after the vault's sealed entries
+            assert b'"sealed":' in ledger.entries(ledger.size() - 1, 1)[0]
+            whole = ledger.append("test.filler", {"n": 1}).seq
+        settle(vault)
+        code, doc = watch(vault.url, state)
+    assert code == 1 and doc["outcome"] == "grew", doc
+    assert [(f["index"], f["rule"]) for f in doc["failures"]] == [(whole, "version")]
+
+
 # -- against a fake vault: any sizes, tampered proofs, crashes ---------------------------
 #
 # A vault served from a list of entry bytes through httpx.MockTransport, its tree and
