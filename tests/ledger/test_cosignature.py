@@ -147,7 +147,8 @@ def test_timestamp_range() -> None:
     "w1.example+zzzzzzzz+BAAA",
     "no-plus-signs",
     "w 1+00000000+" + base64.b64encode(b"\x04" + bytes(32)).decode(),
-])
+], ids=["wrong-id", "log-key", "bad-id-hex", "no-plus-signs", "space-in-name"])  # fixed:
+# xdist workers must collect the same ids, and the log key is made afresh in each
 def test_bad_witness_keys(vkey: str) -> None:
     with pytest.raises(KeyFormatError):
         WitnessKey.parse(vkey)
