@@ -151,7 +151,7 @@ class _Writer:
     def grow_to(self, target: int) -> None:
         while (size := self.size()) < target:
             with self.ctx.engine.begin() as conn:
-                store = SqlLedger(conn)
+                store = SqlLedger(conn, version=2)  # as the vault appends: sealed
                 items: list[EntryItem] = []
                 while len(items) < min(BATCH, target - size):
                     items += self._story(store.size() + len(items),
