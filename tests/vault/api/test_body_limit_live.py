@@ -82,7 +82,10 @@ def test_three_big_bodies_do_not_stall_healthz(tmp_path: Path, chunked: bool) ->
             time.sleep(0.02)
         for sender in senders:
             sender.join(timeout=1)
-        assert slowest < 0.5, f"/healthz took {slowest:.2f} s with big bodies in flight"
+        # Without the cap, /healthz times out (5 s) behind the bodies. The server shares
+        # this process's GIL with the three senders and the vault's background threads,
+        # so on a loaded CI machine a poll can take a second without anything stalling.
+        assert slowest < 2.0, f"/healthz took {slowest:.2f} s with big bodies in flight"
         assert len(answers) == 3
         for answer in answers:
             assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
