@@ -16,9 +16,6 @@ The message does not commit to the witness's name, so one key must never serve t
 from __future__ import annotations
 
 import base64
-import binascii
-import hashlib
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -26,7 +23,7 @@ import nacl.exceptions
 import nacl.signing
 
 from ledger.errors import KeyFormatError, NoteError
-from ledger.note import parse_note
+from ledger.note import check_key_name, key_id, parse_key_id, parse_note, typed_key
 
 __all__ = [
     "COSIGNATURE_V1",
@@ -43,36 +40,19 @@ COSIGNATURE_V1 = 0x04
 _DASH = "\u2014 "
 _SIG_SIZE = 8 + 64
 _MAX_TIME = 2**63 - 1
-_HEX8 = re.compile("[0-9a-fA-F]{8}")
-
-
 def _key_id(name: str, public_key: bytes) -> int:
-    digest = hashlib.sha256(name.encode() + b"\n" + bytes([COSIGNATURE_V1]) + public_key).digest()
-    return int.from_bytes(digest[:4], "big")
+    return key_id(name, public_key, COSIGNATURE_V1)
 
 
-def _check_name(name: str) -> None:
-    if not name or "+" in name or any(c.isspace() for c in name):
-        raise KeyFormatError(f"witness name {name!r} must be non-empty, without spaces or '+'")
-
-
-def _material(text: str, what: str) -> bytes:
-    try:
-        raw = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise KeyFormatError(f"{what} is not valid base64") from None
-    if len(raw) != 33 or raw[0] != COSIGNATURE_V1:
-        raise KeyFormatError(f"{what} must be type 0x04 (cosignature/v1) followed by 32 bytes")
-    return raw[1:]
+def _key_of(text: str, what: str) -> bytes:
+    return typed_key(text, COSIGNATURE_V1, what)
 
 
 def _check_key_id(hex_id: str, name: str, public_key: bytes) -> int:
-    if not _HEX8.fullmatch(hex_id):
-        raise KeyFormatError("key id must be 8 hexadecimal digits")
-    key_id = _key_id(name, public_key)
-    if int(hex_id, 16) != key_id:
+    derived = _key_id(name, public_key)
+    if parse_key_id(hex_id) != derived:
         raise KeyFormatError("witness key id does not match its name and key")
-    return key_id
+    return derived
 
 
 def cosigned_message(text: str, timestamp: int) -> bytes:
@@ -104,8 +84,8 @@ class WitnessKey:
         if len(parts) != 3:
             raise KeyFormatError("witness key must be <name>+<8 hex digits>+<base64 key>")
         name, hex_id, material = parts
-        _check_name(name)
-        public_key = _material(material, "witness key")
+        check_key_name(name)
+        public_key = _key_of(material, "witness key")
         return cls(name, _check_key_id(hex_id, name, public_key), public_key)
 
     def __str__(self) -> str:
@@ -136,12 +116,12 @@ class WitnessSigner:
 
     @classmethod
     def generate(cls, name: str) -> WitnessSigner:
-        _check_name(name)
+        check_key_name(name)
         return cls.from_seed(name, bytes(nacl.signing.SigningKey.generate()))
 
     @classmethod
     def from_seed(cls, name: str, seed: bytes) -> WitnessSigner:
-        _check_name(name)
+        check_key_name(name)
         public_key = bytes(nacl.signing.SigningKey(seed).verify_key)
         return cls(name, _key_id(name, public_key), seed)
 
@@ -151,7 +131,7 @@ class WitnessSigner:
         if len(parts) != 5 or parts[:2] != ["PRIVATE", "KEY"]:
             raise KeyFormatError("witness signer key must be PRIVATE+KEY+<name>+<hex id>+<base64>")
         name, hex_id, material = parts[2:]
-        signer = cls.from_seed(name, _material(material, "witness signer key"))
+        signer = cls.from_seed(name, _key_of(material, "witness signer key"))
         _check_key_id(hex_id, name, signer.public_key)
         return signer
 

@@ -25,8 +25,12 @@ __all__ = [
     "NoteSignature",
     "Signer",
     "Verifier",
+    "check_key_name",
+    "key_id",
     "open_note",
+    "parse_key_id",
     "sign_note",
+    "typed_key",
 ]
 
 ED25519 = 0x01
@@ -34,12 +38,13 @@ MAX_SIGNATURES = 100
 _DASH = "\u2014 "
 
 
-def _key_id(name: str, public_key: bytes) -> int:
-    digest = hashlib.sha256(name.encode() + b"\n" + bytes([ED25519]) + public_key).digest()
+def key_id(name: str, public_key: bytes, key_type: int = ED25519) -> int:
+    """A signed-note key id: the first 4 bytes of SHA-256(name || 0x0A || type || key)."""
+    digest = hashlib.sha256(name.encode() + b"\n" + bytes([key_type]) + public_key).digest()
     return int.from_bytes(digest[:4], "big")
 
 
-def _check_name(name: str) -> None:
+def check_key_name(name: str) -> None:
     if not name or "+" in name or any(c.isspace() for c in name):
         raise KeyFormatError(f"key name {name!r} must be non-empty, without spaces or '+'")
 
@@ -47,7 +52,7 @@ def _check_name(name: str) -> None:
 _HEX8 = re.compile("[0-9a-fA-F]{8}")
 
 
-def _parse_key_id(text: str) -> int:
+def parse_key_id(text: str) -> int:
     # int(x, 16) alone would also take non-ASCII digits and underscores.
     if not _HEX8.fullmatch(text):
         raise KeyFormatError("key id must be 8 hexadecimal digits")
@@ -59,6 +64,15 @@ def _b64(text: str, what: str) -> bytes:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         raise KeyFormatError(f"{what} is not valid base64") from None
+
+
+def typed_key(text: str, key_type: int, what: str) -> bytes:
+    """The 32 key bytes of base64 `text`, which must be `key_type` then 32 bytes (the
+    material of a verifier key: 0x01 for a log's, 0x04 for a witness's)."""
+    raw = _b64(text, what)
+    if len(raw) != 33 or raw[0] != key_type:
+        raise KeyFormatError(f"{what} must be type 0x{key_type:02x} followed by 32 bytes")
+    return raw[1:]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,14 +97,12 @@ class Verifier:
         if len(parts) != 3 or len(parts[1]) != 8:
             raise KeyFormatError("verifier key must be <name>+<8 hex digits>+<base64 key>")
         name, hex_id, material = parts
-        _check_name(name)
-        key_id = _parse_key_id(hex_id)
-        raw = _b64(material, "verifier key")
-        if len(raw) != 33 or raw[0] != ED25519:
-            raise KeyFormatError("verifier key must be type 0x01 followed by 32 bytes")
-        if _key_id(name, raw[1:]) != key_id:
+        check_key_name(name)
+        given = parse_key_id(hex_id)
+        public_key = typed_key(material, ED25519, "verifier key")
+        if key_id(name, public_key) != given:
             raise KeyFormatError("verifier key id does not match its name and key")
-        return cls(name, key_id, raw[1:])
+        return cls(name, given, public_key)
 
     def __str__(self) -> str:
         material = base64.b64encode(bytes([ED25519]) + self.public_key).decode()
@@ -114,9 +126,9 @@ class Signer:
 
     @classmethod
     def generate(cls, name: str) -> Signer:
-        _check_name(name)
+        check_key_name(name)
         key = nacl.signing.SigningKey.generate()
-        return cls(name, _key_id(name, bytes(key.verify_key)), bytes(key))
+        return cls(name, key_id(name, bytes(key.verify_key)), bytes(key))
 
     @classmethod
     def parse(cls, skey: str) -> Signer:
@@ -124,15 +136,12 @@ class Signer:
         if len(parts) != 5 or parts[:2] != ["PRIVATE", "KEY"] or len(parts[3]) != 8:
             raise KeyFormatError("signer key must be PRIVATE+KEY+<name>+<hex id>+<base64>")
         name, hex_id, material = parts[2:]
-        _check_name(name)
-        raw = _b64(material, "signer key")
-        if len(raw) != 33 or raw[0] != ED25519:
-            raise KeyFormatError("signer key must be type 0x01 followed by a 32-byte seed")
-        signer = cls(name, 0, raw[1:])
-        key_id = _key_id(name, signer.public_key)
-        if _parse_key_id(hex_id) != key_id:
+        check_key_name(name)
+        seed = typed_key(material, ED25519, "signer key")
+        derived = key_id(name, cls(name, 0, seed).public_key)
+        if parse_key_id(hex_id) != derived:
             raise KeyFormatError("signer key id does not match its name and key")
-        return cls(name, key_id, raw[1:])
+        return cls(name, derived, seed)
 
     @property
     def public_key(self) -> bytes:
