@@ -74,6 +74,11 @@ PUBLIC_FIELDS: Mapping[str, frozenset[str] | None] = {
     "record.withdrawn": frozenset({"category", "issuer", "grant_id"}),
     "record.disputed": frozenset({"category", "issuer"}),
     "record.deleted": frozenset({"category"}),
+    # Acting for others (ARCHITECTURE §9): how many relationships of each kind, and how
+    # they ended, are public; who, and for whom, is not.
+    "delegation.granted": frozenset({"relationship", "issuer"}),
+    "delegation.revoked": frozenset({"by"}),
+    "delegation.expired": frozenset(),
 }
 
 #: The `reason` of a grant's end written by an erasure, and the public fields such an

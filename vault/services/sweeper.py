@@ -10,6 +10,7 @@ from sqlmodel import col, select
 from vault.domain.grants import GrantAction, GrantState
 from vault.services.background import Periodic
 from vault.services.context import VaultContext, unit_of_work
+from vault.services.delegations import expire_due
 from vault.services.grants import transition
 from vault.storage.tables import GrantRow
 
@@ -29,6 +30,8 @@ _ACTION = {
 class Swept:
     lapsed: int
     expired: int
+    #: Relationships past their end date (ARCHITECTURE §9).
+    relationships: int = 0
 
 
 def sweep(ctx: VaultContext) -> Swept:
@@ -50,7 +53,7 @@ def sweep(ctx: VaultContext) -> Swept:
                 else:
                     expired += 1
         if len(rows) < _BATCH:
-            return Swept(lapsed, expired)
+            return Swept(lapsed, expired, expire_due(ctx))
 
 
 class Sweeper(Periodic):
@@ -63,5 +66,6 @@ class Sweeper(Periodic):
 
 def _sweep_and_log(ctx: VaultContext) -> None:
     swept = sweep(ctx)
-    if swept.lapsed or swept.expired:
-        log.info("grants swept", extra={"lapsed": swept.lapsed, "expired": swept.expired})
+    if swept.lapsed or swept.expired or swept.relationships:
+        log.info("grants swept", extra={"lapsed": swept.lapsed, "expired": swept.expired,
+                                        "relationships": swept.relationships})

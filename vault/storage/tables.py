@@ -349,6 +349,65 @@ class RecordDisputeRow(SQLModel, table=True):
     created_at: datetime = _utc()
 
 
+class RelationshipRow(SQLModel, table=True):
+    """Someone (the delegate) may act in someone else's (the principal's) vault
+    (`vault.services.delegations`, ARCHITECTURE §9, migration 0018). `proposed` until
+    both have signed the terms (a child's vault: the parent alone), then `live` with its
+    `delegation.granted` entry at `ledger_index`, then `ended` (by the principal, the
+    delegate, expiry, the issuer, or a child taking their vault over). Ended rows stay:
+    they say who acted on someone's behalf. Erased with either person."""
+
+    __tablename__ = "relationships"
+    __table_args__ = (
+        Index("ix_relationships_delegate_state", "delegate_id", "state"),
+        Index("ix_relationships_principal_state", "principal_id", "state"),
+    )
+
+    id: str = Field(primary_key=True, max_length=40)
+    principal_id: str = _citizen_fk(index=False)
+    delegate_id: str = _citizen_fk(index=False)
+    kind: str = Field(max_length=16)
+    #: The delegated actions, sorted, comma-separated ("approve,view").
+    actions: str = Field(max_length=64)
+    until: datetime = _utc()
+    state: str = Field(max_length=16)
+    #: How it began: "invited", "issued", "dependant" (a child's vault) or "counter".
+    origin: str = Field(max_length=16)
+    issuer: str | None = Field(default=None, sa_column=Column(
+        String(40), ForeignKey("services.id"), nullable=True))
+    #: SHA-256 of the terms' JCS (`DelegationTerms.terms_hash`): what both people sign.
+    terms_hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    #: Each person's WebAuthn assertion over `terms_hash` (JSON), kept until both have
+    #: signed and the ledger entry carries them.
+    principal_assertion: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    delegate_assertion: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    ledger_index: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    created_at: datetime = _utc()
+    ended_at: datetime | None = _utc(nullable=True)
+    #: "principal", "delegate", "expiry", "issuer", "handover" or "citizen_erased".
+    ended_by: str | None = Field(default=None, max_length=16)
+
+
+class RelationshipInviteRow(SQLModel, table=True):
+    """A single-use code (kept as a keyed hash): an invitation to act for the principal
+    on the terms here (`purpose` "delegate"), or a child's one-time handover of their
+    own vault ("handover", naming the parent's relationship). Migration 0018."""
+
+    __tablename__ = "relationship_invites"
+
+    code_hash: str = Field(primary_key=True, max_length=64)
+    principal_id: str = _citizen_fk()
+    purpose: str = Field(max_length=16)
+    kind: str | None = Field(default=None, max_length=16)
+    actions: str | None = Field(default=None, max_length=64)
+    until: datetime | None = _utc(nullable=True)
+    relationship_id: str | None = Field(default=None, sa_column=Column(
+        String(40), ForeignKey("relationships.id", ondelete="CASCADE"), nullable=True))
+    created_at: datetime = _utc()
+    expires_at: datetime = _utc()
+    used_at: datetime | None = _utc(nullable=True)
+
+
 class RecoveryCodeRow(SQLModel, table=True):
     """A one-time recovery code, kept only as a keyed hash (HMAC-SHA-256, hex)."""
 
