@@ -35,6 +35,7 @@ from vault.errors import NotFound
 from vault.services.approvals import ApprovalProof, ApprovalVerifier
 from vault.services.citizens import get_citizen
 from vault.services.context import VaultContext, Work, new_id, unit_of_work
+from vault.services.records import latest_values
 from vault.storage.tables import CitizenRow, PasskeyRow, RelationshipRow
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "acting_fields",
     "acting_for",
     "authorize",
+    "display_names",
     "end",
     "expire_due",
     "has_passkey",
@@ -113,6 +115,29 @@ def acting_for(session: Session, actor_id: str, *, now: datetime) -> list[Acting
         .order_by(col(RelationshipRow.created_at), col(RelationshipRow.id))
     ).scalars().all()
     return [Acting(r.id, r.principal_id, Kind(r.kind), actions_of(r), r.until) for r in rows]
+
+
+#: What the wallet calls someone whose `identity.name` record is missing or unusable.
+UNNAMED = "Someone without a name in their vault"
+
+
+def display_names(ctx: VaultContext, session: Session, citizen_ids: list[str]
+                  ) -> dict[str, str]:
+    """Each person's name as the other side of a relationship sees it: their own
+    `identity.name` record ("given family"), decrypted here and never stored elsewhere."""
+    names: dict[str, str] = {}
+    for citizen_id in dict.fromkeys(citizen_ids):
+        citizen = session.get(CitizenRow, citizen_id)
+        value = None if citizen is None else latest_values(
+            ctx, session, citizen, ("identity.name",)).get("identity.name")
+        name = value.value if value is not None else None
+        if isinstance(name, dict):
+            text = " ".join(str(name[k]).strip() for k in ("given", "family")
+                            if isinstance(name.get(k), str) and name[k].strip())
+            names[citizen_id] = text or UNNAMED
+        else:
+            names[citizen_id] = UNNAMED
+    return names
 
 
 def has_passkey(session: Session, citizen_id: str) -> bool:

@@ -10,7 +10,7 @@ from sqlmodel import Session, select
 from support.vaultworld import Clock, add_passkey
 
 from vault.domain.relationships import DelegatedAction, DelegationTerms, RelationshipRefused
-from vault.services import citizens, delegations
+from vault.services import citizens, delegations, records
 from vault.services.context import VaultContext, unit_of_work
 from vault.services.sweeper import sweep
 from vault.storage.tables import RelationshipRow
@@ -157,3 +157,11 @@ def test_terms_round_trip_through_json(clock: Clock) -> None:
                             actions=frozenset(DelegatedAction), until=clock(), issuer=None)
     assert DelegationTerms.from_json(terms.to_json()) == terms
     assert terms.to_json()["actions"] == ["approve", "edit", "revoke", "view"]
+
+
+def test_names_come_from_each_persons_own_name_record(ctx: VaultContext) -> None:
+    named, unnamed = _pair(ctx)
+    records.write_record(ctx, named, "identity.name", {"given": "Ada", "family": "Lovelace"})
+    with Session(ctx.engine) as s:
+        assert delegations.display_names(ctx, s, [named, unnamed]) == {
+            named: "Ada Lovelace", unnamed: delegations.UNNAMED}
