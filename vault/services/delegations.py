@@ -166,9 +166,12 @@ def lock(work: Work, relationship_id: str) -> RelationshipRow:
 
 def propose(work: Work, *, principal_id: str, delegate_id: str, kind: str,
             actions: list[str] | frozenset[str], until: datetime, origin: str,
-            issuer: str | None = None) -> RelationshipRow:
+            issuer: str | None = None, relationship_id: str | None = None
+            ) -> RelationshipRow:
     """A new relationship waiting for its signatures. Refused (nothing written) when the
-    terms break a rule, or when the delegate can already act for the principal."""
+    terms break a rule, or when the delegate can already act for the principal.
+    `relationship_id` is for a signer shown the terms before the row exists (an
+    invitation's delegate signs their hash, which names the id): else a new one."""
     parsed, chosen = check_terms(kind, actions, until, now=work.now,
                                  principal_id=principal_id, delegate_id=delegate_id)
     already = work.session.execute(select(RelationshipRow.id).where(
@@ -179,7 +182,7 @@ def propose(work: Work, *, principal_id: str, delegate_id: str, kind: str,
     if already is not None:
         raise RelationshipRefused("already")
     row = RelationshipRow(
-        id=new_id("dlg"), principal_id=principal_id, delegate_id=delegate_id,
+        id=relationship_id or new_id("dlg"), principal_id=principal_id, delegate_id=delegate_id,
         kind=parsed.value, actions=_actions_text(chosen), until=until, state=PROPOSED,
         origin=origin, issuer=issuer, terms_hash=b"", created_at=work.now)
     work.session.add(row)
