@@ -41,12 +41,13 @@ def get_citizen(session: Session, citizen_id: str) -> CitizenRow:
     return row
 
 
-def enrol_in(ctx: VaultContext, work: Work, citizen_id: str | None = None
-             ) -> tuple[Citizen, bytes]:
+def enrol_in(ctx: VaultContext, work: Work, citizen_id: str | None = None, *,
+             subject: str | None = None) -> tuple[Citizen, bytes]:
     """A new citizen inside the caller's transaction (the wallet's sign-up adds the first
-    passkey in the same one): a random id unless given, a random ledger pseudonym and a
-    fresh data key, returned unwrapped for the caller's first writes."""
-    citizen_id, subject = citizen_id or new_id("cit"), new_id("sub")
+    passkey in the same one): a random id and ledger pseudonym unless given (a child's
+    vault: the parent signed terms naming both before they existed), and a fresh data
+    key, returned unwrapped for the caller's first writes."""
+    citizen_id, subject = citizen_id or new_id("cit"), subject or new_id("sub")
     key = envelope.new_key()
     kek_id, wrapped = ctx.keyring.wrap(key, citizen_id=citizen_id)
     work.session.add(CitizenRow(id=citizen_id, subject=subject, kek_id=kek_id,
