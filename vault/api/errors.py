@@ -18,6 +18,7 @@ from ledger.errors import LedgerError, RangeError
 from vault.api.bearer import bearer_challenge
 from vault.crypto.errors import CryptoError
 from vault.domain.errors import AccessDenied, DomainError, IllegalTransition, RecordConflict
+from vault.domain.relationships import RelationshipRefused
 from vault.errors import ConfigError, InvalidRequest, NotAuthorized, NotFound
 from vault.oauth.errors import OAuthError, RateLimitedError, RequestDeniedError
 from vault.oauth.record_jws import RecordRefused, RecordTooLarge
@@ -123,6 +124,8 @@ RULES: dict[type[Exception], ProblemRule] = {
     NotFound: ProblemRule(404, "not-found"),
     AccessDenied: ProblemRule(403, "access-denied", headers_of=_scope_challenge),
     IllegalTransition: ProblemRule(409, "illegal-transition"),
+    # Acting for someone outside a live relationship's actions or dates (ARCHITECTURE §9).
+    RelationshipRefused: ProblemRule(403, "relationship-refused"),
     RecordConflict: ProblemRule(409, "record-conflict"),
     DomainError: ProblemRule(400, "rejected"),
     # A ciphertext that does not open means the stored data or keys were damaged.

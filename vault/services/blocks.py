@@ -22,9 +22,11 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from vault.domain.grants import GrantAction, GrantState
+from vault.domain.relationships import DelegatedAction
+from vault.services import behalf
 from vault.services.citizens import get_citizen
 from vault.services.context import VaultContext, unit_of_work
-from vault.services.grants import transition
+from vault.services.grants import DELEGATED, acted_transition
 from vault.services.registry import get_service
 from vault.storage.tables import GrantRow, ServiceBlockRow, ServiceRow
 
@@ -50,12 +52,17 @@ class AskingStatus:
     waiting: int
 
 
-def block_service(ctx: VaultContext, *, citizen_id: str, service_id: str) -> list[str]:
+def block_service(ctx: VaultContext, *, citizen_id: str, service_id: str,
+                  actor_id: str | None = None) -> list[str]:
     """Stop `service_id` asking `citizen_id`, and decline its waiting requests; the ids
-    of the grants declined. Blocking a blocked service again only declines (none)."""
+    of the grants declined. Blocking a blocked service again only declines (none).
+    Someone acting for the citizen needs `revoke`, and `approve` too if there are
+    requests to decline (declining is answering them)."""
     with unit_of_work(ctx) as work:
         get_citizen(work.session, citizen_id)
         get_service(work.session, service_id)  # NotFound for a made-up id
+        behalf.check(work, actor_id=actor_id, subject_id=citizen_id,
+                     action=DelegatedAction.REVOKE)
         if work.session.get(ServiceBlockRow, (citizen_id, service_id)) is None:
             work.session.add(ServiceBlockRow(citizen_id=citizen_id, service_id=service_id,
                                              created_at=work.now))
@@ -67,14 +74,20 @@ def block_service(ctx: VaultContext, *, citizen_id: str, service_id: str) -> lis
                 col(GrantRow.service_id) == service_id,
                 col(GrantRow.state) == GrantState.REQUESTED.value)
             .order_by(col(GrantRow.id)).with_for_update()).scalars().all()
+        who = behalf.check(work, actor_id=actor_id, subject_id=citizen_id,
+                           action=DELEGATED[GrantAction.DENY]) if waiting else None
         for row in waiting:
-            transition(work, row, GrantAction.DENY)
+            acted_transition(work, row, GrantAction.DENY, who)
         return [row.id for row in waiting]
 
 
-def unblock_service(ctx: VaultContext, *, citizen_id: str, service_id: str) -> bool:
-    """Let `service_id` ask `citizen_id` again; False if it was not blocked."""
+def unblock_service(ctx: VaultContext, *, citizen_id: str, service_id: str,
+                    actor_id: str | None = None) -> bool:
+    """Let `service_id` ask `citizen_id` again; False if it was not blocked. Someone
+    acting for the citizen needs `approve` (the service may then ask again)."""
     with unit_of_work(ctx) as work:
+        behalf.check(work, actor_id=actor_id, subject_id=citizen_id,
+                     action=DelegatedAction.APPROVE)
         row = work.session.get(ServiceBlockRow, (citizen_id, service_id))
         if row is None:
             return False

@@ -29,8 +29,10 @@ import orjson
 from sqlmodel import Session, col, select
 
 from vault.domain.errors import RecordConflict
+from vault.domain.relationships import DelegatedAction
 from vault.domain.terms import GrantTerms
 from vault.errors import InvalidRequest, NotFound
+from vault.services import behalf
 from vault.services.citizens import get_citizen
 from vault.services.context import VaultContext, Work, reading, unit_of_work
 from vault.services.webhooks import enqueue
@@ -113,17 +115,19 @@ def _who_to_the_issuer(session: Session, *, citizen_id: str, issuer: str, catego
 
 
 def dispute_record(ctx: VaultContext, citizen_id: str, category: str, *, version: int,
-                   reason: str) -> Disputed:
+                   reason: str, actor_id: str | None = None) -> Disputed:
     """The citizen tells the issuer of `version` of their `category` that it is wrong.
 
     NotFound if there is no such version; RecordConflict if it is the citizen's own value,
     not the newest version its issuer wrote (it changed after the page was drawn), or
     its issuer is not a registered service; InvalidRequest for a reason not in
-    `REASONS`."""
+    `REASONS`. `actor_id`: someone acting for the citizen (needs `edit`)."""
     if reason not in REASONS:
         raise InvalidRequest(f"the reason must be one of: {', '.join(REASONS)}")
     with unit_of_work(ctx) as work:
         citizen = get_citizen(work.session, citizen_id)
+        who = behalf.check(work, actor_id=actor_id, subject_id=citizen_id,
+                           action=DelegatedAction.EDIT)
         rows = _locked_versions(work, citizen_id, category)
         target = next((r for r in rows if r.version == version), None)
         if target is None:
@@ -144,7 +148,8 @@ def dispute_record(ctx: VaultContext, citizen_id: str, category: str, *, version
             return Disputed(_dispute(before), new=False)
         entry = work.ledger.append("record.disputed", {
             "subject": citizen.subject, "category": category, "issuer": target.source,
-            "version": version})
+            "version": version, **behalf.fields(who)})
+        behalf.note(work, who, seq=entry.seq, kind="record.disputed", category=category)
         enqueue(work, service_id=target.source, event="record.disputed", data={
             **_who_to_the_issuer(work.session, citizen_id=citizen_id, issuer=target.source,
                                  category=category),

@@ -33,7 +33,9 @@ from vault.domain.grants import (
     next_state,
     request_terms,
 )
+from vault.domain.relationships import DelegatedAction
 from vault.errors import NotFound
+from vault.services import behalf
 from vault.services.approvals import ApprovalProof, action_challenge
 from vault.services.citizens import get_citizen
 from vault.services.context import VaultContext, Work, new_id, reading, unit_of_work
@@ -42,7 +44,9 @@ from vault.services.webhooks import enqueue
 from vault.storage.tables import GrantEventRow, GrantRow, ServiceBlockRow
 
 __all__ = [
+    "DELEGATED",
     "GrantView",
+    "acted_transition",
     "approve_grant",
     "asking_refusal",
     "cancel_grant",
@@ -212,38 +216,66 @@ def _citizen_grant(work: Work, grant_id: str, citizen_id: str) -> GrantRow:
     return row
 
 
+#: What someone acting for the citizen needs to take each of the citizen's grant actions
+#: (issue 14: saying no is answering, as saying yes is; pausing is a step to revoking).
+DELEGATED: dict[GrantAction, DelegatedAction] = {
+    GrantAction.APPROVE: DelegatedAction.APPROVE, GrantAction.DENY: DelegatedAction.APPROVE,
+    GrantAction.RESUME: DelegatedAction.APPROVE, GrantAction.PAUSE: DelegatedAction.REVOKE,
+    GrantAction.REVOKE: DelegatedAction.REVOKE,
+}
+
+
+def acted_transition(work: Work, row: GrantRow, action: GrantAction,
+                     who: behalf.Behalf | None, **extra: Any) -> GrantState:
+    """`transition`, marked with the delegate who took it (if one did) on the ledger and
+    on the citizen's activity page."""
+    state = transition(work, row, action, **extra, **behalf.fields(who))
+    behalf.note(work, who, seq=row.last_seq, kind=ENTRY_KIND[action], grant_id=row.id)
+    return state
+
+
 def approve_grant(
-    ctx: VaultContext, grant_id: str, *, citizen_id: str, proof: ApprovalProof
+    ctx: VaultContext, grant_id: str, *, citizen_id: str, proof: ApprovalProof,
+    actor_id: str | None = None,
 ) -> GrantView:
-    """The citizen says yes, with a passkey assertion over the exact terms hash."""
+    """The citizen says yes, with a passkey assertion over the exact terms hash; or
+    `actor_id`, acting for them with `approve`, with one of the actor's passkeys."""
     with unit_of_work(ctx) as work:
         row = _citizen_grant(work, grant_id, citizen_id)
-        ctx.approvals.verify(work.session, citizen_id=citizen_id, challenge=row.terms_hash,
-                             proof=proof)
-        transition(work, row, GrantAction.APPROVE, terms_hash=b64(row.terms_hash),
-                   assertion=proof.to_json())
+        who = behalf.check(work, actor_id=actor_id, subject_id=citizen_id,
+                           action=DELEGATED[GrantAction.APPROVE])
+        ctx.approvals.verify(work.session, citizen_id=actor_id or citizen_id,
+                             challenge=row.terms_hash, proof=proof)
+        acted_transition(work, row, GrantAction.APPROVE, who,
+                         terms_hash=b64(row.terms_hash), assertion=proof.to_json())
         return view(row)
 
 
-def deny_grant(ctx: VaultContext, grant_id: str, *, citizen_id: str) -> GrantView:
+def deny_grant(ctx: VaultContext, grant_id: str, *, citizen_id: str,
+               actor_id: str | None = None) -> GrantView:
     with unit_of_work(ctx) as work:
         row = _citizen_grant(work, grant_id, citizen_id)
-        transition(work, row, GrantAction.DENY)
+        who = behalf.check(work, actor_id=actor_id, subject_id=citizen_id,
+                           action=DELEGATED[GrantAction.DENY])
+        acted_transition(work, row, GrantAction.DENY, who)
         return view(row)
 
 
 def _signed_action(
     ctx: VaultContext, grant_id: str, citizen_id: str, action: GrantAction,
-    proof: ApprovalProof,
+    proof: ApprovalProof, actor_id: str | None,
 ) -> GrantView:
     with unit_of_work(ctx) as work:
         row = _citizen_grant(work, grant_id, citizen_id)
+        who = behalf.check(work, actor_id=actor_id, subject_id=citizen_id,
+                           action=DELEGATED[action])
+        # The same challenge as when citizens act for themselves; the actor's passkey.
         challenge = action_challenge(grant_id=grant_id, action=action.value,
                                      terms_hash=row.terms_hash, after=row.last_seq)
-        ctx.approvals.verify(work.session, citizen_id=citizen_id, challenge=challenge,
-                             proof=proof)
-        transition(work, row, action, by="citizen", challenge=b64(challenge),
-                   assertion=proof.to_json())
+        ctx.approvals.verify(work.session, citizen_id=actor_id or citizen_id,
+                             challenge=challenge, proof=proof)
+        acted_transition(work, row, action, who, by="citizen", challenge=b64(challenge),
+                         assertion=proof.to_json())
         return view(row)
 
 
@@ -263,18 +295,18 @@ def signing_challenge(
 
 
 def pause_grant(ctx: VaultContext, grant_id: str, *, citizen_id: str,
-                proof: ApprovalProof) -> GrantView:
-    return _signed_action(ctx, grant_id, citizen_id, GrantAction.PAUSE, proof)
+                proof: ApprovalProof, actor_id: str | None = None) -> GrantView:
+    return _signed_action(ctx, grant_id, citizen_id, GrantAction.PAUSE, proof, actor_id)
 
 
 def resume_grant(ctx: VaultContext, grant_id: str, *, citizen_id: str,
-                 proof: ApprovalProof) -> GrantView:
-    return _signed_action(ctx, grant_id, citizen_id, GrantAction.RESUME, proof)
+                 proof: ApprovalProof, actor_id: str | None = None) -> GrantView:
+    return _signed_action(ctx, grant_id, citizen_id, GrantAction.RESUME, proof, actor_id)
 
 
 def revoke_grant(ctx: VaultContext, grant_id: str, *, citizen_id: str,
-                 proof: ApprovalProof) -> GrantView:
-    return _signed_action(ctx, grant_id, citizen_id, GrantAction.REVOKE, proof)
+                 proof: ApprovalProof, actor_id: str | None = None) -> GrantView:
+    return _signed_action(ctx, grant_id, citizen_id, GrantAction.REVOKE, proof, actor_id)
 
 
 def cancel_grant(ctx: VaultContext, grant_id: str, *, service_id: str) -> GrantView:

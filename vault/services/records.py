@@ -14,7 +14,9 @@ from sqlmodel import Session, col, select
 from vault.crypto import envelope
 from vault.domain.categories import categories, clean_value
 from vault.domain.errors import InvalidValue, RecordConflict
+from vault.domain.relationships import DelegatedAction
 from vault.errors import NotFound
+from vault.services import behalf
 from vault.services.changes import tell_changed
 from vault.services.citizens import get_citizen
 from vault.services.context import VaultContext, new_id, reading, unit_of_work
@@ -52,22 +54,26 @@ def data_key(ctx: VaultContext, citizen: CitizenRow) -> bytes:
 
 
 def write_record(
-    ctx: VaultContext, citizen_id: str, category: str, value: Any, *, source: str = "citizen"
+    ctx: VaultContext, citizen_id: str, category: str, value: Any, *, source: str = "citizen",
+    actor_id: str | None = None,
 ) -> RecordView:
     """Add a new version of the citizen's `category`; older versions are kept. The value
     is stored as `clean_value` leaves it (a phone number in E.164, a postcode in capitals).
     A series (`value` a list of its items) is appended as one batch by the series' own
-    append, with its checks and its `record.written` ("items")."""
+    append, with its checks and its `record.written` ("items"). `actor_id`: someone
+    acting for the citizen (needs `edit`; the entry names them)."""
     found = categories().get(category)
     if found is not None and found.series:
         # Imported here: the series module builds on this one (data_key, RecordView).
         from vault.services.series import append_batch
         return append_batch(ctx, citizen_id, category, _batch_items(category, value),
-                            source=source)
+                            source=source, actor_id=actor_id)
     value = clean_value(category, value)
     plaintext = orjson.dumps(value)
     with unit_of_work(ctx) as work:
         citizen = get_citizen(work.session, citizen_id)
+        who = behalf.check(work, actor_id=actor_id, subject_id=citizen_id,
+                           action=DelegatedAction.EDIT)
         refuse_held(work.session, category)  # the vault stores no value of it
         version = 1 + (work.session.execute(
             select(func.max(RecordRow.version)).where(
@@ -82,7 +88,8 @@ def write_record(
                                    created_at=work.now))
         entry = work.ledger.append("record.written", {
             "subject": citizen.subject, "record_id": record_id, "category": category,
-            "version": version, "source": source})
+            "version": version, "source": source, **behalf.fields(who)})
+        behalf.note(work, who, seq=entry.seq, kind="record.written", category=category)
         tell_changed(work, citizen_id=citizen_id, categories=[category],
                      ledger_index=entry.seq)
     return RecordView(record_id, category, version, value, source, work.now)
@@ -156,12 +163,16 @@ def record_history(ctx: VaultContext, citizen_id: str, category: str) -> list[Re
         return [_view(key, r) for r in rows]
 
 
-def delete_records(ctx: VaultContext, citizen_id: str, category: str) -> int:
+def delete_records(ctx: VaultContext, citizen_id: str, category: str, *,
+                   actor_id: str | None = None) -> int:
     """Delete every version of one category the citizen wrote; returns how many were
     deleted. Versions a service issued stay: they are the issuer's to withdraw
-    (ARCHITECTURE §8), so a category holding only those is a RecordConflict."""
+    (ARCHITECTURE §8), so a category holding only those is a RecordConflict.
+    `actor_id`: someone acting for the citizen (needs `edit`)."""
     with unit_of_work(ctx) as work:
         citizen = get_citizen(work.session, citizen_id)
+        who = behalf.check(work, actor_id=actor_id, subject_id=citizen_id,
+                           action=DelegatedAction.EDIT)
         gone = work.session.execute(
             delete(RecordRow).where(col(RecordRow.citizen_id) == citizen_id,
                                     col(RecordRow.category) == category,
@@ -175,7 +186,9 @@ def delete_records(ctx: VaultContext, citizen_id: str, category: str) -> int:
                                      "change or withdraw it")
             raise NotFound(f"no {category} records to delete")
         entry = work.ledger.append("record.deleted", {
-            "subject": citizen.subject, "category": category, "versions": count})
+            "subject": citizen.subject, "category": category, "versions": count,
+            **behalf.fields(who)})
+        behalf.note(work, who, seq=entry.seq, kind="record.deleted", category=category)
         tell_changed(work, citizen_id=citizen_id, categories=[category],
                      ledger_index=entry.seq)
     return count

@@ -43,7 +43,9 @@ from vault.crypto import envelope
 from vault.domain.categories import categories, validate_batch
 from vault.domain.derived import CONCERN_WINDOW
 from vault.domain.errors import InvalidValue
+from vault.domain.relationships import DelegatedAction
 from vault.oauth.record_jws import RecordRefused
+from vault.services import behalf
 from vault.services.changes import tell_changed
 from vault.services.citizens import get_citizen
 from vault.services.context import VaultContext, Work, new_id, reading, unit_of_work
@@ -144,7 +146,7 @@ def next_version(work: Work, citizen_id: str, category: str) -> int:
 
 
 def append_batch(ctx: VaultContext, citizen_id: str, category: str, items: Sequence[Any],
-                 *, source: str = "citizen") -> RecordView:
+                 *, source: str = "citizen", actor_id: str | None = None) -> RecordView:
     """A batch of `category` written for the citizen without a grant: their own (the
     wallet's readings form), or the operator's (`vault citizen write`, the demo; `source`
     then names the issuer, with no JWS). The one way in besides an issuer's POST: the
@@ -152,6 +154,9 @@ def append_batch(ctx: VaultContext, citizen_id: str, category: str, items: Seque
     with unit_of_work(ctx) as work:
         checked, plaintext = batch_items(category, {"items": list(items)}, work.now)
         citizen = get_citizen(work.session, citizen_id)
+        # Someone acting for the citizen needs `edit` (and is named on the entry).
+        who = behalf.check(work, actor_id=actor_id, subject_id=citizen_id,
+                           action=DelegatedAction.EDIT)
         refuse_held(work.session, category)  # the vault stores no value of it
         version = next_version(work, citizen_id, category)
         record_id = new_id("rec")
@@ -163,16 +168,18 @@ def append_batch(ctx: VaultContext, citizen_id: str, category: str, items: Seque
             source=source, created_at=work.now))
         entry = work.ledger.append("record.written", {
             "subject": citizen.subject, "record_id": record_id, "category": category,
-            "version": version, "source": source, "items": len(checked)})
+            "version": version, "source": source, "items": len(checked),
+            **behalf.fields(who)})
+        behalf.note(work, who, seq=entry.seq, kind="record.written", category=category)
         tell_changed(work, citizen_id=citizen_id, categories=[category],
                      ledger_index=entry.seq)
         return RecordView(record_id, category, version, checked, source, work.now)
 
 
-def append_own(ctx: VaultContext, citizen_id: str, category: str, items: Sequence[Any]
-               ) -> int:
+def append_own(ctx: VaultContext, citizen_id: str, category: str, items: Sequence[Any],
+               *, actor_id: str | None = None) -> int:
     """The citizen's own batch of `category` (source "citizen"); its version."""
-    return append_batch(ctx, citizen_id, category, items).version
+    return append_batch(ctx, citizen_id, category, items, actor_id=actor_id).version
 
 
 @dataclass(frozen=True, slots=True)

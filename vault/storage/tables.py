@@ -31,6 +31,7 @@ __all__ = [
     "AccessRow",
     "CeremonyRow",
     "CitizenRow",
+    "DelegatedActionRow",
     "GrantEventRow",
     "GrantRow",
     "OAuthBackchannelRow",
@@ -428,6 +429,37 @@ class WalletSessionRow(SQLModel, table=True):
     citizen_id: str = _citizen_fk()
     created_at: datetime = _utc()
     seen_at: datetime = _utc()
+    #: Whose vault the signed-in person chose to act in (None: their own). Checked against
+    #: a live relationship on every request (`wallet.acting`); migration 0019.
+    acting_for: str | None = Field(default=None, sa_column=Column(
+        String(40), ForeignKey("citizens.id", ondelete="SET NULL",
+                               name="fk_wallet_sessions_acting_for"), nullable=True))
+
+
+class DelegatedActionRow(SQLModel, table=True):
+    """One thing a delegate did in a principal's vault, for the principal's activity page
+    (issue 14 §3, migration 0019): written in the action's own transaction, keyed by the
+    ledger index of the action's entry (which carries `actor` and `delegation_id`). Erased
+    with the principal; the actor's id is cleared if the actor is erased (the principal
+    still sees that someone acted)."""
+
+    __tablename__ = "delegated_actions"
+    __table_args__ = (
+        Index("ix_delegated_actions_principal_seq", "principal_id", "seq"),
+    )
+
+    seq: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    principal_id: str = _citizen_fk(index=False)
+    actor_id: str | None = Field(default=None, sa_column=Column(
+        String(40), ForeignKey("citizens.id", ondelete="SET NULL"), nullable=True))
+    relationship_id: str | None = Field(default=None, sa_column=Column(
+        String(40), ForeignKey("relationships.id", ondelete="SET NULL"), nullable=True))
+    #: The ledger entry's kind ("grant.approved", "record.written", ...).
+    kind: str = Field(max_length=32)
+    grant_id: str | None = Field(default=None, sa_column=Column(
+        String(40), nullable=True, index=True))
+    category: str | None = Field(default=None, max_length=64)
+    at: datetime = _utc()
 
 
 class WebhookMessageRow(SQLModel, table=True):
