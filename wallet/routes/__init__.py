@@ -9,6 +9,7 @@ __all__ = ["routers"]
 
 def routers() -> list[APIRouter]:
     from wallet.routes import account, asking, auth, authorize, data, grants, home, passkeys
+    from wallet.routes import people
 
     return [home.router, auth.router, authorize.router, grants.router, asking.router,
-            data.router, passkeys.router, account.router]
+            data.router, passkeys.router, account.router, people.router]
