@@ -91,6 +91,8 @@ _LABELS = {
 _CODE_LABELS = {
     ("address.home", "lines"): "Street address",
     ("benefits.universal_credit", "receiving"): "Do you get Universal Credit now?",
+    ("household.universal_credit", "receiving"):
+        "Does your household get Universal Credit now?",
     ("health.gp_practice", "name"): "Name of the practice",
     ("education.school", "name"): "Name of the school",
 }

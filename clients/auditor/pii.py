@@ -46,6 +46,8 @@ CATALOG_SHAPES: Mapping[str, tuple[frozenset[str], frozenset[str]]] = {
                              frozenset({"dose", "medicine", "since"})),
     "household.children": (frozenset({"date_of_birth", "given"}),
                            frozenset({"date_of_birth", "given", "school_urn"})),
+    "household.universal_credit": (frozenset({"receiving"}),
+                                   frozenset({"receiving", "since"})),
     "identity.name": (frozenset({"family", "given"}), frozenset({"family", "given"})),
     "transport.blue_badge": (frozenset({"expires", "number"}),
                              frozenset({"expires", "number"})),

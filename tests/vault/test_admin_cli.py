@@ -239,6 +239,9 @@ def test_catalog_list_gives_every_code_with_its_words(tmp_path: Path,
     assert set(marked) == {"receives:attendance_allowance", "receives:universal_credit"}
     assert all(m.startswith("Counts only what the service that issues it added")
                for m in marked.values())
+    # Free school meals: the catalog says the rule, and which input counts only as issued.
+    meals = next(d for d in doc["derived"] if d["code"] == "eligible_free_school_meals")
+    assert "household.universal_credit as the benefits agency issued it" in meals["more"]
     issuers = {c["code"]: c["issued_by"] for c in doc["categories"] if "issued_by" in c}
     assert issuers == {c.code: c.issued_by for c in categories().values() if c.issuable}
     assert "benefits.attendance_allowance" in issuers and "address.home" not in issuers

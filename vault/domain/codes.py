@@ -58,7 +58,7 @@ def derived_codes() -> list[Code]:
     """The fixed answers, each `receives:` benefit, and the `resident_in:` pattern."""
     names = [*static_derived_names(), *(f"receives:{b}" for b in sorted(BENEFITS))]
     answers = [resolve_derived(n) for n in names]
-    found = [Code(a.name, a.label, ISSUED_ONLY if a.issued_only else "",
+    found = [Code(a.name, a.label, ISSUED_ONLY if a.issued_only else a.rule,
                   issued_only=a.issued_only) for a in answers]
     found.append(Code(RESIDENT_IN, "Whether you live in the local authority named",
                       "e.g. resident_in:Riverside"))

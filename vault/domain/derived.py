@@ -7,7 +7,10 @@ mapping from category code to decrypted value) and today's date, passed in.
 The answer is `None` whenever an input record is missing or unusable: the vault says
 "unknown" rather than guess. An answer that rests on issued facts (`issued_only`:
 `receives:<benefit>`) is given only the records an issuer wrote: a citizen's own value
-of an award is no evidence of it, so it answers None.
+of an award is no evidence of it, so it answers None. An answer may also rest on issued
+facts for some inputs only (`issued_inputs`): `eligible_free_school_meals` counts the
+household's Universal Credit in a child's vault only as the benefits agency issued it,
+while the child's date of birth is the family's to write (`DerivedAnswer.counted`).
 
 Names: the fixed `age_over_18`, `age_over_65`, `eligible_free_school_meals`,
 `observations_of_concern`, and the parametrised `resident_in:<local authority>`,
@@ -32,7 +35,7 @@ candidate days, so the vault never says "18 or over" a day early).
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -43,6 +46,7 @@ from vault.domain.errors import UnknownDerived
 __all__ = [
     "BENEFITS",
     "CONCERN_WINDOW",
+    "HOUSEHOLD_UC",
     "OBSERVATIONS",
     "PARAMETRISED_PREFIXES",
     "DerivedAnswer",
@@ -72,11 +76,25 @@ class DerivedAnswer:
     #: It rests on issued facts (ARCHITECTURE §8): it is given only the records an
     #: issuer wrote, so a citizen's own value of its inputs counts as missing (None).
     issued_only: bool = False
+    #: Inputs that count only as an issuer wrote them (the others also as the citizen
+    #: wrote them): a citizen's own value of one of these is dropped, as if missing.
+    issued_inputs: frozenset[str] = frozenset()
+    #: The rule in a few sentences, for `vault catalog list` (when the label is not all).
+    rule: str = ""
 
     def answer(self, records: Mapping[str, Any], now: datetime) -> bool | None:
         """The answer at `now` (an aware datetime)."""
         return self.timed(records, now) if self.timed is not None \
             else self.compute(records, now.date())
+
+    def counted(self, records: Mapping[str, Any], own: Collection[str]
+                ) -> Mapping[str, Any]:
+        """The records this answer may rest on, of `records` (category -> value) of which
+        the categories in `own` hold the citizen's own values (not an issuer's)."""
+        drop = frozenset(self.inputs) if self.issued_only else self.issued_inputs
+        if drop.isdisjoint(own):
+            return records
+        return {cat: v for cat, v in records.items() if cat not in drop or cat not in own}
 
 
 #: benefit name in `receives:<benefit>` -> (category holding it, plain-English name)
@@ -92,6 +110,9 @@ CONCERN_WINDOW = timedelta(hours=24)
 #: Free school meals: children from Reception (age 4) to the end of sixth form (under 19).
 SCHOOL_AGE_FROM = 4
 SCHOOL_AGE_BELOW = 19
+#: The household's Universal Credit award, as the benefits agency issues it into a
+#: child's vault (only the issued record counts: `issued_inputs`).
+HOUSEHOLD_UC = "household.universal_credit"
 
 
 def _date(value: Any) -> date | None:
@@ -143,15 +164,8 @@ def _receiving_attendance_allowance(value: Any, today: date) -> bool | None:
     return None if started is None else started <= today
 
 
-def _free_school_meals(records: Mapping[str, Any], today: date) -> bool | None:
-    """Simplified England rule: Universal Credit now, and a child of school age at home.
-
-    True when the household receives Universal Credit (on `today`) and at least one
-    child in `household.children` is aged 4 to 18 on `today` (Reception to sixth form).
-    This is a simplification: the real rule also caps household earnings (which the
-    vault does not hold), covers other benefits, and gives every infant a meal anyway.
-    None when either record is missing or unusable.
-    """
+def _household_form(records: Mapping[str, Any], today: date) -> bool | None:
+    """In the claimant's own vault: their Universal Credit, and the children at home."""
     uc = records.get("benefits.universal_credit")
     children = records.get("household.children")
     if uc is None or children is None or not isinstance(children, list):
@@ -167,6 +181,46 @@ def _free_school_meals(records: Mapping[str, Any], today: date) -> bool | None:
         if birth <= today:
             ages.append(age_on(birth, today))
     return receiving and any(SCHOOL_AGE_FROM <= a < SCHOOL_AGE_BELOW for a in ages)
+
+
+def _child_form(records: Mapping[str, Any], today: date) -> bool | None:
+    """In a child's own vault: the household's award, and the child's own age."""
+    uc = records.get(HOUSEHOLD_UC)
+    birth = _date(records.get("identity.date_of_birth"))
+    if uc is None or birth is None or birth > today:
+        return None
+    receiving = _receiving_universal_credit(uc, today)
+    if receiving is None:
+        return None
+    return receiving and SCHOOL_AGE_FROM <= age_on(birth, today) < SCHOOL_AGE_BELOW
+
+
+def _free_school_meals(records: Mapping[str, Any], today: date) -> bool | None:
+    """Simplified England rule: Universal Credit now, and a child of school age.
+
+    Asked in two kinds of vault, each with its own records:
+
+    * the household's (the parent or carer who claims Universal Credit): True when
+      `benefits.universal_credit` says they receive it on `today` and at least one child
+      in `household.children` is aged 4 to 18 on `today` (Reception to sixth form);
+    * a child's own vault (ARCHITECTURE §9, a parent acting for the child): True when
+      `household.universal_credit`, the household's award AS THE BENEFITS AGENCY ISSUED
+      IT into the child's vault (a value the family typed in does not count: the read
+      drops it, `issued_inputs`), says it is received on `today`, and the child's own
+      `identity.date_of_birth` makes them 4 to 18 on `today`. So the school that asks
+      for the child is told at once, and told again (`record.changed`) when the agency
+      changes or withdraws the award.
+
+    Either form's True is the answer; else either form's False; else None (a form
+    answers None when one of its records is missing or unusable, a birth in the future
+    included). This is a simplification: the real rule also caps household earnings
+    (which the vault does not hold), covers other benefits, and gives every infant a
+    meal anyway.
+    """
+    found = (_household_form(records, today), _child_form(records, today))
+    if True in found:
+        return True
+    return False if False in found else None
 
 
 def _fold(text: str) -> str:
@@ -242,10 +296,17 @@ _STATIC: dict[str, DerivedAnswer] = {
     ),
     "eligible_free_school_meals": DerivedAnswer(
         "eligible_free_school_meals",
-        "Whether your household can get free school meals (you get Universal Credit "
-        "and a child of school age lives with you)",
-        ("benefits.universal_credit", "household.children"),
-        _free_school_meals,
+        "Whether free school meals can be given (the household gets Universal Credit "
+        "and has a child of school age; in a child's vault, only the award the benefits "
+        "agency added counts)",
+        ("benefits.universal_credit", "household.children", HOUSEHOLD_UC,
+         "identity.date_of_birth"),
+        _free_school_meals, issued_inputs=frozenset({HOUSEHOLD_UC}),
+        rule="Yes when Universal Credit is received today and a child is aged 4 to 18: in "
+             "the claimant's vault, benefits.universal_credit and household.children; in "
+             f"a child's vault, {HOUSEHOLD_UC} as the benefits agency issued it (a value "
+             "typed in does not count) and the child's identity.date_of_birth. Simplified: "
+             "no earnings cap, no other benefits.",
     ),
     "observations_of_concern": DerivedAnswer(
         "observations_of_concern",

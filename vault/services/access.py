@@ -402,13 +402,13 @@ def _release(key: bytes, citizen_id: str, terms: GrantTerms, newest: Mapping[str
     data |= {cat: page.data() for cat, page in pages.items() if page.batches}
     cursors = {cat: page.last for cat, page in pages.items() if page.last is not None}
     inputs = {**values, **(window or {})}
-    # Answers resting on issued facts are given none of the citizen's own values.
+    # Answers resting on issued facts are given none of the citizen's own values of
+    # those facts (all their inputs, or the ones named: `DerivedAnswer.counted`).
     own = {cat for cat, rec in newest.items() if rec.source == "citizen"}
-    issued = {cat: v for cat, v in inputs.items() if cat not in own}
     derived: dict[str, Any] = {}
     for name in terms.derived:
         answer = resolve_derived(name)
-        derived[name] = answer.answer(issued if answer.issued_only else inputs, now)
+        derived[name] = answer.answer(answer.counted(inputs, own), now)
     # Of the stored records; a category held at source or a series adds its own.
     provenance = {cat: _provenance(key, citizen_id, newest[cat]) for cat in data
                   if cat in newest and cat not in sources}

@@ -41,6 +41,7 @@ EXAMPLES: dict[str, Any] = {
     "benefits.universal_credit": {"receiving": True, "since": "2023-09-01"},
     "health.observations": [{"kind": "heart_rate", "value": 72, "unit": "bpm",
                              "at": _AN_HOUR_AGO}],
+    "household.universal_credit": {"receiving": True, "since": "2024-09-01"},
     "identity.date_of_birth": "1955-04-02",
     "identity.name": {"given": "Sam", "family": "Rivers"},
 }

@@ -45,6 +45,7 @@ GOOD: dict[str, Any] = {
         {"given": "Tobi", "date_of_birth": "2017-09-03", "school_urn": "107936"},
         {"given": "Ada", "date_of_birth": "2024-12-01"},
     ],
+    "household.universal_credit": {"receiving": False},
     "transport.blue_badge": {"number": "LS12345678", "expires": "2027-05-31"},
 }
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
@@ -189,11 +189,79 @@ def test_free_school_meals_truth_table(uc: Any, children: Any, expected: bool | 
     assert answer("eligible_free_school_meals", records, TODAY) is expected
 
 
+@pytest.mark.parametrize(
+    ("household_uc", "birth", "expected"),
+    [
+        (UC_YES, SCHOOL_CHILD["date_of_birth"], True),
+        (UC_YES, JUST_FOUR["date_of_birth"], True),
+        (UC_YES, NEARLY_FOUR["date_of_birth"], False),
+        (UC_YES, EIGHTEEN["date_of_birth"], True),
+        (UC_YES, NINETEEN["date_of_birth"], False),
+        (UC_YES, BABY["date_of_birth"], False),
+        (UC_NO, SCHOOL_CHILD["date_of_birth"], False),  # the award ended
+        (UC_LATER, SCHOOL_CHILD["date_of_birth"], False),
+        (MISSING, SCHOOL_CHILD["date_of_birth"], None),  # withdrawn, or never issued
+        (UC_YES, MISSING, None),
+        (UC_YES, "2026-03-02", None),  # a birth in the future
+        (UC_YES, "2017-02-30", None),
+        ({"receiving": "yes"}, SCHOOL_CHILD["date_of_birth"], None),
+    ],
+)
+def test_free_school_meals_in_a_childs_vault(household_uc: Any, birth: Any,
+                                             expected: bool | None) -> None:
+    """In a child's own vault: the household's award the agency issued there, and the
+    child's own date of birth (4 to 18 today)."""
+    records: dict[str, Any] = {}
+    if household_uc is not MISSING:
+        records["household.universal_credit"] = household_uc
+    if birth is not MISSING:
+        records["identity.date_of_birth"] = birth
+    assert answer("eligible_free_school_meals", records, TODAY) is expected
+
+
+@pytest.mark.parametrize(
+    ("household", "child", "expected"),
+    [
+        ({"benefits.universal_credit": UC_NO, "household.children": [SCHOOL_CHILD]},
+         {"household.universal_credit": UC_YES}, True),
+        ({"benefits.universal_credit": UC_YES, "household.children": [SCHOOL_CHILD]},
+         {"household.universal_credit": UC_NO}, True),
+        ({"benefits.universal_credit": UC_NO, "household.children": [SCHOOL_CHILD]},
+         {}, False),
+        ({}, {"household.universal_credit": UC_NO}, False),
+    ],
+)
+def test_free_school_meals_either_form_yes_is_yes_then_either_no(
+        household: dict[str, Any], child: dict[str, Any], expected: bool) -> None:
+    records = {**household, **child, "identity.date_of_birth": SCHOOL_CHILD["date_of_birth"]}
+    assert answer("eligible_free_school_meals", records, TODAY) is expected
+
+
 def test_free_school_meals_rule_is_documented() -> None:
     d = resolve_derived("eligible_free_school_meals")
-    assert d.inputs == ("benefits.universal_credit", "household.children")
+    assert d.inputs == ("benefits.universal_credit", "household.children",
+                        "household.universal_credit", "identity.date_of_birth")
+    assert d.issued_inputs == {"household.universal_credit"} and not d.issued_only
     doc = d.compute.__doc__ or ""
-    assert "Simplified" in doc and "Universal Credit" in doc
+    assert "Simplified" in doc and "Universal Credit" in doc and "child's own vault" in doc
+    assert "household.universal_credit" in d.rule and "issued" in d.rule
+
+
+def test_a_typed_in_household_award_does_not_count_in_a_childs_vault() -> None:
+    """`counted` drops the citizen's own value of an issued-only input (so the child's
+    answer is unknown), keeps an issued one, and keeps their own date of birth."""
+    d = resolve_derived("eligible_free_school_meals")
+    records = {"household.universal_credit": UC_YES,
+               "identity.date_of_birth": SCHOOL_CHILD["date_of_birth"]}
+    now = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    typed = d.counted(records, own={"household.universal_credit", "identity.date_of_birth"})
+    assert "household.universal_credit" not in typed and d.answer(typed, now) is None
+    issued = d.counted(records, own={"identity.date_of_birth"})
+    assert issued == records and d.answer(issued, now) is True
+    # An answer resting only on issued facts drops every own input, as before.
+    receives = resolve_derived("receives:universal_credit")
+    assert receives.counted({"benefits.universal_credit": UC_YES},
+                            own={"benefits.universal_credit"}) == {}
 
 
 def test_observations_of_concern_names_a_measure_the_catalog_has_a_band_for() -> None:

@@ -197,6 +197,44 @@ def test_an_issuers_award_and_its_withdrawal_tell_who_rests_on_it(
         {((), ("receives:attendance_allowance",))}
 
 
+def test_the_agencys_award_in_a_childs_vault_tells_the_school(
+        ctx: VaultContext, reader: Setting, clock: Clock) -> None:
+    """Free school meals (issue 14 §5): the agency writes the household's award into a
+    child's vault; the school's grant on `eligible_free_school_meals`, a derived answer
+    over that issued fact, is told of the write and of the award's change, by name."""
+    key = ServiceKey.generate()
+    agency = registry.register_service(ctx, registry.Registration(
+        name="Benefits agency", description="Pays Universal Credit",
+        purposes=["eligibility_assessment"], categories=[], jwks=key.public_jwks(),
+        redirect_uris=["https://benefits.example.gov/cb"],
+        privacy_notice_url="https://benefits.example.gov/privacy", webhook_url=HOOK,
+        issues=["household.universal_credit"]))
+    school = registry.register_service(ctx, registry.Registration(
+        name="Riverside Primary", description="Free school meals",
+        purposes=["eligibility_assessment"], categories=[],
+        derived=["eligible_free_school_meals"], jwk=JWK,
+        redirect_uris=["https://school.example.gov/cb"],
+        privacy_notice_url="https://school.example.gov/privacy", webhook_url=HOOK))
+    writes = _ask(ctx, agency, reader.citizen, categories=["household.universal_credit"],
+                  derived=[], actions=("write",))
+    _approve(ctx, reader.device, reader.citizen, writes)
+    meals = _live_grant(ctx, Setting(school, reader.citizen, reader.device),
+                        categories=[], derived=["eligible_free_school_meals"])
+    indices = []
+    for value in ({"receiving": True, "since": "2025-09-01"}, {"receiving": False}):
+        jws = key.sign_record("household.universal_credit", value, issuer=agency,
+                              iat=int(clock().timestamp()))
+        indices.append(issued.write_issued(
+            ctx, service_id=agency, grant_id=writes.id, token_family=None,
+            category="household.universal_credit", record=jws).ledger_index)
+        clock.advance(minutes=1)
+    assert tell_pending(ctx) == 2
+    told = [t for t in _told(ctx) if t["service_id"] == school]
+    assert [(t["data"]["grant_id"], t["data"]["derived"], t["data"]["categories"],
+             t["data"]["ledger_index"]) for t in told] == [
+        (meals.id, ["eligible_free_school_meals"], [], i) for i in indices]
+
+
 # -- exactly the grants that should be told -------------------------------------------------
 
 #: Approved (the only fate that is told) is drawn as often as all the others together.

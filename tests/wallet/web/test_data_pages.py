@@ -611,6 +611,7 @@ SAMPLES: dict[str, Any] = {
     "education.school": {"name": "Riverside Primary", "urn": "100000"},
     "household.children": [{"given": "Sam", "date_of_birth": "2015-03-01",
                             "school_urn": "100000"}],
+    "household.universal_credit": {"receiving": True, "since": "2025-09-01"},
     "transport.blue_badge": {"number": "AB12CD", "expires": "2027-03-01"},
 }
 
