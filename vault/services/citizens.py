@@ -7,7 +7,7 @@ from datetime import datetime
 
 import orjson
 from sqlalchemy import delete, func
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, or_, select
 
 from ledger.entry import format_time
 from ledger.sealing import ERASED
@@ -17,7 +17,7 @@ from vault.errors import NotFound
 from vault.services.context import VaultContext, Work, new_id, unit_of_work
 from vault.services.webhooks import enqueue
 from vault.storage.database import flush_deleted
-from vault.storage.tables import CitizenRow, GrantEventRow, GrantRow
+from vault.storage.tables import CitizenRow, GrantEventRow, GrantRow, RelationshipRow
 
 __all__ = ["Citizen", "enrol_citizen", "enrol_in", "erase_citizen", "get_citizen"]
 
@@ -84,6 +84,7 @@ def erase_citizen(ctx: VaultContext, citizen_id: str) -> int:
                    col(GrantRow.requested_at))
             .where(GrantRow.citizen_id == citizen_id, col(GrantRow.state).in_(list(_ENDS_IN)))
         ).all()
+        _end_relationships(work, citizen_id)
         asked = _months_asked(work, {gid: at for gid, _, _, at in live})
         # Only reason, asked and from are public (ledger.sealing): the month and the state
         # left are what the transparency counts need; which grants and services ended
@@ -104,6 +105,23 @@ def erase_citizen(ctx: VaultContext, citizen_id: str) -> int:
         work.session.execute(delete(CitizenRow).where(col(CitizenRow.id) == citizen_id))
     flush_deleted(ctx.engine)
     return appended[-1].seq
+
+
+def _end_relationships(work: Work, citizen_id: str) -> None:
+    """Every relationship of the citizen, on either side, ends before its row goes with
+    theirs: a live one on the ledger (`delegation.revoked` by "citizen_erased"), so the
+    ledger says when the other person stopped acting for them, or as them."""
+    # Imported here: delegations imports this module (get_citizen).
+    from vault.services import delegations
+
+    ids = work.session.execute(
+        select(RelationshipRow.id).where(
+            or_(col(RelationshipRow.principal_id) == citizen_id,
+                col(RelationshipRow.delegate_id) == citizen_id),
+            col(RelationshipRow.state) != "ended")
+        .order_by(col(RelationshipRow.id))).scalars().all()
+    for relationship_id in ids:
+        delegations.end(work, delegations.lock(work, relationship_id), by="citizen_erased")
 
 
 def _months_asked(work: Work, requested_at: dict[str, datetime]) -> dict[str, str]:
