@@ -11,7 +11,10 @@ signed one of them, an inclusion proof of each against one signed checkpoint, th
 verifier key, and the relying party the passkeys answered for. Sealed entries (ledger
 v2) hold only their public part: `openings` carries the opening (salt and private body)
 of each of the receipt's own sealed entries, so the receipt still shows, and its reader
-can check, who signed what. Last, `signature`: the
+can check, who signed what. A step a delegate took for the citizen (ARCHITECTURE §9:
+`actor` and `delegation_id` beside `subject`) brings the `delegation.granted` entry it
+was taken under, and the `passkey.registered` entries of the passkeys that signed it and
+that delegation, so the reader can check the delegate was allowed. Last, `signature`: the
 vault's signature (the ledger key) over all the rest, so the words the ledger does not
 hold (the catalog's labels, the notice) are bound too.
 
@@ -46,7 +49,14 @@ from vault.domain.purposes import purposes as purpose_catalog
 from vault.errors import NotFound
 from vault.services.checkpoints import publish_checkpoint
 from vault.services.context import VaultContext, new_id, reading
-from vault.storage.tables import CitizenRow, GrantEventRow, GrantRow, PasskeyRow, ServiceRow
+from vault.storage.tables import (
+    CitizenRow,
+    GrantEventRow,
+    GrantRow,
+    PasskeyRow,
+    RelationshipRow,
+    ServiceRow,
+)
 from wallet.passkeys.relying_party import RelyingParty
 
 __all__ = ["CONSENT_STATUS", "LEGAL_BASIS", "RECEIPT_SCHEMA", "build_receipt"]
@@ -112,7 +122,9 @@ class _Found:
     subject: str
     #: The grant's entries, in ledger order: bytes, and parsed with their full body.
     events: list[tuple[int, bytes, Entry]]
-    keys: list[tuple[int, bytes]]  # passkey.registered entries of the signing passkeys
+    #: passkey.registered entries of the signing passkeys, and the delegation.granted
+    #: entries of the delegations steps were taken under.
+    keys: list[tuple[int, bytes]]
     latest: tuple[int, str] | None  # the latest saved checkpoint (size, note)
     #: The openings (bytes) of the sealed entries among events and keys, by index.
     openings: dict[int, bytes]
@@ -195,18 +207,61 @@ def _gather(ctx: VaultContext, *, citizen_id: str, grant_id: str) -> _Found:
             events.append((seq, data, _opened(data, opening)))
             if opening is not None:
                 openings[seq] = opening
-        keys: dict[str, tuple[int, bytes]] = {}
-        for seq, _, entry in events:
-            assertion = entry.body.get("assertion")
+        keys: dict[str, tuple[int, bytes]] = {}  # by credential id
+        granted: dict[str, tuple[int, bytes]] = {}  # by delegation id
+
+        def signed_by(assertion: Any, signer: Any, before: int) -> None:
+            """Add the registration of the passkey behind `assertion` (by `signer`)."""
             cid = assertion.get("credential_id") if isinstance(assertion, dict) else None
-            if isinstance(cid, str) and cid not in keys:
+            if isinstance(cid, str) and isinstance(signer, str) and cid not in keys:
                 key_seq, key_data, key_opening = _registration(
-                    session, ledger, cid, subject=citizen.subject, before=seq)
+                    session, ledger, cid, subject=signer, before=before)
                 keys[cid] = (key_seq, key_data)
                 if key_opening is not None:
                     openings[key_seq] = key_opening
-        return _Found(grant, service, citizen.subject, events, list(keys.values()),
+
+        for seq, _, entry in events:
+            # A delegate signs with their own passkey (ARCHITECTURE §9).
+            actor = entry.body.get("actor", citizen.subject)
+            signed_by(entry.body.get("assertion"), actor, seq)
+            did = entry.body.get("delegation_id")
+            if actor != citizen.subject and isinstance(did, str) and did not in granted:
+                d_seq, d_data, d_opening = _delegation(session, ledger, did, before=seq)
+                granted[did] = (d_seq, d_data)
+                if d_opening is not None:
+                    openings[d_seq] = d_opening
+                terms = _opened(d_data, d_opening).body
+                signed_by(terms.get("principal_assertion"), terms.get("subject"), d_seq)
+                signed_by(terms.get("delegate_assertion"), terms.get("delegate"), d_seq)
+        return _Found(grant, service, citizen.subject, events,
+                      sorted([*keys.values(), *granted.values()]),
                       ledger.latest_checkpoint(), openings)
+
+
+def _delegation(session: Session, ledger: SqlLedger, delegation_id: str, *, before: int
+                ) -> Opened:
+    """The `delegation.granted` entry of `delegation_id`, before `before`: at the
+    relationship's `ledger_index`, or (its row erased with one of its people) searched for
+    in the ledger backwards."""
+    row = session.get(RelationshipRow, delegation_id)
+    if row is not None and row.ledger_index is not None and row.ledger_index < before:
+        [found] = ledger.opened(row.ledger_index, 1)
+        if _grants_delegation(found, delegation_id):
+            return found
+    for high in range(before, 0, -MAX_PAGE):
+        low = max(0, high - MAX_PAGE)
+        for item in reversed(ledger.opened(low, high - low)):
+            if _grants_delegation(item, delegation_id):
+                return item
+    raise StoreError(f"no delegation.granted entry for delegation {delegation_id}")
+
+
+def _grants_delegation(row: Opened, delegation_id: str) -> bool:
+    _, data, opening = row
+    if b'"kind":"delegation.granted"' not in data \
+            or delegation_id.encode() not in (opening if opening is not None else data):
+        return False
+    return _opened(data, opening).body.get("delegation_id") == delegation_id
 
 
 def _opened(data: bytes, opening: bytes | None) -> Entry:
@@ -307,7 +362,8 @@ def _actor(entry: Entry, *, subject: str, service_id: str) -> str:
         return service_id
     if entry.kind in ("grant.approved", "grant.denied", "grant.paused", "grant.resumed") \
             or entry.body.get("by") == "citizen":
-        return subject
+        actor = entry.body.get("actor")  # a delegate, for the citizen (ARCHITECTURE §9)
+        return actor if isinstance(actor, str) else subject
     return "vault"
 
 

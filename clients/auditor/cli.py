@@ -525,6 +525,7 @@ def receipt(
             "entries_included": report.entries_included,
             "signatures_verified": report.signatures_verified,
             "entries_opened": report.entries_opened,
+            "delegated": report.delegated,
             "problems": [{"check": p.check, "index": p.index, "message": p.message}
                          for p in problems]})
         raise typer.Exit(0 if ok else 1)
@@ -561,6 +562,10 @@ def receipt(
     else:
         _out(f"  passkey signatures: {report.signatures_verified} verified for RP ID "
              f"{escape(repr(used_rp))} and origins {escape(repr(used_origins))} ({rp_how})")
+    if report.delegated:  # acting for others (ARCHITECTURE §9)
+        _out(f"  delegates: {counted(report.delegated, 'step')} taken by someone acting "
+             "for the citizen, each under a delegation the receipt holds, granted before "
+             "it with that action, signed by both people")
     if ok:
         _out("  the terms hash, and the receipt's record, subject, status, events, purpose, "
              "data, validity, retention, access and justification agree with the entries "

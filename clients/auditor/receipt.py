@@ -19,6 +19,14 @@ failure it finds rather than stopping at the first:
   grant entry names the same grant and subject; the approval, and every pause, resume
   or revoke the citizen signed, verifies offline against the signing passkey's
   registration (WebAuthn, `clients.auditor.assertion`) over the challenge it must sign;
+- a step a delegate took for the citizen (`actor` beside `subject`, ARCHITECTURE §9): it
+  is signed by one of the delegate's passkeys, and the receipt holds the
+  `delegation.granted` entry it names, before it, letting that delegate act for this
+  subject with that action until after it, whose terms hash to its `terms_hash` and are
+  signed by the delegate (and by the principal, unless the receipt shows the principal
+  had no passkey then: a child's vault). That the delegation had not ended by then is
+  the ledger's to show (`vault-audit verify`), not a receipt's: a receipt holds no
+  proof that something did not happen;
 - the ISO/IEC TS 27560 fields: the record, the data principal, the status, the events
   and the processing terms say what the entries say.
 
@@ -43,6 +51,7 @@ from clients.auditor.assertion import (
     parse_assertion,
     verify_assertion,
 )
+from clients.auditor.delegations import NEEDS
 from clients.auditor.grants import ACTIONS, action_challenge
 from ledger.canonical import canonical_json
 from ledger.checkpoint import Checkpoint, open_checkpoint
@@ -88,7 +97,8 @@ _MISSING: Any = object()
 @dataclass(frozen=True, slots=True)
 class Problem:
     """One failed check: `check` names which (format, key, checkpoint, entry, inclusion,
-    opening, terms, approval, claims), `index` the ledger entry concerned, if any."""
+    opening, terms, approval, delegation, claims), `index` the ledger entry concerned, if
+    any."""
 
     check: str
     message: str
@@ -134,6 +144,8 @@ class ReceiptReport:
     signatures_verified: int = 0
     #: Sealed entries opened: their openings checked against their commitments.
     entries_opened: int = 0
+    #: Steps a delegate took, each checked against its delegation (ARCHITECTURE §9).
+    delegated: int = 0
 
     @property
     def ok(self) -> bool:
@@ -239,7 +251,7 @@ def verify_receipt(
         checkpoint=checkpoint, key=key, key_pinned=expected_key is not None,
         rp_pinned=expected_rp_id is not None and expected_origins is not None,
         entries_included=sum(e.included for e in entries), signatures_verified=grant.signed,
-        entries_opened=opened)
+        entries_opened=opened, delegated=grant.delegated)
 
 
 def _receipt_key(run: _Run, evidence: Mapping[str, Any]) -> Verifier | None:
@@ -430,10 +442,13 @@ class _Grant:
         self.run, self.doc, self.rp_id, self.origins = run, doc, rp_id, origins
         self.events = [e for e in entries if e.entry.kind.startswith("grant.")]
         self.keys = [e for e in entries if e.entry.kind == "passkey.registered"]
+        self.delegations = {e.entry.body.get("delegation_id"): e for e in entries
+                            if e.entry.kind == "delegation.granted"}
         self.grant_id: str | None = None
         self.subject: str | None = None
         self.state: str | None = None
         self.signed = 0
+        self.delegated = 0
 
     def check(self) -> None:
         if not self.events or self.events[0].entry.kind != "grant.requested":
@@ -478,32 +493,97 @@ class _Grant:
                                          terms_hash=terms_hash, after=after)
         else:
             return  # not signed by the citizen (a service's, or the vault's, transition)
-        a = body.get("assertion")
+        # A delegate signs with their own passkey, within a delegation (ARCHITECTURE §9).
+        signer = body.get("actor", subject)
+        if signer != subject and not self._delegated(e, signer, subject):
+            return
+        if self._verified(e, body.get("assertion"), signer, challenge, "approval",
+                          f"{kind} carries no passkey assertion"):
+            self.signed += 1
+
+    def _verified(self, e: _Included, a: Any, signer: Any, challenge: bytes, check: str,
+                  missing: str) -> bool:
+        """Whether `a` is an assertion over `challenge` by a passkey `signer` registered
+        before entry `e` (a problem named `check` if not)."""
         if not isinstance(a, dict) or not all(isinstance(a.get(k), str) for k in (
                 "credential_id", "authenticator_data", "client_data_json", "signature")):
-            self.run.fail("approval", f"{kind} carries no passkey assertion", e.index)
-            return
+            self.run.fail(check, missing, e.index)
+            return False
         registered = [k for k in self.keys if k.index < e.index
                       and k.entry.body.get("credential_id") == a["credential_id"]
-                      and k.entry.body.get("subject") == subject]
+                      and k.entry.body.get("subject") == signer]
         if not registered:
-            self.run.fail("approval", f"the receipt holds no earlier passkey.registered entry "
-                                      f"of this subject for credential {a['credential_id']}",
-                          e.index)
-            return
+            whose = "this subject" if signer == self.subject else f"{str(signer)[:60]}"
+            self.run.fail(check, f"the receipt holds no earlier passkey.registered entry "
+                                 f"of {whose} for credential {a['credential_id']}", e.index)
+            return False
         if not isinstance(self.rp_id, str) or not isinstance(self.origins, list):
             self.run.fail("format", "ledger_evidence.passkeys needs rp_id and origins")
-            return
+            return False
         try:
             key = load_cose_key(b64url_decode(registered[-1].entry.body.get("public_key"),
                                               what="the public key"))
             verify_assertion(parse_assertion(a), public_key=key, expected_challenge=challenge,
                              expected_rp_id=self.rp_id, expected_origins=self.origins)
         except AssertionInvalid as exc:
-            self.run.fail("approval", f"the passkey signature does not verify "
-                                      f"({exc.reason}): {exc}", e.index)
-            return
-        self.signed += 1
+            self.run.fail(check, f"the passkey signature does not verify "
+                                 f"({exc.reason}): {exc}", e.index)
+            return False
+        return True
+
+    def _delegated(self, e: _Included, actor: Any, subject: str) -> bool:
+        """Whether the receipt shows `actor` could take step `e` for `subject`: the
+        delegation it names, granted before it with that action, until after it, its
+        terms hashed and signed by both people (problems named `delegation` if not)."""
+        kind, body = e.entry.kind, e.entry.body
+        did = body.get("delegation_id")
+        d = self.delegations.get(did)
+        if not isinstance(actor, str) or d is None:
+            self.run.fail("delegation", f"{kind} was taken by {str(actor)[:60]} for the "
+                                        f"subject, and the receipt holds no delegation.granted "
+                                        f"entry of its delegation {str(did)[:60]}", e.index)
+            return False
+        t = d.entry.body
+        needed = NEEDS.get(kind, "view")
+        actions = t.get("actions")
+        until = t.get("until")
+        wrong = [why for bad, why in (
+            (d.index >= e.index, f"it was granted at entry {d.index}, not before"),
+            (t.get("subject") != subject, "it is another subject's"),
+            (t.get("delegate") != actor, f"it does not let {actor} act"),
+            (not isinstance(actions, list) or needed not in actions,
+             f"it does not allow {needed}"),
+            (not isinstance(until, str) or not until.endswith("Z")
+             or e.entry.time >= until[:-1] + ".000Z", f"it ran until {str(until)[:30]}"),
+        ) if bad]
+        if wrong:
+            self.run.fail("delegation", f"{kind} was taken by {actor} under delegation "
+                                        f"{did}, but {'; '.join(wrong)}", e.index)
+            return False
+        terms = {"delegation_id": did, "principal": subject, "delegate": actor,
+                 "kind": t.get("relationship"), "actions": actions, "until": until,
+                 "issuer": t.get("issuer")}
+        try:
+            terms_hash = hashlib.sha256(canonical_json(terms)).digest()
+        except LedgerError:
+            terms_hash = b""
+        if not terms_hash or _b64(t.get("terms_hash")) != terms_hash:
+            self.run.fail("delegation", "the delegation's terms do not hash to its "
+                                        "terms_hash", d.index)
+            return False
+        signed = self._verified(d, t.get("delegate_assertion"), actor, terms_hash,
+                                "delegation", "the delegate did not sign the delegation")
+        if t.get("principal_assertion") is not None:
+            signed = self._verified(d, t.get("principal_assertion"), subject, terms_hash,
+                                    "delegation", "") and signed
+        elif any(k.index < d.index and k.entry.body.get("subject") == subject
+                 for k in self.keys):
+            self.run.fail("delegation", "the principal had a passkey, and did not sign the "
+                                        "delegation", d.index)
+            signed = False
+        if signed:
+            self.delegated += 1
+        return signed
 
     def _claim(self, what: str, said: Any, ledger: Any) -> None:
         if said != ledger:

@@ -47,7 +47,15 @@ access.interval        a read sooner than min_interval after the previous one
 write.*                the record rules, listed in `clients.auditor.records`, with
 record.*               ``withdraw.record``, ``dispute.record``, ``access.issuer`` and
                        ``access.source``
+delegation.*           acting for others (ARCHITECTURE §9): delegations granted and
+                       ended, and every entry whose `actor` is not its `subject` checked
+                       against a delegation live then with that action; the rules are
+                       listed in `clients.auditor.delegations`
 =====================  ================================================================
+
+A signed grant action by a delegate (`actor` beside `subject`) is signed with one of the
+ACTOR's passkeys, over the same challenge as the citizen's own; entries without `actor`
+are the subject's own.
 
 Warnings (`StoryChecker.warnings`, not failures): `unknown_kind` for an entry of a kind
 this auditor does not know that names a grant, subject, service or credential (its story
@@ -79,6 +87,7 @@ from clients.auditor.assertion import (
     signed_data,
     verify_signature,
 )
+from clients.auditor.delegations import DelegationChecks
 from clients.auditor.grants import (
     ACTIONS,
     CITIZEN_ERASED,
@@ -124,6 +133,9 @@ class StoryStats:
     unknown_kinds: int = 0
     #: Issuers' writes, withdrawals and the citizens' disputes (ARCHITECTURE §8).
     records_checked: int = 0
+    #: Delegations granted, and entries a delegate wrote (ARCHITECTURE §9).
+    delegations: int = 0
+    delegated_actions: int = 0
 
 
 #: Checks a passkey signature (index of the entry, the passkey's COSE key as the ledger
@@ -238,7 +250,17 @@ class StoryChecker:
         self._grants: dict[str, _Grant] = {}
         self._records = RecordChecks(grants=self._grants, services=self._services,
                                      suspended=self._suspended, fail=self._fail)
-        self._erasing: tuple[str, int] | None = None  # (subject, first index) of an erasure
+        # (subject, first index) of an erasure; the subject is None while only
+        # delegations have ended as citizen_erased (either of their people may be next).
+        self._erasing: tuple[str | None, int] | None = None
+        self._delegations = DelegationChecks(
+            passkeys_of=lambda s: len(self._subjects[s].passkeys) if s in self._subjects
+            else None,
+            issues_of=lambda s: self._services[s].issues if s in self._services else None,
+            verify=self._delegation_signed, fail=self._fail)
+        #: Entries whose passkey signatures are a delegation's, not an approval's (what a
+        #: failure the log worker reports is called: `signature_rule`).
+        self._delegation_indices: set[int] = set()
         self._last_ms: tuple[str, int] = ("", 0)
         self._handlers: dict[str, Callable[[int, str, dict[str, Any], str], None]] = {
             "citizen.enrolled": self._enrolled,
@@ -253,6 +275,9 @@ class StoryChecker:
             "record.disputed": self._record,
             "record.deleted": self._record,
             "key.rotated": lambda i, time, body, kind: None,
+            "delegation.granted": self._delegation_granted,
+            "delegation.revoked": self._delegation_revoked,
+            "delegation.expired": self._delegation_expired,
             **{kind: self._transition for kind in TRANSITIONS},
         }
 
@@ -294,6 +319,10 @@ class StoryChecker:
             return
         try:
             handler(index, time, body, kind)
+            # An action someone took for another person (a dict lookup for the rest).
+            if "actor" in body and not kind.startswith("delegation.") \
+                    and self._delegations.acting(index, time, kind, body):
+                self.stats.delegated_actions += 1
         except _Malformed as exc:
             self._fail(index, "entry", f"{kind}: {exc}")
 
@@ -482,7 +511,7 @@ class StoryChecker:
         erasing = body.get("reason") == CITIZEN_ERASED and kind in (
             "grant.revoked", "grant.denied")
         if erasing:
-            if self._erasing is None:
+            if self._erasing is None or self._erasing[0] is None:
                 self._erasing = (g.subject, index)
         elif kind == "grant.approved":
             self._approved(index, body, g)
@@ -516,40 +545,84 @@ class StoryChecker:
         self._signed(index, body, g, challenge)
 
     def _signed(self, index: int, body: dict[str, Any], g: _Grant, challenge: bytes) -> None:
-        """Check the citizen's assertion over `challenge` (a failure if it does not)."""
-        subject = self._subjects.get(g.subject)
+        """Check the assertion over `challenge` (a failure if it does not): the subject's,
+        or the actor's when a delegate acted (the delegation is checked in `feed_parts`)."""
+        signer = body.get("actor", g.subject)
+        if type(signer) is not str:
+            raise _Malformed("actor must be text")
+        if self._verify_passkey(index, body.get("assertion"), signer, challenge,
+                                "approval.credential", "approval", f"subject {signer}"):
+            self.stats.approvals_verified += 1
+
+    def _delegation_signed(self, index: int, raw: Any, signer: str, challenge: bytes,
+                           role: str) -> bool:
+        """A `delegations.Verify`: one person's assertion over a delegation's terms."""
+        self._delegation_indices.add(index)
+        return self._verify_passkey(index, raw, signer, challenge, "delegation.credential",
+                                    "delegation.signature", f"the {role} {signer}")
+
+    def signature_rule(self, index: int) -> str:
+        """The rule a signature at `index` that failed elsewhere (the log worker) broke."""
+        return "delegation.signature" if index in self._delegation_indices else "approval"
+
+    def _verify_passkey(self, index: int, raw: Any, signer: str, challenge: bytes,
+                        credential_rule: str, rule: str, whose: str) -> bool:
+        """Check an assertion over `challenge` by one of `signer`'s registered passkeys:
+        True if it verified (or was handed on to be), else False with the failure."""
+        subject = self._subjects.get(signer)
         try:
-            assertion = parse_assertion(body.get("assertion"))
+            assertion = parse_assertion(raw)
             passkey = subject.passkeys.get(assertion.credential_id) if subject else None
             if passkey is None:
-                self._fail(index, "approval.credential", (
+                self._fail(index, credential_rule, (
                     f"signed with credential {assertion.credential_id}, not a registered "
-                    f"passkey of subject {g.subject} at this point"))
-                return
+                    f"passkey of {whose} at this point"))
+                return False
             checked = check_assertion(assertion, expected_challenge=challenge,
                                       expected_rp_id=self.rp_id,
                                       expected_origins=self.origins)
         except AssertionInvalid as exc:
-            self._fail(index, "approval", f"{exc.reason}: {exc}")
-            return
+            self._fail(index, rule, f"{exc.reason}: {exc}")
+            return False
         bad = self._check_signature(index, passkey.public_key, signed_data(assertion),
                                     assertion.signature)
         if bad is not None:
-            self._fail(index, "approval", f"{bad.reason}: {bad}")
-            return
-        self.stats.approvals_verified += 1
+            self._fail(index, rule, f"{bad.reason}: {bad}")
+            return False
         count = checked.sign_count
         if (count or passkey.sign_count) and count <= passkey.sign_count:
             self._warnings.append(Failure(index, "sign_count", (
                 f"credential {assertion.credential_id} signed with counter {count} after "
                 f"{passkey.sign_count}: a cloned authenticator, or one without a counter")))
         passkey.sign_count = max(count, passkey.sign_count)
+        return True
+
+    # -- delegations (ARCHITECTURE §9) ---------------------------------------------------
+
+    def _delegation_granted(self, index: int, time: str, body: dict[str, Any],
+                            kind: str) -> None:
+        self.stats.delegations += 1
+        self._delegations.granted_entry(index, time, body)
+
+    def _delegation_revoked(self, index: int, time: str, body: dict[str, Any],
+                            kind: str) -> None:
+        # Ended by an erasure: the erasure of one of its people follows (which one, the
+        # entries after say: the subject is the principal, the erased may be the delegate).
+        if self._delegations.revoked_entry(index, time, body) and self._erasing is None:
+            self._erasing = (None, index)
+
+    def _delegation_expired(self, index: int, time: str, body: dict[str, Any],
+                            kind: str) -> None:
+        self._delegations.expired_entry(index, time, body)
 
     # -- erasure -------------------------------------------------------------------------
 
     def _continues_erasure(self, kind: str, body: dict[str, Any]) -> bool:
         assert self._erasing is not None
-        if body.get("subject") != self._erasing[0]:
+        if kind == "delegation.revoked":  # of the erased person, on either side
+            return body.get("by") == CITIZEN_ERASED
+        subject = self._erasing[0]
+        if subject is not None and body.get("subject") != subject:
             return False
         return kind == "citizen.erased" or (
             kind in ("grant.revoked", "grant.denied") and body.get("reason") == CITIZEN_ERASED)
@@ -558,15 +631,19 @@ class StoryChecker:
         assert self._erasing is not None
         subject, index = self._erasing
         self._erasing = None
-        self._fail(index, "erasure", f"grants of subject {subject} end as citizen_erased, "
-                                     "but the citizen is not erased right after")
+        if subject is not None:
+            self._fail(index, "erasure", f"grants of subject {subject} end as "
+                                         "citizen_erased, but the citizen is not erased "
+                                         "right after")
+        self._delegations.erasure_interrupted()
 
     def _erased_entry(self, index: int, time: str, body: dict[str, Any], kind: str) -> None:
         self._erasing = None
         found = self._subject(index, body)
+        subject = body["subject"]
+        self._delegations.erased(index, subject)
         if found is None:
             return
-        subject = body["subject"]
         live = [gid for gid in found.grants if self._grants[gid].state in LIVE_STATES]
         if live:
             self._fail(index, "erasure", f"subject {subject} is erased while grant "
@@ -681,6 +758,7 @@ class StoryChecker:
             "grants": {gid: g.to_json() for gid, g in self._grants.items()},
             "records": self._records.to_json(),
             "erasing": list(self._erasing) if self._erasing else None,
+            "delegations": self._delegations.to_json(),
             "stats": {k: getattr(self.stats, k) for k in StoryStats.__slots__},
         }
 
@@ -708,6 +786,7 @@ class StoryChecker:
         c._suspended.update(state["suspended"])
         c._grants.update({gid: _Grant.from_json(v) for gid, v in state["grants"].items()})
         c._records.load(state.get("records", {}))
+        c._delegations.load(state.get("delegations", {}))  # none before ARCHITECTURE §9
         for s, r in c._services.items():
             c._records.hold(s, r.held)
         for gid, g in c._grants.items():

@@ -343,9 +343,11 @@ def verify_entries(
         on_progress(n, total)
     failure = result.failure
     found = [Failure(failure[0], "chain", failure[1])] if failure is not None else []
-    found += [Failure(i, "approval", f"{reason}: {message}")  # checked by the worker
-              for i, reason, message in result.signatures]
-    story.stats.approvals_verified -= len(result.signatures)
+    for i, reason, message in result.signatures:  # checked by the worker
+        rule = story.signature_rule(i)
+        found.append(Failure(i, rule, f"{reason}: {message}"))
+        if rule == "approval":
+            story.stats.approvals_verified -= 1
     report.root = result.root
     report.worker_rss_kib = result.peak_rss_kib
     report.size = n
@@ -491,6 +493,11 @@ def render_text(report: VerifyReport) -> list[tuple[str, str]]:
         lines.append(("", "  " + counted(s.records_checked, "issuer's write, withdrawal or "
                                          "dispute", "issuers' writes, withdrawals and "
                                          "disputes") + " checked"))
+    if s.delegations or s.delegated_actions:  # acting for others (ARCHITECTURE §9)
+        lines.append(("", f"  {counted(s.delegations, 'delegation')} checked (terms and "
+                          "both signatures), "
+                          f"{counted(s.delegated_actions, 'action')} by a delegate checked "
+                          "against a delegation live then"))
     if report.counts:
         lines.append(("", "  by kind: " + ", ".join(
             f"{k} {v:,}" for k, v in sorted(report.counts.items()))))

@@ -1,0 +1,194 @@
+"""Acting for others, through the vault's own services (issue 14 §4): a ledger where a
+delegate approved and paused a grant for the principal verifies in the auditor as the
+vault wrote it; the consent receipt of that grant carries the delegation it was approved
+under, and a receipt without it, or with it changed, fails at the entries concerned."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from support.vaultworld import World, ask, blue_badge
+from support.walletenv import ORIGIN, Wallet, make_wallet
+from typer.testing import CliRunner
+
+from clients.auditor.cli import app
+from clients.auditor.delegations import NEEDS
+from clients.auditor.receipt import verify_receipt
+from clients.auditor.story import StoryChecker
+from ledger.entry import encode_sealed_entry, parse_entry
+from ledger.note import Signer
+from ledger.sealing import seal
+from vault.domain.grants import ENTRY_KIND, GrantAction
+from vault.services import delegations, grants
+from vault.services.citizens import get_citizen
+from vault.services.context import reading, unit_of_work
+from vault.services.grants import DELEGATED
+from wallet import receipts
+from wallet.passkeys.software import SoftAuthenticator
+
+RP_ID = "localhost"
+
+
+@dataclass
+class Delegated:
+    wallet: Wallet
+    signer: Signer
+    receipt: dict[str, Any]
+    principal: str  # ledger pseudonyms
+    delegate: str
+
+
+@pytest.fixture(scope="module")
+def delegated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Delegated]:
+    tmp = tmp_path_factory.mktemp("delegated")
+    wallet = make_wallet(f"sqlite:///{tmp / 'vault.db'}", tmp)
+    ctx = wallet.ctx
+    ada_device, bob_device = SoftAuthenticator(origin=ORIGIN), SoftAuthenticator(origin=ORIGIN)
+    ada, _ = wallet.sign_up(ada_device)
+    bob, _ = wallet.sign_up(bob_device)
+    # Bob may act for Ada: both sign the terms with their passkeys.
+    with unit_of_work(ctx) as work:
+        row = delegations.propose(work, principal_id=ada, delegate_id=bob, kind="attorney",
+                                  actions=["approve", "revoke", "view"],
+                                  until=wallet.clock() + timedelta(days=30), origin="invited")
+        delegations.sign(work, row, side="delegate", verifier=ctx.approvals,
+                         proof=bob_device.proof(challenge=row.terms_hash))
+        delegations.sign(work, row, side="principal", verifier=ctx.approvals,
+                         proof=ada_device.proof(challenge=row.terms_hash))
+    grant = ask(ctx, World(blue_badge(ctx), ada, ""))
+    wallet.clock.advance(minutes=5)
+    grants.approve_grant(ctx, grant.id, citizen_id=ada, actor_id=bob,
+                         proof=bob_device.proof(challenge=grant.terms_hash))
+    wallet.clock.advance(minutes=5)
+    challenge = grants.signing_challenge(ctx, grant.id, citizen_id=ada,
+                                         action=GrantAction.PAUSE)
+    grants.pause_grant(ctx, grant.id, citizen_id=ada, actor_id=bob,
+                       proof=bob_device.proof(challenge=challenge))
+    signer = Signer.generate("localhost/ledger")
+    with reading(ctx) as session:
+        subjects = get_citizen(session, ada).subject, get_citizen(session, bob).subject
+    yield Delegated(wallet, signer, receipts.build_receipt(
+        ctx, signer, citizen_id=ada, grant_id=grant.id, rp=wallet.rp), *subjects)
+    ctx.engine.dispose()
+
+
+def test_the_auditor_needs_what_the_vault_asks_for() -> None:
+    for action, needed in DELEGATED.items():
+        assert NEEDS[ENTRY_KIND[action]] == needed.value, action
+
+
+def test_a_ledger_with_a_delegates_actions_verifies_as_the_vault_wrote_it(
+        delegated: Delegated) -> None:
+    checker = StoryChecker(rp_id=RP_ID, origins=[ORIGIN])
+    entries = delegated.wallet.entries()
+    for e in entries:
+        checker.feed_parts(e.seq, e.kind, e.time, dict(e.body))
+    checker.finish()
+    assert checker.failures == [] and checker.warnings == []
+    assert (checker.stats.delegations, checker.stats.delegated_actions) == (1, 2)
+    acted = [e for e in entries if e.body.get("actor") == delegated.delegate]
+    assert [e.kind for e in acted] == ["grant.approved", "grant.paused"]
+    assert all(e.body["subject"] == delegated.principal for e in acted)
+
+
+# -- the consent receipt ------------------------------------------------------------------
+
+
+def _index(receipt: dict[str, Any], kind: str) -> int:
+    found: int = next(e["index"] for e in receipt["ledger_evidence"]["entries"]
+                      if e["kind"] == kind)
+    return found
+
+
+def problems(receipt: dict[str, Any], signer: Signer) -> list[tuple[str, int | None]]:
+    return [(p.check, p.index) for p in verify_receipt(
+        receipt, expected_key=signer.verifier()).problems]
+
+
+def resigned(d: Delegated, change: Any) -> dict[str, Any]:
+    """The receipt changed, and signed again with the vault's key."""
+    r = {k: v for k, v in copy.deepcopy(d.receipt).items() if k != "signature"}
+    change(r["ledger_evidence"])
+    return receipts.sign_receipt(r, d.signer)
+
+
+def test_a_receipt_of_a_grant_a_delegate_approved_verifies_with_its_delegation(
+        delegated: Delegated) -> None:
+    receipt = delegated.receipt
+    evidence = receipt["ledger_evidence"]
+    granted = _index(receipt, "delegation.granted")
+    assert granted in [o["seq"] for o in evidence["openings"]]
+    assert [e["kind"] for e in evidence["entries"]].count("passkey.registered") == 2
+    report = verify_receipt(receipt, expected_key=delegated.signer.verifier())
+    assert report.ok, report.problems
+    assert (report.delegated, report.signatures_verified) == (2, 2)
+    by = {e["event_type"]: e["entity_id"] for e in receipt["events"]}
+    assert by["grant.approved"] == by["grant.paused"] == delegated.delegate
+
+
+def test_vault_audit_receipt_says_how_many_steps_a_delegate_took(
+        delegated: Delegated, tmp_path: Path) -> None:
+    path = tmp_path / "receipt.json"
+    path.write_text(json.dumps(delegated.receipt))
+    pins = ["--key", str(delegated.signer.verifier()), "--rp-id", RP_ID, "--origin", ORIGIN]
+    r = CliRunner().invoke(app, ["receipt", str(path), "--json", *pins])
+    assert r.exit_code == 0 and json.loads(r.stdout)["delegated"] == 2
+    r = CliRunner().invoke(app, ["receipt", str(path), *pins])
+    assert r.exit_code == 0
+    assert "delegates: 2 steps taken by someone acting for the citizen" in r.stdout
+
+
+def test_a_receipt_without_the_delegation_fails_at_each_delegated_step(
+        delegated: Delegated) -> None:
+    granted = _index(delegated.receipt, "delegation.granted")
+
+    def drop(ev: dict[str, Any]) -> None:
+        ev["entries"] = [e for e in ev["entries"] if e["index"] != granted]
+        ev["openings"] = [o for o in ev["openings"] if o["seq"] != granted]
+
+    found = problems(resigned(delegated, drop), delegated.signer)
+    assert found == [("delegation", _index(delegated.receipt, "grant.approved")),
+                     ("delegation", _index(delegated.receipt, "grant.paused"))]
+
+
+def test_a_receipt_whose_delegation_was_changed_fails(delegated: Delegated) -> None:
+    granted = _index(delegated.receipt, "delegation.granted")
+    approved = _index(delegated.receipt, "grant.approved")
+
+    def other_delegate(ev: dict[str, Any]) -> None:  # the opening changed, not re-sealed
+        next(o for o in ev["openings"] if o["seq"] == granted)["private"]["delegate"] = \
+            "sub_someone_else"
+
+    found = problems(resigned(delegated, other_delegate), delegated.signer)
+    assert ("opening", granted) in found and ("delegation", approved) in found
+
+    def resealed(actions: list[str]) -> Any:
+        """The delegation written again with other actions, sealed consistently (so only
+        the inclusion proof, and the delegation's own checks, can tell)."""
+        def change(ev: dict[str, Any]) -> None:
+            item = next(e for e in ev["entries"] if e["index"] == granted)
+            opening = next(o for o in ev["openings"] if o["seq"] == granted)
+            entry = parse_entry(item["entry"].encode())
+            body = {**entry.body, **opening["private"], "actions": actions}
+            s = seal(granted, entry.kind, body, bytes(32))
+            item["entry"] = encode_sealed_entry(granted, entry.time, entry.kind, entry.prev,
+                                                s.public, s.sealed).decode()
+            ev["openings"] = [orjson.loads(s.opening) if o["seq"] == granted else o
+                              for o in ev["openings"]]
+        return change
+
+    found = problems(resigned(delegated, resealed(["view"])), delegated.signer)
+    assert ("inclusion", granted) in found
+    assert ("delegation", approved) in found  # it does not allow approve
+    # Allowing what was done, but no longer what both people signed.
+    found = problems(resigned(delegated, resealed(["approve", "edit", "revoke", "view"])),
+                     delegated.signer)
+    assert ("inclusion", granted) in found and ("delegation", granted) in found
