@@ -27,11 +27,12 @@ from ledger.entry import encode_sealed_entry, parse_entry
 from ledger.note import Signer
 from ledger.sealing import seal
 from vault.domain.grants import ENTRY_KIND, GrantAction
-from vault.services import delegations, grants
+from vault.services import delegations, dependants, grants
 from vault.services.citizens import get_citizen
 from vault.services.context import reading, unit_of_work
 from vault.services.grants import DELEGATED
 from wallet import receipts
+from wallet.passkeys import register_passkey
 from wallet.passkeys.software import SoftAuthenticator
 
 RP_ID = "localhost"
@@ -97,6 +98,50 @@ def test_a_ledger_with_a_delegates_actions_verifies_as_the_vault_wrote_it(
     acted = [e for e in entries if e.body.get("actor") == delegated.delegate]
     assert [e.kind for e in acted] == ["grant.approved", "grant.paused"]
     assert all(e.body["subject"] == delegated.principal for e in acted)
+
+
+def test_a_childs_vault_made_and_handed_over_verifies(tmp_path: Path) -> None:
+    """A parent makes a child's vault (the delegation live on the parent's signature
+    alone, the child's first records written by the parent for the child), approves a
+    grant for the child, and hands the vault over: the child's own passkey, the parent's
+    delegation ended by "handover", and the child approving for themself."""
+    wallet = make_wallet(f"sqlite:///{tmp_path / 'vault.db'}", tmp_path)
+    ctx = wallet.ctx
+    parent_device, child_device = SoftAuthenticator(origin=ORIGIN), SoftAuthenticator(
+        origin=ORIGIN)
+    parent, _ = wallet.sign_up(parent_device)
+    plan = dependants.plan_child(parent_id=parent, given="Ada", family="Byron",
+                                 date_of_birth="2018-12-10", until=None, now=wallet.clock())
+    with reading(ctx) as session:
+        challenge = dependants.child_terms(session, plan).terms_hash()
+    child = dependants.create_child(ctx, plan, proof=parent_device.proof(challenge=challenge),
+                                    verifier=ctx.approvals).child_id
+    first = ask(ctx, World(blue_badge(ctx), child, ""))
+    grants.approve_grant(ctx, first.id, citizen_id=child, actor_id=parent,
+                         proof=parent_device.proof(challenge=first.terms_hash))
+    code = dependants.issue_handover(ctx, b"s" * 32, parent_id=parent, child_id=child).code
+    options, ceremony = wallet.start_registration(child)
+    answer, key = child_device.create(options), wallet.data_key(child)
+    with unit_of_work(ctx) as work:  # as the wallet does: one transaction
+        handover = dependants.claim_handover(work, b"s" * 32, code)
+        register_passkey(work, wallet.rp, citizen_id=child, credential=answer, data_key=key,
+                         expected_challenge=wallet.store.take(ceremony, purpose="register",
+                                                              now=wallet.clock()),
+                         label="My phone")
+        dependants.settle_handover(work, handover, keep=False)
+    second = ask(ctx, World(blue_badge(ctx), child, ""))
+    grants.approve_grant(ctx, second.id, citizen_id=child,
+                         proof=child_device.proof(challenge=second.terms_hash))
+    checker = StoryChecker(rp_id=RP_ID, origins=[ORIGIN])
+    entries = wallet.entries()
+    for e in entries:
+        checker.feed_parts(e.seq, e.kind, e.time, dict(e.body))
+    checker.finish()
+    assert checker.failures == [], checker.failures
+    # The child's two first records and the first approval were the parent's.
+    assert (checker.stats.delegations, checker.stats.delegated_actions) == (1, 3)
+    assert [e.body["by"] for e in entries if e.kind == "delegation.revoked"] == ["handover"]
+    ctx.engine.dispose()
 
 
 # -- the consent receipt ------------------------------------------------------------------
