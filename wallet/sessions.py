@@ -19,7 +19,7 @@ from sqlmodel import Session, col
 
 from vault.storage.tables import WalletSessionRow
 
-__all__ = ["SessionPolicy", "SessionStore", "token_hash"]
+__all__ = ["SessionPolicy", "SessionStore", "SignedIn", "token_hash"]
 
 _TOUCH_EVERY = timedelta(minutes=1)
 
@@ -39,6 +39,15 @@ class SessionPolicy:
                              "absolute timeout")
 
 
+@dataclass(frozen=True, slots=True)
+class SignedIn:
+    """Who is signed in with a session, and whose vault they chose to act in (None:
+    their own; not yet checked against a live relationship: `wallet.acting` does)."""
+
+    citizen_id: str
+    acting_for: str | None = None
+
+
 class SessionStore:
     def __init__(self, engine: Engine, policy: SessionPolicy) -> None:
         self._engine = engine
@@ -54,6 +63,11 @@ class SessionStore:
 
     def resolve(self, token: str | None, *, now: datetime) -> str | None:
         """The citizen signed in with `token`, or None (unknown, ended or timed out)."""
+        found = self.lookup(token, now=now)
+        return found.citizen_id if found is not None else None
+
+    def lookup(self, token: str | None, *, now: datetime) -> SignedIn | None:
+        """The session of `token` (None: unknown, ended or timed out)."""
         if not token or len(token) > 100:
             return None
         key = token_hash(token)
@@ -67,13 +81,23 @@ class SessionStore:
                                 .where(col(WalletSessionRow.token_hash) == key))
                 session.commit()
                 return None
-            citizen_id = row.citizen_id
+            found = SignedIn(row.citizen_id, row.acting_for)
             if now - row.seen_at >= _TOUCH_EVERY:
                 session.execute(update(WalletSessionRow)
                                 .where(col(WalletSessionRow.token_hash) == key)
                                 .values(seen_at=now))
                 session.commit()
-            return citizen_id
+            return found
+
+    def act_for(self, token: str | None, principal_id: str | None) -> None:
+        """Act in `principal_id`'s vault from now on in this session (None: one's own).
+        The caller has checked the relationship; every request checks it again."""
+        if not token:
+            return
+        with self._engine.begin() as conn:
+            conn.execute(update(WalletSessionRow)
+                         .where(col(WalletSessionRow.token_hash) == token_hash(token))
+                         .values(acting_for=principal_id))
 
     def end(self, token: str | None) -> None:
         if not token:

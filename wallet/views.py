@@ -20,6 +20,7 @@ __all__ = [
     "EVENT_WORDS",
     "STATE_WORDS",
     "GrantCard",
+    "behalf_words",
     "category_label",
     "category_line",
     "category_words",
@@ -136,6 +137,11 @@ def grant_card(grant: GrantView, service_name: str) -> GrantCard:
         tuple(derived_label(d) for d in grant.terms.derived),
         tuple((category_label(c), category_words(c)) for c in grant.terms.categories),
         tuple(category_line(c) for c in grant.terms.categories))
+
+
+def behalf_words(name: str | None) -> str:
+    """How a grant approved by someone acting for the citizen is marked (issue 14 §3)."""
+    return f"Approved on your behalf by {name or 'someone who has since left the vault'}"
 
 
 def grant_cards(grants: Iterable[GrantView], names: dict[str, str]) -> list[GrantCard]:

@@ -19,7 +19,7 @@ from wallet.errors import PasskeyRejected
 from wallet.passkeys.authentication import approval_options, proof_from_browser
 from wallet.passkeys.challenges import new_challenge
 from wallet.routes.auth import Answer, end_session_cookie
-from wallet.routes.deps import Citizen, Wallet, csrf_guard, render
+from wallet.routes.deps import Actor, Wallet, csrf_guard, render
 from wallet.routes.passkeys import citizen_passkeys
 
 __all__ = ["router"]
@@ -29,12 +29,12 @@ router = APIRouter(prefix="/wallet", dependencies=[Depends(csrf_guard)],
 
 
 @router.get("/account", response_class=HTMLResponse)
-def account_page(request: Request, citizen_id: Citizen) -> Response:
+def account_page(request: Request, citizen_id: Actor) -> Response:
     return render(request, "account.html")
 
 
 @router.post("/account/delete/options")
-def delete_options(wallet: Wallet, citizen_id: Citizen) -> dict[str, Any]:
+def delete_options(wallet: Wallet, citizen_id: Actor) -> dict[str, Any]:
     views, _ = citizen_passkeys(wallet.ctx, citizen_id)
     challenge = new_challenge()
     options = approval_options(wallet.rp, challenge=challenge,
@@ -45,7 +45,7 @@ def delete_options(wallet: Wallet, citizen_id: Citizen) -> dict[str, Any]:
 
 
 @router.post("/account/delete")
-def delete(request: Request, wallet: Wallet, citizen_id: Citizen,
+def delete(request: Request, wallet: Wallet, citizen_id: Actor,
            answer: Answer) -> JSONResponse:
     ceremony = wallet.challenges.claim(answer.ceremony or "", purpose="confirm",
                                        now=wallet.ctx.clock())

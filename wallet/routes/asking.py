@@ -20,7 +20,7 @@ from vault.oauth.authorize import open_authorization
 from vault.services import blocks
 from vault.services.context import reading
 from wallet.routes.authorize import back_path
-from wallet.routes.deps import Citizen, Wallet, csrf_guard, render
+from wallet.routes.deps import Subject, Wallet, csrf_guard, render
 
 __all__ = ["router"]
 
@@ -37,9 +37,10 @@ _GRANT_ID = re.compile(r"gr_[A-Za-z0-9_-]{1,37}")
 
 
 @router.get("/services/{service_id}/stop", response_class=HTMLResponse)
-def stop_asking_page(request: Request, wallet: Wallet, citizen_id: Citizen,
+def stop_asking_page(request: Request, wallet: Wallet, acting: Subject,
                      service_id: ServiceId,
                      grant: Annotated[str, Query(max_length=40)] = "") -> Response:
+    citizen_id = acting.subject_id
     with reading(wallet.ctx) as session:
         status = blocks.asking_status(session, citizen_id=citizen_id, service_id=service_id)
     # The grant only makes the page's links and form lead back to it: a grant id or nothing.
@@ -48,9 +49,11 @@ def stop_asking_page(request: Request, wallet: Wallet, citizen_id: Citizen,
 
 
 @router.post("/services/{service_id}/stop")
-def stop_asking(wallet: Wallet, citizen_id: Citizen, service_id: ServiceId,
+def stop_asking(wallet: Wallet, acting: Subject, service_id: ServiceId,
                 grant: _GRANT = "") -> Response:
-    declined = blocks.block_service(wallet.ctx, citizen_id=citizen_id, service_id=service_id)
+    citizen_id = acting.subject_id
+    declined = blocks.block_service(wallet.ctx, citizen_id=citizen_id, service_id=service_id,
+                                    actor_id=acting.actor_id)
     if grant and grant in declined:  # so only this citizen's request of this service
         with reading(wallet.ctx) as session:
             waiting = open_authorization(session, grant, now=wallet.ctx.clock())
@@ -62,9 +65,11 @@ def stop_asking(wallet: Wallet, citizen_id: Citizen, service_id: ServiceId,
 
 
 @router.post("/services/{service_id}/allow")
-def allow_asking(wallet: Wallet, citizen_id: Citizen, service_id: ServiceId,
+def allow_asking(wallet: Wallet, acting: Subject, service_id: ServiceId,
                  authorization: _AUTHORIZATION = "") -> Response:
-    blocks.unblock_service(wallet.ctx, citizen_id=citizen_id, service_id=service_id)
+    citizen_id = acting.subject_id
+    blocks.unblock_service(wallet.ctx, citizen_id=citizen_id, service_id=service_id,
+                           actor_id=acting.actor_id)
     if _REQUEST_ID.fullmatch(authorization):
         # Back to the request it was refused, which can now be put to the citizen.
         return RedirectResponse(f"/wallet/authorize/{authorization}", 303)

@@ -18,7 +18,7 @@ from wallet.errors import RecoveryRefused
 from wallet.next_path import safe_next
 from wallet.passkeys.authentication import authentication_options, verify_sign_in
 from wallet.passkeys.registration import registration_options, user_handle
-from wallet.routes.deps import Citizen, Wallet, client_key, csrf_guard, get_visitor, render
+from wallet.routes.deps import Actor, Wallet, client_key, csrf_guard, get_visitor, render
 from wallet.web import WalletState
 
 __all__ = ["SIGNED_OUT", "Answer", "end_session_cookie", "router", "signed_in",
@@ -168,12 +168,12 @@ def recover(request: Request, wallet: Wallet,
 
 
 @router.get("/welcome", response_class=HTMLResponse)
-def welcome(request: Request, citizen_id: Citizen, next: str = "") -> Response:
+def welcome(request: Request, citizen_id: Actor, next: str = "") -> Response:
     return render(request, "welcome.html", next_path=safe_next(next))
 
 
 @router.post("/recovery-codes", response_class=HTMLResponse)
-def recovery_codes(request: Request, wallet: Wallet, citizen_id: Citizen,
+def recovery_codes(request: Request, wallet: Wallet, citizen_id: Actor,
                    next: Annotated[str, Form(max_length=500)] = "") -> Response:
     made = new_recovery_codes(wallet.ctx, wallet.secret, citizen_id)
     return render(request, "codes.html", codes=made.codes, replaced=made.replaced,

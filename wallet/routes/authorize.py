@@ -34,7 +34,7 @@ from vault.oauth.authorize import (
 from vault.oauth.errors import InvalidRequestUriError, OAuthError
 from vault.oauth.metadata import AUTHORIZATION_PATH
 from vault.services.context import reading
-from wallet.routes.deps import Citizen, Wallet, csrf_guard, render
+from wallet.routes.deps import Subject, Wallet, csrf_guard, render
 
 __all__ = ["back_path", "return_path", "router"]
 
@@ -82,8 +82,9 @@ def problem_page(request: Request, why: Why = "invalid") -> Response:
 
 
 @router.get("/wallet/authorize/{request_id}")
-def consent(request: Request, wallet: Wallet, citizen_id: Citizen, request_id: str
+def consent(request: Request, wallet: Wallet, acting: Subject, request_id: str
             ) -> Response:
+    citizen_id = acting.subject_id
     try:
         started = attach_citizen(wallet.ctx, request_id, citizen_id=citizen_id)
     except AskingNotAllowed as refused:
@@ -97,7 +98,8 @@ def consent(request: Request, wallet: Wallet, citizen_id: Citizen, request_id: s
 
 
 @router.get("/wallet/authorize/{request_id}/return")
-def back_to_service(wallet: Wallet, citizen_id: Citizen, request_id: str) -> Response:
+def back_to_service(wallet: Wallet, acting: Subject, request_id: str) -> Response:
+    citizen_id = acting.subject_id
     try:
         target = answer_authorization(wallet.ctx, request_id, citizen_id=citizen_id,
                                       issuer=wallet.issuer)
@@ -109,8 +111,9 @@ def back_to_service(wallet: Wallet, citizen_id: Citizen, request_id: str) -> Res
 
 
 @router.get("/wallet/authorize/{request_id}/back", response_class=HTMLResponse)
-def taking_you_back(request: Request, wallet: Wallet, citizen_id: Citizen, request_id: str,
+def taking_you_back(request: Request, wallet: Wallet, acting: Subject, request_id: str,
                     done: Literal["declined"] | None = None) -> Response:
+    citizen_id = acting.subject_id
     with reading(wallet.ctx) as session:
         service_name = asking_service(session, request_id, now=wallet.ctx.clock(),
                                       citizen_id=citizen_id)

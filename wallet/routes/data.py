@@ -44,7 +44,7 @@ from wallet.forms import (
     show_value,
 )
 from wallet.list_pages import PAGE_FIELDS, ListPage, page_of, posted_page
-from wallet.routes.deps import Citizen, Wallet, csrf_guard, render
+from wallet.routes.deps import Subject, Wallet, csrf_guard, render
 from wallet.routes.series import readings_page, save_readings
 from wallet.web import WalletState
 
@@ -199,8 +199,9 @@ Posted = Annotated[dict[str, str], Depends(posted_fields)]
 
 
 @router.get("/data", response_class=HTMLResponse)
-def data_page(request: Request, wallet: Wallet, citizen_id: Citizen, done: str = ""
+def data_page(request: Request, wallet: Wallet, acting: Subject, done: str = ""
               ) -> Response:
+    citizen_id = acting.subject_id
     with reading(wallet.ctx) as session:
         views = records.latest_values(wallet.ctx, session, get_citizen(session, citizen_id))
         sources = records.version_sources(session, citizen_id)
@@ -214,7 +215,8 @@ def data_page(request: Request, wallet: Wallet, citizen_id: Citizen, done: str =
 
 # Before /data/{code}: "export.json" is not a category.
 @router.get("/data/export.json")
-def export(wallet: Wallet, citizen_id: Citizen) -> Response:
+def export(wallet: Wallet, acting: Subject) -> Response:
+    citizen_id = acting.subject_id
     body = {"exported_at": wallet.ctx.clock().isoformat(),
             "categories": records.export_all(wallet.ctx, citizen_id)}
     return Response(json.dumps(body, ensure_ascii=False, indent=2),
@@ -313,8 +315,9 @@ def _drawn_again(request: Request, wallet: WalletState, citizen_id: str, categor
 
 
 @router.get("/data/{code}", response_class=HTMLResponse)
-def edit_page(request: Request, wallet: Wallet, citizen_id: Citizen, code: str,
+def edit_page(request: Request, wallet: Wallet, acting: Subject, code: str,
               page: PageNumber = 1, done: str = "") -> Response:
+    citizen_id = acting.subject_id
     category = _category(code)
     _not_held(wallet, code)
     if category.series:  # readings: a table and charts, and a form to add some
@@ -326,14 +329,15 @@ def edit_page(request: Request, wallet: Wallet, citizen_id: Citizen, code: str,
 
 
 @router.post("/data/{code}", response_class=HTMLResponse)
-def save(request: Request, wallet: Wallet, citizen_id: Citizen, code: str, posted: Posted
+def save(request: Request, wallet: Wallet, acting: Subject, code: str, posted: Posted
          ) -> Response:
+    citizen_id = acting.subject_id
     category = _category(code)
     _not_held(wallet, code)
     fields = {k: v for k, v in posted.items() if k not in _NOT_FORM_FIELDS}
     if category.series:  # added as a batch of the citizen's own; nothing stored changes
         return save_readings(request, wallet, citizen_id, category, fields,
-                             posted.get("action"))
+                             posted.get("action"), actor_id=acting.actor_id)
     try:
         page = posted_page(posted)
     except ValueError:
@@ -359,7 +363,7 @@ def save(request: Request, wallet: Wallet, citizen_id: Citizen, code: str, poste
     try:
         got = read_form(category.schema, fields, start=page.start if page is not None else 0)
         value = got.value if page is None else page.merge(stored, got.value)
-        records.write_record(wallet.ctx, citizen_id, code, value)
+        records.write_record(wallet.ctx, citizen_id, code, value, actor_id=acting.actor_id)
     except (FormError, InvalidValue) as exc:
         return _edit_page(request, wallet, citizen_id, category, fields,
                           problem=explain(category, exc, got), status_code=400, page=page)
@@ -384,8 +388,9 @@ def _only_the_issuer(wallet: WalletState, views: Sequence[records.RecordView],
 
 
 @router.get("/data/{code}/delete", response_class=HTMLResponse)
-def delete_page(request: Request, wallet: Wallet, citizen_id: Citizen, code: str
+def delete_page(request: Request, wallet: Wallet, acting: Subject, code: str
                 ) -> Response:
+    citizen_id = acting.subject_id
     category = _category(code)
     views = records.record_history(wallet.ctx, citizen_id, code)
     if not views:
@@ -398,10 +403,11 @@ def delete_page(request: Request, wallet: Wallet, citizen_id: Citizen, code: str
 
 
 @router.post("/data/{code}/delete")
-def delete(wallet: Wallet, citizen_id: Citizen, code: str) -> Response:
+def delete(wallet: Wallet, acting: Subject, code: str) -> Response:
+    citizen_id = acting.subject_id
     category = _category(code)
     try:
-        records.delete_records(wallet.ctx, citizen_id, code)
+        records.delete_records(wallet.ctx, citizen_id, code, actor_id=acting.actor_id)
     except NotFound:
         raise NotFound(f"you have no {category.label} to delete") from None
     except RecordConflict:
@@ -422,8 +428,9 @@ def _disputed_version(wallet: WalletState, citizen_id: str, category: Category
 
 
 @router.get("/data/{code}/wrong", response_class=HTMLResponse)
-def wrong_page(request: Request, wallet: Wallet, citizen_id: Citizen, code: str
+def wrong_page(request: Request, wallet: Wallet, acting: Subject, code: str
                ) -> Response:
+    citizen_id = acting.subject_id
     category = _category(code)
     version = _disputed_version(wallet, citizen_id, category)
     with reading(wallet.ctx) as session:
@@ -444,10 +451,12 @@ def _posted_version(posted: Mapping[str, str]) -> int:
 
 
 @router.post("/data/{code}/wrong")
-def tell_wrong(wallet: Wallet, citizen_id: Citizen, code: str, posted: Posted) -> Response:
+def tell_wrong(wallet: Wallet, acting: Subject, code: str, posted: Posted) -> Response:
+    citizen_id = acting.subject_id
     category = _category(code)
     told = disputes.dispute_record(wallet.ctx, citizen_id, category.code,
                                    version=_posted_version(posted),
-                                   reason=posted.get("reason") or "not_given")
+                                   reason=posted.get("reason") or "not_given",
+                                   actor_id=acting.actor_id)
     done = "told" if told.new else "told_before"
     return RedirectResponse(f"/wallet/data/{category.code}?done={done}", 303)

@@ -1,4 +1,11 @@
-"""What every wallet route needs: the wallet, the visitor, the CSRF check, rendering."""
+"""What every wallet route needs: the wallet, the visitor, the CSRF check, rendering.
+
+Routes name whom they are about (issue 14 §3): `Actor` is the signed-in person (their
+passkeys, recovery codes, account, sign-out, the people they act for); `Subject` is the
+person whose vault a page shows and acts in (`wallet.acting`: the actor themself, or
+someone they chose to act for, checked on every request). `Citizen` is `Actor`'s older
+name.
+"""
 
 from __future__ import annotations
 
@@ -8,17 +15,23 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse
 
+from vault.services.context import reading
+from wallet.acting import ActingAs, header, resolve
 from wallet.errors import NotSignedIn
 from wallet.security import check_csrf, csrf_token
 from wallet.web import WalletState
 
 __all__ = [
+    "Actor",
     "Citizen",
+    "Subject",
     "Visitor",
+    "VisitorDep",
     "Wallet",
     "client_key",
     "csrf_guard",
     "get_citizen_id",
+    "get_subject",
     "get_visitor",
     "get_wallet",
     "render",
@@ -38,9 +51,17 @@ Wallet = Annotated[WalletState, Depends(get_wallet)]
 class Visitor:
     citizen_id: str | None
     session_token: str | None
-    #: The CSRF anchor: the session token when signed in, else the visitor cookie.
+    #: The CSRF anchor: the session token when signed in (with whose vault they act in,
+    #: so a form drawn in one vault is refused after the switch to another), else the
+    #: visitor cookie.
     anchor: str | None
     csrf: str
+    #: Whose vault the session chose (unchecked: `get_subject` checks it).
+    acting_for: str | None = None
+
+
+def _anchor(token: str, acting_for: str | None) -> str:
+    return token if acting_for is None else f"{token}:{acting_for}"
 
 
 def get_visitor(request: Request, wallet: Wallet) -> Visitor:
@@ -48,10 +69,14 @@ def get_visitor(request: Request, wallet: Wallet) -> Visitor:
     if isinstance(cached, Visitor):
         return cached
     token = request.cookies.get(wallet.cookies.session)
-    citizen_id = wallet.sessions.resolve(token, now=wallet.ctx.clock())
-    anchor = token if citizen_id is not None else request.cookies.get(wallet.cookies.visitor)
-    visitor = Visitor(citizen_id, token if citizen_id else None, anchor,
-                      csrf_token(wallet.secret, anchor) if anchor else "")
+    found = wallet.sessions.lookup(token, now=wallet.ctx.clock())
+    if found is not None and token:
+        anchor: str | None = _anchor(token, found.acting_for)
+        visitor = Visitor(found.citizen_id, token, anchor, csrf_token(wallet.secret, anchor),
+                          found.acting_for)
+    else:
+        anchor = request.cookies.get(wallet.cookies.visitor)
+        visitor = Visitor(None, None, anchor, csrf_token(wallet.secret, anchor) if anchor else "")
     request.state.visitor = visitor
     return visitor
 
@@ -65,7 +90,28 @@ def get_citizen_id(visitor: VisitorDep) -> str:
     return visitor.citizen_id
 
 
-Citizen = Annotated[str, Depends(get_citizen_id)]
+Actor = Annotated[str, Depends(get_citizen_id)]
+Citizen = Actor
+
+
+def get_subject(request: Request, wallet: Wallet, visitor: VisitorDep) -> ActingAs:
+    """The actor and whose vault this request is in (`wallet.acting.resolve`)."""
+    cached = getattr(request.state, "acting", None)
+    if isinstance(cached, ActingAs):
+        return cached
+    actor_id = get_citizen_id(visitor)
+    acting = resolve(wallet, actor_id=actor_id, chosen=visitor.acting_for,
+                     token=visitor.session_token, safe=request.method in _SAFE)
+    if visitor.acting_for is not None and not acting.for_someone:
+        # The choice was cleared: this page's forms carry the token of one's own vault.
+        anchor = _anchor(visitor.session_token or "", None)
+        request.state.visitor = Visitor(actor_id, visitor.session_token, anchor,
+                                        csrf_token(wallet.secret, anchor), None)
+    request.state.acting = acting
+    return acting
+
+
+Subject = Annotated[ActingAs, Depends(get_subject)]
 
 
 async def csrf_guard(request: Request, wallet: Wallet, visitor: VisitorDep) -> None:
@@ -92,7 +138,22 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
            ) -> HTMLResponse:
     wallet = get_wallet(request)
     visitor = get_visitor(request, wallet)
+    if visitor.citizen_id is not None and "acting" not in context:
+        context["acting"] = _acting_header(request, wallet, visitor)
     return wallet.templates.TemplateResponse(
         request, template, {"csrf": visitor.csrf, "signed_in": visitor.citizen_id is not None,
                             **context},
         status_code=status_code)
+
+
+def _acting_header(request: Request, wallet: WalletState, visitor: Visitor) -> dict[str, Any]:
+    """The header's "Acting for" switch and banner: on a page of the subject's vault, whose
+    it is; on a page of the actor's own account (passkeys, account), that it is theirs."""
+    assert visitor.citizen_id is not None
+    acting = getattr(request.state, "acting", None)
+    with reading(wallet.ctx) as session:
+        found = header(wallet, session, actor_id=visitor.citizen_id,
+                       chosen=visitor.acting_for)
+    return {"people": found.people, "chosen": found.chosen, "name": found.chosen_name,
+            # A page that did not ask whose vault it is shows the actor's own account.
+            "own_page": not isinstance(acting, ActingAs)}

@@ -4,6 +4,12 @@ Approving, pausing, resuming and revoking are passkey signatures (ARCHITECTURE ย
 options ask one of the citizen's passkeys to sign exactly the challenge the vault will
 check (the terms hash to approve; an action challenge otherwise). Declining needs only
 the session.
+
+Every page here is about the *subject*'s vault (`wallet.routes.deps.Subject`): someone
+acting for another person sees theirs, and acts in it with their own passkeys, as far as
+the relationship allows (each action checks it in its own transaction: the services'
+`actor_id`). The requests page also lists the requests waiting for the people one acts
+for, each marked with their name; activity lists what others did on the subject's behalf.
 """
 
 from __future__ import annotations
@@ -14,21 +20,23 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from vault.domain.grants import GrantAction, GrantState, allowed_actions
+from vault.domain.relationships import DelegatedAction
 from vault.errors import NotFound
 from vault.oauth.authorize import open_authorization
 from vault.oauth.backchannel import binding_message
-from vault.services import grants
+from vault.services import behalf, delegations, grants
 from vault.services.activity import accesses, grant_events, grants_page, service_names
 from vault.services.blocks import blocked_services
 from vault.services.context import reading
 from vault.storage.tables import GrantRow, ServiceRow
+from wallet.acting import ActingAs
 from wallet.passkeys.authentication import approval_options, proof_from_browser
 from wallet.passkeys.manage import credential_ids
 from wallet.routes.auth import Answer
 from wallet.routes.authorize import back_path, return_path
-from wallet.routes.deps import Citizen, Wallet, csrf_guard, render
-from wallet.routes.listing import access_rows
-from wallet.views import EVENT_WORDS, grant_card, grant_cards, when
+from wallet.routes.deps import Subject, Wallet, csrf_guard, render
+from wallet.routes.listing import access_rows, done_rows
+from wallet.views import EVENT_WORDS, GrantCard, behalf_words, grant_card, grant_cards, when
 from wallet.web import WalletState
 
 __all__ = ["router"]
@@ -59,39 +67,80 @@ Before = Annotated[int | None, Query(ge=0, le=2**62)]
 SignedAction = Literal["approve", "pause", "resume", "revoke"]
 
 
+#: Requests shown per person one acts for on one's own requests page.
+_OTHERS_SHOWN = 5
+
+
+def _for_others(session: Any, wallet: WalletState, actor_id: str
+                ) -> list[tuple[str, str, list[GrantCard], bool]]:
+    """Requests waiting for each person the actor acts for: (their id, their name, the
+    first few as cards, whether there are more)."""
+    people = delegations.acting_for(session, actor_id, now=wallet.ctx.clock())
+    if not people:
+        return []
+    ids = list(dict.fromkeys(p.principal_id for p in people))
+    who = delegations.display_names(wallet.ctx, session, ids)
+    out = []
+    for pid in ids:
+        page = grants_page(session, pid, states=[GrantState.REQUESTED], limit=_OTHERS_SHOWN)
+        if page.items:
+            names = service_names(session, [g.service_id for g in page.items])
+            out.append((pid, who[pid], grant_cards(page.items, names),
+                        page.next_before is not None))
+    return out
+
+
 @router.get("/requests", response_class=HTMLResponse)
-def requests_page(request: Request, wallet: Wallet, citizen_id: Citizen,
+def requests_page(request: Request, wallet: Wallet, acting: Subject,
                   before: Before = None, done: str = "") -> Response:
+    citizen_id = acting.subject_id
     with reading(wallet.ctx) as session:
         page = grants_page(session, citizen_id, states=[GrantState.REQUESTED], before=before)
         names = service_names(session, [g.service_id for g in page.items])
         stopped = blocked_services(session, citizen_id)
+        # In one's own vault, the requests of the people one acts for too (issue 14 ยง3).
+        others = [] if acting.for_someone or before is not None else \
+            _for_others(session, wallet, acting.actor_id)
     return render(request, "requests.html", nav="requests",
                   cards=grant_cards(page.items, names), next_before=page.next_before,
-                  notice=_DONE.get(done), blocked=stopped)
+                  notice=_DONE.get(done), blocked=stopped, others=others)
+
+
+def _approved_for(session: Any, wallet: WalletState, grant_ids: list[str]) -> dict[str, str]:
+    """"Approved on your behalf by NAME" for those of these grants a delegate approved."""
+    by = behalf.approved_by(session, grant_ids)
+    names = delegations.display_names(wallet.ctx, session,
+                                      [a for a in by.values() if a is not None])
+    return {gid: behalf_words(names.get(actor) if actor else None)
+            for gid, actor in by.items()}
 
 
 @router.get("/grants", response_class=HTMLResponse)
-def grants_list(request: Request, wallet: Wallet, citizen_id: Citizen,
+def grants_list(request: Request, wallet: Wallet, acting: Subject,
                 show: Literal["active", "ended"] = "active", before: Before = None
                 ) -> Response:
     states = _ACTIVE if show == "active" else _ENDED
     with reading(wallet.ctx) as session:
-        page = grants_page(session, citizen_id, states=states, before=before)
+        page = grants_page(session, acting.subject_id, states=states, before=before)
         names = service_names(session, [g.service_id for g in page.items])
+        marks = _approved_for(session, wallet, [g.id for g in page.items])
     return render(request, "grants.html", nav="grants", show=show,
-                  cards=grant_cards(page.items, names), next_before=page.next_before)
+                  cards=grant_cards(page.items, names), next_before=page.next_before,
+                  behalf=marks)
 
 
 @router.get("/activity", response_class=HTMLResponse)
-def activity_page(request: Request, wallet: Wallet, citizen_id: Citizen,
-                  before: Before = None) -> Response:
+def activity_page(request: Request, wallet: Wallet, acting: Subject,
+                  before: Before = None, done_before: Before = None) -> Response:
+    citizen_id = acting.subject_id
     with reading(wallet.ctx) as session:
         page = accesses(session, citizen_id, before=before, limit=50)
         names = service_names(session, [a.service_id for a in page.items])
         rows = access_rows(session, page.items, names)
+        done, more = behalf.done_for(session, citizen_id, before=done_before)
+        done_lines = done_rows(wallet.ctx, session, done)
     return render(request, "activity.html", nav="activity", rows=rows,
-                  next_before=page.next_before)
+                  next_before=page.next_before, done=done_lines, done_next=more)
 
 
 def _own_grant(session: Any, grant_id: str, citizen_id: str) -> GrantRow:
@@ -102,10 +151,12 @@ def _own_grant(session: Any, grant_id: str, citizen_id: str) -> GrantRow:
 
 
 @router.get("/grants/{grant_id}", response_class=HTMLResponse)
-def grant_page(request: Request, wallet: Wallet, citizen_id: Citizen, grant_id: str,
+def grant_page(request: Request, wallet: Wallet, acting: Subject, grant_id: str,
                before: Before = None, done: str = "") -> Response:
+    citizen_id = acting.subject_id
     with reading(wallet.ctx) as session:
         row = _own_grant(session, grant_id, citizen_id)
+        marks = _approved_for(session, wallet, [grant_id])
         service = session.get(ServiceRow, row.service_id)
         assert service is not None  # a foreign key
         card = grant_card(grants.view(row), service.name)
@@ -122,7 +173,7 @@ def grant_page(request: Request, wallet: Wallet, citizen_id: Citizen, grant_id: 
     return render(request, template, nav="requests" if template == "consent.html" else "grants",
                   card=card, service=service, events=events, rows=rows,
                   next_before=page.next_before, actions=actions, notice=_DONE.get(done),
-                  returning=returning, binding=binding)
+                  returning=returning, binding=binding, behalf=marks)
 
 
 def _waiting_authorization(wallet: WalletState, grant_id: str) -> str | None:
@@ -132,8 +183,9 @@ def _waiting_authorization(wallet: WalletState, grant_id: str) -> str | None:
 
 
 @router.post("/grants/{grant_id}/decline")
-def decline(wallet: Wallet, citizen_id: Citizen, grant_id: str) -> Response:
-    grants.deny_grant(wallet.ctx, grant_id, citizen_id=citizen_id)
+def decline(wallet: Wallet, acting: Subject, grant_id: str) -> Response:
+    grants.deny_grant(wallet.ctx, grant_id, citizen_id=acting.subject_id,
+                      actor_id=acting.actor_id)
     waiting = _waiting_authorization(wallet, grant_id)
     # Not straight to the service: this answers a form, and form-action 'self' would
     # block a redirect to another origin (wallet.routes.authorize explains).
@@ -142,21 +194,32 @@ def decline(wallet: Wallet, citizen_id: Citizen, grant_id: str) -> Response:
 
 
 # After the fixed paths: "decline" must not be taken for a signed action.
+def _may(wallet: WalletState, acting: ActingAs, action: DelegatedAction) -> None:
+    """RelationshipRefused before the passkey is asked for, when the relationship does not
+    allow the action (the action checks again, in its own transaction)."""
+    with reading(wallet.ctx) as session:
+        delegations.authorize(session, actor_id=acting.actor_id,
+                              subject_id=acting.subject_id, action=action,
+                              now=wallet.ctx.clock())
+
+
 @router.post("/grants/{grant_id}/{action}/options")
-def signing_options(wallet: Wallet, citizen_id: Citizen, grant_id: str,
+def signing_options(wallet: Wallet, acting: Subject, grant_id: str,
                     action: SignedAction) -> dict[str, Any]:
-    challenge = grants.signing_challenge(wallet.ctx, grant_id, citizen_id=citizen_id,
+    _may(wallet, acting, grants.DELEGATED[_SIGNED[action]])
+    challenge = grants.signing_challenge(wallet.ctx, grant_id, citizen_id=acting.subject_id,
                                          action=_SIGNED[action])
     with reading(wallet.ctx) as session:
-        allow = credential_ids(session, citizen_id)
+        # The signer's passkeys: the actor's, in their own vault or acting for someone.
+        allow = credential_ids(session, acting.actor_id)
     return {"publicKey": approval_options(wallet.rp, challenge=challenge, allow=allow)}
 
 
 @router.post("/grants/{grant_id}/{action}")
-def signed_action(wallet: Wallet, citizen_id: Citizen, grant_id: str, action: SignedAction,
+def signed_action(wallet: Wallet, acting: Subject, grant_id: str, action: SignedAction,
                   answer: Answer) -> JSONResponse:
     what = _SIGNED[action]
-    _DO[what](wallet.ctx, grant_id, citizen_id=citizen_id,
+    _DO[what](wallet.ctx, grant_id, citizen_id=acting.subject_id, actor_id=acting.actor_id,
               proof=proof_from_browser(answer.credential))
     waiting = _waiting_authorization(wallet, grant_id) if what is GrantAction.APPROVE \
         else None
@@ -166,10 +229,10 @@ def signed_action(wallet: Wallet, citizen_id: Citizen, grant_id: str, action: Si
 
 
 @router.get("/grants/{grant_id}/receipt.json")
-def receipt(wallet: Wallet, citizen_id: Citizen, grant_id: str) -> Response:
+def receipt(wallet: Wallet, acting: Subject, grant_id: str) -> Response:
     from wallet.receipts import build_receipt
 
-    body = build_receipt(wallet.ctx, wallet.signer, citizen_id=citizen_id, grant_id=grant_id,
-                         rp=wallet.rp)
+    body = build_receipt(wallet.ctx, wallet.signer, citizen_id=acting.subject_id,
+                         grant_id=grant_id, rp=wallet.rp)
     return JSONResponse(body, headers={
         "Content-Disposition": f'attachment; filename="consent-receipt-{grant_id}.json"'})

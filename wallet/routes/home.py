@@ -8,7 +8,7 @@ from fastapi.responses import HTMLResponse, Response
 from vault.domain.grants import GrantState
 from vault.services.activity import accesses, count_grants, grants_page, service_names
 from vault.services.context import reading
-from wallet.routes.deps import Wallet, csrf_guard, get_visitor, render
+from wallet.routes.deps import Wallet, csrf_guard, get_subject, get_visitor, render
 from wallet.routes.listing import access_rows
 from wallet.views import grant_cards
 
@@ -20,9 +20,11 @@ router = APIRouter(prefix="/wallet", dependencies=[Depends(csrf_guard)],
 
 @router.get("", response_class=HTMLResponse)
 def home(request: Request, wallet: Wallet) -> Response:
-    citizen_id = get_visitor(request, wallet).citizen_id
-    if citizen_id is None:
+    visitor = get_visitor(request, wallet)
+    if visitor.citizen_id is None:
         return render(request, "landing.html")
+    # The dashboard of the vault shown: one's own, or that of someone one acts for.
+    citizen_id = get_subject(request, wallet, visitor).subject_id
     with reading(wallet.ctx) as session:
         counts = count_grants(session, citizen_id)
         pending = grants_page(session, citizen_id, states=[GrantState.REQUESTED], limit=5)

@@ -47,7 +47,7 @@ from wallet.passkeys.registration import (
     user_handle,
 )
 from wallet.routes.auth import Answer
-from wallet.routes.deps import Citizen, Wallet, csrf_guard, render
+from wallet.routes.deps import Actor, Wallet, csrf_guard, render
 from wallet.views import when
 
 __all__ = ["DONE_NOTICES", "PasskeyLine", "citizen_passkeys", "router"]
@@ -106,13 +106,13 @@ def _page(request: Request, citizen_id: str, *, status_code: int = 200,
 
 
 @router.get("/passkeys", response_class=HTMLResponse)
-def passkeys_page(request: Request, citizen_id: Citizen, done: str = "") -> Response:
+def passkeys_page(request: Request, citizen_id: Actor, done: str = "") -> Response:
     return _page(request, citizen_id, notice=DONE_NOTICES.get(done),
                  recovered=done == "recovered")
 
 
 @router.post("/passkeys/rename")
-def rename(request: Request, wallet: Wallet, citizen_id: Citizen,
+def rename(request: Request, wallet: Wallet, citizen_id: Actor,
            credential_id: _CREDENTIAL_ID,
            label: Annotated[str, Form(max_length=200)] = "") -> Response:
     try:
@@ -138,7 +138,7 @@ _LAST = ("this is your only passkey and you have no recovery codes, so it was no
 
 
 @router.get("/passkeys/{credential_id}/remove", response_class=HTMLResponse)
-def remove_page(request: Request, wallet: Wallet, citizen_id: Citizen,
+def remove_page(request: Request, wallet: Wallet, citizen_id: Actor,
                 credential_id: _CREDENTIAL_PATH) -> Response:
     """What removing this passkey means, then the passkey check (or, for the only
     passkey without recovery codes, why it cannot go)."""
@@ -153,7 +153,7 @@ def remove_page(request: Request, wallet: Wallet, citizen_id: Citizen,
 
 
 @router.post("/passkeys/{credential_id}/remove/options")
-def remove_options(wallet: Wallet, citizen_id: Citizen, credential_id: _CREDENTIAL_PATH
+def remove_options(wallet: Wallet, citizen_id: Actor, credential_id: _CREDENTIAL_PATH
                    ) -> dict[str, Any]:
     views, codes = citizen_passkeys(wallet.ctx, citizen_id)
     if credential_id not in {v.credential_id for v in views}:
@@ -169,7 +169,7 @@ def remove_options(wallet: Wallet, citizen_id: Citizen, credential_id: _CREDENTI
 
 
 @router.post("/passkeys/{credential_id}/remove")
-def remove(wallet: Wallet, citizen_id: Citizen, credential_id: _CREDENTIAL_PATH,
+def remove(wallet: Wallet, citizen_id: Actor, credential_id: _CREDENTIAL_PATH,
            answer: Answer) -> dict[str, str]:
     ceremony = wallet.challenges.claim(answer.ceremony or "", purpose="remove_passkey",
                                        now=wallet.ctx.clock())
@@ -190,7 +190,7 @@ class _AddFields(BaseModel):
 
 
 @router.post("/passkeys/options")
-def add_options(wallet: Wallet, citizen_id: Citizen, fields: _AddFields) -> dict[str, Any]:
+def add_options(wallet: Wallet, citizen_id: Actor, fields: _AddFields) -> dict[str, Any]:
     check_label(fields.label)  # a name we cannot keep fails before the device is asked
     views, _ = citizen_passkeys(wallet.ctx, citizen_id)
     options, challenge = registration_options(
@@ -202,7 +202,7 @@ def add_options(wallet: Wallet, citizen_id: Citizen, fields: _AddFields) -> dict
 
 
 @router.post("/passkeys/add")
-def add(wallet: Wallet, citizen_id: Citizen, answer: Answer) -> dict[str, str]:
+def add(wallet: Wallet, citizen_id: Actor, answer: Answer) -> dict[str, str]:
     ceremony = wallet.challenges.claim(answer.ceremony or "", purpose="register",
                                        now=wallet.ctx.clock())
     if ceremony.citizen_id != citizen_id:

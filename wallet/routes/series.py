@@ -35,9 +35,11 @@ def readings_page(request: Request, wallet: WalletState, citizen_id: str, catego
 
 
 def save_readings(request: Request, wallet: WalletState, citizen_id: str, category: Category,
-                  fields: Mapping[str, str], action: str | None) -> Response:
+                  fields: Mapping[str, str], action: str | None, *, actor_id: str
+                  ) -> Response:
     """"Add another": the same form with one more row; "Save": the rows typed, as one
-    batch (a problem in any of them, and nothing is added)."""
+    batch (a problem in any of them, and nothing is added). `actor_id`: who is signed
+    in (someone acting for the citizen needs `edit`)."""
     if action == "more":
         return readings_page(request, wallet, citizen_id, category, fields)
     got: FormReading | None = None
@@ -48,7 +50,8 @@ def save_readings(request: Request, wallet: WalletState, citizen_id: str, catego
             return readings_page(request, wallet, citizen_id, category, fields,
                                  problem=Problem(first.name, _NOTHING_TO_ADD),
                                  status_code=400, more=0 if fields else 1)
-        series.append_own(wallet.ctx, citizen_id, category.code, got.value)
+        series.append_own(wallet.ctx, citizen_id, category.code, got.value,
+                          actor_id=actor_id)
     except (FormError, InvalidValue) as exc:
         return readings_page(request, wallet, citizen_id, category, fields,
                              problem=explain(category, exc, got), status_code=400, more=0)
