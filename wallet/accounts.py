@@ -1,4 +1,5 @@
-"""A citizen's account in the wallet: sign up, recovery codes, and leaving.
+"""A citizen's account in the wallet: sign up, taking over a child's vault, recovery
+codes, and leaving.
 
 Sign up is one transaction: the citizen, their first passkey (with its ledger entry)
 and their first session commit together or not at all, so a failed passkey check never
@@ -23,10 +24,12 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, delete, func, update
 from sqlmodel import Session, col, select
 
-from vault.services.citizens import enrol_in, erase_citizen
+from vault.services import dependants
+from vault.services.citizens import enrol_in, erase_citizen, get_citizen
 from vault.services.context import VaultContext, unit_of_work
+from vault.services.records import data_key
 from vault.storage.tables import RecoveryCodeRow
-from wallet.errors import RecoveryRefused
+from wallet.errors import PasskeyRejected, RecoveryRefused
 from wallet.passkeys.challenges import Ceremony
 from wallet.passkeys.registration import register_passkey
 from wallet.passkeys.relying_party import RelyingParty
@@ -41,6 +44,7 @@ __all__ = [
     "new_recovery_codes",
     "redeem_recovery_code",
     "sign_up",
+    "take_over",
 ]
 
 CODE_COUNT = 10
@@ -77,6 +81,29 @@ def sign_up(
                                data_key=key)
         token = sessions.start(work.session, citizen.id, now=work.now)
     return SignedUp(citizen.id, row.credential_id, token)
+
+
+def take_over(
+    ctx: VaultContext, rp: RelyingParty, sessions: SessionStore, secret: bytes, *,
+    ceremony: Ceremony, credential: Mapping[str, Any], label: str, code: str, keep: bool,
+) -> SignedUp:
+    """A child takes over the vault a parent made them (`vault.services.dependants`):
+    the handover code used up, their first passkey, the parent's relationship ended
+    unless `keep`, and a session, in one transaction. `ceremony` was started for the
+    code's child (its passkey's user handle), so a ceremony of one code cannot serve
+    another."""
+    with unit_of_work(ctx) as work:
+        handover = dependants.claim_handover(work, secret, code)
+        if ceremony.citizen_id != handover.child_id:
+            raise PasskeyRejected("challenge_unknown", "this passkey request was started "
+                                  "for another handover code; start again")
+        key = data_key(ctx, get_citizen(work.session, handover.child_id))
+        row = register_passkey(work, rp, citizen_id=handover.child_id, credential=credential,
+                               expected_challenge=ceremony.challenge, label=label,
+                               data_key=key)
+        dependants.settle_handover(work, handover, keep=keep)
+        token = sessions.start(work.session, handover.child_id, now=work.now)
+    return SignedUp(handover.child_id, row.credential_id, token)
 
 
 def _normalise(code: str) -> str:

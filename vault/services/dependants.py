@@ -42,7 +42,7 @@ from vault.domain.relationships import (
     check_terms,
 )
 from vault.errors import NotFound
-from vault.services import delegations
+from vault.services import behalf, delegations
 from vault.services.approvals import ApprovalProof, ApprovalVerifier
 from vault.services.citizens import enrol_in, get_citizen
 from vault.services.context import VaultContext, Work, new_id, unit_of_work
@@ -176,22 +176,21 @@ def create_child(ctx: VaultContext, plan: ChildPlan, *, proof: ApprovalProof,
             actions=frozenset(a.value for a in ALL_ACTIONS), until=plan.until,
             origin=_DEPENDANT, relationship_id=plan.relationship_id)
         delegations.sign(work, row, side="delegate", proof=proof, verifier=verifier)
-        acting = delegations.acting_fields(
-            work.session, actor_id=plan.parent_id, subject_id=plan.child_id,
-            action=DelegatedAction.EDIT, now=work.now)
+        who = behalf.check(work, actor_id=plan.parent_id, subject_id=plan.child_id,
+                           action=DelegatedAction.EDIT)
         for category, value in (
                 ("identity.name", {"given": plan.given, "family": plan.family}),
                 ("identity.date_of_birth", plan.date_of_birth.isoformat())):
             _first_record(work, key, plan.child_id, plan.child_subject, category, value,
-                          acting)
+                          who)
     return ChildVault(plan.child_id, row.id)
 
 
 def _first_record(work: Work, key: bytes, citizen_id: str, subject: str, category: str,
-                  value: Any, acting: dict[str, Any]) -> None:
+                  value: Any, who: behalf.Behalf | None) -> None:
     """Version 1 of a record in a vault made in this transaction: as `records.
     write_record` writes one, inside the caller's transaction (nobody can have a grant
-    to be told of yet)."""
+    to be told of yet), and on the child's list of what was done for them."""
     record_id = new_id("rec")
     ad = envelope.record_ad(citizen_id=citizen_id, record_id=record_id, category=category,
                             version=1)
@@ -199,9 +198,10 @@ def _first_record(work: Work, key: bytes, citizen_id: str, subject: str, categor
         id=record_id, citizen_id=citizen_id, category=category, version=1,
         ciphertext=envelope.seal(key, orjson.dumps(value), ad=ad), source="citizen",
         created_at=work.now))
-    work.ledger.append("record.written", {
+    entry = work.ledger.append("record.written", {
         "subject": subject, "record_id": record_id, "category": category, "version": 1,
-        "source": "citizen", **acting})
+        "source": "citizen", **behalf.fields(who)})
+    behalf.note(work, who, seq=entry.seq, kind="record.written", category=category)
 
 
 @dataclass(frozen=True, slots=True)

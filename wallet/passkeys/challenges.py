@@ -46,8 +46,10 @@ CHALLENGE_TTL = timedelta(minutes=5)
 #: sign_up: a new citizen's first passkey; register: another passkey for a citizen;
 #: sign_in: who is this; confirm: a signed-in citizen confirms deleting their account;
 #: remove_passkey: ... removing a passkey (its own purpose, so neither answer can
-#: stand in for the other).
-Purpose = Literal["sign_up", "register", "sign_in", "confirm", "remove_passkey"]
+#: stand in for the other); handover: a child's first passkey for the vault a parent
+#: made them; counter: who is the citizen at a helper's counter (a discoverable assertion).
+Purpose = Literal["sign_up", "register", "sign_in", "confirm", "remove_passkey", "handover",
+                  "counter"]
 
 
 def new_challenge() -> bytes:

@@ -8,9 +8,21 @@ __all__ = ["routers"]
 
 
 def routers() -> list[APIRouter]:
-    from wallet.routes import account, asking, auth, authorize, data, grants, home, passkeys
-    from wallet.routes import people
-    from wallet.routes import acting
+    from wallet.routes import (
+        account,
+        acting,
+        asking,
+        auth,
+        authorize,
+        children,
+        counter,
+        data,
+        grants,
+        home,
+        passkeys,
+        people,
+    )
 
     return [home.router, auth.router, authorize.router, grants.router, asking.router,
-            data.router, passkeys.router, account.router, people.router, acting.router]
+            data.router, passkeys.router, account.router, people.router, acting.router,
+            children.router, counter.router]

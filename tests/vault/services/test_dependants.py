@@ -14,7 +14,12 @@ from vault.domain.relationships import DelegatedAction, RelationshipRefused
 from vault.errors import NotFound
 from vault.services import citizens, delegations, dependants, records
 from vault.services.context import VaultContext, unit_of_work
-from vault.storage.tables import CitizenRow, RelationshipInviteRow, RelationshipRow
+from vault.storage.tables import (
+    CitizenRow,
+    DelegatedActionRow,
+    RelationshipInviteRow,
+    RelationshipRow,
+)
 from wallet.errors import PasskeyRejected
 
 SECRET = b"s" * 32
@@ -76,6 +81,12 @@ def test_a_parent_makes_a_childs_vault_live_at_once_with_its_first_records(
         assert entry["body"]["subject"] == child_subject
         assert entry["body"]["actor"] == parent_subject
         assert entry["body"]["delegation_id"] == rid
+    # ... and the child's list of what was done for them says so.
+    with Session(ctx.engine) as s:
+        done = s.exec(select(DelegatedActionRow).where(
+            col(DelegatedActionRow.principal_id) == child)).all()
+        assert sorted((d.actor_id, d.relationship_id, d.category) for d in done) == [
+            (parent, rid, "identity.date_of_birth"), (parent, rid, "identity.name")]
 
 
 @pytest.mark.parametrize(("kw", "error"), [

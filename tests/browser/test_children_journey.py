@@ -1,0 +1,109 @@
+"""A child's vault in real Chromium (issue 14 §2): a parent makes it with their passkey,
+hands it over with a one-time code, and the child, in a browser of their own, creates a
+passkey and ends the parent's relationship; the parent can no longer act for them. The
+new pages pass axe at 375 px without sideways scrolling."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+import pytest
+from browser.harness import (
+    MOBILE_VIEWPORT,
+    Authenticator,
+    at,
+    button,
+    check_accessibility,
+    newest_citizen,
+    snap,
+)
+from livevault import LiveVault
+from sqlmodel import Session
+
+from vault.domain.relationships import DelegatedAction, RelationshipRefused
+from vault.services import delegations
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
+
+    from vault.api.deps import AppState
+
+pytestmark = pytest.mark.browser
+
+DESKTOP_VIEWPORT = {"width": 1280, "height": 800}  # as the conftest's contexts
+
+
+def at_375(page: Page, name: str) -> None:
+    """axe at 375 px, and no sideways scrolling there (WCAG 1.4.10 Reflow)."""
+    page.set_viewport_size(MOBILE_VIEWPORT)
+    try:
+        width, inner = page.evaluate(
+            "[document.documentElement.scrollWidth, window.innerWidth]")
+        assert width <= inner, f"{page.url} is {width} px wide in a {inner} px window"
+        check_accessibility(page, name)
+    finally:
+        page.set_viewport_size(DESKTOP_VIEWPORT)  # type: ignore[arg-type]
+    snap(page, name)
+
+
+def can_act(state: AppState, parent: str, child: str) -> bool:
+    with Session(state.ctx.engine) as s:
+        try:
+            delegations.authorize(s, actor_id=parent, subject_id=child,
+                                  action=DelegatedAction.VIEW, now=state.ctx.clock())
+        except RelationshipRefused:
+            return False
+    return True
+
+
+def test_make_hand_over_and_end(live_wallet: LiveVault, vault_state: AppState, page: Page,
+                                browser: Browser) -> None:
+    from playwright.sync_api import expect
+
+    page.goto("/wallet/signup")
+    button(page, "Create a passkey").click()
+    page.wait_for_url(at("/wallet/welcome"))
+    parent = newest_citizen(vault_state.ctx)
+    page.goto("/wallet/counter")  # the helper's page, new too
+    at_375(page, "help someone at a counter")
+
+    page.goto("/wallet/children")
+    page.get_by_label("Given name").fill("Ada")
+    page.get_by_label("Family name").fill("Byron")
+    page.get_by_label("Date of birth").fill("2018-12-10")
+    button(page, "Continue").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Check and sign")
+    at_375(page, "child vault check and sign")
+    button(page, "Sign with your passkey and make the vault").click()
+    page.wait_for_url(at("/wallet/children?done=made"))
+    child = newest_citizen(vault_state.ctx)
+    assert child != parent and can_act(vault_state, parent, child)
+    expect(page.get_by_role("heading", name="Ada Byron")).to_be_visible()
+    at_375(page, "children's vaults")
+
+    button(page, "Make a handover code for Ada Byron").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Handover code for Ada Byron")
+    code = page.locator("ul.codes code").inner_text()
+    assert re.fullmatch(r"[0-9A-Z]{4}(-[0-9A-Z]{4}){3}", code)
+    at_375(page, "handover code")
+
+    # The child, on their own device, signed out.
+    theirs = browser.new_context(base_url=live_wallet.url, viewport=DESKTOP_VIEWPORT,
+                                 locale="en-GB")
+    try:
+        child_page = theirs.new_page()
+        device = Authenticator.attach(child_page)
+        child_page.goto(f"/wallet/handover?code={code}")
+        expect(child_page.get_by_role("main")).to_contain_text("Ada Byron")
+        at_375(child_page, "take over your vault")
+        expect(child_page.get_by_label("End it: only I can use my vault")).to_be_checked()
+        button(child_page, "Create a passkey").click()
+        child_page.wait_for_url(at("/wallet/welcome?next=/wallet/people"))
+        assert len(device.credentials()) == 1
+    finally:
+        theirs.close()
+
+    assert not can_act(vault_state, parent, child)
+    page.goto("/wallet/children")
+    expect(page.get_by_role("heading", name="Ada Byron")).to_have_count(0)
