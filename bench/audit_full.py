@@ -10,6 +10,14 @@ grants exhausted, some with a minimum interval); pauses, resumes and revocations
 citizen signs over the action challenge; short grants that expire; a few denials and
 erasures. About 2% each of enrolments, passkeys, requests and approvals.
 
+Acting for others (ARCHITECTURE §9): a share of citizens (`DELEGATING`, one in ten)
+have someone act for them (an attorney, or a helper for a few hours), set up by a
+`delegation.granted` signed by both with their passkeys as the vault writes it; about
+half of such a citizen's approvals, pauses, resumes and revocations are then their
+delegate's, signed with the delegate's passkey and carrying `actor` and `delegation_id`.
+Some delegations are revoked, helpers' expire (`delegation.expired`), and an erasure
+ends the erased person's delegations on either side (by "citizen_erased").
+
 The export is sealed (ledger v2, ARCHITECTURE §10) as the vault writes it: each body
 split by `ledger.sealing`, committed to under a fresh salt, its opening written to a
 second NDJSON file beside the export (`vault ledger export --openings`).
@@ -22,6 +30,11 @@ ru_maxrss; both are printed). The verification must come out clean: any failure 
 error, not a number. Then the public ledger alone (goal >= 150,000 entries/s): the same
 child without the openings (chain, tree, checkpoint, personal data in what entries show).
 Floor: the same child running only the log checks (`ledger.audit.audit_log`).
+
+What the delegation checks cost (goal: at most 10% of the full audit's rate, issue 14
+§7): a second export from the same generator without delegations, verified in turn with
+the first (runs interleaved, so a busy machine slows both alike); the cost is how much
+lower the best rate with delegations is than the best rate without.
 """
 
 from __future__ import annotations
@@ -92,10 +105,21 @@ class _Grant:
     end_ms: int
     limit: int | None
     interval_ms: int | None
+    citizen: _Citizen | None = None
     state: str = "approved"
     reads: int = 0
     last_read_ms: int = -(10**15)
     last: int = 0  # index of its latest grant.* entry
+
+
+@dataclass(slots=True)
+class _Delegation:
+    id: str
+    principal: _Citizen
+    delegate: _Citizen
+    actions: frozenset[str]
+    until_ms: int
+    live: bool = True
 
 
 @dataclass(slots=True)
@@ -104,6 +128,19 @@ class _Citizen:
     device: SoftAuthenticator
     credential: str
     grants: list[str] = field(default_factory=list)
+    #: Delegations on either side (live or not): acting for them, or them for others.
+    delegations: list[_Delegation] = field(default_factory=list)
+
+    def delegate_for(self, action: str, now_ms: int) -> _Delegation | None:
+        """A live delegation letting someone take `action` for this citizen now."""
+        for d in self.delegations:
+            if d.live and d.principal is self and action in d.actions and now_ms < d.until_ms:
+                return d
+        return None
+
+
+#: The share of new citizens who get someone to act for them.
+DELEGATING = 0.1
 
 
 class _Pool:
@@ -176,15 +213,19 @@ def _b64url(data: bytes) -> str:
 class _World:
     """The population and its grants, driven by one seeded random generator."""
 
-    def __init__(self, w: _Writer, rng: random.Random) -> None:
+    def __init__(self, w: _Writer, rng: random.Random, *, delegating: float = DELEGATING
+                 ) -> None:
         from vault.domain.grants import Access, GrantTerms
+        from vault.domain.relationships import DelegationTerms, Kind, parse_actions
         from vault.domain.terms import format_utc
         from vault.services.approvals import action_challenge
         from wallet.passkeys.software import SoftAuthenticator
         self._access, self._terms, self._format_utc = Access, GrantTerms, format_utc
         self._challenge, self._device = action_challenge, SoftAuthenticator
-        self.w, self.rng = w, rng
+        self._dterms, self._kind, self._parse_actions = DelegationTerms, Kind, parse_actions
+        self.w, self.rng, self.delegating = w, rng, delegating
         self.citizens: list[_Citizen] = []
+        self.delegations: dict[str, _Delegation] = {}
         self.grants: dict[str, _Grant] = {}
         self.readable = _Pool()  # approved grants, for picking reads
         self.paused = _Pool()
@@ -213,6 +254,61 @@ class _World:
             "subject": subject, "credential_id": cred.id,
             "public_key": _b64url(cred.public_key), "alg": -8 if alg == "EdDSA" else -7})
         self.citizens.append(_Citizen(subject, device, cred.id))
+        if len(self.citizens) > 20 and self.rng.random() < self.delegating:
+            self.delegate(self.citizens[-1])
+        if self.delegations and self.rng.random() < 0.02:  # someone ends one
+            d = self.delegations[self.rng.choice(list(self.delegations))]
+            self.end_delegation(d, "principal")
+
+    def _moment(self, ms: int) -> datetime:
+        return _EPOCH + timedelta(milliseconds=ms)
+
+    def delegate(self, principal: _Citizen) -> None:
+        """Someone (a citizen enrolled before) acts for `principal`: both sign the
+        terms, as the vault writes `delegation.granted`."""
+        delegate = self.citizens[-self.rng.randint(2, min(200, len(self.citizens)))]
+        helper = self.rng.random() < 0.15
+        now_s = self.w.now_ms - self.w.now_ms % 1000
+        until_ms = now_s + (self.rng.randint(1, 20) * 3_600_000 if helper
+                            else 60 * 86_400_000)
+        actions = frozenset({"view", "approve"} if helper else
+                            {"view", "approve", "revoke", "edit"})
+        terms = self._dterms(
+            delegation_id=self._id("dlg"), principal=principal.subject,
+            delegate=delegate.subject, kind=self._kind.HELPER if helper else self._kind.ATTORNEY,
+            actions=self._parse_actions(actions), until=self._moment(until_ms))
+        h = terms.terms_hash()
+        self.w.append("delegation.granted", {
+            "delegation_id": terms.delegation_id, "subject": principal.subject,
+            "delegate": delegate.subject, "relationship": terms.kind.value,
+            "actions": sorted(actions), "until": self._format_utc(terms.until),
+            "issuer": None, "terms_hash": base64.b64encode(h).decode(),
+            "principal_assertion": principal.device.proof(
+                challenge=h, credential_id=principal.credential).to_json(),
+            "delegate_assertion": delegate.device.proof(
+                challenge=h, credential_id=delegate.credential).to_json()})
+        d = _Delegation(terms.delegation_id, principal, delegate, actions, until_ms)
+        self.delegations[d.id] = d
+        principal.delegations.append(d)
+        delegate.delegations.append(d)
+        heapq.heappush(self.expiring, (until_ms, d.id))
+
+    def end_delegation(self, d: _Delegation, by: str) -> None:
+        body: dict[str, Any] = {"delegation_id": d.id, "subject": d.principal.subject,
+                                "by": by}
+        if by == "principal":
+            body["actor"] = d.principal.subject
+        self.w.append("delegation.revoked", body)
+        d.live = False
+        del self.delegations[d.id]
+
+    def _acting(self, subject: _Citizen, action: str) -> tuple[_Citizen, dict[str, Any]]:
+        """Who signs `action` for `subject`: now and then their delegate (with the
+        entry's `actor` and `delegation_id`), else themself."""
+        d = subject.delegate_for(action, self.w.now_ms) if subject.delegations else None
+        if d is None or self.rng.random() < 0.5:
+            return subject, {}
+        return d.delegate, {"actor": d.delegate.subject, "delegation_id": d.id}
 
     def request(self) -> None:
         c = self.citizens[-self.rng.randint(1, min(200, len(self.citizens)))]
@@ -241,16 +337,17 @@ class _World:
         if self.rng.random() < 0.03:
             self.w.append("grant.denied", base)
             return
-        assertion = c.device.proof(challenge=h, credential_id=c.credential).to_json()
+        signer, acting = self._acting(c, "approve")
+        assertion = signer.device.proof(challenge=h, credential_id=signer.credential).to_json()
         last = self.w.append("grant.approved", {**base, "terms_hash": base64.b64encode(
-            h).decode(), "assertion": assertion})
+            h).decode(), "assertion": assertion, **acting})
         end_ms = (terms.ends - _EPOCH) // timedelta(milliseconds=1)
         interval = access.interval
         g = _Grant(grant_id, service, c.subject, c.device, c.credential, h,
                    list(terms.categories), list(terms.derived), end_ms,
                    1 if access.mode == "one_time" else access.max_reads,
                    None if interval is None else interval // timedelta(milliseconds=1),
-                   last=last)
+                   last=last, citizen=c)
         self.grants[grant_id] = g
         self.readable.add(grant_id)
         heapq.heappush(self.expiring, (end_ms, grant_id))
@@ -261,10 +358,16 @@ class _World:
     def _signed(self, g: _Grant, kind: str, action: str) -> None:
         challenge = self._challenge(grant_id=g.id, action=action, terms_hash=g.terms_hash,
                                     after=g.last)
+        device, credential = g.device, g.credential
+        acting: dict[str, Any] = {}
+        if g.citizen is not None:  # ARCHITECTURE §9: the delegated action it needs
+            signer, acting = self._acting(g.citizen, "approve" if action == "resume"
+                                          else "revoke")
+            device, credential = signer.device, signer.credential
         g.last = self.w.append(kind, {
             **self._body(g), "by": "citizen", "challenge": base64.b64encode(challenge).decode(),
-            "assertion": g.device.proof(challenge=challenge, credential_id=g.credential
-                                        ).to_json()})
+            "assertion": device.proof(challenge=challenge, credential_id=credential
+                                      ).to_json(), **acting})
 
     def _end(self, g: _Grant, kind: str, state: str, **extra: Any) -> None:
         if g.state == "approved":
@@ -302,6 +405,9 @@ class _World:
             g = self.grants.get(gid)
             if g is not None and g.state in ("approved", "paused"):
                 self._end(g, "grant.revoked", "revoked", reason="citizen_erased")
+        for d in c.delegations:  # on either side
+            if d.live:
+                self.end_delegation(d, "citizen_erased")
         self.w.append("citizen.erased", {"subject": c.subject})
 
     def read(self) -> None:
@@ -324,15 +430,24 @@ class _World:
     def expire_due(self) -> None:
         while self.expiring and self.expiring[0][0] <= self.w.now_ms:
             _, gid = heapq.heappop(self.expiring)
-            g = self.grants[gid]
+            d = self.delegations.pop(gid, None)
+            if d is not None:
+                d.live = False
+                self.w.append("delegation.expired", {"delegation_id": d.id,
+                                                     "subject": d.principal.subject})
+                continue
+            g = self.grants.get(gid)
+            if g is None:
+                continue  # a delegation that ended before its until
             if g.state in ("approved", "paused"):
                 self._end(g, "grant.expired", "expired")
 
 
-def generate_export(path: Path, size: int, *, seed: int = 11, sealed: bool = True
-                    ) -> Export:
+def generate_export(path: Path, size: int, *, seed: int = 11, sealed: bool = True,
+                    delegating: float = DELEGATING) -> Export:
     """Write a consistent, signed export of `size` entries (a few more: the last step
-    may write two), sealed with their openings beside it unless `sealed` is False."""
+    may write two), sealed with their openings beside it unless `sealed` is False; a
+    share `delegating` of citizens get someone acting for them (none with 0)."""
     t0 = time.perf_counter()
     rng = random.Random(seed)
     signer = Signer.generate("bench.example/ledger")
@@ -340,7 +455,7 @@ def generate_export(path: Path, size: int, *, seed: int = 11, sealed: bool = Tru
     with path.open("wb", buffering=1 << 20) as out, \
             (openings or Path(os.devnull)).open("wb", buffering=1 << 20) as opened:
         w = _Writer(out, opened if openings is not None else None)
-        world = _World(w, rng)
+        world = _World(w, rng, delegating=delegating)
         for _ in range(20):
             world.enrol()
         while w.size < size:
@@ -425,10 +540,21 @@ def bench_full_audit(workdir: Path, *, size: int, repeats: int) -> list[Result]:
              f"in {export.seconds:.1f} s (setup): {export.counts}")
     note_file = workdir / "audit-full.checkpoint"
     note_file.write_text(export.note)
-    runs = [_run_child(export, note_file) for _ in range(repeats)]
+    progress(f"setup: the same {size:,} entries without delegations (not measured)")
+    plain = generate_export(workdir / "audit-plain.ndjson", size, delegating=0.0)
+    plain_note = workdir / "audit-plain.checkpoint"
+    plain_note.write_text(plain.note)
+    # Interleaved, so that a machine busy with something else slows both alike.
+    runs, plain_runs = [], []
+    for _ in range(repeats):
+        runs.append(_run_child(export, note_file))
+        plain_runs.append(_run_child(plain, plain_note))
     publics = [_run_child(export, note_file, public=True) for _ in range(repeats)]
     floors = [_run_child(export, note_file, log_only=True) for _ in range(repeats)]
     rates = [r["entries"] / r["seconds"] for r in runs]
+    plain_rates = [r["entries"] / r["seconds"] for r in plain_runs]
+    with_rate = best(rates, higher_is_better=True)
+    without_rate = best(plain_rates, higher_is_better=True)
     public_rates = [r["entries"] / r["seconds"] for r in publics]
     floor_rates = [r["entries"] / r["seconds"] for r in floors]
     # Both processes at their peaks at once: a bound on what the verification holds.
@@ -444,6 +570,7 @@ def bench_full_audit(workdir: Path, *, size: int, repeats: int) -> list[Result]:
     opened = (f"{export.openings.stat().st_size / 1e6:.0f} MB of openings"
               if export.openings is not None else "no openings (v1)")
     public_stats = publics[0]["stats"]
+    delegated = export.counts.get("delegation.granted", 0)
     public_rss = max(r["peak_rss_kib"] + (r["worker_rss_kib"] or 0) for r in publics) * _MB
     return [
         Result(
@@ -464,6 +591,17 @@ def bench_full_audit(workdir: Path, *, size: int, repeats: int) -> list[Result]:
             goal=Goal(">=", 150_000), stat=f"best of {stat}", spread=spread(public_rates),
             notes=[f"stories: {public_stats.get('stories', '?')}; peak RSS {public_rss:.0f} "
                    "MB (the verifier plus its log worker)"]),
+        Result(
+            name=f"delegation checks' cost: full audit rate of {export.size:,} entries "
+                 f"with {delegated:,} delegations and {s['delegated_actions']:,} actions by "
+                 "delegates, below the same generator's without",
+            unit="%", measured=100 * (1 - with_rate / without_rate), floor=None,
+            floor_what="", goal=Goal("<=", 10), stat=f"best rate of {stat} each, interleaved",
+            spread=spread(plain_rates),
+            notes=[f"with delegations {with_rate:,.0f}/s, without {without_rate:,.0f}/s "
+                   f"(ratio {with_rate / without_rate:.3f}); {s['delegations']:,} delegations "
+                   "checked (terms and two passkey signatures each), "
+                   f"{s['delegated_actions']:,} delegates' actions checked against them"]),
         Result(
             name="full audit peak RSS (child process)", unit="MB", measured=max(rss),
             floor=max(r["peak_rss_kib"] * _MB for r in floors), floor_what="log checks only",

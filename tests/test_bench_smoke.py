@@ -74,11 +74,16 @@ def test_full_audit_bench_verifies_a_small_generated_export(tmp_path: Path) -> N
     export = generate_export(tmp_path / "small.ndjson", 3_000)
     assert export.size >= 3_000 and export.counts["data.accessed"] > 2_000
     assert {"grant.approved", "grant.paused", "grant.exhausted"} <= set(export.counts)
+    assert export.counts["delegation.granted"] > 0  # someone acts for some citizens
     # Sealed as the vault writes (ledger v2), one opening a line beside the export.
     assert export.openings is not None
     assert len(export.openings.read_bytes().splitlines()) == export.size
     assert b'"sealed":' in export.path.read_bytes().split(b"\n", 1)[0]
-    rate, public, rss = bench_full_audit(tmp_path, size=3_000, repeats=1)  # raises on failure
+    rate, public, cost, rss = bench_full_audit(tmp_path, size=3_000, repeats=1)  # raises on failure
+    # Acting for others (issue 14 §7): the delegation checks' cost, against the same
+    # generator's export without delegations, both verified clean.
+    assert cost.unit == "%" and cost.goal.value == 10 and "delegations" in cost.name
+    assert "with delegations" in cost.notes[0] and "without" in cost.notes[0]
     assert rate.unit == public.unit == "/s" and rate.measured > 0 and public.measured > 0
     assert rate.floor and rate.floor > 0 and public.goal.value == 150_000
     assert "not checked: no openings" in public.notes[0]
