@@ -11,7 +11,7 @@ DEV_STAMP     := $(VENV)/.installed-dev
 help:
 	@echo "make run    set up and start the vault with demo data (SQLite, http://localhost:8000)"
 	@echo "            the Blue Badge example service (http://localhost:8001) and the city's"
-	@echo "            example services (http://localhost:8002 to 8006), and two local"
+	@echo "            example services (http://localhost:8002 to 8007), and two local"
 	@echo "            witnesses (http://127.0.0.1:8010, 8011) the vault needs to publish;"
 	@echo "            other ports: make run PORT=9000 APP_PORT=9001 CITY_PORT=9002 WITNESS_PORT=9010"
 	@echo "make test   set up and run the whole test suite"

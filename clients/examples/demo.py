@@ -9,7 +9,8 @@ Badge example service and the city's seed scenarios (clients.examples.city), sid
 3. `python -m clients.examples.bluebadge` in a second child;
 4. the city's services registered the same way (`<data-dir>/city/<service>/`; issuers
    with `--issues`, their JWKS naming the `kid` they sign records with), and
-   `python -m clients.examples.city` in a third child serving them all, from --city-port;
+   `python -m clients.examples.city` in a third child serving them all, from --city-port
+   (the school of the free-school-meals scenario among them, at --city-port + 5);
 5. two witnesses (`python -m ledger.witness serve`, from --witness-port), their keys made
    on the first run in `<data-dir>/witnesses/` (0600) and kept after; the vault is told
    of both (VAULT_WITNESSES) and publishes a checkpoint only when both cosigned it
@@ -417,6 +418,7 @@ def main(argv: list[str] | None = None) -> int:
               f"  Council Tax team:   {urls['counciltax']}\n"
               f"  Heart monitor:      {urls['wearable']}\n"
               f"  GP practice:        {urls['gp']}\n"
+              f"  School (meals):     {urls['school']}\n"
               f"  Witnesses:          "
               f"{', '.join(w.url(args.host) for w in witnesses)} (the vault needs both)\n\n"
               "Sign up in the wallet first, then apply for a Blue Badge, or try the city's "

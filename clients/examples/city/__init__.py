@@ -12,6 +12,11 @@ service SDK only, each on its own port (its own origin, as a real service):
 * Wearable to GP: a heart monitor (`wearable`, P+3) appends batches of readings; the GP
   practice (`gp`, P+4) holds a grant on `observations_of_concern` only, and shows
   "Concern: heart rate" when a reading is out of its usual range, never a value.
+* Free school meals (issue 14 §5): a parent, acting for their child, links the agency to
+  the child's vault (it writes the household's Universal Credit award there) and gives
+  the school (`school`, P+5) a grant on the child's `eligible_free_school_meals`; the
+  school shows "Eligible for free school meals" at once, and "Not eligible" when the
+  vault tells it the award ended.
 
     python -m clients.examples.city --vault http://localhost:8000 --port 8002 \\
         --data-dir vault-data
@@ -23,7 +28,7 @@ from collections.abc import Callable
 
 from fastapi import FastAPI
 
-from clients.examples.city import agency, counciltax, electoral, gp, wearable
+from clients.examples.city import agency, counciltax, electoral, gp, school, wearable
 from clients.examples.city.config import SPECS, CityConfig, CityError, NotRegistered, Spec
 
 __all__ = ["APPS", "SPECS", "CityConfig", "CityError", "NotRegistered", "Spec"]
@@ -35,5 +40,6 @@ APPS: dict[str, Callable[..., FastAPI]] = {
     "counciltax": counciltax.create_app,
     "wearable": wearable.create_app,
     "gp": gp.create_app,
+    "school": school.create_app,
 }
 

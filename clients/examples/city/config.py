@@ -25,6 +25,7 @@ __all__ = [
     "JWKS_FILE",
     "KEY_FILE",
     "REGISTER",
+    "SCHOOL",
     "SPECS",
     "WEARABLE",
     "CityConfig",
@@ -94,9 +95,11 @@ REGISTER = Spec(
     issues=("address.home",), source_path="/source")
 AGENCY = Spec(
     "agency", "Benefits Agency (example app)",
-    "Awards Attendance Allowance and adds the award to your vault, signed, so the "
+    "Awards Attendance Allowance and Universal Credit, and adds the award to your vault "
+    "(or, for your household's Universal Credit, to your child's vault), signed, so the "
     "services you choose can rely on it. This is an example service.",
-    "service_provision", 0, issues=("benefits.attendance_allowance",))
+    "service_provision", 0,
+    issues=("benefits.attendance_allowance", "household.universal_credit"))
 COUNCIL_TAX = Spec(
     "counciltax", "Council Tax team (example app)",
     "Reduces your council tax while you get Attendance Allowance, and is told when your "
@@ -113,8 +116,14 @@ GP = Spec(
     "the readings. This is an example service.",
     "health_monitoring", 4,
     derived=("observations_of_concern", "observations_of_concern:heart_rate"), max_days=180)
+SCHOOL = Spec(
+    "school", "Riverside Primary School (example app)",
+    "Your child's school: gives free school meals when your child can have them. Told "
+    "only yes or no by your child's vault, and told again when that changes. This is an "
+    "example service.", "free_school_meals", 5,
+    derived=("eligible_free_school_meals",), max_days=365)
 #: In port order.
-SPECS: tuple[Spec, ...] = (AGENCY, REGISTER, COUNCIL_TAX, WEARABLE, GP)
+SPECS: tuple[Spec, ...] = (AGENCY, REGISTER, COUNCIL_TAX, WEARABLE, GP, SCHOOL)
 
 
 @dataclass(frozen=True)

@@ -2,21 +2,25 @@
 hearing from it.
 
     GET  /                the service's page (its own template), for this browser's citizen
-    POST /link            push the service's request (SDK: start_authorization), go to the vault
+    POST /link            push the service's request (SDK: start_authorization), go to the vault;
+                          a service with several `offers` (different terms) is told which
+                          by the form field `offer`
     GET  /callback        the vault's answer (finish_authorization); then `on_linked`
     POST /webhooks/vault  the vault's events (verify_webhook); `on_event` runs after the 204
     GET  /healthz         200
 
 A citizen who linked the service in a browser is known to it by the grant; the browser
 keeps only a random visit id (a cookie named for the service: cookies are shared by
-every port of a host). Everything is in memory: an example, not a records system.
+every port of a host). One browser may link several vaults (a parent, then their child's
+vault while acting for the child): the visit keeps each grant, the newest per offer.
+Everything is in memory: an example, not a records system.
 """
 
 from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -73,6 +77,8 @@ class Account:
     what happened (newest last)."""
 
     grant: Grant
+    #: Which of the service's offers (terms) it was linked with ("" for its only one).
+    offer: str = ""
     status: str = ""
     detail: str = ""
     log: list[tuple[datetime, str]] = field(default_factory=list)
@@ -92,7 +98,8 @@ class Site:
     config: CityConfig
     accounts: dict[str, Account]
     clock: Clock
-    _visits: dict[str, str]
+    #: visit id -> the grants linked in that browser, oldest first
+    _visits: dict[str, list[str]]
     _pending: dict[str, dict[str, Any]]
     _env: Environment
     _headers: dict[str, str]
@@ -102,9 +109,17 @@ class Site:
         client: AsyncVaultClient = self.app.state.vault
         return client
 
-    def account(self, request: Request) -> Account | None:
-        grant_id = self._visits.get(request.cookies.get(self.cookie, ""))
-        return self.accounts.get(grant_id) if grant_id else None
+    def account(self, request: Request, offer: str | None = None) -> Account | None:
+        """The newest account linked in this browser (with `offer`, when named)."""
+        for account in reversed(self.accounts_of(request)):
+            if offer is None or account.offer == offer:
+                return account
+        return None
+
+    def accounts_of(self, request: Request) -> list[Account]:
+        """Every account linked in this browser, oldest first."""
+        grant_ids = self._visits.get(request.cookies.get(self.cookie, ""), [])
+        return [self.accounts[g] for g in grant_ids if g in self.accounts]
 
     def render(self, name: str, status: int = 200, **context: Any) -> HTMLResponse:
         html = self._env.get_template(name).render(**context)
@@ -127,10 +142,13 @@ def build_site(config: CityConfig, *, slug: str, title: str, terms: PersonalData
                on_linked: Callable[[Site, Account], Awaitable[None]] | None = None,
                on_event: Callable[[Site, WebhookEvent], Awaitable[None]] | None = None,
                transport: httpx.AsyncBaseTransport | None = None,
-               clock: Clock = utcnow, beneath: FastAPI | None = None) -> Site:
+               clock: Clock = utcnow, beneath: FastAPI | None = None,
+               offers: Mapping[str, PersonalData] | None = None) -> Site:
     """The app of one service: `home` draws its page, `on_linked` runs once a citizen
     linked it, `on_event` for each verified webhook delivery (after the answer).
-    `beneath` answers every other path (mounted under ours, its lifespan inside ours)."""
+    `beneath` answers every other path (mounted under ours, its lifespan inside ours).
+    `offers` are other terms the service may ask for instead of `terms`, by name (the
+    link form's `offer` field); an account remembers which it was linked with."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -179,13 +197,19 @@ def build_site(config: CityConfig, *, slug: str, title: str, terms: PersonalData
 
     @app.post("/link")
     async def link(request: Request) -> Response:
+        offer = str((await request.form()).get("offer", ""))
+        asked = terms if not offer else (offers or {}).get(offer)
+        if asked is None:
+            return site.render("error.html", 400, title="We do not offer that",
+                               detail="Go back to the start and choose again.")
         try:
             pending = await site.vault().start_authorization(
-                terms, redirect_uri=config.redirect_uri)
+                asked, redirect_uri=config.redirect_uri)
         except VaultClientError as exc:
             return site.trouble(exc)
         visit = request.cookies.get(site.cookie) or secrets.token_urlsafe(24)
-        site._pending[pending.state] = {"visit": visit, "pending": pending.to_json()}
+        site._pending[pending.state] = {"visit": visit, "offer": offer,
+                                        "pending": pending.to_json()}
         while len(site._pending) > _MAX_PENDING:  # requests never answered, oldest first
             del site._pending[next(iter(site._pending))]
         return with_visit(RedirectResponse(pending.url, status_code=303), visit)
@@ -208,9 +232,11 @@ def build_site(config: CityConfig, *, slug: str, title: str, terms: PersonalData
                                detail=f"The answer from your vault could not be used ({exc}).")
         except VaultClientError as exc:
             return site.trouble(exc)
-        account = site.accounts[grant.grant_id] = Account(grant)
+        account = site.accounts[grant.grant_id] = Account(grant, offer=started["offer"])
         account.note(clock(), "You linked your vault.")
-        site._visits[started["visit"]] = grant.grant_id
+        linked = site._visits.setdefault(started["visit"], [])
+        linked[:] = [g for g in linked if g in site.accounts
+                     and site.accounts[g].offer != account.offer] + [grant.grant_id]
         if on_linked is not None:
             await on_linked(site, account)
         # Post/redirect/get: the code and state leave the address bar and the history.

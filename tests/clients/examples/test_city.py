@@ -24,7 +24,7 @@ from livevault import free_port
 from support.cityworld import in_process
 
 from clients.examples import demo
-from clients.examples.city import SPECS, gp
+from clients.examples.city import SPECS, agency, gp, school
 from clients.examples.city.__main__ import main as city_main
 from clients.examples.city.config import (
     CLIENT_FILE,
@@ -150,3 +150,22 @@ def test_a_webhook_delivered_twice_is_acted_on_once_and_a_forged_one_not_at_all(
                                    timestamp=int(time.time()), body=body)
         assert http.post("/webhooks/vault", content=body, headers=forged).status_code == 400
     assert told == ["msg_1", "msg_2"]
+
+
+def test_a_link_asking_for_an_offer_the_service_does_not_make_is_refused() -> None:
+    """The agency links with its own terms or its `household` offer, nothing else (bad
+    input: a clear 400 page, and nothing is asked of the vault)."""
+    config = CityConfig(vault_url=VAULT, client_id="svc_agency", key=ServiceKey.generate(),
+                        webhook_secret=None, public_url="http://localhost:8002")
+    with TestClient(agency.create_app(config)) as http:
+        r = http.post("/link", data={"offer": "pension"}, follow_redirects=False)
+        assert r.status_code == 400 and "We do not offer that" in r.text
+        page = http.get("/").text
+        assert 'name="offer" value="household"' in page  # the child's vault's offer
+
+
+@pytest.mark.parametrize(("answer", "status"), [
+    (True, school.ELIGIBLE), (False, school.NOT_ELIGIBLE), (None, school.UNKNOWN)])
+def test_the_school_shows_yes_no_or_unknown(answer: bool | None, status: str) -> None:
+    assert school.meals({school.ANSWER: answer})[0] == status
+    assert school.meals({})[0] == school.UNKNOWN

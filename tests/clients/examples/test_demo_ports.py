@@ -57,10 +57,10 @@ def test_without_them_the_launcher_keeps_its_defaults(monkeypatch: pytest.Monkey
     (["--app-port", "70000"], "70000 is not a port"),
     (["--port", "9000", "--app-port", "9000"], "cannot share port 9000"),
     (["--port", "8004"], "the vault cannot use port 8004: the city services use ports 8002 "
-                         "to 8006"),
+                         "to 8007"),
     (["--app-port", "9001", "--city-port", "9000"],
      "the Blue Badge example cannot use port 9001"),
-    (["--city-port", "65534"], "the city services need ports 65534 to 65538"),
+    (["--city-port", "65534"], "the city services need ports 65534 to 65539"),
     (["--witness-port", "8001"], "the witnesses need ports 8001 to 8002"),
 ])
 def test_bad_ports_are_refused_clearly(argv: list[str], message: str,
@@ -159,13 +159,16 @@ def test_the_launcher_starts_them_all_on_the_ports_given(
                                   "register": "http://localhost:9111",
                                   "counciltax": "http://localhost:9112",
                                   "wearable": "http://localhost:9113",
-                                  "gp": "http://localhost:9114"}
+                                  "gp": "http://localhost:9114",
+                                  "school": "http://localhost:9115"}
     assert asked == ["http://127.0.0.1:9100", "http://127.0.0.1:9120", "http://127.0.0.1:9121",
                      "http://127.0.0.1:9101",
                      "http://127.0.0.1:9110", "http://127.0.0.1:9111",
                      "http://127.0.0.1:9112",
-                     "http://127.0.0.1:9113", "http://127.0.0.1:9114"]
+                     "http://127.0.0.1:9113", "http://127.0.0.1:9114",
+                     "http://127.0.0.1:9115"]
     out = capsys.readouterr().out
     for line in ("Council Tax team:   http://localhost:9112",
-                 "GP practice:        http://localhost:9114"):
+                 "GP practice:        http://localhost:9114",
+                 "School (meals):     http://localhost:9115"):
         assert line in out, out
