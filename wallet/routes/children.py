@@ -33,7 +33,15 @@ from wallet.passkeys.authentication import approval_options, proof_from_browser
 from wallet.passkeys.manage import credential_ids
 from wallet.passkeys.registration import registration_options, user_handle
 from wallet.routes.auth import Answer, signed_in
-from wallet.routes.deps import Citizen, Wallet, client_key, csrf_guard, get_visitor, render
+from wallet.routes.deps import (
+    Actor,
+    Wallet,
+    client_key,
+    csrf_guard,
+    get_subject,
+    get_visitor,
+    render,
+)
 from wallet.web import WalletState
 
 __all__ = ["acting_for", "router"]
@@ -48,10 +56,10 @@ _DONE = {"made": "Done. The child's vault is made, and you can act for them now.
 
 
 def acting_for(request: Request, wallet: WalletState) -> str | None:
-    """Whose vault the signed-in person is in, if not their own (the Acting for switch)."""
-    visitor = get_visitor(request, wallet)
-    chosen = getattr(visitor, "acting_for", None)  # the session's choice (part B's switch)
-    return chosen if isinstance(chosen, str) and chosen != visitor.citizen_id else None
+    """Whose vault the signed-in person is in, if not their own (the Acting for switch,
+    checked against a live relationship as on every page)."""
+    acting = get_subject(request, wallet, get_visitor(request, wallet))
+    return acting.subject_id if acting.for_someone else None
 
 
 def _not_acting(request: Request, wallet: WalletState) -> None:
@@ -71,7 +79,7 @@ def _page(request: Request, wallet: WalletState, citizen_id: str, *, status_code
 
 
 @router.get("/children", response_class=HTMLResponse)
-def children_page(request: Request, wallet: Wallet, citizen_id: Citizen, done: str = ""
+def children_page(request: Request, wallet: Wallet, citizen_id: Actor, done: str = ""
                   ) -> Response:
     return _page(request, wallet, citizen_id, notice=_DONE.get(done))
 
@@ -91,7 +99,7 @@ Field = Annotated[str, Form(max_length=100)]
 
 
 @router.post("/children/new", response_class=HTMLResponse)
-def plan(request: Request, wallet: Wallet, citizen_id: Citizen, given: Field = "",
+def plan(request: Request, wallet: Wallet, citizen_id: Actor, given: Field = "",
          family: Field = "", date_of_birth: Field = "", until: Field = "") -> Response:
     values = {"given": given, "family": family, "date_of_birth": date_of_birth,
               "until": until}
@@ -116,7 +124,7 @@ def _plan_of(wallet: WalletState, citizen_id: str, fields: dict[str, Any]
 
 
 @router.post("/children/create/options")
-def create_options(request: Request, wallet: Wallet, citizen_id: Citizen,
+def create_options(request: Request, wallet: Wallet, citizen_id: Actor,
                    body: dict[str, Any]) -> dict[str, Any]:
     _not_acting(request, wallet)
     made = _plan_of(wallet, citizen_id, body)
@@ -127,7 +135,7 @@ def create_options(request: Request, wallet: Wallet, citizen_id: Citizen,
 
 
 @router.post("/children/create")
-def create(request: Request, wallet: Wallet, citizen_id: Citizen, answer: Answer
+def create(request: Request, wallet: Wallet, citizen_id: Actor, answer: Answer
            ) -> JSONResponse:
     _not_acting(request, wallet)
     made = _plan_of(wallet, citizen_id, answer.fields)
@@ -146,7 +154,7 @@ def handover_qr(url: str) -> str:
 
 
 @router.post("/children/{child_id}/handover", response_class=HTMLResponse)
-def handover_code(request: Request, wallet: Wallet, citizen_id: Citizen, child_id: ChildId
+def handover_code(request: Request, wallet: Wallet, citizen_id: Actor, child_id: ChildId
                   ) -> Response:
     _not_acting(request, wallet)
     issued = dependants.issue_handover(wallet.ctx, wallet.secret, parent_id=citizen_id,

@@ -20,7 +20,7 @@ from wallet.passkeys.authentication import (
 from wallet.passkeys.manage import credential_ids
 from wallet.routes.auth import Answer
 from wallet.routes.children import acting_for
-from wallet.routes.deps import Citizen, Wallet, csrf_guard, render
+from wallet.routes.deps import Actor, Wallet, csrf_guard, render
 from wallet.web import WalletState
 
 __all__ = ["router"]
@@ -33,7 +33,7 @@ _OPTIONAL = [a for a in DelegatedAction if a is not DelegatedAction.VIEW]
 
 
 @router.get("/counter", response_class=HTMLResponse)
-def counter_page(request: Request, wallet: Wallet, citizen_id: Citizen) -> Response:
+def counter_page(request: Request, wallet: Wallet, citizen_id: Actor) -> Response:
     return render(request, "counter.html", nav="counter", hours=counter.HOURS,
                   default_hours=counter.DEFAULT_HOURS, optional=_OPTIONAL,
                   acting=acting_for(request, wallet) is not None)
@@ -51,7 +51,7 @@ def _visit_fields(fields: dict[str, Any]) -> tuple[list[str], int]:
 
 
 @router.post("/counter/identify/options")
-def identify_options(request: Request, wallet: Wallet, citizen_id: Citizen,
+def identify_options(request: Request, wallet: Wallet, citizen_id: Actor,
                      body: dict[str, Any]) -> dict[str, Any]:
     # The terms are checked before the citizen is asked to touch anything.
     actions, hours = _visit_fields(body)
@@ -64,7 +64,7 @@ def identify_options(request: Request, wallet: Wallet, citizen_id: Citizen,
 
 
 @router.post("/counter/identify")
-def identify(request: Request, wallet: Wallet, citizen_id: Citizen, answer: Answer
+def identify(request: Request, wallet: Wallet, citizen_id: Actor, answer: Answer
              ) -> JSONResponse:
     ceremony = wallet.challenges.claim(answer.ceremony or "", purpose="counter",
                                        now=wallet.ctx.clock())
@@ -77,7 +77,7 @@ def identify(request: Request, wallet: Wallet, citizen_id: Citizen, answer: Answ
 
 
 @router.get("/counter/{visit_id}", response_class=HTMLResponse)
-def visit_page(request: Request, wallet: Wallet, citizen_id: Citizen, visit_id: VisitId
+def visit_page(request: Request, wallet: Wallet, citizen_id: Actor, visit_id: VisitId
                ) -> Response:
     with reading(wallet.ctx) as session:
         visit = counter.visit_of(session, citizen_id, visit_id)
@@ -108,7 +108,7 @@ def _options(wallet: WalletState, citizen_id: str, visit_id: str, side: str
 
 
 @router.post("/counter/{visit_id}/{side}/options")
-def sign_options(request: Request, wallet: Wallet, citizen_id: Citizen, visit_id: VisitId,
+def sign_options(request: Request, wallet: Wallet, citizen_id: Actor, visit_id: VisitId,
                  side: Side) -> dict[str, Any]:
     if acting_for(request, wallet) is not None:
         raise RelationshipRefused("further")
@@ -116,7 +116,7 @@ def sign_options(request: Request, wallet: Wallet, citizen_id: Citizen, visit_id
 
 
 @router.post("/counter/{visit_id}/{side}")
-def sign(request: Request, wallet: Wallet, citizen_id: Citizen, visit_id: VisitId,
+def sign(request: Request, wallet: Wallet, citizen_id: Actor, visit_id: VisitId,
          side: Side, answer: Answer) -> JSONResponse:
     counter.sign(wallet.ctx, helper_id=citizen_id, visit_id=visit_id, side=_side(side),
                  proof=proof_from_browser(answer.credential),

@@ -178,3 +178,22 @@ def test_only_the_parent_makes_a_handover_code(web: WebWallet) -> None:
     child_id, _ = make_child(web, parent)
     r = stranger.form(f"/wallet/children/{child_id}/handover")
     assert r.status_code == 403 and "cannot do that for this person" in r.text
+
+
+def test_nothing_is_set_up_while_acting_for_someone(web: WebWallet) -> None:
+    """A delegate may not delegate further: acting in the child's vault, the parent can
+    neither make a vault nor a handover code there (nor sign a plan made before)."""
+    parent = web.sign_up()
+    child_id, _ = make_child(web, parent)
+    token = _plan(parent)
+    assert parent.form("/wallet/acting", {"for": child_id}).status_code == 303
+    assert "You are acting for Ada Byron" in parent.get("/wallet/children").text
+    r = parent.form("/wallet/children/new", CHILD)
+    assert r.status_code == 400 and "cannot pass that on to anyone else" in r.text
+    r = parent.json("/wallet/children/create/options", {"plan": token})
+    assert r.status_code == 403 and r.json()["reason"] == "further"
+    r = parent.form(f"/wallet/children/{child_id}/handover")
+    assert r.status_code == 403 and "cannot pass that on" in r.text
+    with Session(web.ctx.engine) as s:
+        assert len(s.exec(select(CitizenRow)).all()) == 2
+        assert s.exec(select(RelationshipInviteRow)).first() is None

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 import pytest
 from sqlmodel import Session, select
+from support.acting import live_relationship
 from support.webwallet import Browser, WebWallet
 
 from vault.domain.relationships import DelegatedAction, DelegationTerms
@@ -140,3 +141,16 @@ def test_the_citizen_must_sign_with_their_own_passkey(web: WebWallet) -> None:
     with Session(web.ctx.engine) as s:
         row = s.get(RelationshipRow, visit)
         assert row is not None and row.principal_assertion is None
+
+
+def test_a_helper_acting_for_someone_cannot_start_a_visit(web: WebWallet) -> None:
+    grace, helper, citizen = web.sign_up(), web.sign_up(), web.sign_up()
+    live_relationship(web.ctx, principal=grace.citizen_id or "",
+                      delegate=helper.citizen_id or "", principal_device=grace.device,
+                      delegate_device=helper.device)
+    assert helper.form("/wallet/acting", {"for": grace.citizen_id or ""}).status_code == 303
+    assert "Switch back to yourself" in helper.get("/wallet/counter").text
+    r = _identify(helper, citizen, {"hours": "1"})
+    assert r.status_code == 403 and r.json()["reason"] == "further"
+    with Session(web.ctx.engine) as s:
+        assert len(s.exec(select(RelationshipRow)).all()) == 1  # Grace's, nothing new
