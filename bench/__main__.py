@@ -37,6 +37,7 @@ from bench.transparency_count import bench_count_vs_reads, bench_transparency_co
 from bench.vault_access import bench_erasure, bench_group_commit, bench_reads
 from bench.vault_crypto import bench_envelope
 from bench.vault_tokens import bench_tokens
+from bench.wallet_acting import bench_acting_pages
 from bench.wallet_pages import bench_dashboard, bench_passkey_verify
 from bench.witness_quorum import bench_witness_quorum
 from bench.workload import BigLedger, build_big_ledger, progress
@@ -68,6 +69,7 @@ class Scale:
     source: SourceScale = FULL_SOURCE  # a read of a category held at source (20 ms source)
     changes: ChangeScale = FULL_CHANGES  # record.changed fan-out to 10,000 grants
     witness_rounds: int = 200  # checkpoints taken to a quorum of 3 local witnesses
+    acting_people: int = 5  # people someone acts for, each as busy as `wallet_grants` says
 
 
 FULL = Scale(batched=20_000, single=1_000, append_repeats=5, big=1_000_000, proofs=1_000,
@@ -81,7 +83,7 @@ QUICK = Scale(batched=2_000, single=100, append_repeats=2, big=20_000, proofs=20
               wallet_grants=20, wallet_accesses=200, page_loads=20, passkey_checks=50,
               tokens=200, token_repeats=1, load=QUICK_LOAD, ingest=QUICK_INGEST,
               source=QUICK_SOURCE, watch=QUICK_WATCH,
-              changes=QUICK_CHANGES, witness_rounds=20)
+              changes=QUICK_CHANGES, witness_rounds=20, acting_people=2)
 
 
 def _run(
@@ -129,6 +131,10 @@ def run_all(scale: Scale, workdir: Path) -> tuple[list[Result], list[Failure]]:
     _run("wallet pages",
          lambda: bench_dashboard(workdir, grants_n=s.wallet_grants,
                                  accesses_n=s.wallet_accesses, n=s.page_loads),
+         results, failures)
+    _run("wallet pages, acting for others",
+         lambda: bench_acting_pages(workdir, people=s.acting_people, grants_n=s.wallet_grants,
+                                    accesses_n=s.wallet_accesses, n=s.page_loads),
          results, failures)
     _run("passkey verification",
          lambda: bench_passkey_verify(workdir, n=s.passkey_checks), results, failures)

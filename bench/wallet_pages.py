@@ -31,7 +31,7 @@ from wallet.passkeys import authentication_options, verify_sign_in
 from wallet.passkeys.software import SoftAuthenticator
 from wallet.web import WalletState
 
-__all__ = ["bench_dashboard", "bench_passkey_verify"]
+__all__ = ["bench_dashboard", "bench_passkey_verify", "fill_busy_citizen", "sign_up", "times_ms"]
 
 _ORIGIN = "http://localhost:8000"
 _JWK = {"kty": "EC", "crv": "P-256", "x": "axfR8uEsQkf4vOblY6RA8ncDfYEt6zOg9KE5RdiYwpY",
@@ -44,7 +44,7 @@ def _csrf(client: TestClient) -> str:
     return token
 
 
-def _sign_up(client: TestClient, device: SoftAuthenticator) -> None:
+def sign_up(client: TestClient, device: SoftAuthenticator) -> None:
     headers = {"x-csrf-token": _csrf(client), "origin": _ORIGIN}
     got = client.post("/wallet/signup/options", json={}, headers=headers).json()
     done = client.post("/wallet/signup", headers=headers, json={
@@ -52,8 +52,8 @@ def _sign_up(client: TestClient, device: SoftAuthenticator) -> None:
     done.raise_for_status()
 
 
-def _fill(ctx: VaultContext, citizen_id: str, device: SoftAuthenticator, *, grants_n: int,
-          accesses_n: int) -> None:
+def fill_busy_citizen(ctx: VaultContext, citizen_id: str, device: SoftAuthenticator, *,
+                      grants_n: int, accesses_n: int) -> None:
     """grants_n grants (10% waiting, 15% ended, the rest active) and accesses_n reads."""
     services = [registry.register_service(ctx, registry.Registration(
         name=f"Service {i}", description="A council service", purposes=["service_provision"],
@@ -92,7 +92,7 @@ def _fill(ctx: VaultContext, citizen_id: str, device: SoftAuthenticator, *, gran
                 read_in(ctx, work, service_id=service, grant_id=gid)
 
 
-def _times_ms(client: TestClient, path: str, n: int) -> list[float]:
+def times_ms(client: TestClient, path: str, n: int) -> list[float]:
     out = []
     for _ in range(n):
         t0 = time.perf_counter()
@@ -111,17 +111,18 @@ def bench_dashboard(workdir: Path, *, grants_n: int, accesses_n: int, n: int) ->
         with TestClient(app, base_url=_ORIGIN) as client:
             state = app.state.wallet
             device = SoftAuthenticator(origin=_ORIGIN)
-            _sign_up(client, device)
+            sign_up(client, device)
             citizen_id = state.sessions.resolve(client.cookies.get(state.cookies.session),
                                                 now=state.ctx.clock())
             assert citizen_id is not None
-            _fill(state.ctx, citizen_id, device, grants_n=grants_n, accesses_n=accesses_n)
-            _times_ms(client, "/wallet", 20)  # warm up: templates compiled, caches filled
-            floor = statistics.median(_times_ms(client, "/healthz", n))
+            fill_busy_citizen(state.ctx, citizen_id, device, grants_n=grants_n,
+                              accesses_n=accesses_n)
+            times_ms(client, "/wallet", 20)  # warm up: templates compiled, caches filled
+            floor = statistics.median(times_ms(client, "/healthz", n))
             out = []
             for path, what in (("/wallet", "dashboard"), ("/wallet/activity", "activity page"),
                                ("/wallet/grants", "grants page")):
-                samples = sorted(_times_ms(client, path, n))
+                samples = sorted(times_ms(client, path, n))
                 p95 = samples[int(len(samples) * 0.95) - 1]
                 out.append(Result(
                     f"wallet {what}, {grants_n} grants, {accesses_n:,} accesses", "ms",
@@ -140,7 +141,7 @@ def bench_passkey_verify(workdir: Path, *, n: int) -> Result:
         with TestClient(app, base_url=_ORIGIN) as client:
             state: WalletState = app.state.wallet
             device = SoftAuthenticator(origin=_ORIGIN)
-            _sign_up(client, device)
+            sign_up(client, device)
             samples = []
             for _ in range(n):
                 options, challenge = authentication_options(state.rp)

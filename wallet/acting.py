@@ -12,16 +12,21 @@ action then checks its own delegated action again inside its transaction (the se
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from vault.domain.relationships import DelegatedAction, RelationshipRefused
 from vault.services import delegations
 from vault.services.context import reading
-from wallet.web import WalletState
+from vault.storage.tables import RecordRow
 
-__all__ = ["ActingAs", "Header", "choose", "header", "resolve"]
+__all__ = ["ActingAs", "Header", "NameCache", "choose", "header", "resolve"]
+
+if TYPE_CHECKING:
+    from wallet.web import WalletState
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,14 +90,51 @@ class Header:
         return self.chosen is not None
 
 
+@dataclass
+class NameCache:
+    """People's names for the header, by the id of the `identity.name` record they were
+    read from. A record's value never changes (a new name is a new record), so a name
+    found here is the one its record holds; the header then decrypts only names that
+    changed, not every name of every person on every page. Bounded, oldest out first."""
+
+    size: int = 10_000
+    _names: OrderedDict[str, str] = field(default_factory=OrderedDict)
+
+    def names(self, wallet: WalletState, session: Session, ids: list[str]
+              ) -> dict[str, str]:
+        newest: dict[str, tuple[int, str, bool]] = {}
+        for citizen_id, record_id, version, withdrawn in session.execute(
+                select(col(RecordRow.citizen_id), col(RecordRow.id), col(RecordRow.version),
+                       col(RecordRow.withdrawn_at))
+                .where(col(RecordRow.citizen_id).in_(ids),
+                       col(RecordRow.category) == "identity.name")).all():
+            if citizen_id not in newest or version > newest[citizen_id][0]:
+                newest[citizen_id] = (version, record_id, withdrawn is not None)
+        found: dict[str, str] = {}
+        for citizen_id, (_, record_id, withdrawn) in newest.items():
+            name = None if withdrawn else self._names.get(record_id)
+            if name is not None:
+                found[citizen_id] = name
+        missing = [i for i in ids if i not in found]
+        if missing:  # decrypted from each person's own record, as the People page does
+            read = delegations.display_names(wallet.ctx, session, missing)
+            for citizen_id, name in read.items():
+                found[citizen_id] = name
+                if citizen_id in newest and not newest[citizen_id][2]:
+                    self._names[newest[citizen_id][1]] = name
+            while len(self._names) > self.size:
+                self._names.popitem(last=False)
+        return found
+
+
 def header(wallet: WalletState, session: Session, *, actor_id: str, chosen: str | None
            ) -> Header:
-    """The switch's choices (one query; names decrypted only for people there are)."""
+    """The switch's choices (one query, and one for the names: `NameCache`)."""
     people = delegations.acting_for(session, actor_id, now=wallet.ctx.clock())
     if not people:
         return Header([], None, "")
-    ids = [p.principal_id for p in people]
-    names = delegations.display_names(wallet.ctx, session, ids)
+    ids = list(dict.fromkeys(p.principal_id for p in people))
+    names = wallet.names.names(wallet, session, ids)
     listed = [(i, names[i]) for i in dict.fromkeys(ids)]
     found = chosen if chosen in names else None
     return Header(listed, found, names[found] if found is not None else "")

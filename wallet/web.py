@@ -19,6 +19,7 @@ from fastapi.templating import Jinja2Templates
 
 from ledger.note import Signer
 from vault.services.context import VaultContext
+from wallet.acting import NameCache
 from wallet.passkeys.challenges import SqlChallengeStore
 from wallet.passkeys.relying_party import RelyingParty
 from wallet.security import AttemptLimiter, CookieNames, WalletHeaders
@@ -57,6 +58,8 @@ class WalletState:
         default_factory=lambda: AttemptLimiter(limit=5, window=15 * 60))
     #: Called with a new citizen's id after sign-up (the demo gives them requests).
     after_sign_up: Callable[[str], object] | None = None
+    #: Names of the people one acts for, for every page's header (`wallet.acting`).
+    names: NameCache = field(default_factory=NameCache)
 
 
 def build_wallet(

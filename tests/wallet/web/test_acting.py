@@ -153,3 +153,16 @@ def test_a_form_drawn_in_one_vault_is_refused_after_switching_to_another(
     assert records.read_records(web.ctx, grace.citizen_id)["contact.email"].value == \
         "new@example.org"
     assert "Changed your email address" in grace.get("/wallet/activity").text
+
+
+def test_the_header_names_people_as_their_own_vault_names_them_now(web: WebWallet) -> None:
+    grace, ada = _grace(web), web.sign_up()
+    assert grace.citizen_id
+    _relate(web, grace, ada, ("view",))
+    assert ">Grace Hopper</option>" in ada.get("/wallet").text
+    records.write_record(web.ctx, grace.citizen_id, "identity.name",
+                         {"given": "Grace", "family": "Brewster"})
+    page = ada.get("/wallet").text
+    assert ">Grace Brewster</option>" in page and "Hopper" not in page
+    records.delete_records(web.ctx, grace.citizen_id, "identity.name")
+    assert "Someone without a name in their vault" in ada.get("/wallet").text
