@@ -2,19 +2,20 @@
 
 A parent signs terms that name ids chosen before anything is written
 (`vault.services.dependants.plan_child`). Between the page that shows those terms and
-the passkey answer the plan travels in the form, sealed with an HMAC under the wallet's
-secret and the parent's id and time, so nobody can change the terms under the signature
-or use another person's plan, and a plan left on a page goes stale after 30 minutes.
+the passkey answer the plan travels in the form's hidden fields, under an HMAC of the
+wallet's secret over the plan, the parent's id and the time, so nobody can change the
+terms under the signature or use another person's plan, and a plan left on a page goes
+stale after 30 minutes.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, cast
 
 import orjson
 from sqlmodel import Session, col, select
@@ -24,42 +25,54 @@ from vault.services import delegations, dependants
 from vault.services.context import VaultContext
 from vault.services.dependants import ChildPlan
 from vault.storage.tables import RelationshipRow
-from wallet.errors import WalletError
+from wallet.errors import StalePlan
 
-__all__ = ["PLAN_LIFETIME", "ChildCard", "StalePlan", "children_cards", "open_plan",
-           "seal_plan"]
+__all__ = ["PLAN_LIFETIME", "ChildCard", "children_cards", "open_plan", "seal_plan"]
 
 PLAN_LIFETIME = timedelta(minutes=30)
 
 
-class StalePlan(WalletError):
-    """A child's-vault plan that was changed, is someone else's, or is too old."""
+#: The child's details as typed: each travels in a field of its own (the wallet's script
+#: posts fields of at most 500 characters), beside `plan`: the chosen ids and the times,
+#: with the MAC over those, the details and the parent.
+_DETAILS = ("given", "family", "date_of_birth")
 
 
-def _mac(secret: bytes, payload: bytes) -> str:
-    return hmac.new(secret, b"child-plan\x00" + payload, hashlib.sha256).hexdigest()
+def _mac(secret: bytes, parent_id: str, ids: str, details: list[str]) -> str:
+    return hmac.new(secret, b"child-plan\x00" + orjson.dumps([parent_id, ids, *details]),
+                    hashlib.sha256).hexdigest()
 
 
-def seal_plan(secret: bytes, plan: ChildPlan, *, now: datetime) -> str:
-    payload = orjson.dumps({"plan": plan.to_json(), "at": now.isoformat()})
-    return base64.urlsafe_b64encode(payload).decode() + "." + _mac(secret, payload)
+def seal_plan(secret: bytes, plan: ChildPlan, *, now: datetime) -> dict[str, str]:
+    """The form fields that carry `plan` to the parent's signature and back."""
+    details = [plan.given, plan.family, plan.date_of_birth.isoformat()]
+    ids = ".".join([plan.child_id, plan.child_subject, plan.relationship_id,
+                    str(int(plan.until.timestamp())), str(int(now.timestamp()))])
+    return {"plan": f"{ids}.{_mac(secret, plan.parent_id, ids, details)}",
+            **dict(zip(_DETAILS, details, strict=True))}
 
 
-def open_plan(secret: bytes, token: str, *, parent_id: str, now: datetime) -> ChildPlan:
-    """The plan sealed in `token` for `parent_id` less than 30 minutes ago, or StalePlan."""
+def open_plan(secret: bytes, fields: Mapping[str, Any], *, parent_id: str,
+              now: datetime) -> ChildPlan:
+    """The plan `seal_plan` put in these fields for `parent_id` less than 30 minutes
+    ago, or StalePlan."""
     stale = StalePlan("this page is out of date: start the child's vault again")
-    encoded, _, mac = token.partition(".")
-    try:
-        payload = base64.urlsafe_b64decode(encoded.encode("ascii"))
-    except (binascii.Error, ValueError):
-        raise stale from None
-    if not hmac.compare_digest(mac, _mac(secret, payload)):
+    token, details = fields.get("plan"), [fields.get(k) for k in _DETAILS]
+    if not isinstance(token, str) or not all(isinstance(d, str) for d in details):
         raise stale
-    body = orjson.loads(payload)
-    plan = ChildPlan.from_json(body["plan"])
-    if plan.parent_id != parent_id or now - datetime.fromisoformat(body["at"]) > PLAN_LIFETIME:
+    *parts, mac = token.split(".")
+    if len(parts) != 5 or not hmac.compare_digest(mac.encode(), _mac(
+            secret, parent_id, ".".join(parts), cast("list[str]", details)).encode()):
         raise stale
-    return plan
+    child_id, subject, relationship_id, until, made = parts
+    at = datetime.fromtimestamp(int(made), UTC)
+    if not timedelta(minutes=-1) <= now - at <= PLAN_LIFETIME:
+        raise stale
+    given, family, born = cast("list[str]", details)
+    return ChildPlan(parent_id=parent_id, child_id=child_id, child_subject=subject,
+                     relationship_id=relationship_id, given=given, family=family,
+                     date_of_birth=date.fromisoformat(born),
+                     until=datetime.fromtimestamp(int(until), UTC))
 
 
 @dataclass(frozen=True, slots=True)

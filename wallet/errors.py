@@ -8,6 +8,7 @@ VaultError                         (vault.errors)
     ├── RecoveryRefused            a recovery code that is wrong or was used already
     ├── NotSignedIn                a page or action that needs a signed-in citizen
     ├── CsrfRejected               a state-changing request without this session's token
+    ├── StalePlan                  a child's-vault plan changed, someone else's, or too old
     └── TooManyAttempts            too many sign-in or recovery attempts; `retry_after` s
 
 Not in this tree, on purpose: `wallet.passkeys.offline.AssertionRejected`, raised by the
@@ -29,6 +30,7 @@ __all__ = [
     "NotSignedIn",
     "PasskeyRejected",
     "RecoveryRefused",
+    "StalePlan",
     "TooManyAttempts",
     "WalletError",
 ]
@@ -91,6 +93,11 @@ class NotSignedIn(WalletError):
 
 class CsrfRejected(WalletError):
     """A state-changing request that did not come from the wallet's own pages."""
+
+
+class StalePlan(WalletError):
+    """A child's-vault plan (`wallet.children`) that was changed, is someone else's, or
+    was drawn too long ago: the parent starts again."""
 
 
 class TooManyAttempts(WalletError):

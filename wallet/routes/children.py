@@ -113,14 +113,12 @@ def plan(request: Request, wallet: Wallet, citizen_id: Actor, given: Field = "",
         return _page(request, wallet, citizen_id, status_code=400, values=values,
                      error=f"Please check the form: {exc}.")
     return render(request, "children_check.html", nav="children", plan=made,
-                  token=seal_plan(wallet.secret, made, now=now))
+                  hidden=seal_plan(wallet.secret, made, now=now))
 
 
 def _plan_of(wallet: WalletState, citizen_id: str, fields: dict[str, Any]
              ) -> dependants.ChildPlan:
-    token = fields.get("plan")
-    return open_plan(wallet.secret, token if isinstance(token, str) else "",
-                     parent_id=citizen_id, now=wallet.ctx.clock())
+    return open_plan(wallet.secret, fields, parent_id=citizen_id, now=wallet.ctx.clock())
 
 
 @router.post("/children/create/options")

@@ -4,6 +4,7 @@ takes it over with their first passkey and chooses whether the parent stays."""
 
 from __future__ import annotations
 
+import html
 import re
 
 import pytest
@@ -12,7 +13,7 @@ from sqlmodel import Session, col, select
 from support.webwallet import Browser, WebWallet
 
 from vault.domain.relationships import DelegatedAction, RelationshipRefused
-from vault.services import delegations
+from vault.services import delegations, records
 from vault.storage.tables import (
     CitizenRow,
     PasskeyRow,
@@ -20,23 +21,25 @@ from vault.storage.tables import (
     RelationshipRow,
 )
 
-_PLAN = re.compile(r'name="plan" value="([^"]+)"')
+_HIDDEN = re.compile(r'<input type="hidden" name="(plan|given|family|date_of_birth)" '
+                     r'value="([^"]*)">')
 _CODE = re.compile(r"<code>([0-9A-Z]{4}(?:-[0-9A-Z]{4}){3})</code>")
 CHILD = {"given": "Ada", "family": "Byron", "date_of_birth": "2018-12-10", "until": ""}
 
 
-def _plan(parent: Browser, **fields: str) -> str:
+def _plan(parent: Browser, **fields: str) -> dict[str, str]:
+    """The check page's hidden fields: the plan the parent signs."""
     r = parent.form("/wallet/children/new", {**CHILD, **fields})
     assert r.status_code == 200, r.text
-    assert "Check and sign" in r.text and "Ada Byron" in r.text
-    found = _PLAN.search(r.text)
-    assert found is not None
-    return found.group(1)
+    assert "Check and sign" in r.text
+    found = {name: html.unescape(value) for name, value in _HIDDEN.findall(r.text)}
+    assert set(found) == {"plan", "given", "family", "date_of_birth"}
+    return found
 
 
-def make_child(web: WebWallet, parent: Browser) -> tuple[str, str]:
+def make_child(web: WebWallet, parent: Browser, **fields: str) -> tuple[str, str]:
     """A child's vault made by `parent` through the pages: (child id, relationship id)."""
-    r = parent.passkey_post("/wallet/children/create", {"plan": _plan(parent)})
+    r = parent.passkey_post("/wallet/children/create", _plan(parent, **fields))
     assert r.status_code == 200, r.text
     assert r.json() == {"redirect": "/wallet/children?done=made"}
     with Session(web.ctx.engine) as s:
@@ -77,6 +80,13 @@ def test_a_parent_makes_a_childs_vault_and_sees_who_can_act_for_it(web: WebWalle
     assert "cannot pass that on" in page.text  # no second parent, and why
 
 
+def test_long_names_in_any_script_fit_the_signed_form(web: WebWallet) -> None:
+    parent = web.sign_up()
+    child_id, _ = make_child(web, parent, given="Zoë-" + "ß" * 96, family="Ó" + "ł" * 99)
+    assert records.read_records(web.ctx, child_id)["identity.name"].value == {
+        "given": "Zoë-" + "ß" * 96, "family": "Ó" + "ł" * 99}
+
+
 @pytest.mark.parametrize(("fields", "words"), [
     ({"date_of_birth": "2031-01-01"}, "in the future"),
     ({"date_of_birth": "1990-01-01"}, "under 18"),
@@ -97,11 +107,14 @@ def test_bad_child_details_are_refused_on_the_form(web: WebWallet, fields: dict[
 
 def test_a_changed_or_borrowed_plan_is_refused_and_nothing_is_written(web: WebWallet) -> None:
     parent, other = web.sign_up(), web.sign_up()
-    token = _plan(parent)
-    encoded, mac = token.split(".")
-    tampered = encoded[:-4] + ("AAAA" if encoded[-4:] != "AAAA" else "BBBB") + "." + mac
-    for who, plan in ((parent, tampered), (other, token)):
-        r = who.json("/wallet/children/create/options", {"plan": plan})
+    plan = _plan(parent)
+    ids, mac = plan["plan"].rsplit(".", 1)
+    for who, fields in ((parent, {**plan, "given": "Eve"}),
+                        (parent, {**plan, "plan": ids.replace("cit_", "cit_x") + "." + mac}),
+                        (parent, {**plan, "plan": ids + ".é" + mac[2:]}),
+                        (parent, {"plan": plan["plan"]}),
+                        (other, plan)):
+        r = who.json("/wallet/children/create/options", fields)
         assert r.status_code == 400
         assert "out of date" in r.json()["detail"]
     with Session(web.ctx.engine) as s:
@@ -185,12 +198,12 @@ def test_nothing_is_set_up_while_acting_for_someone(web: WebWallet) -> None:
     neither make a vault nor a handover code there (nor sign a plan made before)."""
     parent = web.sign_up()
     child_id, _ = make_child(web, parent)
-    token = _plan(parent)
+    plan = _plan(parent)
     assert parent.form("/wallet/acting", {"for": child_id}).status_code == 303
     assert "You are acting for Ada Byron" in parent.get("/wallet/children").text
     r = parent.form("/wallet/children/new", CHILD)
     assert r.status_code == 400 and "cannot pass that on to anyone else" in r.text
-    r = parent.json("/wallet/children/create/options", {"plan": token})
+    r = parent.json("/wallet/children/create/options", plan)
     assert r.status_code == 403 and r.json()["reason"] == "further"
     r = parent.form(f"/wallet/children/{child_id}/handover")
     assert r.status_code == 403 and "cannot pass that on" in r.text
