@@ -442,8 +442,9 @@ class _Grant:
         self.run, self.doc, self.rp_id, self.origins = run, doc, rp_id, origins
         self.events = [e for e in entries if e.entry.kind.startswith("grant.")]
         self.keys = [e for e in entries if e.entry.kind == "passkey.registered"]
-        self.delegations = {e.entry.body.get("delegation_id"): e for e in entries
-                            if e.entry.kind == "delegation.granted"}
+        self.delegations = {e.entry.body["delegation_id"]: e for e in entries
+                            if e.entry.kind == "delegation.granted"
+                            and isinstance(e.entry.body.get("delegation_id"), str)}
         self.grant_id: str | None = None
         self.subject: str | None = None
         self.state: str | None = None
@@ -483,6 +484,11 @@ class _Grant:
     def _signature(self, e: _Included, after: int, grant_id: str, subject: str,
                    terms_hash: bytes) -> None:
         kind, body = e.entry.kind, e.entry.body
+        # A delegate acts within a delegation, and signs with their own passkey
+        # (ARCHITECTURE §9); a refusal they made is theirs too, though unsigned.
+        signer = body.get("actor", subject)
+        if signer != subject and not self._delegated(e, signer, subject):
+            return
         if kind == "grant.approved":
             if body.get("terms_hash") != base64.b64encode(terms_hash).decode():
                 self.run.fail("approval", "the approval names other terms", e.index)
@@ -493,10 +499,6 @@ class _Grant:
                                          terms_hash=terms_hash, after=after)
         else:
             return  # not signed by the citizen (a service's, or the vault's, transition)
-        # A delegate signs with their own passkey, within a delegation (ARCHITECTURE §9).
-        signer = body.get("actor", subject)
-        if signer != subject and not self._delegated(e, signer, subject):
-            return
         if self._verified(e, body.get("assertion"), signer, challenge, "approval",
                           f"{kind} carries no passkey assertion"):
             self.signed += 1

@@ -45,6 +45,7 @@ class Delegated:
     receipt: dict[str, Any]
     principal: str  # ledger pseudonyms
     delegate: str
+    denied: dict[str, Any]  # the receipt of a request the delegate declined
 
 
 @pytest.fixture(scope="module")
@@ -73,11 +74,15 @@ def delegated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Delegated]:
                                          action=GrantAction.PAUSE)
     grants.pause_grant(ctx, grant.id, citizen_id=ada, actor_id=bob,
                        proof=bob_device.proof(challenge=challenge))
+    declined = ask(ctx, World(blue_badge(ctx), ada, ""))
+    grants.deny_grant(ctx, declined.id, citizen_id=ada, actor_id=bob)  # unsigned
     signer = Signer.generate("localhost/ledger")
     with reading(ctx) as session:
         subjects = get_citizen(session, ada).subject, get_citizen(session, bob).subject
     yield Delegated(wallet, signer, receipts.build_receipt(
-        ctx, signer, citizen_id=ada, grant_id=grant.id, rp=wallet.rp), *subjects)
+        ctx, signer, citizen_id=ada, grant_id=grant.id, rp=wallet.rp), *subjects,
+        receipts.build_receipt(ctx, signer, citizen_id=ada, grant_id=declined.id,
+                               rp=wallet.rp))
     ctx.engine.dispose()
 
 
@@ -94,9 +99,9 @@ def test_a_ledger_with_a_delegates_actions_verifies_as_the_vault_wrote_it(
         checker.feed_parts(e.seq, e.kind, e.time, dict(e.body))
     checker.finish()
     assert checker.failures == [] and checker.warnings == []
-    assert (checker.stats.delegations, checker.stats.delegated_actions) == (1, 2)
+    assert (checker.stats.delegations, checker.stats.delegated_actions) == (1, 3)
     acted = [e for e in entries if e.body.get("actor") == delegated.delegate]
-    assert [e.kind for e in acted] == ["grant.approved", "grant.paused"]
+    assert [e.kind for e in acted] == ["grant.approved", "grant.paused", "grant.denied"]
     assert all(e.body["subject"] == delegated.principal for e in acted)
 
 
@@ -177,6 +182,24 @@ def test_a_receipt_of_a_grant_a_delegate_approved_verifies_with_its_delegation(
     assert (report.delegated, report.signatures_verified) == (2, 2)
     by = {e["event_type"]: e["entity_id"] for e in receipt["events"]}
     assert by["grant.approved"] == by["grant.paused"] == delegated.delegate
+
+
+def test_a_request_a_delegate_declined_is_checked_against_the_delegation_too(
+        delegated: Delegated) -> None:
+    """A refusal is not signed, but it is the delegate's: the receipt shows under which
+    delegation, and without it the refusal is named."""
+    report = verify_receipt(delegated.denied, expected_key=delegated.signer.verifier())
+    assert report.ok, report.problems
+    assert (report.delegated, report.signatures_verified, report.status) == (1, 0, "denied")
+    by = {e["event_type"]: e["entity_id"] for e in delegated.denied["events"]}
+    assert by["grant.denied"] == delegated.delegate
+    granted = _index(delegated.denied, "delegation.granted")
+    r = {k: v for k, v in copy.deepcopy(delegated.denied).items() if k != "signature"}
+    ev = r["ledger_evidence"]
+    ev["entries"] = [e for e in ev["entries"] if e["index"] != granted]
+    ev["openings"] = [o for o in ev["openings"] if o["seq"] != granted]
+    found = problems(receipts.sign_receipt(r, delegated.signer), delegated.signer)
+    assert found == [("delegation", _index(delegated.denied, "grant.denied"))]
 
 
 def test_vault_audit_receipt_says_how_many_steps_a_delegate_took(
