@@ -1,11 +1,13 @@
 """A child's vault in real Chromium (issue 14 §2): a parent makes it with their passkey,
 hands it over with a one-time code, and the child, in a browser of their own, creates a
-passkey and ends the parent's relationship; the parent can no longer act for them. The
-new pages pass axe at 375 px without sideways scrolling."""
+passkey and ends the parent's relationship; the parent can no longer act for them. Then
+the helper at a counter signing last. The new pages pass axe at 375 px without sideways
+scrolling."""
 
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import pytest
@@ -20,9 +22,12 @@ from browser.harness import (
 )
 from livevault import LiveVault
 from sqlmodel import Session
+from support.vaultworld import add_passkey
 
 from vault.domain.relationships import DelegatedAction, RelationshipRefused
-from vault.services import delegations
+from vault.services import citizens, delegations, records
+from vault.services.context import unit_of_work
+from wallet.passkeys.software import SoftAuthenticator
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -107,3 +112,34 @@ def test_make_hand_over_and_end(live_wallet: LiveVault, vault_state: AppState, p
     assert not can_act(vault_state, parent, child)
     page.goto("/wallet/children")
     expect(page.get_by_role("heading", name="Ada Byron")).to_have_count(0)
+
+
+def test_the_helper_signs_last_and_the_visit_starts(live_wallet: LiveVault,
+                                                     vault_state: AppState, page: Page) -> None:
+    """Step 3 at the counter in Chromium (steps 1 and 2, the citizen's own key, are the
+    HTTP tests'): the page before and after the helper's passkey, at 375 px."""
+    from playwright.sync_api import expect
+
+    ctx = vault_state.ctx
+    page.goto("/wallet/signup")
+    button(page, "Create a passkey").click()
+    page.wait_for_url(at("/wallet/welcome"))
+    helper = newest_citizen(ctx)
+    citizen = citizens.enrol_citizen(ctx).id
+    records.write_record(ctx, citizen, "identity.name", {"given": "Grace", "family": "Hopper"})
+    key = add_passkey(ctx, citizen, SoftAuthenticator(origin=live_wallet.url))
+    with unit_of_work(ctx) as work:
+        row = delegations.propose(work, principal_id=citizen, delegate_id=helper,
+                                  kind="helper", actions=["view", "edit"],
+                                  until=work.now + timedelta(hours=2), origin="counter")
+        delegations.sign(work, row, side="principal", verifier=ctx.approvals,
+                         proof=key.proof(challenge=row.terms_hash))
+        visit = row.id
+    page.goto(f"/wallet/counter/{visit}")
+    expect(page.get_by_role("heading", level=2)).to_have_text("Step 3 of 3: you sign")
+    at_375(page, "counter visit, the helper signs")
+    button(page, "Sign with your passkey").click()
+    expect(page.get_by_role("status").filter(has_text="You can act for")).to_contain_text(
+        "Grace Hopper")
+    assert can_act(vault_state, helper, citizen)
+    at_375(page, "counter visit live")
