@@ -106,13 +106,17 @@ def test_the_school_is_told_at_once_and_again_when_the_award_ends(
         vault: LiveVault, town: Town) -> None:
     parent = newcomer(vault)
     child_id = _child_of(vault, parent)
-    _act_for(parent, child_id)
     agency, desk = town.visitor("agency"), town.visitor("school")
+    # The parent linked the agency for their own Attendance Allowance before: the
+    # agency keeps that link beside the child's (one per offer, in one browser).
+    assert "Your vault is linked" in agency.back(approve(parent, agency.link()))
+    _act_for(parent, child_id)
 
     page = agency.back(approve(parent, _link_household(agency)))
-    assert "linked" in page, main_of(page)
+    assert page.count("vault is linked</p>") == 2, main_of(page)  # the parent's, the child's
     page = agency.press("/household/award")
     assert "Universal Credit awarded" in page, main_of(page)
+    assert "Your vault is linked" in page  # the parent's own link is still there
     # The school asks once linked: the answer is there at once.
     page = desk.back(approve(parent, desk.link()))
     assert school.ELIGIBLE in page, main_of(page)
@@ -122,7 +126,7 @@ def test_the_school_is_told_at_once_and_again_when_the_award_ends(
     assert "told us something changed" in page
 
     # Both grants are the child's, approved by the parent acting for them; the parent's
-    # own vault holds none.
+    # own vault holds only their own link, approved as themself.
     assert vault.app is not None and parent.citizen_id is not None
     ctx = vault.app.state.vault.ctx
     with Session(ctx.engine) as s:
@@ -132,7 +136,8 @@ def test_the_school_is_told_at_once_and_again_when_the_award_ends(
     assert services == {town.configs["agency"].client_id, town.configs["school"].client_id}
     assert all(e["body"]["actor"] == parent_subject and e["body"]["delegation_id"]
                for e in approved), approved
-    assert _grant_steps(vault, parent.citizen_id) == []
+    [own] = _grant_steps(vault, parent.citizen_id)  # the Attendance Allowance link
+    assert "actor" not in own["body"]
     _audited(vault)
 
 
