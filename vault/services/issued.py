@@ -17,6 +17,10 @@
    the issuer; `record.written` with `issuer` and `grant_id`; `tell_changed`.
 6. `remember_jti`: the jti, the JWS's SHA-256 and the answer.
 
+A `relationship.*` record (issue 14) also sets up a relationship: checked
+(`relationship_records.check`: the delegate's sub known, the terms allowed) before it is
+stored, proposed after; withdrawing it ends that relationship.
+
 Any refusal raises before anything is added, so the transaction rolls back with nothing
 written. A series batch (`POST /v1/records/{category}/items`) is built from the same
 steps. `withdraw_issued` marks the issuer's current record of a category withdrawn
@@ -51,6 +55,7 @@ from vault.domain.errors import InvalidValue
 from vault.domain.grants import GrantState, GrantTerms, check_write
 from vault.errors import NotFound
 from vault.oauth.record_jws import RecordRefused, VerifiedRecord, verify_record
+from vault.services import relationship_records
 from vault.services.access import TokensRevoked, parsed_terms
 from vault.services.changes import tell_changed
 from vault.services.context import VaultContext, Work, new_id, unit_of_work
@@ -322,7 +327,12 @@ def write_in(ctx: VaultContext, work: Work, *, service_id: str, grant_id: str,
     if before is not None:
         return Written.from_answer(before)
     value = clean_issued(category, verified.value)
+    relationship = relationship_records.check(
+        work, service_id=service_id, citizen_id=grant.citizen_id, category=category,
+        value=value)
     written = store_issued(ctx, work, grant, verified, value)
+    if relationship is not None:  # relationship.*: proposed for both people to sign
+        relationship_records.propose(work, relationship)
     remember_jti(work, grant, verified, written.answer())
     return written
 
@@ -347,6 +357,8 @@ def withdraw_issued(ctx: VaultContext, *, service_id: str, grant_id: str,
         appended = work.ledger.append("record.withdrawn", {
             "subject": grant.subject, "category": category, "issuer": service_id,
             "grant_id": grant_id, "version": newest.version})
+        relationship_records.end_withdrawn(work, service_id=service_id,
+                                           citizen_id=grant.citizen_id, category=category)
         tell_changed(work, citizen_id=grant.citizen_id, categories=[category],
                      ledger_index=appended.seq)
         return Written(category, newest.version, appended.seq)

@@ -32,6 +32,7 @@ from vault.crypto import envelope
 from vault.domain.grants import GrantState, check_write
 from vault.errors import NotFound
 from vault.oauth.record_jws import VerifiedRecord
+from vault.services import relationship_records
 from vault.services.access import TokensRevoked, parsed_terms
 from vault.services.changes import QUEUE as CHANGES_QUEUE
 from vault.services.context import VaultContext, Work, new_id
@@ -135,6 +136,7 @@ def write_many(ctx: VaultContext, work: Work, asks: Sequence[Ask]
     taken: dict[tuple[str, str], _Stored] = {}  # (service, jti) -> the write that took it
     repeats: list[tuple[int, _Stored]] = []
     values: dict[int, Any] = {}
+    relationships: dict[int, relationship_records.Pending] = {}
     for c in checked:
         key = (c.grant.service_id, c.record.jti)
         first = taken.get(key)
@@ -159,6 +161,11 @@ def write_many(ctx: VaultContext, work: Work, asks: Sequence[Ask]
             values[c.index] = clean_issued(c.record.category, c.record.value)
             if c.record.category in held:
                 refuse_held(work.session, c.record.category)  # raises, naming the source
+            relationship = relationship_records.check(
+                work, service_id=c.grant.service_id, citizen_id=c.grant.citizen_id,
+                category=c.record.category, value=values[c.index])
+            if relationship is not None:
+                relationships[c.index] = relationship
         except Exception as exc:
             outcomes[c.index] = exc
             continue
@@ -168,6 +175,9 @@ def write_many(ctx: VaultContext, work: Work, asks: Sequence[Ask]
         stored.append(s)
         taken[key] = s
     _store(ctx, work, stored, values)
+    for s in stored:  # relationship.*: proposed once its record is stored (issue 14)
+        if s.index in relationships:
+            relationship_records.propose(work, relationships[s.index])
     for s in stored:
         outcomes[s.index] = s.written
     for index, first in repeats:

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlmodel import Session
 from support.vaultworld import add_passkey
 
 from clients.service.keys import ServiceKey
@@ -29,6 +30,7 @@ from vault.domain.categories import categories, issuable_codes, validate_value
 from vault.domain.grants import Access
 from vault.oauth import issue_access_token, pairwise_sub
 from vault.services import citizens, grants, registry
+from vault.storage.tables import OAuthSubjectRow
 from wallet.passkeys.software import SoftAuthenticator
 
 ORIGIN = "http://localhost:8000"
@@ -44,6 +46,10 @@ EXAMPLES: dict[str, Any] = {
     "household.universal_credit": {"receiving": True, "since": "2024-09-01"},
     "identity.date_of_birth": "1955-04-02",
     "identity.name": {"given": "Sam", "family": "Rivers"},
+    # The delegate is the issuer's sub for someone it knows: the write test puts one in.
+    **{f"relationship.{kind}": {"delegate": "psub_" + "A" * 22, "actions": ["view", "approve"],
+                                "until": "2035-01-31T00:00:00Z"}
+       for kind in ("parent", "attorney", "appointee")},
 }
 
 
@@ -64,6 +70,17 @@ def _token(state: AppState, client_id: str, citizen_id: str, device: SoftAuthent
         sub=pairwise_sub(state.app_secret, client_id, citizen_id),
         authorization_details=[{"type": "personal_data", **g.terms.to_json()}],
         now=now, grant_expires_at=now + timedelta(days=1))[0]
+
+
+def _with_a_delegate(state: AppState, issuer: str) -> dict[str, Any]:
+    """EXAMPLES, each relationship.* naming a citizen the issuer knows (by its sub)."""
+    delegate = citizens.enrol_citizen(state.ctx).id
+    sub = pairwise_sub(state.app_secret, issuer, delegate)
+    with Session(state.ctx.engine) as s:
+        s.add(OAuthSubjectRow(service_id=issuer, sub=sub, citizen_id=delegate))
+        s.commit()
+    return {code: {**value, "delegate": sub} if code.startswith("relationship.") else value
+            for code, value in EXAMPLES.items()}
 
 
 def _service(state: AppState, key: ServiceKey, name: str, **kw: Any) -> str:
@@ -95,11 +112,12 @@ def test_every_issuable_category_is_written_read_and_verified(client: TestClient
     device = add_passkey(state.ctx, citizen, SoftAuthenticator(origin=ORIGIN))
     writes = _token(state, issuer, citizen, device, categories=codes, actions=("write",))
     reads = _token(state, reader, citizen, device, categories=codes)
+    examples = _with_a_delegate(state, issuer)
 
     signed: dict[str, str] = {}
     for code in codes:
         series = categories()[code].series
-        value = {"items": EXAMPLES[code]} if series else EXAMPLES[code]
+        value = {"items": examples[code]} if series else examples[code]
         signed[code] = key.sign_record(code, value, issuer=issuer)
         r = (client.post(f"/v1/records/{code}/items", json={"record": signed[code]},
                          headers={"Authorization": f"Bearer {writes}"}) if series else
@@ -115,11 +133,11 @@ def test_every_issuable_category_is_written_read_and_verified(client: TestClient
         p = release["provenance"][code]
         if categories()[code].series:
             [batch] = release["data"][code]["batches"]
-            assert batch["items"] == EXAMPLES[code]
+            assert batch["items"] == examples[code]
             [record] = [b["record"] for b in p["batches"]]
             value = {"items": batch["items"]}
         else:
-            assert release["data"][code] == EXAMPLES[code]
+            assert release["data"][code] == examples[code]
             assert p["source"] == "issuer" and p["issuer"] == issuer
             record, value = p["record"], release["data"][code]
         assert record == signed[code]

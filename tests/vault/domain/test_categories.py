@@ -47,6 +47,9 @@ GOOD: dict[str, Any] = {
     ],
     "household.universal_credit": {"receiving": False},
     "transport.blue_badge": {"number": "LS12345678", "expires": "2027-05-31"},
+    **{f"relationship.{kind}": {"delegate": "psub_" + "A" * 22, "actions": ["view", "approve"],
+                                "until": "2030-03-31T23:00:00Z"}
+       for kind in ("parent", "attorney", "appointee")},
 }
 
 # (category, bad value, words the message must contain)
@@ -104,6 +107,12 @@ BAD: list[tuple[str, Any, str]] = [
     ("household.children", {"given": "T", "date_of_birth": "2017-01-30"}, "must be a list"),
     ("transport.blue_badge", {"number": "LS-1", "expires": "2027-05-31"}, "number must be"),
     ("transport.blue_badge", {"number": "LS1"}, "missing the required field 'expires'"),
+    ("relationship.attorney", {**GOOD["relationship.attorney"], "actions": ["approve"]},
+     "actions"),
+    ("relationship.attorney", {**GOOD["relationship.attorney"], "delegate": "cit_x"},
+     "delegate"),
+    ("relationship.parent", {**GOOD["relationship.parent"], "until": "2030-03-31"},
+     "until"),
 ]
 
 

@@ -150,7 +150,7 @@ def test_overview_shows_values_readably_with_where_they_came_from(web: WebWallet
         assert cat.label in words
     assert [h for h in re.findall(r"<h2>([^<]+)</h2>", main_of(page))] == [
         "About you", "Where you live", "Money and benefits", "Health", "School and family",
-        "Getting around"]
+        "Getting around", "Relationship"]
 
 
 def test_done_codes_are_fixed_words_and_query_text_is_never_shown(web: WebWallet) -> None:
@@ -613,6 +613,9 @@ SAMPLES: dict[str, Any] = {
                             "school_urn": "100000"}],
     "household.universal_credit": {"receiving": True, "since": "2025-09-01"},
     "transport.blue_badge": {"number": "AB12CD", "expires": "2027-03-01"},
+    **{f"relationship.{kind}": {"delegate": "psub_" + "A" * 22, "actions": ["view"],
+                                "until": "2035-01-31T00:00:00Z"}
+       for kind in ("parent", "attorney", "appointee")},
 }
 
 
