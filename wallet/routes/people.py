@@ -27,7 +27,7 @@ from wallet.clock import LONDON
 from wallet.passkeys.authentication import approval_options, proof_from_browser
 from wallet.passkeys.manage import credential_ids
 from wallet.routes.auth import Answer
-from wallet.routes.deps import Citizen, Wallet, csrf_guard, get_visitor, render
+from wallet.routes.deps import Citizen, Wallet, csrf_guard, get_subject, get_visitor, render
 from wallet.web import WalletState
 
 __all__ = ["router"]
@@ -56,9 +56,10 @@ _HELPER_HOURS = range(1, 25)
 
 
 def _acting_for(request: Request, wallet: WalletState) -> str | None:
-    """Whose vault the signed-in person is in, if not their own (the Acting for switch)."""
-    chosen = getattr(get_visitor(request, wallet), "acting_for", None)
-    return chosen if isinstance(chosen, str) else None
+    """Whose vault the signed-in person is in, if not their own (the Acting for switch,
+    checked against a live relationship by `get_subject`)."""
+    acting = get_subject(request, wallet, get_visitor(request, wallet))
+    return acting.subject_id if acting.for_someone else None
 
 
 @router.get("/people", response_class=HTMLResponse)

@@ -179,3 +179,20 @@ def test_joining_needs_sign_in_and_comes_back(web: WebWallet) -> None:
     r = stranger.get("/wallet/people/join?code=ABCD-EFGH-JKMN", follow_redirects=False)
     assert r.status_code == 303
     assert r.headers["location"].startswith("/wallet/signin?next=/wallet/people/join")
+
+
+def test_nobody_invites_or_accepts_while_acting_for_someone(web: WebWallet) -> None:
+    """A delegate may not pass on what they were trusted with (issue 14 §6)."""
+    alice, bob, _ = _live_pair(web)
+    carol = web.sign_up()
+    code = _invite(carol)
+    switched = bob.form("/wallet/acting", {"for": alice.citizen_id or "", "next": "/wallet"})
+    assert switched.status_code == 303
+    refused = bob.form("/wallet/people/invite", {"kind": "helper", "hours": "2"})
+    assert refused.status_code == 400
+    assert "cannot pass that on to anyone else" in refused.text
+    accepting = bob.json("/wallet/people/join/options", {"code": code})
+    assert accepting.status_code == 403 and accepting.json()["reason"] == "further"
+    with Session(web.ctx.engine) as s:
+        assert len(s.exec(select(RelationshipInviteRow)).all()) == 2  # alice's and carol's
+        assert len(s.exec(select(RelationshipRow)).all()) == 1
