@@ -71,12 +71,12 @@ def get_visitor(request: Request, wallet: Wallet) -> Visitor:
     token = request.cookies.get(wallet.cookies.session)
     found = wallet.sessions.lookup(token, now=wallet.ctx.clock())
     if found is not None and token:
-        anchor: str | None = _anchor(token, found.acting_for)
+        anchor = _anchor(token, found.acting_for)
         visitor = Visitor(found.citizen_id, token, anchor, csrf_token(wallet.secret, anchor),
                           found.acting_for)
     else:
-        anchor = request.cookies.get(wallet.cookies.visitor)
-        visitor = Visitor(None, None, anchor, csrf_token(wallet.secret, anchor) if anchor else "")
+        cookie = request.cookies.get(wallet.cookies.visitor)
+        visitor = Visitor(None, None, cookie, csrf_token(wallet.secret, cookie) if cookie else "")
     request.state.visitor = visitor
     return visitor
 
@@ -154,6 +154,15 @@ def _acting_header(request: Request, wallet: WalletState, visitor: Visitor) -> d
     with reading(wallet.ctx) as session:
         found = header(wallet, session, actor_id=visitor.citizen_id,
                        chosen=visitor.acting_for)
+    own = request.url.path.startswith(_OWN_PAGES) or not isinstance(acting, ActingAs)
     return {"people": found.people, "chosen": found.chosen, "name": found.chosen_name,
-            # A page that did not ask whose vault it is shows the actor's own account.
-            "own_page": not isinstance(acting, ActingAs)}
+            "own_page": own}
+
+
+#: Pages about the signed-in person themself, whoever they act for: their passkeys,
+#: codes and account, and the relationships they set up for their own vault (the People,
+#: children's vaults and counter pages check whose vault is chosen only to refuse
+#: passing anything on, so asking does not make them pages of the subject's vault).
+_OWN_PAGES = ("/wallet/account", "/wallet/passkeys", "/wallet/recovery-codes",
+              "/wallet/welcome", "/wallet/people", "/wallet/children", "/wallet/counter",
+              "/wallet/handover")

@@ -61,6 +61,10 @@ def test_the_switch_shows_whose_vault_and_a_delegate_approves_with_their_passkey
     keys = ada.get("/wallet/passkeys").text
     assert "This page is about your own account" in keys
     assert "Grace&#39;s security key" not in keys and "Grace's security key" not in keys
+    # So is the People page (the relationships she sets up are for her own vault).
+    people = ada.get("/wallet/people").text
+    assert "This page is about your own account" in people
+    assert "in Grace Hopper\u2019s vault" not in people
     # Approving: the options list Ada's passkeys, her device signs, the entry names her.
     r = ada.passkey_post(f"/wallet/grants/{grant.id}/approve")
     assert r.status_code == 200, r.text
