@@ -12,7 +12,7 @@ from support.vaultworld import Clock, add_passkey, ask, world
 
 from vault.domain.grants import GrantState
 from vault.domain.relationships import RelationshipRefused
-from vault.services import behalf, blocks, citizens, grants, records
+from vault.services import behalf, blocks, citizens, grants, records, series
 from vault.services.context import VaultContext
 from vault.services.grants import get_grant
 from vault.storage.database import read_only
@@ -77,6 +77,9 @@ def test_actions_outside_the_relationship_are_refused_and_nothing_is_written(
                                   actor_id=delegate.id),
         lambda: records.write_record(ctx, w.citizen_id, "contact.email", "x@example.org",
                                      actor_id=delegate.id),
+        lambda: series.append_own(ctx, w.citizen_id, "health.observations", [
+            {"kind": "heart_rate", "value": 70, "unit": "bpm", "at": "2026-11-22T08:00:00Z"}],
+            actor_id=delegate.id),
         lambda: records.delete_records(ctx, w.citizen_id, "address.home",
                                        actor_id=delegate.id),
         lambda: blocks.block_service(ctx, citizen_id=w.citizen_id,
@@ -101,9 +104,16 @@ def test_a_record_written_for_someone_carries_the_actor_and_ending_ends_it_at_on
     [*_, entry] = _entries(ctx, "record.written")
     assert entry["body"]["actor"] == delegate.subject
     assert entry["body"]["delegation_id"] == rid
+    # A series batch (the readings form) too.
+    series.append_own(ctx, w.citizen_id, "health.observations", [
+        {"kind": "heart_rate", "value": 70, "unit": "bpm", "at": "2026-11-22T08:00:00Z"}],
+        actor_id=delegate.id)
+    [*_, batch] = _entries(ctx, "record.written")
+    assert (batch["body"]["items"], batch["body"]["actor"]) == (1, delegate.subject)
     with Session(ctx.engine) as s:
-        [done], _ = behalf.done_for(s, w.citizen_id)
-    assert (done.kind, done.category) == ("record.written", "contact.email")
+        done, _ = behalf.done_for(s, w.citizen_id)
+    assert [(d.kind, d.category) for d in done] == [
+        ("record.written", "health.observations"), ("record.written", "contact.email")]
     # Her own writes carry neither and are not "done for her".
     records.write_record(ctx, w.citizen_id, "contact.email", "ada@example.com")
     [*_, own] = _entries(ctx, "record.written")
