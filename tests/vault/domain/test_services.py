@@ -107,7 +107,8 @@ BAD: list[tuple[dict[str, Any], str]] = [
     (good(categories=[], derived=[], issues=[]), "or a category to issue"),
     (good(issues=["contact.email"]), "does not let any service issue the category "
      "'contact.email'; the categories a service may issue are benefits.attendance_allowance, "
-     "benefits.universal_credit, health.observations, identity.date_of_birth, identity.name"),
+     "benefits.universal_credit, health.observations, household.universal_credit, "
+     "identity.date_of_birth, identity.name"),
     (good(issues=["identity.shoe_size"]), "unknown category 'identity.shoe_size'; the "
      "categories a service may issue are benefits.attendance_allowance"),
     (good(issues="identity.name"), "issues must be a list"),
