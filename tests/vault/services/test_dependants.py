@@ -7,12 +7,12 @@ from datetime import UTC, date, datetime
 import pytest
 from sqlmodel import Session, col, select
 from support.ledgerview import full_entries
-from support.vaultworld import Clock, add_passkey
+from support.vaultworld import Clock, World, add_passkey, ask, blue_badge
 
 from vault.domain.errors import InvalidValue
 from vault.domain.relationships import DelegatedAction, RelationshipRefused
 from vault.errors import NotFound
-from vault.services import citizens, delegations, dependants, records
+from vault.services import citizens, delegations, dependants, grants, records
 from vault.services.context import VaultContext, unit_of_work
 from vault.storage.tables import (
     CitizenRow,
@@ -21,6 +21,7 @@ from vault.storage.tables import (
     RelationshipRow,
 )
 from wallet.errors import PasskeyRejected
+from wallet.passkeys.software import SoftAuthenticator
 
 SECRET = b"s" * 32
 
@@ -37,9 +38,10 @@ def _plan(parent: str, clock: Clock, **kw: object) -> dependants.ChildPlan:
     return dependants.plan_child(parent_id=parent, now=clock(), **args)
 
 
-def _child(ctx: VaultContext, clock: Clock) -> tuple[str, str, str]:
+def _child(ctx: VaultContext, clock: Clock, device: SoftAuthenticator | None = None
+           ) -> tuple[str, str, str]:
     parent = citizens.enrol_citizen(ctx).id
-    device = add_passkey(ctx, parent)
+    device = add_passkey(ctx, parent, device)
     plan = _plan(parent, clock)
     with Session(ctx.engine) as s:
         challenge = dependants.child_terms(s, plan).terms_hash()
@@ -217,3 +219,21 @@ def test_only_the_childs_parent_issues_a_handover_and_a_new_code_replaces_the_ol
         assert dependants.check_handover(s, SECRET, second, now=clock()).child_id == child
         assert len(s.exec(select(RelationshipInviteRow).where(
             col(RelationshipInviteRow.principal_id) == child)).all()) == 1
+
+
+def test_a_parent_whose_relationship_ended_at_handover_cannot_approve_for_the_child(
+        ctx: VaultContext, clock: Clock) -> None:
+    device = SoftAuthenticator()
+    parent, child, _ = _child(ctx, clock, device)
+    asked = ask(ctx, World(blue_badge(ctx), child, ""))
+    code = _issue(ctx, parent, child)
+    with unit_of_work(ctx) as work:
+        handover = dependants.claim_handover(work, SECRET, code)
+        dependants.settle_handover(work, handover, keep=False)
+    size = len(_ledger(ctx))
+    with pytest.raises(RelationshipRefused) as refused:
+        grants.approve_grant(ctx, asked.id, citizen_id=child, actor_id=parent,
+                             proof=device.proof(challenge=asked.terms_hash))
+    assert refused.value.reason == "not_allowed"
+    assert len(_ledger(ctx)) == size
+    assert grants.get_grant(ctx, asked.id).state == "requested"
