@@ -153,9 +153,13 @@ def test_the_child_may_keep_the_parent(web: WebWallet) -> None:
     parent = web.sign_up()
     child_id, _ = make_child(web, parent)
     code = handover_code(parent, child_id)
-    r = web.browser().passkey_post("/wallet/handover", {"code": code, "parent": "keep"})
+    child = web.browser()
+    r = child.passkey_post("/wallet/handover", {"code": code, "parent": "keep"})
     assert r.status_code == 200, r.text
     assert _can_act(web, parent.citizen_id or "", child_id)
+    # The child's own People page lists who can act for them, and lets them end it.
+    people = child.get("/wallet/people").text
+    assert "Ada Lovelace" in people and "vault" in people and "End this" in people
     page = parent.get("/wallet/children")
     assert "Taken over" in page.text
     assert "Make a handover code" not in page.text
