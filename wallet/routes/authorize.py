@@ -23,6 +23,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from vault.domain.asking import MAX_WAITING
+from vault.domain.relationships import DelegatedAction
 from vault.oauth.authorize import (
     AskingNotAllowed,
     NotAnswered,
@@ -33,6 +34,7 @@ from vault.oauth.authorize import (
 )
 from vault.oauth.errors import InvalidRequestUriError, OAuthError
 from vault.oauth.metadata import AUTHORIZATION_PATH
+from vault.services import delegations
 from vault.services.context import reading
 from wallet.routes.deps import Subject, Wallet, csrf_guard, render
 
@@ -85,6 +87,13 @@ def problem_page(request: Request, why: Why = "invalid") -> Response:
 def consent(request: Request, wallet: Wallet, acting: Subject, request_id: str
             ) -> Response:
     citizen_id = acting.subject_id
+    if acting.for_someone:
+        # A service's request put in someone else's vault is one to answer for them (a
+        # service linked for them): it needs `approve`, and is refused before anything is
+        # put there.
+        with reading(wallet.ctx) as session:
+            delegations.authorize(session, actor_id=acting.actor_id, subject_id=citizen_id,
+                                  action=DelegatedAction.APPROVE, now=wallet.ctx.clock())
     try:
         started = attach_citizen(wallet.ctx, request_id, citizen_id=citizen_id)
     except AskingNotAllowed as refused:

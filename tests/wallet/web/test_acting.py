@@ -170,3 +170,28 @@ def test_the_header_names_people_as_their_own_vault_names_them_now(web: WebWalle
     assert ">Grace Brewster</option>" in page and "Hopper" not in page
     records.delete_records(web.ctx, grace.citizen_id, "identity.name")
     assert "Someone without a name in their vault" in ada.get("/wallet").text
+
+
+def test_a_service_linked_while_acting_needs_approve(web: WebWallet) -> None:
+    from support.oauthclient import Service, location, to_consent
+
+    from vault.storage.tables import GrantRow
+
+    grace, ada, bob = _grace(web), web.sign_up(), web.sign_up()
+    assert grace.citizen_id
+    svc = Service.register(web.ctx, web.browser().client, "http://localhost:8000")
+    _relate(web, grace, ada, ("view",))
+    _relate(web, grace, bob, ("view", "approve"))
+    _switch(ada, grace.citizen_id)
+    wallet_path = location(ada.get(svc.push(), follow_redirects=False))
+    r = ada.get(wallet_path, follow_redirects=False)
+    assert r.status_code == 403 and "You cannot do that for this person." in r.text
+    with Session(web.ctx.engine) as s:
+        assert s.exec(select(GrantRow).where(GrantRow.citizen_id == grace.citizen_id)
+                      ).all() == []
+    # With approve, the request is put in Grace's vault, to answer for her.
+    _switch(bob, grace.citizen_id)
+    _, grant_id = to_consent(bob, svc)
+    with Session(web.ctx.engine) as s:
+        row = s.get(GrantRow, grant_id)
+        assert row is not None and row.citizen_id == grace.citizen_id
