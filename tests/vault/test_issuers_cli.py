@@ -78,8 +78,8 @@ def test_a_category_nobody_may_issue_is_refused_with_the_valid_codes(tmp_path: P
     assert r.exit_code == 2, r.output
     assert "does not let any service issue the category 'contact.email'" in text
     assert ("the categories a service may issue are benefits.attendance_allowance, "
-            "benefits.universal_credit, health.observations, identity.date_of_birth, "
-            "identity.name") in text
+            "benefits.universal_credit, health.observations, household.universal_credit, "
+            "identity.date_of_birth, identity.name") in text
     r = runner.invoke(app, add(tmp_path, data))  # nothing to read, nothing to issue
     assert r.exit_code == 2 and "or a category to issue" in " ".join(r.output.split())
     assert json.loads(run("service", "list", "--json", data_dir=data)) == []
