@@ -138,7 +138,8 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
            ) -> HTMLResponse:
     wallet = get_wallet(request)
     visitor = get_visitor(request, wallet)
-    if visitor.citizen_id is not None and "acting" not in context:
+    # Not on a page saying the vault failed (its database may be what failed).
+    if visitor.citizen_id is not None and "acting" not in context and status_code < 500:
         context["acting"] = _acting_header(request, wallet, visitor)
     return wallet.templates.TemplateResponse(
         request, template, {"csrf": visitor.csrf, "signed_in": visitor.citizen_id is not None,

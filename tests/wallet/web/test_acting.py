@@ -3,11 +3,12 @@ shows, the actor's passkey on the ledger, and what the principal sees of it."""
 
 from __future__ import annotations
 
+import pytest
 from sqlmodel import Session, select
 from support.acting import end_relationship, live_relationship
 from support.ledgerview import full_entries
 from support.vaultworld import ask
-from support.webwallet import Browser, WebWallet
+from support.webwallet import ORIGIN, Browser, WebWallet
 
 from vault.domain.grants import GrantState
 from vault.services import records
@@ -195,3 +196,27 @@ def test_a_service_linked_while_acting_needs_approve(web: WebWallet) -> None:
     with Session(web.ctx.engine) as s:
         row = s.get(GrantRow, grant_id)
         assert row is not None and row.citizen_id == grace.citizen_id
+
+
+def test_a_page_saying_the_vault_failed_does_not_ask_the_database_for_the_switch(
+        web: WebWallet, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fastapi.testclient import TestClient
+    from sqlalchemy.exc import OperationalError
+
+    import wallet.acting
+    import wallet.routes.home
+
+    ada = web.sign_up()
+    ada.get("/wallet")
+
+    def down(*_: object, **__: object) -> None:
+        raise OperationalError("SELECT", {}, Exception("the database is gone"))
+
+    monkeypatch.setattr(wallet.routes.home, "count_grants", down)
+    monkeypatch.setattr(wallet.acting.delegations, "acting_for", down)
+    # A client that shows the error page instead of raising (as a browser would see it).
+    client = TestClient(web.app, base_url=ORIGIN, raise_server_exceptions=False,
+                        cookies=dict(ada.client.cookies))
+    r = client.get("/wallet", headers={"accept": "text/html"})
+    assert r.status_code == 500
+    assert "Something went wrong on our side" in r.text
