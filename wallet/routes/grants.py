@@ -79,7 +79,7 @@ def _for_others(session: Any, wallet: WalletState, actor_id: str
     if not people:
         return []
     ids = list(dict.fromkeys(p.principal_id for p in people))
-    who = delegations.display_names(wallet.ctx, session, ids)
+    who = wallet.names.names(wallet, session, ids)
     out = []
     for pid in ids:
         page = grants_page(session, pid, states=[GrantState.REQUESTED], limit=_OTHERS_SHOWN)
