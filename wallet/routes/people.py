@@ -12,7 +12,7 @@ the answer is checked in the transaction that records it (`vault.services.invita
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -100,7 +100,8 @@ def _until(kind: str, fields: dict[str, Any], now: datetime) -> datetime:
     except ValueError:
         raise ValueError("give the last day it lasts, as a date such as 2027-03-31") \
             from None
-    return datetime(day.year, day.month, day.day, tzinfo=LONDON) + timedelta(days=1)
+    # The last second of that day in London, in UTC as the vault keeps every time.
+    return datetime(day.year, day.month, day.day, 23, 59, 59, tzinfo=LONDON).astimezone(UTC)
 
 
 @router.post("/people/invite", response_class=HTMLResponse)
@@ -124,7 +125,7 @@ async def invite(request: Request, wallet: Wallet, citizen_id: Citizen) -> Respo
     return render(request, "people_invited.html", nav="people", code=made.code, link=link,
                   qr=people.invitation_qr(link), expires_at=made.expires_at,
                   kind=people.KIND_WORDS[Kind(kind)],
-                  actions=[people.ACTION_WORDS[DelegatedAction(a)] for a in chosen],
+                  actions=[people.ACTION_WORDS[a] for a in DelegatedAction if a in chosen],
                   until=until)
 
 

@@ -3,7 +3,7 @@ passkey over the exact terms, refused with a reason and nothing written."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlmodel import Session, select
@@ -171,3 +171,23 @@ def test_a_signature_for_another_delegate_is_refused(ctx: VaultContext, clock: C
         invitations.accept(ctx, SECRET, new.code, delegate_id=mallory,
                            proof=m_dev.proof(challenge=theirs.terms_hash()))
     assert _relationships(ctx) == []
+
+
+def test_an_end_in_another_zone_is_kept_in_utc(ctx: VaultContext, clock: Clock) -> None:
+    """Terms are signed in UTC (format_utc writes the fields with a Z): an end given on
+    London's summer clock must not be signed an hour off."""
+    from zoneinfo import ZoneInfo
+
+    principal, delegate = _people(ctx)
+    d_dev = add_passkey(ctx, delegate)
+    summer = datetime(2027, 7, 1, 23, 59, 59, tzinfo=ZoneInfo("Europe/London"))
+    new = invitations.invite(ctx, SECRET, principal_id=principal, kind="parent",
+                             actions=["view"], until=summer)
+    terms = invitations.signing_terms(ctx, SECRET, new.code, delegate_id=delegate)
+    assert terms.to_json()["until"] == "2027-07-01T22:59:59Z"
+    rid = invitations.accept(ctx, SECRET, new.code, delegate_id=delegate,
+                             proof=d_dev.proof(challenge=terms.terms_hash()))
+    with Session(ctx.engine) as s:
+        row = s.get(RelationshipRow, rid)
+        assert row is not None
+        assert delegations.terms_of(s, row).terms_hash() == row.terms_hash

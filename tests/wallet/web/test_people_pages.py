@@ -41,6 +41,9 @@ def _invite(alice: Browser, **fields: str | list[str]) -> str:
     assert found is not None, r.text
     assert f"/wallet/people/join?code={found.group(1)}" in r.text
     assert "<svg" in r.text and "QR code of the invitation link" in r.text
+    if "until" in fields or "hours" not in fields:  # the chosen day, to its end in London
+        day = datetime.fromisoformat(str(data["until"]))
+        assert re.search(rf"{day.day} {day:%B} {day.year}, 23:59 (GMT|BST)", r.text)
     return found.group(1)
 
 
