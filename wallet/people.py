@@ -80,6 +80,8 @@ class Line:
     #: Waiting for my passkey signature.
     mine_to_sign: bool
     ended_at: datetime | None = None
+    #: The other person has signed the terms already.
+    other_signed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +139,9 @@ def _lines(ctx: VaultContext, session: Session, rows: Iterable[RelationshipRow],
         out.append(Line(
             row.id, name, _side(row, citizen_id), KIND_WORDS[Kind(row.kind)],
             tuple(ACTION_WORDS[a] for a in DelegatedAction if a in actions), row.until,
-            origin, row.state, words, tag, _mine_to_sign(row, citizen_id), row.ended_at))
+            origin, row.state, words, tag, _mine_to_sign(row, citizen_id), row.ended_at,
+            other_signed=(row.delegate_assertion if row.principal_id == citizen_id
+                          else row.principal_assertion) is not None))
     return out
 
 

@@ -128,7 +128,13 @@ def test_an_issued_relationship_is_accepted_by_both_and_ended_by_withdrawal(
         row = s.exec(select(RelationshipRow)).one()
         assert (row.state, row.origin, row.issuer, row.principal_id, row.delegate_id) == \
             ("proposed", "issued", client_id, child.citizen_id, parent.citizen_id)
+    before = child.get("/wallet/people").text  # nobody has signed: nobody "accepted"
+    assert "Recorded by Register Office: <strong>Ada Lovelace</strong> to act for you" \
+        in before and "accepted: confirm" not in before
+    assert "Recorded by Register Office: you to act for <strong>Ada Lovelace</strong>" \
+        in parent.get("/wallet/people").text
     assert _sign_from_people_page(parent) == {"redirect": "/wallet/people?done=signed"}
+    assert "Ada Lovelace accepted: confirm" in child.get("/wallet/people").text
     assert _sign_from_people_page(child) == {"redirect": "/wallet/people?done=live"}
     [granted] = [e for e in _ledger(web) if e["kind"] == "delegation.granted"]
     assert granted["public"] == {"relationship": "parent", "issuer": client_id}
