@@ -93,7 +93,7 @@ class People:
     invitations: list[invitations.Invitation]
 
 
-def _side(row: RelationshipRow, citizen_id: str) -> str:
+def _side(row: RelationshipRow, citizen_id: str) -> delegations.Side:
     return "principal" if row.principal_id == citizen_id else "delegate"
 
 
@@ -181,7 +181,7 @@ def _own(session: Session, relationship_id: str, citizen_id: str) -> Relationshi
         else None
     if row is None or citizen_id not in (row.principal_id, row.delegate_id):
         raise NotFound("you have no relationship like that")
-    return row  # type: ignore[no-any-return]
+    return row
 
 
 def line_of(ctx: VaultContext, citizen_id: str, relationship_id: str) -> Line:
@@ -219,7 +219,7 @@ def sign(ctx: VaultContext, citizen_id: str, relationship_id: str, proof: Approv
         _own(work.session, relationship_id, citizen_id)
         row = delegations.lock(work, relationship_id)
         _check_signable(row, citizen_id)
-        delegations.sign(work, row, side=_side(row, citizen_id),  # type: ignore[arg-type]
+        delegations.sign(work, row, side=_side(row, citizen_id),
                          proof=proof, verifier=ctx.approvals)
         return row.state
 
