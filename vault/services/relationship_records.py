@@ -36,6 +36,7 @@ from sqlmodel import col, select
 
 from vault.domain.errors import GrantRefused
 from vault.domain.relationships import (
+    ACTING_REASONS,
     DelegatedAction,
     Kind,
     RelationshipRefused,
@@ -104,6 +105,15 @@ def check(work: Work, *, service_id: str, citizen_id: str, category: str, value:
                                       principal_id=citizen_id, delegate_id=delegate_id)
     except (RelationshipRefused, GrantRefused) as exc:
         raise BadRelationship(str(exc)) from None
+    # Refused here, before anything is stored, rather than by `delegations.propose`
+    # after (which a batch of writes could only answer by starting again one by one);
+    # the issuer's own earlier one of this kind is not in the way: `propose` ends it.
+    live = work.session.execute(select(RelationshipRow.issuer, RelationshipRow.kind).where(
+        col(RelationshipRow.principal_id) == citizen_id,
+        col(RelationshipRow.delegate_id) == delegate_id,
+        col(RelationshipRow.state) == "live", col(RelationshipRow.until) > work.now)).all()
+    if any((issuer, kind_) != (service_id, parsed.value) for issuer, kind_ in live):
+        raise BadRelationship(ACTING_REASONS["already"])
     return Pending(citizen_id, delegate_id, parsed, actions, until, service_id)
 
 
