@@ -220,3 +220,37 @@ def test_a_page_saying_the_vault_failed_does_not_ask_the_database_for_the_switch
     r = client.get("/wallet", headers={"accept": "text/html"})
     assert r.status_code == 500
     assert "Something went wrong on our side" in r.text
+
+
+def test_erasing_someone_one_acts_for_takes_one_back_to_one_s_own_vault(
+        web: WebWallet) -> None:
+    from vault.services.citizens import erase_citizen
+    from vault.storage.tables import DelegatedActionRow
+
+    grace, ada = _grace(web), web.sign_up()
+    assert grace.citizen_id and ada.citizen_id
+    _relate(web, grace, ada, ("view", "edit"))
+    _switch(ada, grace.citizen_id)
+    assert ada.form("/wallet/data/contact.email", {"value": "n@example.org"}).status_code == 303
+    erase_citizen(web.ctx, grace.citizen_id)  # her choice in Ada's session, her lines: gone
+    with Session(web.ctx.engine) as s:
+        assert s.exec(select(WalletSessionRow.acting_for).where(
+            WalletSessionRow.citizen_id == ada.citizen_id)).all() == [None]
+        assert s.exec(select(DelegatedActionRow)).all() == []
+    page = ada.get("/wallet").text
+    assert "Your wallet" in page and 'action="/wallet/acting"' not in page
+
+
+def test_what_someone_did_before_leaving_the_vault_stays_on_the_principal_s_page(
+        web: WebWallet) -> None:
+    from vault.services.citizens import erase_citizen
+
+    grace, ada = _grace(web), web.sign_up()
+    assert grace.citizen_id and ada.citizen_id
+    _relate(web, grace, ada, ("view", "edit"))
+    _switch(ada, grace.citizen_id)
+    assert ada.form("/wallet/data/contact.email", {"value": "n@example.org"}).status_code == 303
+    erase_citizen(web.ctx, ada.citizen_id)
+    activity = grace.get("/wallet/activity").text
+    assert "Someone who has since left the vault" in activity
+    assert "Changed your email address" in activity
