@@ -41,14 +41,15 @@ Writes (`GroupCommitWriter`, `PUT /v1/records/{category}`): the same machinery
 is first made all at once by `issued_batch.write_many` (a fixed number of statements for
 the whole batch; a refused write adds nothing), and if that fails (a race lost on
 PostgreSQL), rolled back and made on the safe path: each write `issued.write_in` in its
-own SAVEPOINT after the batch's grants are locked in id order. A refused or failing write is rolled back to its
-savepoint alone. Writes later in a batch see the earlier ones: a second write with the
-same jti finds the first's (the same record gets the same answer, another is refused),
-and versions follow one another. A write that loses a race for its version or jti on
-PostgreSQL (an IntegrityError from another transaction's commit) is made once more in
-a new savepoint, by `issued.unless_raced`, as `write_issued` makes it in a new
-transaction. One commit per batch also means one `ctx.after_commit` (the nudges of the
-checkpoint publisher, the change teller and the webhook dispatcher) per batch.
+own SAVEPOINT after the batch's grants are locked in id order. A refused or failing
+write is rolled back to its savepoint alone. Writes later in a batch see the earlier
+ones: a second write with the same jti finds the first's (the same record gets the same
+answer, another is refused), and versions follow one another. A write that loses a race
+for its version or jti on PostgreSQL (an IntegrityError from another transaction's
+commit) is made once more in a new savepoint, by `issued.unless_raced`, as
+`write_issued` makes it in a new transaction. One commit per batch also means one
+`ctx.after_commit` (the nudges of the checkpoint publisher, the change teller and the
+webhook dispatcher) per batch.
 
 VaultError (vault.errors)
 ├── Overloaded      too many reads (writes) are already waiting; nothing was done
