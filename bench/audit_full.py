@@ -227,6 +227,10 @@ class _World:
         self._challenge, self._device = action_challenge, SoftAuthenticator
         self._dterms, self._kind, self._parse_actions = DelegationTerms, Kind, parse_actions
         self.w, self.rng, self.delegating = w, rng, delegating
+        # Delegations draw from a generator of their own: with or without them, the
+        # citizens, grants and reads are the same, so the two exports differ only by the
+        # delegations (what the cost compares).
+        self.drng = random.Random(rng.getrandbits(64))
         self.citizens: list[_Citizen] = []
         self.delegations: dict[str, _Delegation] = {}
         self.grants: dict[str, _Grant] = {}
@@ -257,10 +261,10 @@ class _World:
             "subject": subject, "credential_id": cred.id,
             "public_key": _b64url(cred.public_key), "alg": -8 if alg == "EdDSA" else -7})
         self.citizens.append(_Citizen(subject, device, cred.id))
-        if len(self.citizens) > 20 and self.rng.random() < self.delegating:
+        if len(self.citizens) > 20 and self.drng.random() < self.delegating:
             self.delegate(self.citizens[-1])
-        if self.delegations and self.rng.random() < 0.02:  # someone ends one
-            d = self.delegations[self.rng.choice(list(self.delegations))]
+        if self.delegations and self.drng.random() < 0.02:  # someone ends one
+            d = self.delegations[self.drng.choice(list(self.delegations))]
             self.end_delegation(d, "principal")
 
     def _moment(self, ms: int) -> datetime:
@@ -269,15 +273,15 @@ class _World:
     def delegate(self, principal: _Citizen) -> None:
         """Someone (a citizen enrolled before) acts for `principal`: both sign the
         terms, as the vault writes `delegation.granted`."""
-        delegate = self.citizens[-self.rng.randint(2, min(200, len(self.citizens)))]
-        helper = self.rng.random() < 0.15
+        delegate = self.citizens[-self.drng.randint(2, min(200, len(self.citizens)))]
+        helper = self.drng.random() < 0.15
         now_s = self.w.now_ms - self.w.now_ms % 1000
-        until_ms = now_s + (self.rng.randint(1, 20) * 3_600_000 if helper
+        until_ms = now_s + (self.drng.randint(1, 20) * 3_600_000 if helper
                             else 60 * 86_400_000)
         actions = frozenset({"view", "approve"} if helper else
                             {"view", "approve", "revoke", "edit"})
         terms = self._dterms(
-            delegation_id=self._id("dlg"), principal=principal.subject,
+            delegation_id=f"dlg_{self.drng.getrandbits(96):024x}", principal=principal.subject,
             delegate=delegate.subject, kind=self._kind.HELPER if helper else self._kind.ATTORNEY,
             actions=self._parse_actions(actions), until=self._moment(until_ms))
         h = terms.terms_hash()
@@ -309,7 +313,7 @@ class _World:
         """Who signs `action` for `subject`: now and then their delegate (with the
         entry's `actor` and `delegation_id`), else themself."""
         d = subject.delegate_for(action, self.w.now_ms) if subject.delegations else None
-        if d is None or self.rng.random() < 0.5:
+        if d is None or self.drng.random() < 0.5:
             return subject, {}
         return d.delegate, {"actor": d.delegate.subject, "delegation_id": d.id}
 
