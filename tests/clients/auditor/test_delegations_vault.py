@@ -27,7 +27,7 @@ from ledger.entry import encode_sealed_entry, parse_entry
 from ledger.note import Signer
 from ledger.sealing import seal
 from vault.domain.grants import ENTRY_KIND, GrantAction
-from vault.services import delegations, dependants, grants
+from vault.services import citizens, delegations, dependants, grants
 from vault.services.citizens import get_citizen
 from vault.services.context import reading, unit_of_work
 from vault.services.grants import DELEGATED
@@ -146,6 +146,38 @@ def test_a_childs_vault_made_and_handed_over_verifies(tmp_path: Path) -> None:
     # The child's two first records and the first approval were the parent's.
     assert (checker.stats.delegations, checker.stats.delegated_actions) == (1, 3)
     assert [e.body["by"] for e in entries if e.kind == "delegation.revoked"] == ["handover"]
+    ctx.engine.dispose()
+
+
+def test_an_erasure_ending_the_erased_persons_delegations_verifies(tmp_path: Path) -> None:
+    """Bob acts for Ada, and Cy for Bob; Bob, with a live grant, leaves the vault: his
+    delegations on both sides end as citizen_erased in the erasure's transaction."""
+    wallet = make_wallet(f"sqlite:///{tmp_path / 'vault.db'}", tmp_path)
+    ctx = wallet.ctx
+    devices = {name: SoftAuthenticator(origin=ORIGIN) for name in ("ada", "bob", "cy")}
+    ids = {name: wallet.sign_up(device)[0] for name, device in devices.items()}
+    for principal, delegate in (("ada", "bob"), ("bob", "cy")):
+        with unit_of_work(ctx) as work:
+            row = delegations.propose(work, principal_id=ids[principal],
+                                      delegate_id=ids[delegate], kind="attorney",
+                                      actions=["approve", "view"], origin="invited",
+                                      until=wallet.clock() + timedelta(days=30))
+            for side, who in (("delegate", delegate), ("principal", principal)):
+                delegations.sign(work, row, side=side, verifier=ctx.approvals,
+                                 proof=devices[who].proof(challenge=row.terms_hash))
+    grant = ask(ctx, World(blue_badge(ctx), ids["bob"], ""))
+    grants.approve_grant(ctx, grant.id, citizen_id=ids["bob"], actor_id=ids["cy"],
+                         proof=devices["cy"].proof(challenge=grant.terms_hash))
+    citizens.erase_citizen(ctx, ids["bob"])
+    checker = StoryChecker(rp_id=RP_ID, origins=[ORIGIN])
+    entries = wallet.entries()
+    for e in entries:
+        checker.feed_parts(e.seq, e.kind, e.time, dict(e.body))
+    checker.finish()
+    assert checker.failures == [], checker.failures
+    assert [e.body.get("by") for e in entries if e.kind == "delegation.revoked"] == [
+        "citizen_erased", "citizen_erased"]
+    assert entries[-1].kind == "citizen.erased"
     ctx.engine.dispose()
 
 
