@@ -49,6 +49,9 @@ CATALOG_SHAPES: Mapping[str, tuple[frozenset[str], frozenset[str]]] = {
     "household.universal_credit": (frozenset({"receiving"}),
                                    frozenset({"receiving", "since"})),
     "identity.name": (frozenset({"family", "given"}), frozenset({"family", "given"})),
+    **{f"relationship.{kind}": (frozenset({"actions", "delegate", "until"}),
+                                frozenset({"actions", "delegate", "until"}))
+       for kind in ("appointee", "attorney", "parent")},
     "transport.blue_badge": (frozenset({"expires", "number"}),
                              frozenset({"expires", "number"})),
 }
