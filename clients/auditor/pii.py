@@ -49,9 +49,6 @@ CATALOG_SHAPES: Mapping[str, tuple[frozenset[str], frozenset[str]]] = {
     "household.universal_credit": (frozenset({"receiving"}),
                                    frozenset({"receiving", "since"})),
     "identity.name": (frozenset({"family", "given"}), frozenset({"family", "given"})),
-    **{f"relationship.{kind}": (frozenset({"actions", "delegate", "until"}),
-                                frozenset({"actions", "delegate", "until"}))
-       for kind in ("appointee", "attorney", "parent")},
     "transport.blue_badge": (frozenset({"expires", "number"}),
                              frozenset({"expires", "number"})),
 }
@@ -84,9 +81,15 @@ class PiiFinding:
 def shapes_from_catalog(catalog: Mapping[str, Any]
                         ) -> dict[str, tuple[frozenset[str], frozenset[str]]]:
     """The object shapes of a category catalog (the vault's categories.json document):
-    per category whose values (or whose list items) are objects, (required, allowed) keys."""
+    per category whose values (or whose list items) are objects, (required, allowed) keys.
+
+    Relationships issued as records (`relationship.*`: a delegate's pairwise sub, actions,
+    an end date) are left out: their values are terms, not facts about a person, and the
+    ledger's own `delegation.granted` bodies carry those very fields by design."""
     shapes: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
     for code, category in catalog["categories"].items():
+        if code.startswith("relationship."):
+            continue
         schema = category["schema"]
         if schema.get("type") == "array":
             schema = schema.get("items", {})
