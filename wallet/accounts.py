@@ -12,10 +12,6 @@ user name. Each works once; using one signs the citizen in to add a new passkey.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import re
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,6 +20,7 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, delete, func, update
 from sqlmodel import Session, col, select
 
+from vault.crypto import typed_codes
 from vault.services import dependants
 from vault.services.citizens import enrol_in, erase_citizen, get_citizen
 from vault.services.context import VaultContext, unit_of_work
@@ -48,11 +45,7 @@ __all__ = [
 ]
 
 CODE_COUNT = 10
-# Crockford's base32 alphabet: no I, L, O or U, so codes read aloud or typed survive.
-_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _CODE_CHARS = 12
-_TYPO = str.maketrans({"I": "1", "L": "1", "O": "0"})
-_NOT_CODE = re.compile(r"[\s-]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,17 +99,8 @@ def take_over(
     return SignedUp(handover.child_id, row.credential_id, token)
 
 
-def _normalise(code: str) -> str:
-    return _NOT_CODE.sub("", code).upper().translate(_TYPO)
-
-
 def _code_hash(secret: bytes, code: str) -> str:
-    return hmac.new(secret, b"recovery-code\x00" + code.encode("ascii"),
-                    hashlib.sha256).hexdigest()
-
-
-def _format(raw: str) -> str:
-    return "-".join(raw[i:i + 4] for i in range(0, len(raw), 4))
+    return typed_codes.code_hash(secret, b"recovery-code", code)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,8 +113,7 @@ class NewCodes:
 
 def new_recovery_codes(ctx: VaultContext, secret: bytes, citizen_id: str) -> NewCodes:
     """Ten fresh codes, replacing any unused ones; shown once, never stored in clear."""
-    raw = ["".join(secrets.choice(_ALPHABET) for _ in range(_CODE_CHARS))
-           for _ in range(CODE_COUNT)]
+    raw = [typed_codes.new_code(_CODE_CHARS) for _ in range(CODE_COUNT)]
     with unit_of_work(ctx) as work:
         gone = cast("CursorResult[Any]", work.session.execute(delete(RecoveryCodeRow).where(
             col(RecoveryCodeRow.citizen_id) == citizen_id,
@@ -138,7 +121,7 @@ def new_recovery_codes(ctx: VaultContext, secret: bytes, citizen_id: str) -> New
         for code in raw:
             work.session.add(RecoveryCodeRow(code_hash=_code_hash(secret, code),
                                              citizen_id=citizen_id, created_at=work.now))
-    return NewCodes([_format(code) for code in raw], replaced=gone.rowcount)
+    return NewCodes([typed_codes.readable(code) for code in raw], replaced=gone.rowcount)
 
 
 def codes_left(session: Session, citizen_id: str) -> int:
@@ -156,8 +139,8 @@ def redeem_recovery_code(
     Returns (citizen id, session token). The code is marked used with a guarded
     UPDATE, so of two requests racing with one code only one gets in.
     """
-    normal = _normalise(code)
-    if len(normal) != _CODE_CHARS or any(ch not in _ALPHABET for ch in normal):
+    normal = typed_codes.normalise(code)
+    if not typed_codes.well_formed(normal, _CODE_CHARS):
         raise RecoveryRefused("a recovery code is 12 letters and digits, like "
                               "ABCD-EFGH-JKMN")
     key = _code_hash(secret, normal)

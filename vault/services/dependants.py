@@ -19,10 +19,6 @@ registers the passkey, then `settle_handover`): the parent's relationship ends
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import re
-import secrets
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, cast
@@ -31,7 +27,7 @@ import orjson
 from sqlalchemy import CursorResult, delete, update
 from sqlmodel import Session, col, select
 
-from vault.crypto import envelope
+from vault.crypto import envelope, typed_codes
 from vault.domain.categories import clean_value
 from vault.domain.errors import InvalidValue
 from vault.domain.relationships import (
@@ -72,11 +68,7 @@ ALL_ACTIONS = frozenset(DelegatedAction)
 HANDOVER_LIFETIME = timedelta(days=14)
 _HANDOVER = "handover"
 _DEPENDANT = "dependant"
-# Crockford's base32, as the recovery codes: no I, L, O or U; read aloud or typed.
-_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _CODE_CHARS = 16  # 80 bits: a code lives 14 days, so far more than a recovery code's 60
-_TYPO = str.maketrans({"I": "1", "L": "1", "O": "0"})
-_NOT_CODE = re.compile(r"[\s-]+")
 
 
 # -- making a child's vault ---------------------------------------------------------------
@@ -231,12 +223,7 @@ def children_of(session: Session, parent_id: str, *, now: datetime) -> list[Chil
 # -- handing it over -------------------------------------------------------------------
 
 def _code_hash(secret: bytes, code: str) -> str:
-    return hmac.new(secret, b"handover-code\x00" + code.encode("ascii"),
-                    hashlib.sha256).hexdigest()
-
-
-def _normalise(code: str) -> str:
-    return _NOT_CODE.sub("", code).upper().translate(_TYPO)
+    return typed_codes.code_hash(secret, b"handover-code", code)
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,7 +238,7 @@ def issue_handover(ctx: VaultContext, secret: bytes, *, parent_id: str,
     """A one-time code for the child to take their vault over, replacing any unused one.
     Only a parent who can act in the child's vault now may issue it, and only while the
     child has no passkey of their own."""
-    raw = "".join(secrets.choice(_ALPHABET) for _ in range(_CODE_CHARS))
+    raw = typed_codes.new_code(_CODE_CHARS)
     with unit_of_work(ctx) as work:
         row = _parents_relationship(work.session, parent_id, child_id, now=work.now)
         if delegations.has_passkey(work.session, child_id):
@@ -264,7 +251,7 @@ def issue_handover(ctx: VaultContext, secret: bytes, *, parent_id: str,
         work.session.add(RelationshipInviteRow(
             code_hash=_code_hash(secret, raw), principal_id=child_id, purpose=_HANDOVER,
             relationship_id=row.id, created_at=work.now, expires_at=expires))
-    return IssuedHandover("-".join(raw[i:i + 4] for i in range(0, _CODE_CHARS, 4)), expires)
+    return IssuedHandover(typed_codes.readable(raw), expires)
 
 
 _TAKEN_OVER = "this vault has been taken over already: its owner has their own passkey"
@@ -297,8 +284,8 @@ def check_handover(session: Session, secret: bytes, code: str, *, now: datetime)
     """The handover a code stands for, or why it does not work: not a code of ours
     (NotFound), used, expired, or for a vault whose owner has a passkey already
     (RelationshipRefused). Reads only: `claim_handover` uses it up."""
-    normal = _normalise(code)
-    if len(normal) != _CODE_CHARS or any(ch not in _ALPHABET for ch in normal):
+    normal = typed_codes.normalise(code)
+    if not typed_codes.well_formed(normal, _CODE_CHARS):
         raise NotFound("that is not a handover code: it has 16 letters and digits, like "
                        "ABCD-EFGH-JKMN-PQRS")
     row = session.get(RelationshipInviteRow, _code_hash(secret, normal))

@@ -26,8 +26,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import re
-import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -35,6 +33,7 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, delete, update
 from sqlmodel import Session, col, select
 
+from vault.crypto import typed_codes
 from vault.domain.relationships import (
     DelegatedAction,
     DelegationTerms,
@@ -70,9 +69,6 @@ __all__ = [
 PURPOSE = "delegate"
 INVITE_TTL = timedelta(days=7)
 CODE_CHARS = 12
-_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-_TYPO = str.maketrans({"I": "1", "L": "1", "O": "0"})
-_NOT_CODE = re.compile(r"[\s-]+")
 
 
 class UnknownInvitation(NotFound):
@@ -100,18 +96,9 @@ class Invitation:
     expires_at: datetime
 
 
-def normalise(code: str) -> str:
-    return _NOT_CODE.sub("", code).upper().translate(_TYPO)
-
-
-def _format(raw: str) -> str:
-    return "-".join(raw[i:i + 4] for i in range(0, len(raw), 4))
-
-
 def code_hash(secret: bytes, code: str) -> str:
     """The key an invitation is kept under: HMAC-SHA-256 of its normalised code."""
-    return hmac.new(secret, b"relationship-invite\x00" + normalise(code).encode("ascii"),
-                    hashlib.sha256).hexdigest()
+    return typed_codes.code_hash(secret, b"relationship-invite", typed_codes.normalise(code))
 
 
 def delegation_id(secret: bytes, invite_hash: str, delegate_id: str) -> str:
@@ -142,7 +129,7 @@ def invite(ctx: VaultContext, secret: bytes, *, principal_id: str, kind: str,
     """A new single-use invitation to act for `principal_id` on these terms.
     `acting_for`: whose vault the principal is in now, if not their own (refused)."""
     _not_acting(principal_id, acting_for)
-    raw = "".join(secrets.choice(_ALPHABET) for _ in range(CODE_CHARS))
+    raw = typed_codes.new_code(CODE_CHARS)
     key = code_hash(secret, raw)
     with unit_of_work(ctx) as work:
         get_citizen(work.session, principal_id)
@@ -153,7 +140,7 @@ def invite(ctx: VaultContext, secret: bytes, *, principal_id: str, kind: str,
             code_hash=key, principal_id=principal_id, purpose=PURPOSE, kind=parsed.value,
             actions=",".join(sorted(a.value for a in chosen)), until=until,
             created_at=work.now, expires_at=expires))
-    return NewInvitation(_format(raw), key, expires)
+    return NewInvitation(typed_codes.readable(raw), key, expires)
 
 
 def unused(session: Session, principal_id: str, *, now: datetime) -> list[Invitation]:
@@ -182,8 +169,8 @@ def cancel(ctx: VaultContext, *, principal_id: str, invite_hash: str) -> None:
 
 def _checked(session: Session, secret: bytes, code: str, *, delegate_id: str,
              now: datetime, lock: bool = False) -> RelationshipInviteRow:
-    normal = normalise(code)
-    if len(normal) != CODE_CHARS or any(ch not in _ALPHABET for ch in normal):
+    normal = typed_codes.normalise(code)
+    if not typed_codes.well_formed(normal, CODE_CHARS):
         raise UnknownInvitation("an invitation code is 12 letters and numbers, like "
                                 "ABCD-EFGH-JKMN")
     query = select(RelationshipInviteRow).where(

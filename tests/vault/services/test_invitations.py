@@ -9,6 +9,7 @@ import pytest
 from sqlmodel import Session, select
 from support.vaultworld import Clock, add_passkey
 
+from vault.crypto import typed_codes
 from vault.domain.relationships import RelationshipRefused
 from vault.services import citizens, delegations, invitations
 from vault.services.context import VaultContext, unit_of_work
@@ -40,7 +41,7 @@ def test_accepting_signs_the_terms_and_uses_the_code_once(
     principal, delegate = _people(ctx)
     p_dev, d_dev = add_passkey(ctx, principal), add_passkey(ctx, delegate)
     new = _invite(ctx, clock, principal)
-    assert len(invitations.normalise(new.code)) == invitations.CODE_CHARS
+    assert len(typed_codes.normalise(new.code)) == invitations.CODE_CHARS
     with Session(ctx.engine) as s:
         stored = s.exec(select(RelationshipInviteRow)).one()
     assert stored.code_hash == new.code_hash != new.code  # only the keyed hash is kept
