@@ -42,6 +42,7 @@ __all__ = [
     "MOBILE_VIEWPORT",
     "Authenticator",
     "check_accessibility",
+    "check_at_375",
     "page_check",
     "snap",
 ]
@@ -199,6 +200,22 @@ def page_check(page: Page, name: str) -> Path:
     png = _shoot(page, stem)
     _axe(page, stem)
     return png
+
+
+def check_at_375(page: Page, name: str) -> None:
+    """axe at 375 px and no sideways scrolling there (WCAG 1.4.10 Reflow), back to the
+    desktop width, then screenshots (`snap`)."""
+    wide = page.viewport_size
+    page.set_viewport_size(MOBILE_VIEWPORT)
+    try:
+        width, inner = page.evaluate(
+            "[document.documentElement.scrollWidth, window.innerWidth]")
+        assert width <= inner, f"{page.url} is {width} px wide in a {inner} px window"
+        check_accessibility(page, name)
+    finally:
+        if wide is not None:
+            page.set_viewport_size(wide)
+    snap(page, name)
 
 
 # -- what the wallet tests share -------------------------------------------------------

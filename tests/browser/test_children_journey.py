@@ -12,13 +12,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 from browser.harness import (
-    MOBILE_VIEWPORT,
     Authenticator,
     at,
     button,
-    check_accessibility,
+    check_at_375,
     newest_citizen,
-    snap,
 )
 from livevault import LiveVault
 from sqlmodel import Session
@@ -39,17 +37,6 @@ pytestmark = pytest.mark.browser
 DESKTOP_VIEWPORT = {"width": 1280, "height": 800}  # as the conftest's contexts
 
 
-def at_375(page: Page, name: str) -> None:
-    """axe at 375 px, and no sideways scrolling there (WCAG 1.4.10 Reflow)."""
-    page.set_viewport_size(MOBILE_VIEWPORT)
-    try:
-        width, inner = page.evaluate(
-            "[document.documentElement.scrollWidth, window.innerWidth]")
-        assert width <= inner, f"{page.url} is {width} px wide in a {inner} px window"
-        check_accessibility(page, name)
-    finally:
-        page.set_viewport_size(DESKTOP_VIEWPORT)  # type: ignore[arg-type]
-    snap(page, name)
 
 
 def can_act(state: AppState, parent: str, child: str) -> bool:
@@ -71,7 +58,7 @@ def test_make_hand_over_and_end(live_wallet: LiveVault, vault_state: AppState, p
     page.wait_for_url(at("/wallet/welcome"))
     parent = newest_citizen(vault_state.ctx)
     page.goto("/wallet/counter")  # the helper's page, new too
-    at_375(page, "help someone at a counter")
+    check_at_375(page, "help someone at a counter")
 
     page.goto("/wallet/children")
     page.get_by_label("Given name").fill("Ada")
@@ -79,19 +66,19 @@ def test_make_hand_over_and_end(live_wallet: LiveVault, vault_state: AppState, p
     page.get_by_label("Date of birth").fill("2018-12-10")
     button(page, "Continue").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Check and sign")
-    at_375(page, "child vault check and sign")
+    check_at_375(page, "child vault check and sign")
     button(page, "Sign with your passkey and make the vault").click()
     page.wait_for_url(at("/wallet/children?done=made"))
     child = newest_citizen(vault_state.ctx)
     assert child != parent and can_act(vault_state, parent, child)
     expect(page.get_by_role("heading", name="Ada Byron")).to_be_visible()
-    at_375(page, "children's vaults")
+    check_at_375(page, "children's vaults")
 
     button(page, "Make a handover code for Ada Byron").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Handover code for Ada Byron")
     code = page.locator("ul.codes code").inner_text()
     assert re.fullmatch(r"[0-9A-Z]{4}(-[0-9A-Z]{4}){3}", code)
-    at_375(page, "handover code")
+    check_at_375(page, "handover code")
 
     # The child, on their own device, signed out.
     theirs = browser.new_context(base_url=live_wallet.url, viewport=DESKTOP_VIEWPORT,
@@ -101,7 +88,7 @@ def test_make_hand_over_and_end(live_wallet: LiveVault, vault_state: AppState, p
         device = Authenticator.attach(child_page)
         child_page.goto(f"/wallet/handover?code={code}")
         expect(child_page.get_by_role("main")).to_contain_text("Ada Byron")
-        at_375(child_page, "take over your vault")
+        check_at_375(child_page, "take over your vault")
         expect(child_page.get_by_label("End it: only I can use my vault")).to_be_checked()
         button(child_page, "Create a passkey").click()
         child_page.wait_for_url(at("/wallet/welcome?next=/wallet/people"))
@@ -137,9 +124,9 @@ def test_the_helper_signs_last_and_the_visit_starts(live_wallet: LiveVault,
         visit = row.id
     page.goto(f"/wallet/counter/{visit}")
     expect(page.get_by_role("heading", level=2)).to_have_text("Step 3 of 3: you sign")
-    at_375(page, "counter visit, the helper signs")
+    check_at_375(page, "counter visit, the helper signs")
     button(page, "Sign with your passkey").click()
     expect(page.get_by_role("status").filter(has_text="You can act for")).to_contain_text(
         "Grace Hopper")
     assert can_act(vault_state, helper, citizen)
-    at_375(page, "counter visit live")
+    check_at_375(page, "counter visit live")

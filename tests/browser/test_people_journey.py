@@ -12,13 +12,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 from browser.harness import (
-    MOBILE_VIEWPORT,
     Authenticator,
     at,
     button,
-    check_accessibility,
+    check_at_375,
     newest_citizen,
-    snap,
 )
 from livevault import LiveVault
 from sqlmodel import Session
@@ -37,17 +35,6 @@ pytestmark = pytest.mark.browser
 DESKTOP_VIEWPORT = {"width": 1280, "height": 800}  # as the conftest's contexts
 
 
-def at_375(page: Page, name: str) -> None:
-    """axe at 375 px, and no sideways scrolling there (WCAG 1.4.10 Reflow)."""
-    page.set_viewport_size(MOBILE_VIEWPORT)
-    try:
-        width, inner = page.evaluate(
-            "[document.documentElement.scrollWidth, window.innerWidth]")
-        assert width <= inner, f"{page.url} is {width} px wide in a {inner} px window"
-        check_accessibility(page, name)
-    finally:
-        page.set_viewport_size(DESKTOP_VIEWPORT)  # type: ignore[arg-type]
-    snap(page, name)
 
 
 def can_act(state: AppState, delegate: str, principal: str) -> bool:
@@ -77,14 +64,14 @@ def test_invite_accept_confirm_and_end(live_wallet: LiveVault, vault_state: AppS
     give_ada_data(ctx, ada)
     page.goto("/wallet/people")
     expect(page.get_by_text("Nobody can act for you.")).to_be_visible()
-    at_375(page, "people nobody yet")
+    check_at_375(page, "people nobody yet")
 
     page.get_by_role("link", name="Invite someone to act for you").click()
     page.get_by_label("Attorney (lasting power of attorney)").check()
     page.get_by_label("Say yes or no to services' requests").check()
     until = (datetime.now(UTC).date() + timedelta(days=365)).isoformat()
     page.get_by_label("Until the end of (for a parent, attorney or appointee)").fill(until)
-    at_375(page, "people invite")
+    check_at_375(page, "people invite")
     button(page, "Make the invitation").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Your invitation")
     code = page.locator("ul.codes code").inner_text()
@@ -93,7 +80,7 @@ def test_invite_accept_confirm_and_end(live_wallet: LiveVault, vault_state: AppS
     href = link.get_attribute("href")
     assert href is not None and href.endswith(f"/wallet/people/join?code={code}")
     expect(page.get_by_role("img", name="QR code of the invitation link")).to_be_visible()
-    at_375(page, "people invitation code and QR")
+    check_at_375(page, "people invitation code and QR")
 
     # Bob, on his own device, signs up and opens the link.
     theirs = browser.new_context(base_url=live_wallet.url, viewport=DESKTOP_VIEWPORT,
@@ -108,7 +95,7 @@ def test_invite_accept_confirm_and_end(live_wallet: LiveVault, vault_state: AppS
         expect(bob_page.get_by_role("heading", level=1)).to_have_text(
             "Ada Lovelace asks you to act for them")
         expect(bob_page.get_by_role("main")).to_contain_text("say yes or no to services")
-        at_375(bob_page, "people accept an invitation")
+        check_at_375(bob_page, "people accept an invitation")
         count = bob_device.credentials()[0]["signCount"]
         button(bob_page, "Accept with your passkey").click()
         bob_page.wait_for_url(at("/wallet/people?done=accepted"))
@@ -117,7 +104,7 @@ def test_invite_accept_confirm_and_end(live_wallet: LiveVault, vault_state: AppS
 
         page.goto("/wallet/people")
         expect(page.get_by_text("Bob Carter accepted: confirm")).to_be_visible()
-        at_375(page, "people confirm")
+        check_at_375(page, "people confirm")
         page.get_by_role("button", name=re.compile(r"^Confirm with your passkey\W+Bob Carter$")
                          ).click()
         page.wait_for_url(at("/wallet/people?done=live"))
@@ -126,14 +113,14 @@ def test_invite_accept_confirm_and_end(live_wallet: LiveVault, vault_state: AppS
         bob_page.goto("/wallet/people")
         expect(bob_page.get_by_role("heading", name="Ada Lovelace")).to_be_visible()
         expect(bob_page.get_by_role("main")).to_contain_text("Active")
-        at_375(bob_page, "people whom you act for")
+        check_at_375(bob_page, "people whom you act for")
     finally:
         theirs.close()
 
     page.get_by_role("link", name="End this (Bob Carter)").click()
     expect(page.get_by_role("heading", level=1)).to_have_text(
         "Stop Bob Carter acting for you?")
-    at_375(page, "people end")
+    check_at_375(page, "people end")
     button(page, "End it now").click()
     page.wait_for_url(at("/wallet/people?done=ended"))
     assert not can_act(vault_state, bob, ada)
