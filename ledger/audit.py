@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO
@@ -22,14 +21,12 @@ from ledger.canonical import check_value, encode_checked
 from ledger.checkpoint import Checkpoint
 from ledger.entry import SEALED_VERSION, VERSION, check_kind, check_time, parse_entry
 from ledger.errors import EncodingError, LogInvalid
-from ledger.hasher import HASH_SIZE
+from ledger.hasher import HASH_SIZE, new_leaf_hasher
 from ledger.tree import CompactRange, TreeHead
 
 __all__ = ["LogAuditor", "LogVerified", "audit_log", "read_ndjson"]
 
 Progress = Callable[[int], None]
-
-_sha256 = hashlib.sha256
 
 
 def _b64(h: bytes) -> str:
@@ -68,7 +65,9 @@ class LogAuditor:
 
     def feed(self, data: bytes, stored_leaf_hash: bytes | None = None) -> bytes:
         """Check the next entry; return its leaf hash."""
-        h = _sha256(b"\x00" + data).digest()  # leaf_hash, inlined: once per entry
+        hasher = new_leaf_hasher()  # leaf_hash, inlined: once per entry
+        hasher.update(data)
+        h = hasher.digest()
         time = self._quick_check(data)
         if stored_leaf_hash is not None and stored_leaf_hash != h:
             raise LogInvalid(self.size, "entry bytes do not match their stored leaf hash: "

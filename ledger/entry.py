@@ -29,11 +29,15 @@ __all__ = [
     "VERSION",
     "Clock",
     "Entry",
+    "check_kind",
+    "check_prev",
+    "check_time",
     "decode_b64",
     "encode_entry",
     "encode_sealed_entry",
     "format_time",
     "parse_entry",
+    "sealed_entry_bytes",
     "utc_now",
 ]
 
@@ -92,7 +96,7 @@ def check_kind(kind: str) -> None:
         _known_kinds.add(kind)
 
 
-def _check_prev(seq: int, prev: bytes) -> None:
+def check_prev(seq: int, prev: bytes) -> None:
     if len(prev) != (HASH_SIZE if seq else 0):
         raise EncodingError(
             "prev must be empty for entry 0 and the 32-byte leaf hash of the previous entry "
@@ -135,7 +139,7 @@ def encode_entry(seq: int, time: str, kind: str, prev: bytes, body: Mapping[str,
         raise EncodingError(f"seq must be a non-negative integer, got {seq!r}")
     check_time(time)
     check_kind(kind)
-    _check_prev(seq, prev)
+    check_prev(seq, prev)
     if not isinstance(body, dict):
         raise EncodingError("body must be a JSON object")
     # Keys in JCS order: body, kind, prev, seq, time, v. kind and time are plain ASCII
@@ -168,10 +172,18 @@ def encode_sealed_entry(seq: int, time: str, kind: str, prev: bytes,
         raise EncodingError(f"seq must be a non-negative integer, got {seq!r}")
     check_time(time)
     check_kind(kind)
-    _check_prev(seq, prev)
+    check_prev(seq, prev)
     _check_sealed(sealed)
     if not isinstance(public, dict):
         raise EncodingError("public must be a JSON object")
+    return sealed_entry_bytes(kind, prev, canonical_json(public) if public_json is None
+                              else public_json, sealed, seq, time)
+
+
+def sealed_entry_bytes(kind: str, prev: bytes, public_json: bytes, sealed: bytes, seq: int,
+                       time: str) -> bytes:
+    """The bytes of a v2 entry from parts already checked (`encode_sealed_entry` checks
+    them; a writer that made them checks the batch's time once)."""
     # Keys in JCS order: kind, prev, public, sealed, seq, time, v.
     return b"".join(
         (
@@ -180,7 +192,7 @@ def encode_sealed_entry(seq: int, time: str, kind: str, prev: bytes,
             b'","prev":"',
             binascii.b2a_base64(prev, newline=False),
             b'","public":',
-            canonical_json(public) if public_json is None else public_json,
+            public_json,
             b',"sealed":"',
             binascii.b2a_base64(sealed, newline=False),
             b'","seq":',
@@ -233,7 +245,7 @@ def parse_entry(data: bytes) -> Entry:
     if type(body) is not dict:
         raise EncodingError("body must be a JSON object")
     prev = decode_b64(prev_text, "prev")
-    _check_prev(seq, prev)
+    check_prev(seq, prev)
     # Re-encoding the parsed object must give back the very same bytes: this rejects
     # whitespace, key order, escapes and number forms other than the canonical ones.
     if encode_checked(obj, check_value(body, parsed_ascii=data.isascii())) != data:
@@ -256,7 +268,7 @@ def _parse_sealed(obj: dict[str, Any], data: bytes) -> Entry:
     if type(public) is not dict:
         raise EncodingError("public must be a JSON object")
     prev = decode_b64(obj["prev"], "prev")
-    _check_prev(seq, prev)
+    check_prev(seq, prev)
     sealed = decode_b64(obj["sealed"], "sealed")
     _check_sealed(sealed)
     if encode_checked(obj, check_value(public, parsed_ascii=data.isascii())) != data:

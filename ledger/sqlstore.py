@@ -2,9 +2,15 @@
 
 Tables: `ledger_entries` (seq, leaf hash, entry bytes, and a v2 entry's opening:
 its salt and private body, written in the same row so an entry never lacks it),
-`ledger_nodes` (interior
-perfect-subtree hashes by in-order id), `ledger_head` (one row: size, root, right
-border, last leaf and time) and `ledger_checkpoints` (signed notes).
+`ledger_nodes` (interior perfect-subtree hashes by in-order id, from level
+`STORED_LEVEL` up), `ledger_head` (one row: size, root, right border, last leaf and
+time) and `ledger_checkpoints` (signed notes).
+
+Interior nodes below `STORED_LEVEL` are not stored: 7 of every 8 interior nodes are
+on levels 1 to 3, and each is rehashed on read from at most 8 leaf hashes (a proof
+reads one more aligned run of 16 leaf hashes, in the same query). An append then
+writes one node row per 16 entries instead of one per entry; ledgers written before
+keep their low rows, which are no longer read.
 
 Writers are serialised on the head row: each append starts with an
 `UPDATE ledger_head ... RETURNING`, a row lock on PostgreSQL and the database's single
@@ -33,7 +39,7 @@ from sqlalchemy import (
 from ledger import proof
 from ledger.entry import VERSION, Clock, format_time, utc_now
 from ledger.errors import StoreError
-from ledger.hasher import EMPTY_ROOT
+from ledger.hasher import EMPTY_ROOT, node_hash
 from ledger.sealing import Salts
 from ledger.store import (
     Appended,
@@ -46,7 +52,7 @@ from ledger.store import (
 )
 from ledger.tree import CompactRange, TreeHead, node_id
 
-__all__ = ["SqlLedger", "init_schema", "metadata"]
+__all__ = ["STORED_LEVEL", "SqlLedger", "init_schema", "metadata"]
 
 metadata = MetaData()
 
@@ -90,6 +96,9 @@ checkpoints_table = Table(
 
 _ITER_BATCH = 5000
 
+#: The lowest level of interior node kept in `ledger_nodes` (the module docstring).
+STORED_LEVEL = 4
+
 
 def init_schema(conn: Connection) -> None:
     """Create the ledger tables and the empty head if they do not exist yet."""
@@ -106,6 +115,14 @@ def _blob(value: Any) -> bytes:
     """Column value as bytes. A row edited by hand may come back as TEXT: surface it to
     the verifier as the bytes it holds rather than failing to read it."""
     return value.encode() if isinstance(value, str) else bytes(value)
+
+
+def _subtree(leaf: Mapping[int, bytes], begin: int, end: int) -> bytes:
+    """MTH of the perfect subtree over leaves [begin, end), from their hashes."""
+    level = [leaf[seq] for seq in range(begin, end)]
+    while len(level) > 1:
+        level = [node_hash(level[k], level[k + 1]) for k in range(0, len(level), 2)]
+    return level[0]
 
 
 def _placeholder(conn: Connection) -> str:
@@ -150,11 +167,11 @@ class SqlLedger:
                 f"VALUES ({p}, {p}, {p}, {p})",
                 [(e.seq, e.leaf_hash, e.data, e.opening) for e in plan.entries],
             )
-            if plan.nodes:
-                cur.executemany(
-                    f"INSERT INTO ledger_nodes (id, hash) VALUES ({p}, {p})",
-                    [(node_id(level, index), h) for level, index, h in plan.nodes],
-                )
+            stored = [(node_id(level, index), h) for level, index, h in plan.nodes
+                      if level >= STORED_LEVEL]
+            if stored:
+                cur.executemany(f"INSERT INTO ledger_nodes (id, hash) VALUES ({p}, {p})",
+                                stored)
             border = head.border
             cur.execute(
                 f"UPDATE ledger_head SET size = {p}, root = {p}, last_leaf = {p}, "
@@ -192,18 +209,25 @@ class SqlLedger:
         return self.tree_head().size
 
     def node_hashes(self, nodes: Sequence[tuple[int, int]]) -> list[bytes]:
-        leaves = [i for level, i in nodes if level == 0]
-        inner = [node_id(level, i) for level, i in nodes if level > 0]
-        found: dict[tuple[int, int], bytes] = {}
+        leaves: set[int] = set()
+        inner: list[int] = []
+        for level, i in nodes:
+            if level < STORED_LEVEL:  # a leaf, or rehashed from the leaves it covers
+                leaves.update(range(i << level, (i + 1) << level))
+            else:
+                inner.append(node_id(level, i))
+        leaf: dict[int, bytes] = {}
         if leaves:
-            for seq, h in self._select_in("seq, leaf_hash", "ledger_entries", "seq", leaves):
-                found[(0, seq)] = _blob(h)
+            leaf = {seq: _blob(h) for seq, h in
+                    self._select_in("seq, leaf_hash", "ledger_entries", "seq", sorted(leaves))}
+        stored: dict[int, bytes] = {}
         if inner:
-            by_id = {node_id(level, i): (level, i) for level, i in nodes if level > 0}
-            for nid, h in self._select_in("id, hash", "ledger_nodes", "id", inner):
-                found[by_id[nid]] = _blob(h)
+            stored = {nid: _blob(h) for nid, h in
+                      self._select_in("id, hash", "ledger_nodes", "id", inner)}
         try:
-            return [found[n] for n in nodes]
+            return [stored[node_id(level, i)] if level >= STORED_LEVEL
+                    else _subtree(leaf, i << level, (i + 1) << level)
+                    for level, i in nodes]
         except KeyError as exc:
             raise StoreError(f"stored tree node {exc.args[0]} is missing") from None
 

@@ -14,20 +14,23 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from ledger import proof
 from ledger.entry import (
     SEALED_VERSION,
     VERSION,
     Clock,
+    check_kind,
+    check_prev,
+    check_time,
     encode_entry,
-    encode_sealed_entry,
     format_time,
+    sealed_entry_bytes,
     utc_now,
 )
 from ledger.errors import EncodingError, RangeError
-from ledger.hasher import leaf_hash
+from ledger.hasher import leaf_hash, new_leaf_hasher
 from ledger.sealing import SALT_SIZE, Salts, seal
 from ledger.tree import CompactRange, TreeHead
 
@@ -46,8 +49,9 @@ MAX_PAGE = 1000
 EntryItem = tuple[str, Mapping[str, Any]]
 
 
-@dataclass(frozen=True, slots=True)
-class Appended:
+class Appended(NamedTuple):
+    """An entry as appended (a NamedTuple: a writer makes one per entry)."""
+
     seq: int
     time: str
     leaf_hash: bytes
@@ -95,25 +99,35 @@ def plan_append(head: HeadState, items: Iterable[EntryItem], now: str, *,
     border, prev = head.border, head.last_leaf
     entries: list[Appended] = []
     nodes: list[tuple[int, int, bytes]] = []
-    sealing = version == SEALED_VERSION
-    if sealing:
+    if version == SEALED_VERSION:
         items = list(items)
         pool = (salts or os.urandom)(SALT_SIZE * len(items))
         if len(pool) != SALT_SIZE * len(items):
             raise EncodingError("the salt source gave too few bytes")
-    for i, (kind, body) in enumerate(items):
+        # What `encode_sealed_entry` checks of every entry, checked once for the batch:
+        # the rest (seq, prev, sealed) the loop makes itself.
+        check_time(time)
+        check_prev(border.size, prev)
         seq = border.size
-        if sealing:
-            public, public_json, sealed, opening = seal(
+        for i, (kind, body) in enumerate(items):
+            check_kind(kind)
+            _, public_json, sealed, opening = seal(
                 seq, kind, body, pool[i * SALT_SIZE:(i + 1) * SALT_SIZE])
-            data = encode_sealed_entry(seq, time, kind, prev, public, sealed,
-                                       public_json=public_json)
-        else:
-            data, opening = encode_entry(seq, time, kind, prev, body), None
-        h = leaf_hash(data)
-        nodes.extend(border.append(h))
-        entries.append(Appended(seq, time, h, data, opening))
-        prev = h
+            data = sealed_entry_bytes(kind, prev, public_json, sealed, seq, time)
+            hasher = new_leaf_hasher()  # leaf_hash, inlined
+            hasher.update(data)
+            prev = hasher.digest()
+            nodes.extend(border.append(prev))
+            entries.append(Appended(seq, time, prev, data, opening))
+            seq += 1
+    else:
+        for kind, body in items:
+            seq = border.size
+            data = encode_entry(seq, time, kind, prev, body)
+            h = leaf_hash(data)
+            nodes.extend(border.append(h))
+            entries.append(Appended(seq, time, h, data))
+            prev = h
     head.last_leaf, head.last_time = prev, time
     return AppendPlan(entries, nodes)
 

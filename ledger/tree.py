@@ -7,17 +7,13 @@ subtree, written once when it completes, so any root or proof needs O(log n) rea
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ledger.errors import StoreError
-from ledger.hasher import EMPTY_ROOT, HASH_SIZE, node_hash
+from ledger.hasher import EMPTY_ROOT, HASH_SIZE, new_node_hasher, node_hash
 
 __all__ = ["CompactRange", "TreeHead", "node_id", "perfect_subtrees"]
-
-_sha256 = hashlib.sha256
-
 
 @dataclass(frozen=True, slots=True)
 class TreeHead:
@@ -89,7 +85,9 @@ class CompactRange:
         """`append` for callers that need no completed nodes (the streaming verifier)."""
         h, s, hashes = leaf, self.size, self.hashes
         while s & 1:
-            h = _sha256(b"\x01" + hashes.pop() + h).digest()  # node_hash, inlined
+            hasher = new_node_hasher()  # node_hash, inlined
+            hasher.update(hashes.pop() + h)
+            h = hasher.digest()
             s >>= 1
         hashes.append(h)
         self.size += 1
