@@ -90,7 +90,8 @@ def build_state(settings: Settings) -> AppState:
     ctx = VaultContext(
         engine=engine, keyring=keyring,
         approvals=PasskeyApprovalVerifier(RelyingParty.from_public_url(settings.base_url)),
-        after_commit=publisher.nudge, after_queue=partial(_wake, threads), witnessing=witnessing)
+        after_commit=publisher.nudge, after_queue=partial(_wake, threads), witnessing=witnessing,
+        tell_inline=settings.changes_told_inline)
     webhooks = WebhookDispatcher(ctx, app_secret=app_secret)
     # The teller's own commits queue webhooks: it nudges the dispatcher itself.
     changes = ChangeTeller(ctx, then=webhooks.nudge)

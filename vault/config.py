@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     source_signing_key: SecretStr | None = None
     #: Seconds a source may take to answer a read before it is a 503 source_unavailable.
     source_timeout: float = Field(default=2.0, gt=0, le=60)
+    #: A record change with at most this many grants to tell queues its `record.changed`
+    #: messages in its own transaction; more are left to the change teller (0: always).
+    changes_told_inline: int = Field(default=100, ge=0, le=10_000)
     #: Each service's requests to /v1/* per second, and the burst it may spend at once
     #: (per worker process).
     client_rate_limit: float = Field(default=50.0, gt=0, le=100_000)

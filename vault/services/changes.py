@@ -1,27 +1,34 @@
 """Telling services that a record changed (ARCHITECTURE §8, webhook `record.changed`).
 
-Two steps, so that a write costs the same however many services rely on the value:
+A change is told in its own transaction when that is cheap, and by a thread when not,
+so that a write costs about the same however many services rely on the value:
 
-1. `tell_changed`, called by every path that changes a record inside its transaction,
-   after its ledger entry, writes ONE row to `record_changes`: the entry's index, the
-   citizen, the categories. It commits or rolls back with the change, so a change that
-   rolled back tells no one, and a change that committed is never forgotten.
-2. `tell_pending` (run by the `ChangeTeller` thread, nudged after every commit) takes
-   the pending rows in ledger order and, in one transaction, queues a `record.changed`
-   message in the webhook outbox for every grant to tell, and deletes the rows. The
-   messages and the deletion commit together: a teller that dies half-way commits
-   neither, and the change is still pending for the next run (nothing lost); once it
-   committed, the row is gone and no run tells it again (nothing twice). Tellers in
-   several processes claim rows with FOR UPDATE SKIP LOCKED on PostgreSQL; on SQLite the
-   write lock taken at BEGIN serialises them. The webhook dispatcher then delivers the
-   messages like any other (signed, retried, at least once: services deduplicate by
-   `webhook-id`).
+1. `tell_changes` (or `tell_changed` for one change), called by every path that changes a
+   record inside its transaction, after its ledger entry, looks up the grants to tell
+   (one query for all the transaction's changes, stopping one past
+   `VaultContext.tell_inline`). When there are at most that many, it queues their
+   messages in the webhook outbox there and then: they commit or roll back with the
+   change. Otherwise (or with `tell_inline` 0) it writes ONE row per change to
+   `record_changes`: the entry's index, the citizen, the categories, committed or rolled
+   back with the change, so a change that committed is never forgotten.
+2. `tell_pending` (run by the `ChangeTeller` thread, nudged after a commit that left
+   rows) takes the pending rows in ledger order and, in one transaction, queues a
+   `record.changed` message in the webhook outbox for every grant to tell, and deletes
+   the rows. The messages and the deletion commit together: a teller that dies half-way
+   commits neither, and the change is still pending for the next run (nothing lost);
+   once it committed, the row is gone and no run tells it again (nothing twice). Tellers
+   in several processes claim rows with FOR UPDATE SKIP LOCKED on PostgreSQL; on SQLite
+   the write lock taken at BEGIN serialises them. The webhook dispatcher then delivers
+   the messages like any other (signed, retried, at least once: services deduplicate by
+   `webhook-id`, and order changes by `ledger_index`).
 
-Why not queue the messages in the write's own transaction: one change to a category
-with 10,000 live grants means 10,000 messages, a few hundred milliseconds of work
-(`bench/record_changes.py`) that the write would answer late by and, on SQLite, every
-other writer would wait behind. Here the write adds one row; the teller queues all the
-messages well within a second of its commit.
+Why not always queue the messages in the write's own transaction: one change to a
+category with 10,000 live grants means 10,000 messages, a few hundred milliseconds of
+work (`bench/record_changes.py`) that the write would answer late by and, on SQLite,
+every other writer would wait behind. Why not always leave them to the teller: for the
+usual handful of grants, the teller's own transactions (a look, a claim, a delete, a
+commit) cost more than the messages, and on PostgreSQL they held issuer writes to 0.42x
+the rate of reads instead of 0.63x (`bench.service_load`, the teller turned off).
 
 Who is told: a grant of the citizen that is approved (so not paused, revoked, expired or
 used up), has started and not yet ended, lets the service read (a grant only to write
@@ -47,8 +54,9 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import bindparam, delete, insert, select
@@ -61,9 +69,11 @@ from vault.domain.grants import GrantState
 from vault.domain.terms import format_utc
 from vault.services.background import Periodic
 from vault.services.context import VaultContext, Work, reading, unit_of_work
+from vault.services.webhooks import QUEUE as WEBHOOKS_QUEUE
 from vault.storage.tables import GrantRow, RecordChangeRow, ServiceRow, WebhookMessageRow
 
-__all__ = ["EVENT", "QUEUE", "ChangeTeller", "tell_changed", "tell_pending"]
+__all__ = ["EVENT", "QUEUE", "Change", "ChangeTeller", "tell_changed", "tell_changes",
+           "tell_pending"]
 
 #: The webhook event (in `webhooks.EVENTS`).
 EVENT = "record.changed"
@@ -77,19 +87,47 @@ _ANY_PENDING = select(col(RecordChangeRow.seq)).limit(1)
 _ADD_CHANGE = insert(RecordChangeRow.__table__)  # type: ignore[attr-defined]
 
 
+class Change(NamedTuple):
+    """A record change made in a transaction: its ledger entry, whose, which categories."""
+
+    seq: int
+    citizen_id: str
+    categories: list[str]
+    created_at: datetime
+
+
 def tell_changed(work: Work, *, citizen_id: str, categories: Iterable[str],
                  ledger_index: int) -> None:
-    """Remember, in the change's own transaction, that the citizen's `categories`
-    changed at ledger entry `ledger_index`, so that every service whose approved grant
-    reads one of them (or a derived answer resting on one) is told. One call per entry."""
-    changed = sorted(set(categories))
-    if not changed:
+    """`tell_changes` of one change: the citizen's `categories` changed at ledger entry
+    `ledger_index`. One call per entry."""
+    tell_changes(work, [(ledger_index, citizen_id, categories)])
+
+
+def tell_changes(work: Work, changes: Iterable[tuple[int, str, Iterable[str]]]) -> None:
+    """See that every service whose approved grant reads one of the changed categories
+    (or a derived answer resting on one) is told, from inside the changes' own
+    transaction: `changes` are (ledger index, citizen id, categories), each after its
+    ledger entry. The messages are queued here when there are at most `work.tell_inline`
+    of them, else a change row each is left for the teller (the module docstring)."""
+    made = [Change(seq, citizen_id, sorted(set(categories)), work.now)
+            for seq, citizen_id, categories in changes]
+    made = [c for c in made if c.categories]
+    if not made:
         return
+    if work.tell_inline > 0:
+        grants = _grants_to_tell(work, {c.citizen_id for c in made},
+                                 limit=work.tell_inline + 1)
+        if sum(map(len, grants.values())) <= work.tell_inline:
+            now_text = format_utc(work.now)
+            messages = [m for c in made
+                        for m in _messages(c, grants.get(c.citizen_id, []), now_text)]
+            if messages:
+                _queue(work, messages)
+                work.queued.add(WEBHOOKS_QUEUE)
+            return
     # Core, not the ORM: on an issuer's write (the hot path) the unit of work's flush
     # cost more than the write's own insert.
-    work.session.connection().execute(_ADD_CHANGE, {
-        "seq": ledger_index, "citizen_id": citizen_id, "categories": changed,
-        "created_at": work.now})
+    work.session.connection().execute(_ADD_CHANGE, [c._asdict() for c in made])
     work.queued.add(QUEUE)
 
 
@@ -129,20 +167,21 @@ _TO_TELL = (
     .order_by(col(GrantRow.id)))
 
 
-def _grants_to_tell(work: Work, citizen_ids: set[str]
+def _grants_to_tell(work: Work, citizen_ids: set[str], *, limit: int | None = None
                     ) -> dict[str, list[tuple[str, str, str]]]:
-    """By citizen, (grant id, service id, terms) of their grants that may be told: one
-    query for all the changes a transaction tells, not one a change (which cost more
-    than the write that made the change)."""
+    """By citizen, (grant id, service id, terms) of their grants that may be told (at
+    most `limit` in all): one query for all the changes a transaction tells, not one a
+    change (which cost more than the write that made the change)."""
     found: dict[str, list[tuple[str, str, str]]] = {}
+    query = _TO_TELL if limit is None else _TO_TELL.limit(limit)
     for citizen_id, grant_id, service_id, terms in work.session.connection().execute(
-            _TO_TELL, {"citizens": sorted(citizen_ids), "now": work.now}):
+            query, {"citizens": sorted(citizen_ids), "now": work.now}):
         found.setdefault(citizen_id, []).append((grant_id, service_id, terms))
     return found
 
 
-def _messages(change: RecordChangeRow, grants: list[tuple[str, str, str]], now_text: str
-              ) -> list[tuple[str, str]]:
+def _messages(change: Change | RecordChangeRow, grants: list[tuple[str, str, str]],
+              now_text: str) -> list[tuple[str, str]]:
     """(service id, body) of each message the change makes to `grants` (its citizen's)."""
     changed = frozenset(change.categories)
     stamp = format_time(change.created_at)

@@ -39,6 +39,10 @@ class VaultContext:
     after_queue: Callable[[frozenset[str]], None] = field(default=lambda queued: None)
     #: The witnesses whose quorum of cosignatures publishes a checkpoint (None: no witnesses).
     witnessing: Witnessing | None = None
+    #: A transaction whose record changes have at most this many grants to tell queues
+    #: their `record.changed` messages itself; beyond, or at 0, the change teller does
+    #: (`vault.services.changes`).
+    tell_inline: int = 0
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,8 @@ class Work:
     now: datetime
     #: What this transaction queued for background threads ("changes", "webhooks").
     queued: set[str] = field(default_factory=set)
+    #: `VaultContext.tell_inline`, for the changes this transaction makes.
+    tell_inline: int = 0
 
 
 @contextmanager
@@ -70,7 +76,8 @@ def unit_of_work(ctx: VaultContext) -> Iterator[Work]:
         # entry before), so an auditor re-checking a read at the recorded time agrees.
         # Entries are sealed (ledger v2, ARCHITECTURE §10): what links a citizen is
         # committed to in public and kept in the entry's opening.
-        work = Work(session, SqlLedger(conn, clock=lambda: now, version=SEALED_VERSION), now)
+        work = Work(session, SqlLedger(conn, clock=lambda: now, version=SEALED_VERSION), now,
+                    tell_inline=ctx.tell_inline)
         yield work
     ctx.after_commit()
     if work.queued:

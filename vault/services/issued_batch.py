@@ -34,7 +34,7 @@ from vault.errors import NotFound
 from vault.oauth.record_jws import VerifiedRecord
 from vault.services import relationship_records
 from vault.services.access import TokensRevoked, parsed_terms
-from vault.services.changes import QUEUE as CHANGES_QUEUE
+from vault.services.changes import tell_changes
 from vault.services.context import VaultContext, Work, new_id
 from vault.services.issued import (
     RecordJtiReused,
@@ -50,7 +50,6 @@ from vault.storage.tables import (
     CitizenRow,
     GrantRow,
     OAuthTokenFamilyRow,
-    RecordChangeRow,
     RecordJtiRow,
     RecordRow,
     ServiceRow,
@@ -92,7 +91,6 @@ _FAMILIES = select(OAuthTokenFamilyRow.id, OAuthTokenFamilyRow.grant_id,
 _HELD = select(SourceCategoryRow.category).where(
     col(SourceCategoryRow.category).in_(bindparam("categories", expanding=True)))
 _ADD_RECORDS = insert(RecordRow.__table__)  # type: ignore[attr-defined]
-_ADD_CHANGES = insert(RecordChangeRow.__table__)  # type: ignore[attr-defined]
 _ADD_JTIS = insert(RecordJtiRow.__table__)  # type: ignore[attr-defined]
 
 
@@ -277,11 +275,8 @@ def _store(ctx: VaultContext, work: Work, stored: list[_Stored],
     appended = work.ledger.append_many(_entries(stored))
     for s, entry in zip(stored, appended, strict=True):
         s.written = Written(s.checked.record.category, s.version, entry.seq)
-    conn.execute(_ADD_CHANGES, [
-        {"seq": s.written.ledger_index, "citizen_id": s.checked.grant.citizen_id,
-         "categories": [s.checked.record.category], "created_at": work.now}
-        for s in stored if s.written is not None])
-    work.queued.add(CHANGES_QUEUE)
+    tell_changes(work, [(s.written.ledger_index, s.checked.grant.citizen_id,
+                         [s.checked.record.category]) for s in stored if s.written is not None])
     conn.execute(_ADD_JTIS, [
         {"service_id": s.checked.grant.service_id, "jti": s.checked.record.jti,
          "digest": s.checked.digest, "citizen_id": s.checked.grant.citizen_id,

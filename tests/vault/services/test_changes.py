@@ -35,6 +35,7 @@ from vault.domain.grants import Access, GrantAction
 from vault.services import access, changes, citizens, grants, issued, records, registry
 from vault.services.changes import ChangeTeller, tell_changed, tell_pending
 from vault.services.context import VaultContext, unit_of_work
+from vault.services.group_commit import GroupCommitWriter, WriteAsk
 from vault.services.webhooks import WebhookDispatcher
 from vault.storage.tables import RecordChangeRow, WebhookMessageRow
 from wallet.passkeys.software import SoftAuthenticator
@@ -499,6 +500,86 @@ def test_only_commits_that_queued_work_wake_the_threads_for_it(ctx: VaultContext
     with unit_of_work(live) as work:
         tell_changed(work, citizen_id=reader.citizen, categories=[], ledger_index=0)
     assert woken == []  # nothing changed: nothing queued
+
+
+# -- told in the change's own transaction, when there are few to tell ------------------------
+
+def test_few_grants_are_told_in_the_changes_own_transaction(ctx: VaultContext,
+                                                            reader: Setting) -> None:
+    """With `tell_inline`, a change with at most that many grants to tell queues their
+    messages itself: nothing is left for the teller, and only the dispatcher wakes."""
+    woken: list[frozenset[str]] = []
+    inline = replace_ctx(ctx, tell_inline=2, after_queue=woken.append)
+    g = _live_grant(inline, reader, categories=["address.home"], derived=["age_over_65"])
+    other = _live_grant(inline, reader, categories=["identity.date_of_birth"], derived=[])
+    woken.clear()
+    records.write_record(inline, reader.citizen, "address.home", VALUES["address.home"])
+    assert _pending(ctx) == [] and woken == [frozenset({"webhooks"})]
+    (told,) = _told(ctx)  # the grant over the date of birth hears nothing
+    assert told["service_id"] == reader.service
+    assert told["data"] == {"grant_id": g.id, "categories": ["address.home"], "derived": [],
+                            "ledger_index": told["data"]["ledger_index"]}
+    # Two grants rest on the date of birth: still at most 2, still told at once.
+    records.write_record(inline, reader.citizen, "identity.date_of_birth", "1950-12-10")
+    assert _pending(ctx) == [] and tell_pending(ctx) == 0
+    assert {(t["data"]["grant_id"], tuple(t["data"]["categories"]),
+             tuple(t["data"]["derived"])) for t in _told(ctx)[1:]} == {
+        (g.id, (), ("age_over_65",)), (other.id, ("identity.date_of_birth",), ())}
+
+
+def test_more_grants_than_told_inline_are_left_to_the_teller(ctx: VaultContext,
+                                                             reader: Setting) -> None:
+    inline = replace_ctx(ctx, tell_inline=1)
+    grants_ = {_live_grant(inline, reader, categories=["address.home"], derived=[]).id
+               for _ in range(2)}
+    records.write_record(inline, reader.citizen, "address.home", VALUES["address.home"])
+    assert _told(ctx) == [] and len(_pending(ctx)) == 1  # 2 > 1: one row, no message
+    assert tell_pending(ctx) == 1
+    assert {t["data"]["grant_id"] for t in _told(ctx)} == grants_
+
+
+def test_a_change_told_inline_that_rolls_back_tells_no_one(ctx: VaultContext,
+                                                           reader: Setting) -> None:
+    inline = replace_ctx(ctx, tell_inline=100)
+    _live_grant(inline, reader, categories=["address.home"], derived=[])
+    with pytest.raises(RuntimeError), unit_of_work(inline) as work:
+        entry = work.ledger.append("record.deleted", {"subject": "x", "category":
+                                                      "address.home", "versions": 1})
+        tell_changed(work, citizen_id=reader.citizen, categories=["address.home"],
+                     ledger_index=entry.seq)
+        assert len(work.session.exec(select(WebhookMessageRow).where(
+            col(WebhookMessageRow.event) == "record.changed")).all()) == 1
+        raise RuntimeError("the change fails after telling")
+    assert _told(ctx) == [] and _pending(ctx) == []
+
+
+def test_an_issuers_batch_of_writes_is_told_inline(ctx: VaultContext, reader: Setting,
+                                                   clock: Clock) -> None:
+    """The bulk path (`issued_batch`, what `PUT /v1/records` runs) tells as one write does."""
+    inline = replace_ctx(ctx, tell_inline=100)
+    key = ServiceKey.generate()
+    agency = registry.register_service(inline, registry.Registration(
+        name="Benefits agency", description="Awards benefits",
+        purposes=["eligibility_assessment"], categories=[], jwks=key.public_jwks(),
+        redirect_uris=["https://benefits.example.gov/cb"],
+        privacy_notice_url="https://benefits.example.gov/privacy",
+        issues=["benefits.attendance_allowance"]))
+    writes = _ask(inline, agency, reader.citizen,
+                  categories=["benefits.attendance_allowance"], derived=[], actions=("write",))
+    _approve(inline, reader.device, reader.citizen, writes)
+    team = _live_grant(inline, reader, categories=[],
+                       derived=["receives:attendance_allowance"])
+    jws = key.sign_record("benefits.attendance_allowance",
+                          VALUES["benefits.attendance_allowance"], issuer=agency,
+                          iat=int(clock().timestamp()))
+    with GroupCommitWriter(inline) as writer:
+        written = writer.submit(WriteAsk(agency, writes.id, None,
+                                         "benefits.attendance_allowance", jws)
+                                ).result(timeout=10)
+    assert _pending(ctx) == []
+    (told,) = _told(ctx)
+    assert (told["service_id"], told["data"]["grant_id"]) == (reader.service, team.id)
+    assert told["data"]["ledger_index"] == written.ledger_index
 
 
 # -- delivered, signed, and then the grant's own limits -------------------------------------
