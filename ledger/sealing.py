@@ -241,17 +241,7 @@ def seal(seq: int, kind: str, body: Mapping[str, Any], salt: bytes) -> Sealed:
     if not isinstance(body, dict):
         raise EncodingError("body must be a JSON object")
     astral = check_value(body)  # once for both parts: each is some of its fields
-    shown = public_fields(kind, body)
-    public: dict[str, Any] = {}
-    private: dict[str, Any] = {}
-    if shown is None:
-        public = dict(body)
-    else:  # `split`, inlined: this runs for every entry appended
-        for name, value in body.items():
-            if name in shown:
-                public[name] = value
-            else:
-                private[name] = value
+    public, private = split(kind, body)
     private_json = encode_checked(private, astral)
     hasher = _new_sha256()
     hasher.update(salt)

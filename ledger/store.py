@@ -30,7 +30,7 @@ from ledger.entry import (
     utc_now,
 )
 from ledger.errors import EncodingError, RangeError
-from ledger.hasher import leaf_hash, new_leaf_hasher
+from ledger.hasher import leaf_hash
 from ledger.sealing import SALT_SIZE, Salts, seal
 from ledger.tree import CompactRange, TreeHead
 
@@ -114,9 +114,7 @@ def plan_append(head: HeadState, items: Iterable[EntryItem], now: str, *,
             _, public_json, sealed, opening = seal(
                 seq, kind, body, pool[i * SALT_SIZE:(i + 1) * SALT_SIZE])
             data = sealed_entry_bytes(kind, prev, public_json, sealed, seq, time)
-            hasher = new_leaf_hasher()  # leaf_hash, inlined
-            hasher.update(data)
-            prev = hasher.digest()
+            prev = leaf_hash(data)
             nodes.extend(border.append(prev))
             entries.append(Appended(seq, time, prev, data, opening))
             seq += 1

@@ -203,19 +203,19 @@ def page_check(page: Page, name: str) -> Path:
 
 
 def check_at_375(page: Page, name: str) -> None:
-    """axe at 375 px and no sideways scrolling there (WCAG 1.4.10 Reflow), back to the
-    desktop width, then screenshots (`snap`)."""
+    """`page_check` at the page's own width (screenshots at both widths, axe), then axe
+    again at 375 px and no sideways scrolling there (WCAG 1.4.10 Reflow), and back."""
+    page_check(page, name)
     wide = page.viewport_size
     page.set_viewport_size(MOBILE_VIEWPORT)
     try:
         width, inner = page.evaluate(
             "[document.documentElement.scrollWidth, window.innerWidth]")
         assert width <= inner, f"{page.url} is {width} px wide in a {inner} px window"
-        check_accessibility(page, name)
+        check_accessibility(page, f"{name} 375")
     finally:
         if wide is not None:
             page.set_viewport_size(wide)
-    snap(page, name)
 
 
 # -- what the wallet tests share -------------------------------------------------------

@@ -9,14 +9,12 @@ from typing import TYPE_CHECKING
 
 import pytest
 from browser.harness import (
-    MOBILE_VIEWPORT,
     Authenticator,
     at,
     button,
-    check_accessibility,
+    check_at_375,
     grant_state,
     newest_citizen,
-    page_check,
 )
 from livevault import LiveVault
 from support.acting import live_relationship
@@ -33,20 +31,6 @@ if TYPE_CHECKING:
     from vault.api.deps import AppState
 
 pytestmark = pytest.mark.browser
-
-
-def _at_375(page: Page, name: str) -> None:
-    """axe, and no sideways scrolling, on a small phone (WCAG 1.4.10 Reflow)."""
-    before = page.viewport_size
-    page.set_viewport_size(MOBILE_VIEWPORT)
-    try:
-        width, inner = page.evaluate(
-            "[document.documentElement.scrollWidth, window.innerWidth]")
-        assert width <= inner, f"{page.url} is {width} px wide in a {inner} px window"
-        check_accessibility(page, name)
-    finally:
-        if before is not None:
-            page.set_viewport_size(before)
 
 
 def test_acting_for_someone(live_wallet: LiveVault, vault_state: AppState, page: Page,
@@ -87,8 +71,7 @@ def test_acting_for_someone(live_wallet: LiveVault, vault_state: AppState, page:
     banner = page.locator(".acting-banner")
     expect(banner).to_contain_text("You are acting for Grace Hopper.")
     expect(page.get_by_role("heading", level=1)).to_have_text("Grace Hopper\u2019s wallet")
-    page_check(page, "acting for someone dashboard")
-    _at_375(page, "acting for someone dashboard 375")
+    check_at_375(page, "acting for someone dashboard")
 
     # Approve her request: Ada's passkey (the browser's device) signs the same terms.
     page.goto(f"/wallet/grants/{grant.id}")
@@ -104,8 +87,7 @@ def test_acting_for_someone(live_wallet: LiveVault, vault_state: AppState, page:
     assert entry["body"]["subject"] == grace.subject
     assert entry["body"]["delegation_id"] == rid and entry["body"]["actor"] != grace.subject
     expect(page.get_by_text("Approved on your behalf by Ada Lovelace")).to_be_visible()
-    page_check(page, "acting for someone grant approved")
-    _at_375(page, "acting for someone grant approved 375")
+    check_at_375(page, "acting for someone grant approved")
 
     # Back to herself: no banner, her own (empty) grants.
     page.get_by_label("Acting for").select_option(label="Myself")

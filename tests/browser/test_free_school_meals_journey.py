@@ -19,7 +19,13 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import pytest
-from browser.harness import MOBILE_VIEWPORT, Authenticator, at, button, newest_citizen, page_check
+from browser.harness import (
+    Authenticator,
+    at,
+    button,
+    check_at_375,
+    newest_citizen,
+)
 from livevault import LiveVault
 from support.cityworld import Town, open_city
 
@@ -58,18 +64,6 @@ def _until(page: Page, text: str, *, timeout: float = 20.0) -> None:
         page.reload()
 
 
-def _at_375(page: Page, name: str) -> None:
-    """axe and screenshots (page_check), and no sideways scrolling at 375 px."""
-    page_check(page, name)
-    page.set_viewport_size(MOBILE_VIEWPORT)
-    try:
-        width, inner = page.evaluate("[document.documentElement.scrollWidth, "
-                                     "window.innerWidth]")
-        assert width <= inner, f"{page.url} is {width} px wide in a {inner} px window"
-    finally:
-        page.set_viewport_size(DESKTOP_VIEWPORT)  # type: ignore[arg-type]
-
-
 def _switch(page: Page, to: str) -> None:
     """The header's "Acting for" switch."""
     page.get_by_label("Acting for").select_option(label=to)
@@ -104,21 +98,21 @@ def test_a_parent_acting_for_their_child_gets_free_school_meals_and_the_child_se
     button(page, "Award Universal Credit").click()
     page.wait_for_url(re.compile(re.escape(agency) + "/$"))
     expect(page.get_by_text("Universal Credit awarded")).to_be_visible()
-    _at_375(page, "agency household award")
+    check_at_375(page, "agency household award")
 
     page.goto(desk)
     button(page, "Share from your child's vault").click()
     _consent(page, "School")
     page.wait_for_url(re.compile(re.escape(desk) + "/$"))
     expect(page.get_by_text(school.ELIGIBLE, exact=True)).to_be_visible()  # at once
-    _at_375(page, "school eligible")
+    check_at_375(page, "school eligible")
 
     page.goto(agency)
     button(page, "The Universal Credit award ends").click()
     page.wait_for_url(re.compile(re.escape(agency) + "/$"))
     page.goto(desk)
     _until(page, school.NOT_ELIGIBLE)
-    _at_375(page, "school not eligible")
+    check_at_375(page, "school not eligible")
 
     # The parent, as themself again, hands the vault over.
     page.goto("/wallet/children")
@@ -139,6 +133,6 @@ def test_a_parent_acting_for_their_child_gets_free_school_meals_and_the_child_se
         child.goto("/wallet/grants")
         card = child.locator("article, li").filter(has_text="Riverside Primary School")
         expect(card.get_by_text("Approved on your behalf by Ngozi Okafor")).to_be_visible()
-        _at_375(child, "child's grants after handover")
+        check_at_375(child, "child's grants after handover")
     finally:
         theirs.close()

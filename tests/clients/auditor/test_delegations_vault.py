@@ -23,7 +23,7 @@ from clients.auditor.cli import app
 from clients.auditor.delegations import NEEDS
 from clients.auditor.receipt import verify_receipt
 from clients.auditor.story import StoryChecker
-from ledger.entry import encode_sealed_entry, parse_entry
+from ledger.entry import Entry, encode_sealed_entry, parse_entry
 from ledger.note import Signer
 from ledger.sealing import seal
 from vault.domain.grants import ENTRY_KIND, GrantAction
@@ -86,6 +86,16 @@ def delegated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Delegated]:
     ctx.engine.dispose()
 
 
+def _story_checked(wallet: Wallet) -> tuple[StoryChecker, list[Entry]]:
+    """Every entry the vault wrote, opened, through the auditor's story checks."""
+    checker = StoryChecker(rp_id=RP_ID, origins=[ORIGIN])
+    entries = wallet.entries()
+    for e in entries:
+        checker.feed_parts(e.seq, e.kind, e.time, dict(e.body))
+    checker.finish()
+    return checker, entries
+
+
 def test_the_auditor_needs_what_the_vault_asks_for() -> None:
     for action, needed in DELEGATED.items():
         assert NEEDS[ENTRY_KIND[action]] == needed.value, action
@@ -93,11 +103,7 @@ def test_the_auditor_needs_what_the_vault_asks_for() -> None:
 
 def test_a_ledger_with_a_delegates_actions_verifies_as_the_vault_wrote_it(
         delegated: Delegated) -> None:
-    checker = StoryChecker(rp_id=RP_ID, origins=[ORIGIN])
-    entries = delegated.wallet.entries()
-    for e in entries:
-        checker.feed_parts(e.seq, e.kind, e.time, dict(e.body))
-    checker.finish()
+    checker, entries = _story_checked(delegated.wallet)
     assert checker.failures == [] and checker.warnings == []
     assert (checker.stats.delegations, checker.stats.delegated_actions) == (1, 3)
     acted = [e for e in entries if e.body.get("actor") == delegated.delegate]
@@ -137,11 +143,7 @@ def test_a_childs_vault_made_and_handed_over_verifies(tmp_path: Path) -> None:
     second = ask(ctx, World(blue_badge(ctx), child, ""))
     grants.approve_grant(ctx, second.id, citizen_id=child,
                          proof=child_device.proof(challenge=second.terms_hash))
-    checker = StoryChecker(rp_id=RP_ID, origins=[ORIGIN])
-    entries = wallet.entries()
-    for e in entries:
-        checker.feed_parts(e.seq, e.kind, e.time, dict(e.body))
-    checker.finish()
+    checker, entries = _story_checked(wallet)
     assert checker.failures == [], checker.failures
     # The child's two first records and the first approval were the parent's.
     assert (checker.stats.delegations, checker.stats.delegated_actions) == (1, 3)
@@ -169,11 +171,7 @@ def test_an_erasure_ending_the_erased_persons_delegations_verifies(tmp_path: Pat
     grants.approve_grant(ctx, grant.id, citizen_id=ids["bob"], actor_id=ids["cy"],
                          proof=devices["cy"].proof(challenge=grant.terms_hash))
     citizens.erase_citizen(ctx, ids["bob"])
-    checker = StoryChecker(rp_id=RP_ID, origins=[ORIGIN])
-    entries = wallet.entries()
-    for e in entries:
-        checker.feed_parts(e.seq, e.kind, e.time, dict(e.body))
-    checker.finish()
+    checker, entries = _story_checked(wallet)
     assert checker.failures == [], checker.failures
     assert [e.body.get("by") for e in entries if e.kind == "delegation.revoked"] == [
         "citizen_erased", "citizen_erased"]

@@ -346,13 +346,21 @@ def test_told_exactly_the_live_reading_grants_over_the_change(
 
 # -- atomic, exactly once ---------------------------------------------------------------------
 
-def test_a_change_that_rolls_back_tells_no_one(ctx: VaultContext, reader: Setting) -> None:
+@pytest.mark.parametrize("inline", [0, 100], ids=["by the teller", "inline"])
+def test_a_change_that_rolls_back_tells_no_one(ctx: VaultContext, reader: Setting,
+                                               inline: int) -> None:
+    """Whether the change leaves a row for the teller or queues its message itself, both
+    roll back with it."""
+    ctx = replace_ctx(ctx, tell_inline=inline)
     _live_grant(ctx, reader, categories=["address.home"], derived=[])
     with pytest.raises(RuntimeError), unit_of_work(ctx) as work:
         entry = work.ledger.append("record.deleted", {"subject": "x", "category":
                                                       "address.home", "versions": 1})
         tell_changed(work, citizen_id=reader.citizen, categories=["address.home"],
                      ledger_index=entry.seq)
+        queued = work.session.exec(select(WebhookMessageRow).where(
+            col(WebhookMessageRow.event) == "record.changed")).all()
+        assert len(queued) == (1 if inline else 0)
         raise RuntimeError("the change fails after telling")
     assert _pending(ctx) == []
     assert tell_pending(ctx) == 0 and _told(ctx) == []
@@ -536,21 +544,6 @@ def test_more_grants_than_told_inline_are_left_to_the_teller(ctx: VaultContext,
     assert _told(ctx) == [] and len(_pending(ctx)) == 1  # 2 > 1: one row, no message
     assert tell_pending(ctx) == 1
     assert {t["data"]["grant_id"] for t in _told(ctx)} == grants_
-
-
-def test_a_change_told_inline_that_rolls_back_tells_no_one(ctx: VaultContext,
-                                                           reader: Setting) -> None:
-    inline = replace_ctx(ctx, tell_inline=100)
-    _live_grant(inline, reader, categories=["address.home"], derived=[])
-    with pytest.raises(RuntimeError), unit_of_work(inline) as work:
-        entry = work.ledger.append("record.deleted", {"subject": "x", "category":
-                                                      "address.home", "versions": 1})
-        tell_changed(work, citizen_id=reader.citizen, categories=["address.home"],
-                     ledger_index=entry.seq)
-        assert len(work.session.exec(select(WebhookMessageRow).where(
-            col(WebhookMessageRow.event) == "record.changed")).all()) == 1
-        raise RuntimeError("the change fails after telling")
-    assert _told(ctx) == [] and _pending(ctx) == []
 
 
 def test_an_issuers_batch_of_writes_is_told_inline(ctx: VaultContext, reader: Setting,
